@@ -1,0 +1,276 @@
+/* Graph documents: reading JSON with line/column errors, resolving
+ * includes into one merged object, and -D overrides. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/internal.h"
+
+bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (jpath && *jpath) return diag_error(d, EXIT_BADINPUT, "%s: %s: %s", file, jpath, msg);
+    return diag_error(d, EXIT_BADINPUT, "%s: %s", file, msg);
+}
+
+bool check_keys(Diag *d, const char *file, const char *jpath, const cJSON *obj,
+                const char *const *allowed) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        if (strcmp(it->string, DOC_FILE_KEY) == 0) continue;
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, it->string) != 0) a++;
+        if (*a) continue;
+        char list[1024] = "";
+        for (a = allowed; *a; a++) {
+            strncat(list, a == allowed ? "" : ", ", sizeof list - strlen(list) - 1);
+            strncat(list, *a, sizeof list - strlen(list) - 1);
+        }
+        return ferr(d, file, jpath, "unknown key '%s' (allowed: %s)", it->string, list);
+    }
+    return true;
+}
+
+const char *doc_file_of(const cJSON *obj, const char *fallback) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, DOC_FILE_KEY);
+    return cJSON_IsString(f) ? f->valuestring : fallback;
+}
+
+static char *read_file(const char *path, Diag *d) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        diag_error(d, EXIT_BADINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        diag_error(d, EXIT_BADINPUT, "%s: cannot read", path);
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static cJSON *parse_json(const char *path, Diag *d) {
+    char *text = read_file(path, d);
+    if (!text) return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, true);
+    if (!root) {
+        const char *at = end ? end : text;
+        int line = 1, col = 1;
+        for (const char *p = text; p < at && *p; p++) {
+            if (*p == '\n') line++, col = 1;
+            else col++;
+        }
+        diag_error(d, EXIT_BADINPUT, "%s:%d:%d: malformed JSON near '%.20s'", path, line, col, at);
+    } else if (!cJSON_IsObject(root)) {
+        diag_error(d, EXIT_BADINPUT, "%s: the top level must be a JSON object", path);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    free(text);
+    return root;
+}
+
+static const char *const TOP_KEYS[] = {"igrc",  "name",  "description", "include", "inputs",
+                                       "networks", "blocks", "params", "network", "batch",
+                                       "data",  "train", "eval", NULL};
+static const char *const UNION_SECTIONS[] = {"networks", "blocks", NULL};
+static const char *const OVERRIDE_SECTIONS[] = {"params", "inputs", "train", "eval", NULL};
+
+/* Moves every entry of src's section into dst's, tagging definitions with
+ * their file; a name defined twice is an error naming both files. */
+static bool merge_union(cJSON *dst, cJSON *src, const char *sec, const char *file, Diag *d) {
+    cJSON *from = cJSON_GetObjectItemCaseSensitive(src, sec);
+    if (!from) return true;
+    if (!cJSON_IsObject(from)) return ferr(d, file, sec, "must be an object");
+    cJSON *to = cJSON_GetObjectItemCaseSensitive(dst, sec);
+    if (!to) to = cJSON_AddObjectToObject(dst, sec);
+    while (from->child) {
+        cJSON *item = cJSON_DetachItemViaPointer(from, from->child);
+        if (!cJSON_IsObject(item)) {
+            ferr(d, file, sec, "entry '%s' must be an object", item->string);
+            cJSON_Delete(item);
+            return false;
+        }
+        cJSON *prev = cJSON_GetObjectItemCaseSensitive(to, item->string);
+        if (prev) {
+            ferr(d, file, sec, "'%s' is also defined in %s", item->string, doc_file_of(prev, "?"));
+            cJSON_Delete(item);
+            return false;
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(item, DOC_FILE_KEY))
+            cJSON_AddStringToObject(item, DOC_FILE_KEY, file);
+        cJSON_AddItemToObject(to, item->string, item);
+    }
+    return true;
+}
+
+/* Later definitions override earlier ones key by key. */
+static bool merge_override(cJSON *dst, cJSON *src, const char *sec, const char *file, Diag *d) {
+    cJSON *from = cJSON_GetObjectItemCaseSensitive(src, sec);
+    if (!from) return true;
+    if (!cJSON_IsObject(from)) return ferr(d, file, sec, "must be an object");
+    cJSON *to = cJSON_GetObjectItemCaseSensitive(dst, sec);
+    if (!to) to = cJSON_AddObjectToObject(dst, sec);
+    while (from->child) {
+        cJSON *item = cJSON_DetachItemViaPointer(from, from->child);
+        cJSON_DeleteItemFromObjectCaseSensitive(to, item->string);
+        cJSON_AddItemToObject(to, item->string, item);
+    }
+    return true;
+}
+
+static bool merge_into(cJSON *dst, cJSON *src, const char *file, Diag *d) {
+    for (const char *const *s = UNION_SECTIONS; *s; s++)
+        if (!merge_union(dst, src, *s, file, d)) return false;
+    for (const char *const *s = OVERRIDE_SECTIONS; *s; s++)
+        if (!merge_override(dst, src, *s, file, d)) return false;
+    static const char *const scalars[] = {"name", "network", "batch", "data", "description", NULL};
+    for (const char *const *s = scalars; *s; s++) {
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(src, *s);
+        if (!v) continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(dst, *s);
+        cJSON_AddItemToObject(dst, *s, v);
+    }
+    return true;
+}
+
+typedef struct Stack {
+    const char *real;
+    const struct Stack *up;
+} Stack;
+
+static cJSON *load_rec(const char *path, const char *from, const Stack *up, Diag *d);
+
+static bool check_version(const cJSON *root, const char *path, Diag *d) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "igrc");
+    if (v && !(cJSON_IsNumber(v) && v->valuedouble == 1))
+        return ferr(d, path, "igrc", "this igrc reads graph format 1");
+    return check_keys(d, path, "", root, TOP_KEYS);
+}
+
+/* Path of an include, relative to the including file's directory. */
+static void include_path(const char *from, const char *inc, char *out, size_t cap) {
+    const char *slash = strrchr(from, '/');
+    if (inc[0] == '/' || !slash) snprintf(out, cap, "%s", inc);
+    else snprintf(out, cap, "%.*s/%s", (int)(slash - from), from, inc);
+}
+
+static bool load_includes(cJSON *acc, const cJSON *root, const char *path, const Stack *here,
+                          Diag *d) {
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(root, "include");
+    if (!inc) return true;
+    if (!cJSON_IsArray(inc)) return ferr(d, path, "include", "must be a list of file names");
+    int i = 0;
+    for (const cJSON *it = inc->child; it; it = it->next, i++) {
+        char jp[64], sub[PATH_MAX];
+        snprintf(jp, sizeof jp, "include[%d]", i);
+        if (!cJSON_IsString(it)) return ferr(d, path, jp, "must be a file name");
+        include_path(path, it->valuestring, sub, sizeof sub);
+        cJSON *child = load_rec(sub, path, here, d);
+        if (!child) {
+            diag_prefix(d, "%s: %s", path, jp);
+            return false;
+        }
+        bool ok = merge_into(acc, child, sub, d);
+        cJSON_Delete(child);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static cJSON *load_rec(const char *path, const char *from, const Stack *up, Diag *d) {
+    char real[PATH_MAX];
+    if (!realpath(path, real)) {
+        if (from) diag_error(d, EXIT_BADINPUT, "included file %s not found", path);
+        else diag_error(d, EXIT_BADINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (const Stack *s = up; s; s = s->up)
+        if (strcmp(s->real, real) == 0) {
+            diag_error(d, EXIT_BADINPUT, "include cycle: %s includes itself again", path);
+            return NULL;
+        }
+    Stack here = {real, up};
+    cJSON *root = parse_json(path, d);
+    if (!root || !check_version(root, path, d)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON *acc = cJSON_CreateObject();
+    bool ok = load_includes(acc, root, path, &here, d) && merge_into(acc, root, path, d);
+    cJSON_Delete(root);
+    if (!ok) {
+        cJSON_Delete(acc);
+        return NULL;
+    }
+    return acc;
+}
+
+cJSON *doc_load(const char *path, Diag *d) { return load_rec(path, NULL, NULL, d); }
+
+/* ---- -D overrides ---- */
+
+static cJSON *parse_value(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (*s && *end == '\0') return cJSON_CreateNumber(v);
+    if (strcmp(s, "true") == 0) return cJSON_CreateTrue();
+    if (strcmp(s, "false") == 0) return cJSON_CreateFalse();
+    return cJSON_CreateString(s);
+}
+
+/* Finds the object holding `key` (dotted path) or, for a plain name, the
+ * first of params, train, eval and the top level that has it. */
+static cJSON *override_site(cJSON *doc, char *key, char **leaf) {
+    char *dot = strrchr(key, '.');
+    if (!dot) {
+        static const char *const where[] = {"params", "train", "eval", NULL};
+        *leaf = key;
+        for (const char *const *w = where; *w; w++) {
+            cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, *w);
+            if (o && cJSON_GetObjectItemCaseSensitive(o, key)) return o;
+        }
+        return cJSON_GetObjectItemCaseSensitive(doc, key) ? doc : NULL;
+    }
+    *dot = '\0';
+    *leaf = dot + 1;
+    cJSON *o = doc;
+    for (char *p = key, *q; p && o; p = q) {
+        q = strchr(p, '.');
+        if (q) *q++ = '\0';
+        o = cJSON_GetObjectItemCaseSensitive(o, p);
+    }
+    return o && cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, *leaf) ? o : NULL;
+}
+
+bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *defs, int n, Diag *d) {
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(defs[i], '=');
+        if (!eq || eq == defs[i])
+            return diag_error(d, EXIT_BADINPUT, "-D %s: expected key=value", defs[i]);
+        char key[256], *leaf;
+        snprintf(key, sizeof key, "%.*s", (int)(eq - defs[i]), defs[i]);
+        cJSON *site = override_site(doc, key, &leaf);
+        if (!site)
+            return diag_error(d, EXIT_BADINPUT,
+                              "-D %s: %s has no setting '%.*s' (looked in params, train, eval "
+                              "and the top level; use a dotted path for others)",
+                              defs[i], root_file, (int)(eq - defs[i]), defs[i]);
+        cJSON_ReplaceItemInObjectCaseSensitive(site, leaf, parse_value(eq + 1));
+    }
+    return true;
+}

@@ -1,0 +1,151 @@
+/* Graph file -> Module: inputs, settings, parameters and the `predict`
+ * entry point. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "frontend/internal.h"
+
+#define DEFAULT_BATCH 128
+
+static bool read_batch(const cJSON *doc, const char *file, const FrontendOptions *o,
+                       int64_t *batch, Diag *d) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(doc, "batch");
+    *batch = DEFAULT_BATCH;
+    if (b) {
+        if (!cJSON_IsNumber(b) || b->valuedouble < 1 || b->valuedouble > 1 << 20 ||
+            b->valuedouble != floor(b->valuedouble))
+            return ferr(d, file, "batch", "must be an integer in [1, 1048576]");
+        *batch = (int64_t)b->valuedouble;
+    }
+    if (o && o->batch > 0) *batch = o->batch;
+    return true;
+}
+
+/* One entry of "inputs": {"shape": ["B", 1, 28, 28], "dtype": "f32",
+ * "range": [0, 1], "classes": 10}; "B" is the batch. */
+static bool read_input(Module *m, const cJSON *in, const char *file, Diag *d) {
+    static const char *const keys[] = {"shape", "dtype", "range", "classes", NULL};
+    char jp[300];
+    snprintf(jp, sizeof jp, "inputs.%s", in->string);
+    if (!cJSON_IsObject(in)) return ferr(d, file, jp, "must be an object");
+    if (!check_keys(d, file, jp, in, keys)) return false;
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "dtype");
+    Type t = {.dtype = DT_F32};
+    if (dt && (!cJSON_IsString(dt) || !dtype_parse(dt->valuestring, &t.dtype)))
+        return ferr(d, file, jp, "'dtype' must be one of f32, f64, i32, bool");
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) > IR_MAX_RANK)
+        return ferr(d, file, jp, "'shape' must be a list of at most %d dims", IR_MAX_RANK);
+    bool batched = false;
+    for (const cJSON *s = shape->child; s; s = s->next) {
+        if (cJSON_IsString(s) && strcmp(s->valuestring, "B") == 0 && t.rank == 0) {
+            t.dim[t.rank++] = m->batch;
+            batched = true;
+        } else if (cJSON_IsNumber(s) && s->valuedouble >= 1 && s->valuedouble <= 1 << 24 &&
+                   s->valuedouble == floor(s->valuedouble)) {
+            t.dim[t.rank++] = (int64_t)s->valuedouble;
+        } else {
+            return ferr(d, file, jp, "'shape' entries must be positive integers or a leading \"B\"");
+        }
+    }
+    InputDesc *desc = module_add_input(m, in->string, t);
+    desc->batched = batched;
+    const cJSON *range = cJSON_GetObjectItemCaseSensitive(in, "range");
+    if (range) {
+        if (cJSON_GetArraySize(range) != 2 || !cJSON_IsNumber(range->child) ||
+            !cJSON_IsNumber(range->child->next) ||
+            range->child->valuedouble > range->child->next->valuedouble)
+            return ferr(d, file, jp, "'range' must be [lo, hi] with lo <= hi");
+        desc->lo = range->child->valuedouble;
+        desc->hi = range->child->next->valuedouble;
+    }
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(in, "classes");
+    if (cl) {
+        if (!cJSON_IsNumber(cl) || cl->valuedouble < 2 || cl->valuedouble != floor(cl->valuedouble))
+            return ferr(d, file, jp, "'classes' must be an integer >= 2");
+        desc->classes = (int)cl->valuedouble;
+    }
+    return true;
+}
+
+/* train.* and eval.* become module settings ("train.lr"), as do data/name. */
+static bool read_settings(Module *m, const cJSON *doc, const char *file, Diag *d) {
+    static const char *const secs[] = {"train", "eval", NULL};
+    for (const char *const *s = secs; *s; s++) {
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, *s);
+        for (const cJSON *it = sec ? sec->child : NULL; it; it = it->next) {
+            char key[300];
+            snprintf(key, sizeof key, "%s.%s", *s, it->string);
+            if (cJSON_IsNumber(it)) module_set_num(m, key, it->valuedouble);
+            else if (cJSON_IsBool(it)) module_set_num(m, key, cJSON_IsTrue(it));
+            else if (cJSON_IsString(it)) module_set_str(m, key, it->valuestring);
+            else return ferr(d, file, key, "settings must be numbers, booleans or strings");
+        }
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
+    if (data && !cJSON_IsString(data)) return ferr(d, file, "data", "must be a data set name");
+    if (data) module_set_str(m, "data", data->valuestring);
+    return true;
+}
+
+static const char *pick_network(const cJSON *doc, const char *file, Diag *d) {
+    const cJSON *sel = cJSON_GetObjectItemCaseSensitive(doc, "network");
+    const cJSON *nets = cJSON_GetObjectItemCaseSensitive(doc, "networks");
+    if (sel) {
+        if (!cJSON_IsString(sel)) return ferr(d, file, "network", "must name a network"), NULL;
+        return sel->valuestring;
+    }
+    int n = nets ? cJSON_GetArraySize(nets) : 0;
+    if (n == 1) return nets->child->string;
+    ferr(d, file, "network", n ? "several networks: name the model's one with \"network\""
+                               : "the file defines no network");
+    return NULL;
+}
+
+/* predict(x) -> logits, the network in evaluation mode. */
+static bool build_predict(Module *m, const cJSON *doc, const char *file, Diag *d) {
+    const char *net = pick_network(doc, file, d);
+    if (!net) return false;
+    const cJSON *def = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "networks"), net);
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(def, "input");
+    const char *iname = cJSON_IsString(in) ? in->valuestring : "x";
+    const InputDesc *desc = NULL;
+    for (int i = 0; i < m->ninputs; i++)
+        if (strcmp(m->inputs[i].name, iname) == 0) desc = &m->inputs[i];
+    if (!desc)
+        return ferr(d, doc_file_of(def, file), "inputs",
+                    "network '%s' reads input '%s', which \"inputs\" does not describe", net, iname);
+    Builder b = {m, module_add_func(m, "predict"), d};
+    NetEnv env = {.b = &b, .doc = doc, .root_file = file, .training = false, .rng_key = -1,
+                  .notes = true};
+    int x = b_input(&b, iname, desc->type);
+    int y = net_emit(&env, net, x);
+    if (y < 0) return false;
+    func_add_output(m, b.f, "logits", y);
+    return true;
+}
+
+Module *frontend_load(const char *path, const FrontendOptions *o, Diag *d) {
+    cJSON *doc = doc_load(path, d);
+    if (!doc) return NULL;
+    Module *m = NULL;
+    if (o && !doc_apply_defines(doc, path, o->defines, o->ndefines, d)) goto done;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char stem[256];
+    snprintf(stem, sizeof stem, "%.*s", (int)strcspn(base, "."), base);
+    m = module_new(cJSON_IsString(name) ? name->valuestring : stem);
+    if (!read_batch(doc, path, o, &m->batch, d)) goto fail;
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(doc, "inputs");
+    for (const cJSON *in = inputs ? inputs->child : NULL; in; in = in->next)
+        if (!read_input(m, in, path, d)) goto fail;
+    if (!read_settings(m, doc, path, d) || !build_predict(m, doc, path, d)) goto fail;
+    goto done;
+fail:
+    module_free(m);
+    m = NULL;
+done:
+    cJSON_Delete(doc);
+    return m;
+}

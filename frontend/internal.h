@@ -1,0 +1,42 @@
+/* Frontend internals shared by its files: the merged document and error
+ * helpers that name the file and JSON path. */
+#ifndef IGRC_FRONTEND_INTERNAL_H
+#define IGRC_FRONTEND_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "frontend/frontend.h"
+#include "ir/builder.h"
+
+/* Key under which merging records the file a network or block came from. */
+#define DOC_FILE_KEY "__file__"
+
+/* Loads path and its includes into one object (caller deletes it). */
+cJSON *doc_load(const char *path, Diag *d);
+/* Applies -D key=value overrides to the merged document. */
+bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *defs, int n, Diag *d);
+/* The file an object was defined in (DOC_FILE_KEY), else fallback. */
+const char *doc_file_of(const cJSON *obj, const char *fallback);
+
+/* "file: path: message", exit class EXIT_BADINPUT; returns false. */
+bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Checks that obj has only keys from the NULL-terminated list. */
+bool check_keys(Diag *d, const char *file, const char *jpath, const cJSON *obj,
+                const char *const *allowed);
+
+/* Lowering of networks (frontend/net.c). */
+typedef struct {
+    Builder *b;
+    const cJSON *doc;     /* merged document */
+    const char *root_file;
+    bool training;        /* batch-norm statistics and dropout */
+    int rng_key;          /* i32[2] value for dropout masks, -1 if none */
+    bool notes;           /* record graph nodes (module_note) */
+} NetEnv;
+
+/* Emits network `name` applied to value x; returns its output value id. */
+int net_emit(NetEnv *env, const char *name, int x);
+
+#endif

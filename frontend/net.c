@@ -1,0 +1,595 @@
+/* Lowering networks and blocks to IR. A network (or a block instance) is
+ * a list of layer nodes; each layer becomes IR nodes named after its id,
+ * and its parameters get PyTorch state_dict names (prefix + id + ".weight"). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/internal.h"
+
+#define MAX_BLOCK_DEPTH 16
+
+typedef struct {
+    NetEnv *env;
+    const char *file;   /* file the network or block was defined in */
+    const char *where;  /* "networks.smallcnn" or "blocks.basic_block" */
+    const char *prefix; /* "" or "layer1.0." */
+    const cJSON *args;  /* block arguments, NULL for a network */
+    StrMap *ids;        /* local id -> value id */
+    int depth;
+} Net;
+
+/* The node being lowered, for error messages. */
+typedef struct {
+    Net *net;
+    const cJSON *js;
+    const char *id;
+    char jpath[512];
+} Cur;
+
+static Arena *arena_of(Net *n) { return n->env->b->m->arena; }
+static Diag *diag_of(Net *n) { return n->env->b->d; }
+
+static bool err(Cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool err(Cur *c, const char *fmt, ...) {
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ferr(diag_of(c->net), c->net->file, c->jpath, "%s", msg);
+}
+
+/* ---- attribute values, with "$name" references to block args or params ---- */
+
+static const cJSON *resolve(Cur *c, const cJSON *v, const char *key) {
+    for (int hops = 0; cJSON_IsString(v) && v->valuestring[0] == '$'; hops++) {
+        const char *ref = v->valuestring + 1;
+        const cJSON *hit = c->net->args ? cJSON_GetObjectItemCaseSensitive(c->net->args, ref) : NULL;
+        if (!hit) {
+            const cJSON *params = cJSON_GetObjectItemCaseSensitive(c->net->env->doc, "params");
+            hit = params ? cJSON_GetObjectItemCaseSensitive(params, ref) : NULL;
+        }
+        if (!hit || hops > 8) {
+            err(c, "attribute '%s': '$%s' names no block argument or params entry", key, ref);
+            return NULL;
+        }
+        v = hit;
+    }
+    return v;
+}
+
+static const cJSON *attr_of(Cur *c, const char *key, bool required, bool *missing) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->js, key);
+    *missing = !v;
+    if (!v) {
+        if (required) err(c, "attribute '%s' is required", key);
+        return NULL;
+    }
+    return resolve(c, v, key);
+}
+
+/* An integer attribute in [lo, hi]; dflt when absent and not required. */
+static bool get_int(Cur *c, const char *key, bool required, int64_t dflt, int64_t lo, int64_t hi,
+                    int64_t *out) {
+    bool missing;
+    const cJSON *v = attr_of(c, key, required, &missing);
+    if (missing) {
+        *out = dflt;
+        return !required;
+    }
+    if (!v) return false;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return err(c, "attribute '%s' must be an integer", key);
+    if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
+        return err(c, "attribute '%s' = %g is out of range [%lld, %lld]", key, v->valuedouble,
+                   (long long)lo, (long long)hi);
+    *out = (int64_t)v->valuedouble;
+    return true;
+}
+
+/* An integer or a pair [a, b] (kernel, stride, padding). */
+static bool get_pair(Cur *c, const char *key, bool required, int64_t dflt, int64_t lo,
+                     int64_t out[2]) {
+    bool missing;
+    const cJSON *v = attr_of(c, key, required, &missing);
+    if (!missing && v && cJSON_IsArray(v)) {
+        const cJSON *a = v->child, *b = a ? a->next : NULL;
+        if (!a || !b || b->next || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) ||
+            a->valuedouble != floor(a->valuedouble) || b->valuedouble != floor(b->valuedouble) ||
+            a->valuedouble < (double)lo || b->valuedouble < (double)lo || a->valuedouble > 1e6 ||
+            b->valuedouble > 1e6)
+            return err(c, "attribute '%s' must be an integer >= %lld or a pair of them", key,
+                       (long long)lo);
+        out[0] = (int64_t)a->valuedouble;
+        out[1] = (int64_t)b->valuedouble;
+        return true;
+    }
+    if (!get_int(c, key, required, dflt, lo, 1000000, &out[0])) return false;
+    out[1] = out[0];
+    return true;
+}
+
+static bool get_num(Cur *c, const char *key, double dflt, double lo, double hi, double *out) {
+    bool missing;
+    const cJSON *v = attr_of(c, key, false, &missing);
+    *out = dflt;
+    if (missing) return true;
+    if (!v) return false;
+    if (!cJSON_IsNumber(v)) return err(c, "attribute '%s' must be a number", key);
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi))
+        return err(c, "attribute '%s' = %g is out of range [%g, %g]", key, v->valuedouble, lo, hi);
+    *out = v->valuedouble;
+    return true;
+}
+
+static bool get_bool(Cur *c, const char *key, bool dflt, bool *out) {
+    bool missing;
+    const cJSON *v = attr_of(c, key, false, &missing);
+    *out = dflt;
+    if (missing) return true;
+    if (!v) return false;
+    if (!cJSON_IsBool(v)) return err(c, "attribute '%s' must be true or false", key);
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+static bool get_str(Cur *c, const char *key, const char *dflt, const char **out) {
+    bool missing;
+    const cJSON *v = attr_of(c, key, false, &missing);
+    *out = dflt;
+    if (missing) return true;
+    if (!v) return false;
+    if (!cJSON_IsString(v)) return err(c, "attribute '%s' must be a string", key);
+    *out = v->valuestring;
+    return true;
+}
+
+/* ---- parameters ---- */
+
+/* Init spec by name; fan_in is the weight's inputs per output. */
+static bool init_spec(Cur *c, const char *key, const char *dflt, int64_t fan_in, InitSpec *out) {
+    const char *name;
+    if (!get_str(c, key, dflt, &name)) return false;
+    double fi = (double)(fan_in > 0 ? fan_in : 1);
+    if (strcmp(name, "kaiming_normal") == 0) *out = (InitSpec){INIT_NORMAL, sqrt(2.0 / fi)};
+    else if (strcmp(name, "kaiming_uniform") == 0) *out = (InitSpec){INIT_UNIFORM, sqrt(6.0 / fi)};
+    else if (strcmp(name, "default") == 0) *out = (InitSpec){INIT_UNIFORM, 1.0 / sqrt(fi)};
+    else if (strcmp(name, "zeros") == 0) *out = (InitSpec){INIT_ZEROS, 0};
+    else if (strcmp(name, "ones") == 0) *out = (InitSpec){INIT_ONES, 0};
+    else
+        return err(c, "attribute '%s': unknown init '%s' (known: kaiming_normal, "
+                      "kaiming_uniform, default, zeros, ones)", key, name);
+    return true;
+}
+
+/* Creates (or, on a later instantiation, reuses) parameter prefix+id+suffix. */
+static int param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainable) {
+    Builder *b = c->net->env->b;
+    const char *name = arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, suffix);
+    int p = module_find_param(b->m, name);
+    if (p >= 0 && !type_equal(&b->m->params[p].type, &t)) {
+        char a[128], e[128];
+        err(c, "parameter '%s' is %s here but %s elsewhere", name, type_str(&t, a, sizeof a),
+            type_str(&b->m->params[p].type, e, sizeof e));
+        return -1;
+    }
+    if (p < 0) module_add_param(b->m, name, t, init, trainable);
+    return b_param(b, name);
+}
+
+/* ---- layers ---- */
+
+static const char *vname(Cur *c, const char *part) {
+    if (!part) return arena_printf(arena_of(c->net), "%s%s", c->net->prefix, c->id);
+    return arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, part);
+}
+
+static bool need_rank(Cur *c, int x, int rank, const char *what) {
+    const Type *t = b_type(c->net->env->b, x);
+    char s[128];
+    if (t->rank == rank) return true;
+    return err(c, "expects %s, got %s", what, type_str(t, s, sizeof s));
+}
+
+/* Adds a per-channel bias along axis 1. */
+static int add_bias(Cur *c, int y, int64_t channels, const char *init_key, int64_t fan_in) {
+    Builder *b = c->net->env->b;
+    InitSpec init;
+    if (!init_spec(c, init_key, "default", fan_in, &init)) return -1;
+    int bias = param(c, "bias", type_make(b_type(b, y)->dtype, 1, &channels), init, true);
+    int bb = b_bcast_axis(b, vname(c, "bias.b"), bias, b_type(b, y), 1);
+    return b_binary(b, OP_ADD, vname(c, NULL), y, bb);
+}
+
+static int conv2d(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "out_channels", "kernel", "stride",
+                                       "padding", "bias", "init", "bias_init", NULL};
+    Builder *b = c->net->env->b;
+    int64_t oc, k[2], s[2], p[2];
+    bool bias;
+    InitSpec init;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") ||
+        !get_int(c, "out_channels", true, 0, 1, 1 << 20, &oc) ||
+        !get_pair(c, "kernel", true, 1, 1, k) || !get_pair(c, "stride", false, 1, 1, s) ||
+        !get_pair(c, "padding", false, 0, 0, p) || !get_bool(c, "bias", true, &bias))
+        return -1;
+    const Type *xt = b_type(b, x);
+    int64_t fan_in = xt->dim[1] * k[0] * k[1];
+    if (!init_spec(c, "init", "default", fan_in, &init)) return -1;
+    int64_t wd[4] = {oc, xt->dim[1], k[0], k[1]};
+    int w = param(c, "weight", type_make(xt->dtype, 4, wd), init, true);
+    if (w < 0) return -1;
+    Attr a[2] = {attr_ints("padding", p, 2), attr_ints("stride", s, 2)};
+    int ins[2] = {x, w};
+    int y = b_node(b, OP_CONV2D, vname(c, bias ? "conv" : NULL), ins, 2, a, 2);
+    return bias && y >= 0 ? add_bias(c, y, oc, "bias_init", fan_in) : y;
+}
+
+static int linear(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "out_features", "bias", "init",
+                                       "bias_init", NULL};
+    Builder *b = c->net->env->b;
+    int64_t of;
+    bool bias;
+    InitSpec init, binit;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !need_rank(c, x, 2, "a flat input [N,K] (add a flatten node)") ||
+        !get_int(c, "out_features", true, 0, 1, 1 << 24, &of) || !get_bool(c, "bias", true, &bias))
+        return -1;
+    const Type *xt = b_type(b, x);
+    int64_t fan_in = xt->dim[1], wd[2] = {of, fan_in};
+    if (!init_spec(c, "init", "default", fan_in, &init) ||
+        !init_spec(c, "bias_init", "default", fan_in, &binit))
+        return -1;
+    int ins[3] = {x, param(c, "weight", type_make(xt->dtype, 2, wd), init, true), -1};
+    if (bias) ins[2] = param(c, "bias", type_make(xt->dtype, 1, &of), binit, true);
+    if (ins[1] < 0 || (bias && ins[2] < 0)) return -1;
+    return b_node(b, OP_LINEAR, vname(c, NULL), ins, bias ? 3 : 2, NULL, 0);
+}
+
+static int batch_norm(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "eps", "momentum", NULL};
+    Builder *b = c->net->env->b;
+    double eps, momentum;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_num(c, "eps", 1e-5, 0, 1, &eps) || !get_num(c, "momentum", 0.1, 0, 1, &momentum))
+        return -1;
+    const Type *xt = b_type(b, x);
+    if (xt->rank < 2) return err(c, "expects an input [N,C,...]"), -1;
+    Type ct = type_make(xt->dtype, 1, &xt->dim[1]);
+    int ins[5] = {x, param(c, "weight", ct, (InitSpec){INIT_ONES, 0}, true),
+                  param(c, "bias", ct, (InitSpec){INIT_ZEROS, 0}, true),
+                  param(c, "running_mean", ct, (InitSpec){INIT_ZEROS, 0}, false),
+                  param(c, "running_var", ct, (InitSpec){INIT_ONES, 0}, false)};
+    for (int i = 1; i < 5; i++)
+        if (ins[i] < 0) return -1;
+    Attr a[3] = {attr_float("eps", eps), attr_int("training", c->net->env->training)};
+    (void)momentum; /* used by the training lowering's running-statistics update */
+    return b_node(b, OP_BATCH_NORM, vname(c, NULL), ins, 5, a, 2);
+}
+
+static int pool(Cur *c, int x, OpKind op) {
+    static const char *const keys[] = {"id", "op", "inputs", "kernel", "stride", "padding", NULL};
+    int64_t k[2], s[2], p[2];
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") || !get_pair(c, "kernel", true, 1, 1, k) ||
+        !get_pair(c, "stride", false, k[0], 1, s) || !get_pair(c, "padding", false, 0, 0, p))
+        return -1;
+    if (op == OP_AVGPOOL2D && (p[0] || p[1])) return err(c, "avgpool2d takes no padding"), -1;
+    if (!cJSON_GetObjectItemCaseSensitive(c->js, "stride")) s[0] = k[0], s[1] = k[1];
+    Attr a[3] = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("padding", p, 2)};
+    return b_node(c->net->env->b, op, vname(c, NULL), &x, 1, a, op == OP_MAXPOOL2D ? 3 : 2);
+}
+
+static int flatten(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", NULL};
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
+    const Type *t = b_type(c->net->env->b, x);
+    int64_t dims[2] = {t->rank ? t->dim[0] : 1, t->rank ? type_numel(t) / t->dim[0] : 1};
+    return b_reshape(c->net->env->b, vname(c, NULL), x, 2, dims);
+}
+
+static int dropout(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "p", NULL};
+    double p;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_num(c, "p", 0.5, 0, 0.99, &p))
+        return -1;
+    NetEnv *env = c->net->env;
+    if (!env->training || p == 0) return x; /* identity in evaluation */
+    if (env->rng_key < 0) return err(c, "dropout in training needs a random key"), -1;
+    uint32_t stream = 2166136261u; /* FNV-1a of the full name: stable per node */
+    for (const char *s = vname(c, NULL); *s; s++) stream = (stream ^ (uint8_t)*s) * 16777619u;
+    Attr a[3] = {attr_float("p", p), attr_int("stream", stream), attr_int("training", 1)};
+    int ins[2] = {x, env->rng_key};
+    return b_node(env->b, OP_DROPOUT, vname(c, NULL), ins, 2, a, 3);
+}
+
+static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
+    static const char *const keys[] = {"id", "op", "inputs", NULL};
+    static const char *const skeys[] = {"id", "op", "inputs", "beta", NULL};
+    Builder *b = c->net->env->b;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js,
+                    op == OP_SOFTPLUS ? skeys : keys))
+        return -1;
+    if (nin != op_info(op)->min_inputs)
+        return err(c, "%s takes %d input(s), %d given", op_name(op), op_info(op)->min_inputs, nin),
+               -1;
+    if (op == OP_SOFTPLUS) {
+        double beta;
+        if (!get_num(c, "beta", 1.0, 1e-6, 1e6, &beta)) return -1;
+        Attr a = attr_float("beta", beta);
+        return b_node(b, op, vname(c, NULL), ins, 1, &a, 1);
+    }
+    return b_node(b, op, vname(c, NULL), ins, nin, NULL, 0);
+}
+
+static int block_instance(Cur *c, const int *ins, int nin);
+
+static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
+    if (strcmp(op, "identity") == 0) return ins[0];
+    if (nin != 1 && strcmp(op, "add") && strcmp(op, "sub") && strcmp(op, "mul"))
+        return err(c, "'%s' takes one input, %d given", op, nin), -1;
+    if (strcmp(op, "conv2d") == 0) return conv2d(c, ins[0]);
+    if (strcmp(op, "linear") == 0) return linear(c, ins[0]);
+    if (strcmp(op, "batch_norm") == 0) return batch_norm(c, ins[0]);
+    if (strcmp(op, "maxpool2d") == 0) return pool(c, ins[0], OP_MAXPOOL2D);
+    if (strcmp(op, "avgpool2d") == 0) return pool(c, ins[0], OP_AVGPOOL2D);
+    if (strcmp(op, "flatten") == 0) return flatten(c, ins[0]);
+    if (strcmp(op, "dropout") == 0) return dropout(c, ins[0]);
+    static const struct { const char *name; OpKind op; } ew[] = {
+        {"relu", OP_RELU}, {"softplus", OP_SOFTPLUS}, {"sigmoid", OP_SIGMOID},
+        {"tanh", OP_TANH}, {"add", OP_ADD},           {"sub", OP_SUB},
+        {"mul", OP_MUL},   {"neg", OP_NEG},           {"abs", OP_ABS}};
+    for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++)
+        if (strcmp(op, ew[i].name) == 0) return elementwise(c, ew[i].op, ins, nin);
+    return -2; /* not a layer */
+}
+
+static const char *const LAYER_OPS[] = {"conv2d", "linear", "batch_norm", "maxpool2d",
+                                        "avgpool2d", "flatten", "dropout", "relu", "softplus",
+                                        "sigmoid", "tanh", "add", "sub", "mul", "neg", "abs",
+                                        "identity", NULL};
+
+/* The closest layer op name, for "did you mean". */
+static const char *closest_layer(const char *op) {
+    const char *best = LAYER_OPS[0];
+    size_t bestscore = 0;
+    for (const char *const *l = LAYER_OPS; *l; l++) {
+        size_t score = 0, la = strlen(*l), lb = strlen(op);
+        for (size_t i = 0; i < la && i < lb && (*l)[i] == op[i]; i++) score += 2;
+        for (size_t i = 1; i <= la && i <= lb && (*l)[la - i] == op[lb - i]; i++) score++;
+        if (score > bestscore) bestscore = score, best = *l;
+    }
+    return best;
+}
+
+/* ---- one node ---- */
+
+static int lower_node(Cur *c, const int *ins, int nin) {
+    const cJSON *blk = cJSON_GetObjectItemCaseSensitive(c->js, "block");
+    if (blk) return block_instance(c, ins, nin);
+    bool missing;
+    const cJSON *op = attr_of(c, "op", true, &missing);
+    if (!op) return -1;
+    if (!cJSON_IsString(op)) return err(c, "'op' must be a string"), -1;
+    int v = lower_layer(c, op->valuestring, ins, nin);
+    if (v == -2)
+        return err(c, "unknown op '%s' (did you mean '%s'?)", op->valuestring,
+                   closest_layer(op->valuestring)),
+               -1;
+    if (v < 0 && !diag_failed(diag_of(c->net))) err(c, "could not lower this node");
+    if (v < 0 && diag_failed(diag_of(c->net)) && !strstr(diag_of(c->net)->msg, c->net->file))
+        diag_prefix(diag_of(c->net), "%s: %s", c->net->file, c->jpath);
+    return v;
+}
+
+/* ---- node lists: ids, references, topological order ---- */
+
+typedef struct {
+    Net *net;
+    const cJSON *nodes;  /* array */
+    int count;
+    const cJSON **js;
+    const char **id;
+    int *state;          /* 0 new, 1 on the DFS stack, 2 done */
+    const char *const *inputs; /* the list's input names */
+    const int *input_vals;
+    int ninputs;
+} List;
+
+static void node_path(List *l, int i, Cur *c) {
+    c->net = l->net;
+    c->js = l->js[i];
+    c->id = l->id[i] ? l->id[i] : "?";
+    const char *pre = l->net->prefix;
+    int plen = *pre ? (int)strlen(pre) - 1 : 0; /* without the trailing dot */
+    if (plen)
+        snprintf(c->jpath, sizeof c->jpath, "%s.nodes[%d] (id '%s' in instance '%.*s')",
+                 l->net->where, i, c->id, plen, pre);
+    else
+        snprintf(c->jpath, sizeof c->jpath, "%s.nodes[%d] (id '%s')", l->net->where, i, c->id);
+}
+
+static int find_id(List *l, const char *id) {
+    for (int i = 0; i < l->count; i++)
+        if (l->id[i] && strcmp(l->id[i], id) == 0) return i;
+    return -1;
+}
+
+static int emit(List *l, int i);
+
+/* Resolves one input reference: a list input, or another node (emitted
+ * first, depth-first; meeting a node on the stack is a cycle). */
+static int input_ref(List *l, Cur *c, const cJSON *ref) {
+    if (!cJSON_IsString(ref)) return err(c, "'inputs' must list node ids as strings"), -1;
+    for (int k = 0; k < l->ninputs; k++)
+        if (strcmp(l->inputs[k], ref->valuestring) == 0) return l->input_vals[k];
+    int j = find_id(l, ref->valuestring);
+    if (j < 0) {
+        const char *hint = l->ninputs ? l->inputs[0] : "";
+        return err(c, "input '%s' names no node of %s (nor its input '%s')", ref->valuestring,
+                   l->net->where, hint),
+               -1;
+    }
+    if (l->state[j] == 1)
+        return err(c, "cycle: node '%s' depends on itself through '%s'", c->id, ref->valuestring),
+               -1;
+    return emit(l, j);
+}
+
+static int emit(List *l, int i) {
+    int done = strmap_get(l->net->ids, l->id[i]);
+    if (done >= 0) return done;
+    Cur c;
+    node_path(l, i, &c);
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(l->js[i], "inputs");
+    if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) < 1 || cJSON_GetArraySize(ins) > 16)
+        return err(&c, "'inputs' must be a list of 1 to 16 node ids"), -1;
+    l->state[i] = 1;
+    int vals[16], n = 0;
+    for (const cJSON *r = ins->child; r; r = r->next) {
+        vals[n] = input_ref(l, &c, r);
+        if (vals[n++] < 0) return -1;
+    }
+    int v = lower_node(&c, vals, n);
+    l->state[i] = 2;
+    if (v >= 0) {
+        strmap_put(l->net->ids, l->id[i], v);
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(l->js[i], "block");
+        if (!op) op = resolve(&c, cJSON_GetObjectItemCaseSensitive(l->js[i], "op"), "op");
+        if (l->net->env->notes)
+            module_note(l->net->env->b->m, vname(&c, NULL), cJSON_IsString(op) ? op->valuestring : "?", v);
+    }
+    return v;
+}
+
+static bool collect_ids(List *l) {
+    int i = 0;
+    for (const cJSON *it = l->nodes->child; it; it = it->next, i++) {
+        Cur c = {.net = l->net};
+        snprintf(c.jpath, sizeof c.jpath, "%s.nodes[%d]", l->net->where, i);
+        l->js[i] = it;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (!cJSON_IsObject(it)) return err(&c, "a node must be an object");
+        if (!cJSON_IsString(id) || !id->valuestring[0])
+            return err(&c, "every node needs a non-empty string 'id'");
+        l->id[i] = arena_strdup(arena_of(l->net), id->valuestring);
+        int j = find_id(l, l->id[i]);
+        if (j >= 0 && j < i)
+            return err(&c, "duplicate id '%s' (first defined at nodes[%d])", l->id[i], j);
+    }
+    return true;
+}
+
+/* Lowers a node list and returns the value of its output node. */
+static int lower_list(Net *net, const cJSON *def, const char *const *inputs, const int *vals,
+                      int nin) {
+    Cur c = {.net = net};
+    snprintf(c.jpath, sizeof c.jpath, "%s", net->where);
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(def, "nodes");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(def, "output");
+    if (!cJSON_IsArray(nodes) || !nodes->child) return err(&c, "'nodes' must be a non-empty list"), -1;
+    if (!cJSON_IsString(out)) return err(&c, "'output' must name a node"), -1;
+    List l = {.net = net, .nodes = nodes, .count = cJSON_GetArraySize(nodes), .inputs = inputs,
+              .input_vals = vals, .ninputs = nin};
+    l.js = calloc((size_t)l.count, sizeof *l.js);
+    l.id = calloc((size_t)l.count, sizeof *l.id);
+    l.state = calloc((size_t)l.count, sizeof *l.state);
+    int v = -1;
+    if (collect_ids(&l)) {
+        int o = find_id(&l, out->valuestring);
+        if (o < 0) err(&c, "'output' names no node: '%s'", out->valuestring);
+        /* Every node is lowered, used or not, so errors are never hidden. */
+        for (int i = 0; o >= 0 && i < l.count && !diag_failed(diag_of(net)); i++) emit(&l, i);
+        if (o >= 0 && !diag_failed(diag_of(net))) v = strmap_get(net->ids, l.id[o]);
+    }
+    free(l.js);
+    free(l.id);
+    free(l.state);
+    return v;
+}
+
+/* ---- blocks ---- */
+
+static const cJSON *find_def(Net *n, const char *section, const char *name) {
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(n->env->doc, section);
+    return sec ? cJSON_GetObjectItemCaseSensitive(sec, name) : NULL;
+}
+
+/* Arguments of one instance: the block's defaults overridden by the
+ * instance's args, each resolved in the caller's scope. */
+static cJSON *instance_args(Cur *c, const cJSON *block, const char *bname) {
+    static const char *const keys[] = {"id", "block", "inputs", "args", NULL};
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return NULL;
+    const cJSON *defaults = cJSON_GetObjectItemCaseSensitive(block, "args");
+    const cJSON *given = cJSON_GetObjectItemCaseSensitive(c->js, "args");
+    if (given && !cJSON_IsObject(given)) return err(c, "'args' must be an object"), NULL;
+    cJSON *args = defaults ? cJSON_Duplicate(defaults, true) : cJSON_CreateObject();
+    for (const cJSON *g = given ? given->child : NULL; g; g = g->next) {
+        const cJSON *v = resolve(c, g, g->string);
+        if (!v || !cJSON_GetObjectItemCaseSensitive(args, g->string)) {
+            if (v) err(c, "block '%s' has no argument '%s'", bname, g->string);
+            cJSON_Delete(args);
+            return NULL;
+        }
+        cJSON_ReplaceItemInObjectCaseSensitive(args, g->string, cJSON_Duplicate(v, true));
+    }
+    for (const cJSON *a = args->child; a; a = a->next)
+        if (cJSON_IsNull(a)) {
+            err(c, "block '%s' needs argument '%s'", bname, a->string);
+            cJSON_Delete(args);
+            return NULL;
+        }
+    return args;
+}
+
+static int block_instance(Cur *c, const int *ins, int nin) {
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(c->js, "block");
+    if (!cJSON_IsString(name)) return err(c, "'block' must name a block"), -1;
+    const cJSON *block = find_def(c->net, "blocks", name->valuestring);
+    if (!block) return err(c, "no block named '%s'", name->valuestring), -1;
+    if (c->net->depth >= MAX_BLOCK_DEPTH)
+        return err(c, "blocks nest deeper than %d (a block instantiates itself?)", MAX_BLOCK_DEPTH), -1;
+    const cJSON *inl = cJSON_GetObjectItemCaseSensitive(block, "inputs");
+    const char *names[16];
+    int k = 0;
+    for (const cJSON *it = cJSON_IsArray(inl) ? inl->child : NULL; it && k < 16; it = it->next)
+        if (cJSON_IsString(it)) names[k++] = it->valuestring;
+    if (k != nin)
+        return err(c, "block '%s' takes %d input(s), %d given", name->valuestring, k, nin), -1;
+    cJSON *args = instance_args(c, block, name->valuestring);
+    if (!args) return -1;
+    Net sub = {.env = c->net->env, .file = doc_file_of(block, c->net->file),
+               .where = arena_printf(arena_of(c->net), "blocks.%s", name->valuestring),
+               .prefix = arena_printf(arena_of(c->net), "%s%s.", c->net->prefix, c->id),
+               .args = args, .ids = strmap_new(), .depth = c->net->depth + 1};
+    int v = lower_list(&sub, block, names, ins, nin);
+    strmap_free(sub.ids);
+    cJSON_Delete(args);
+    if (v < 0) diag_prefix(diag_of(c->net), "in %s: %s", c->net->file, c->jpath);
+    return v;
+}
+
+int net_emit(NetEnv *env, const char *name, int x) {
+    Net net = {.env = env, .prefix = "", .ids = strmap_new()};
+    const cJSON *def = find_def(&net, "networks", name);
+    net.file = def ? doc_file_of(def, env->root_file) : env->root_file;
+    net.where = arena_printf(env->b->m->arena, "networks.%s", name);
+    int v = -1;
+    if (!def) {
+        ferr(env->b->d, env->root_file, "network", "no network named '%s'", name);
+    } else {
+        static const char *const keys[] = {"input", "nodes", "output", NULL};
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(def, "input");
+        const char *iname = cJSON_IsString(in) ? in->valuestring : "x";
+        if (check_keys(env->b->d, net.file, net.where, def, keys))
+            v = lower_list(&net, def, &iname, &x, 1);
+    }
+    strmap_free(net.ids);
+    return v;
+}

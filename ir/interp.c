@@ -1,0 +1,356 @@
+/* The reference interpreter: dispatch, dtype storage rules, source ops and
+ * interp_run. Kernels for the op families live in interp_elem.c,
+ * interp_tensor.c and interp_conv.c.
+ *
+ * Storage rules, applied to every op result (and to bound inputs):
+ *   f32  in INTERP_F32 each element is rounded through (float); INTERP_F64
+ *        keeps full double precision.
+ *   i32  truncate toward zero, then wrap modulo 2^32 into [-2^31, 2^31) as
+ *        two's-complement int32 arithmetic does; NaN and +-inf (e.g. an i32
+ *        division by zero) become 0, since C leaves them undefined.
+ *   bool any nonzero (NaN included) is 1, as C's conversion to _Bool.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/interp_internal.h"
+#include "runtime/philox.h"
+
+/* ---- shared helpers ---- */
+
+bool kfail(const Node *n, Diag *d, int code, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return diag_error(d, code, "node '%s' (%s): %s", n->name, op_name(n->op), msg);
+}
+
+bool need_shape(const Node *n, const Value *in, int i, const Type *want, Diag *d) {
+    if (type_same_shape(&in[i].type, want)) return true;
+    char a[128], b[128];
+    return kfail(n, d, EXIT_BADINPUT, "operand %d is %s, expected shape %s", i,
+                 type_str(&in[i].type, a, sizeof a), type_str(want, b, sizeof b));
+}
+
+bool need_rank(const Node *n, const Value *in, int i, int rank, Diag *d) {
+    if (in[i].type.rank == rank) return true;
+    char a[128];
+    return kfail(n, d, EXIT_BADINPUT, "operand %d is %s, expected rank %d", i,
+                 type_str(&in[i].type, a, sizeof a), rank);
+}
+
+void type_strides(const Type *t, int64_t *st) {
+    int64_t s = 1;
+    for (int i = t->rank - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= t->dim[i];
+    }
+}
+
+/* ---- dtype storage ---- */
+
+double interp_wrap_i32(double v) {
+    if (!isfinite(v)) return 0;
+    double t = trunc(v);
+    if (t >= -2147483648.0 && t <= 2147483647.0) return t;
+    double r = fmod(t, 4294967296.0); /* exact; |r| < 2^32, sign of t */
+    if (r >= 2147483648.0) r -= 4294967296.0;
+    if (r < -2147483648.0) r += 4294967296.0;
+    return r;
+}
+
+static void store_dtype(Value *v, InterpPrecision prec) {
+    int64_t n = type_numel(&v->type);
+    double *p = v->data;
+    switch (v->type.dtype) {
+    case DT_F32:
+        if (prec == INTERP_F32)
+            for (int64_t i = 0; i < n; i++) p[i] = (double)(float)p[i];
+        break;
+    case DT_I32:
+        for (int64_t i = 0; i < n; i++) p[i] = interp_wrap_i32(p[i]);
+        break;
+    case DT_BOOL:
+        for (int64_t i = 0; i < n; i++) p[i] = p[i] != 0;
+        break;
+    default: break;
+    }
+}
+
+/* ---- source ops ---- */
+
+/* constant {value | data}: data (row-major) wins; otherwise every element
+ * is value (default 0). */
+static bool k_constant(const Node *n, const Value *in, Value *out, Diag *d) {
+    (void)in;
+    int64_t numel = type_numel(&out->type);
+    const Attr *data = node_attr(n, "data");
+    if (!data) {
+        double v = node_float(n, "value", 0.0);
+        for (int64_t i = 0; i < numel; i++) out->data[i] = v;
+        return true;
+    }
+    if (data->kind != ATTR_FLOATS && data->kind != ATTR_INTS)
+        return kfail(n, d, EXIT_BADINPUT, "attribute 'data' must be a list of numbers");
+    if (data->n != numel)
+        return kfail(n, d, EXIT_BADINPUT, "'data' has %d values, the type has %lld elements",
+                     data->n, (long long)numel);
+    for (int64_t i = 0; i < numel; i++)
+        out->data[i] = data->kind == ATTR_FLOATS ? data->floats[i] : (double)data->ints[i];
+    return true;
+}
+
+/* iota {axis}: each element is its index along axis. */
+static bool k_iota(const Node *n, const Value *in, Value *out, Diag *d) {
+    (void)in;
+    int64_t axis = node_int(n, "axis", 0), st[IR_MAX_RANK];
+    if (axis < 0 || axis >= out->type.rank)
+        return kfail(n, d, EXIT_BADINPUT, "axis %lld out of range for rank %d", (long long)axis,
+                     out->type.rank);
+    type_strides(&out->type, st);
+    int64_t numel = type_numel(&out->type);
+    for (int64_t i = 0; i < numel; i++)
+        out->data[i] = (double)((i / st[axis]) % out->type.dim[axis]);
+    return true;
+}
+
+/* random_*(key) {stream[, p]}: element i is the Philox number for counter
+ * (i, stream) under key (seed, step); the i32 key words are reinterpreted
+ * bit-wise as uint32, so seed -1 means 0xffffffff. */
+static bool k_random(const Node *n, const Value *in, Value *out, Diag *d) {
+    Type key = type_make(DT_I32, 1, (int64_t[]){2});
+    if (!need_shape(n, in, 0, &key, d)) return false;
+    uint32_t seed = (uint32_t)(int32_t)interp_wrap_i32(in[0].data[0]);
+    uint32_t step = (uint32_t)(int32_t)interp_wrap_i32(in[0].data[1]);
+    uint32_t stream = (uint32_t)node_int(n, "stream", 0);
+    double p = node_float(n, "p", 0.5);
+    int64_t numel = type_numel(&out->type);
+    for (int64_t i = 0; i < numel; i++) {
+        uint64_t idx = (uint64_t)i;
+        switch (n->op) {
+        case OP_RANDOM_NORMAL: out->data[i] = philox_normal(seed, step, stream, idx); break;
+        case OP_RANDOM_BERNOULLI:
+            out->data[i] = philox_uniform(seed, step, stream, idx) < p ? 1.0 : 0.0;
+            break;
+        default: out->data[i] = philox_uniform(seed, step, stream, idx); break;
+        }
+    }
+    return true;
+}
+
+/* ---- dispatch ---- */
+
+static Kernel kernel_for(OpKind op) {
+    switch (op) {
+    case OP_CONSTANT: return k_constant;
+    case OP_IOTA: return k_iota;
+    case OP_RANDOM_UNIFORM: case OP_RANDOM_NORMAL: case OP_RANDOM_BERNOULLI: return k_random;
+    case OP_NEG: case OP_ABS: case OP_SIGN: case OP_EXP: case OP_LOG: case OP_SQRT:
+    case OP_RSQRT: case OP_RECIP: case OP_RELU: case OP_SIGMOID: case OP_TANH:
+    case OP_SOFTPLUS: case OP_NOT: case OP_CAST: case OP_STOP_GRADIENT: return k_unary;
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
+    case OP_POW: case OP_AND: case OP_OR: case OP_EQ: case OP_NE: case OP_LT:
+    case OP_LE: case OP_GT: case OP_GE: return k_binary;
+    case OP_SELECT: return k_select;
+    case OP_BROADCAST: return k_broadcast;
+    case OP_RESHAPE: return k_reshape;
+    case OP_TRANSPOSE: return k_transpose;
+    case OP_SLICE: return k_slice;
+    case OP_CONCAT: return k_concat;
+    case OP_PAD: return k_pad;
+    case OP_REDUCE_SUM: case OP_REDUCE_MAX: return k_reduce;
+    case OP_ARGMAX: return k_argmax;
+    case OP_MATMUL: return k_matmul;
+    case OP_CONV2D: return k_conv2d;
+    case OP_CONV2D_BWD_DATA: return k_conv2d_bwd_data;
+    case OP_CONV2D_BWD_FILTER: return k_conv2d_bwd_filter;
+    case OP_MAXPOOL2D: return k_maxpool2d;
+    case OP_MAXPOOL2D_BWD: return k_maxpool2d_bwd;
+    case OP_AVGPOOL2D: return k_avgpool2d;
+    case OP_AVGPOOL2D_BWD: return k_avgpool2d_bwd;
+    case OP_ONE_HOT: return k_one_hot;
+    case OP_GATHER: return k_gather;
+    default: return NULL;
+    }
+}
+
+static bool check_node(const Node *n, Diag *d) {
+    const OpInfo *info = op_info(n->op);
+    if (!info) return diag_error(d, EXIT_BADINPUT, "node '%s': unknown op %d", n->name, (int)n->op);
+    if (info->cls == OC_COMPOSITE)
+        return kfail(n, d, EXIT_BADINPUT, "op %s is a composite: run the decompose pass first",
+                     info->name);
+    if (!kernel_for(n->op))
+        return kfail(n, d, EXIT_BADINPUT, "the interpreter cannot run op %s here%s", info->name,
+                     n->op == OP_INPUT || n->op == OP_PARAM ? " (interp_run binds it)" : "");
+    if (n->ninputs < info->min_inputs || (info->max_inputs >= 0 && n->ninputs > info->max_inputs))
+        return kfail(n, d, EXIT_BADINPUT, "has %d operands", n->ninputs);
+    if (n->type.rank < 0 || n->type.rank > IR_MAX_RANK)
+        return kfail(n, d, EXIT_BADINPUT, "result rank %d out of range", n->type.rank);
+    for (int i = 0; i < n->type.rank; i++)
+        if (n->type.dim[i] < 0) return kfail(n, d, EXIT_BADINPUT, "negative result dim");
+    return true;
+}
+
+static double *alloc_data(int64_t numel) { return calloc((size_t)(numel ? numel : 1), sizeof(double)); }
+
+bool interp_eval_node(const Node *n, const Value *ins, Value *out, const InterpOptions *opt,
+                      Diag *d) {
+    out->type = n->type;
+    out->data = NULL;
+    if (!check_node(n, d)) return false;
+    out->data = alloc_data(type_numel(&n->type));
+    if (!out->data) return kfail(n, d, EXIT_RUNTIME, "out of memory");
+    if (!kernel_for(n->op)(n, ins, out, d)) {
+        value_free(out);
+        return false;
+    }
+    store_dtype(out, opt ? opt->precision : INTERP_F32);
+    return true;
+}
+
+void value_free(Value *v) {
+    if (!v) return;
+    free(v->data);
+    v->data = NULL;
+}
+
+void named_values_free(NamedValue *v, int n) {
+    if (!v) return;
+    for (int i = 0; i < n; i++) free(v[i].data);
+    free(v);
+}
+
+/* ---- interp_run ---- */
+
+typedef struct {
+    const Function *f;
+    InterpPrecision prec;
+    Value *vals;  /* one per node; data NULL once freed */
+    int *last;    /* index of the last node reading each value */
+    Value *ins;   /* scratch operand list */
+    Diag *d;
+} Run;
+
+static bool same_class(DType a, DType b) {
+    return a == b || (dtype_is_float(a) && dtype_is_float(b));
+}
+
+/* Copies a caller's value into the run, stored as the node's type. */
+static bool bind(Run *r, const Node *n, const char *what, const char *key, const NamedValue *nv,
+                 int count, Value *out) {
+    char want[128], got[128];
+    type_str(&n->type, want, sizeof want);
+    if (!key)
+        return diag_error(r->d, EXIT_BADINPUT, "%s node '%s' has no 'ref' attribute", what,
+                          n->name);
+    const NamedValue *src = NULL;
+    for (int i = 0; i < count && !src; i++)
+        if (nv[i].name && strcmp(nv[i].name, key) == 0) src = &nv[i];
+    if (!src) return diag_error(r->d, EXIT_BADINPUT, "missing %s '%s' (%s)", what, key, want);
+    type_str(&src->type, got, sizeof got);
+    if (!same_class(src->type.dtype, n->type.dtype) || !type_same_shape(&src->type, &n->type))
+        return diag_error(r->d, EXIT_BADINPUT, "%s '%s': expected %s, got %s", what, key, want,
+                          got);
+    int64_t numel = type_numel(&n->type);
+    if (numel && !src->data)
+        return diag_error(r->d, EXIT_BADINPUT, "%s '%s' has no data", what, key);
+    out->type = n->type;
+    out->data = alloc_data(numel);
+    if (!out->data) return diag_error(r->d, EXIT_RUNTIME, "out of memory binding '%s'", key);
+    if (numel) memcpy(out->data, src->data, (size_t)numel * sizeof(double));
+    store_dtype(out, r->prec);
+    return true;
+}
+
+/* last[v] = the last node reading v; a value nobody reads dies at once,
+ * outputs never die during the run. Also rejects forward references. */
+static bool plan_lifetimes(Run *r) {
+    const Function *f = r->f;
+    for (int i = 0; i < f->n; i++) {
+        const Node *n = &f->nodes[i];
+        r->last[i] = i;
+        for (int k = 0; k < n->ninputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0 || v >= i)
+                return kfail(n, r->d, EXIT_BADINPUT, "operand %d refers to value %d, not defined "
+                             "before it", k, v);
+            r->last[v] = i;
+        }
+    }
+    for (int k = 0; k < f->noutputs; k++) {
+        int v = f->outputs[k].value;
+        if (v < 0 || v >= f->n)
+            return diag_error(r->d, EXIT_BADINPUT, "output '%s' refers to value %d of %d",
+                              f->outputs[k].name, v, f->n);
+        r->last[v] = f->n;
+    }
+    return true;
+}
+
+static bool run_node(Run *r, int i, const NamedValue *inputs, int ninputs,
+                     const NamedValue *params, int nparams) {
+    const Node *n = &r->f->nodes[i];
+    InterpOptions o = {r->prec};
+    for (int k = 0; k < n->ninputs; k++) r->ins[k] = r->vals[n->inputs[k]];
+    bool ok = n->op == OP_INPUT   ? bind(r, n, "input", n->name, inputs, ninputs, &r->vals[i])
+              : n->op == OP_PARAM ? bind(r, n, "param", node_str(n, "ref"), params, nparams,
+                                         &r->vals[i])
+                                  : interp_eval_node(n, r->ins, &r->vals[i], &o, r->d);
+    if (!ok) return false;
+    for (int k = 0; k < n->ninputs; k++)
+        if (r->last[n->inputs[k]] == i) value_free(&r->vals[n->inputs[k]]);
+    if (r->last[i] == i) value_free(&r->vals[i]);
+    return true;
+}
+
+static bool copy_outputs(Run *r, NamedValue **outputs, int *noutputs) {
+    const Function *f = r->f;
+    NamedValue *o = calloc((size_t)(f->noutputs ? f->noutputs : 1), sizeof *o);
+    if (!o) return diag_error(r->d, EXIT_RUNTIME, "out of memory");
+    for (int k = 0; k < f->noutputs; k++) {
+        const Value *v = &r->vals[f->outputs[k].value];
+        int64_t numel = type_numel(&v->type);
+        o[k].name = f->outputs[k].name;
+        o[k].type = v->type;
+        o[k].data = alloc_data(numel);
+        if (!o[k].data) {
+            named_values_free(o, k);
+            return diag_error(r->d, EXIT_RUNTIME, "out of memory");
+        }
+        if (numel) memcpy(o[k].data, v->data, (size_t)numel * sizeof(double));
+    }
+    *outputs = o;
+    *noutputs = f->noutputs;
+    return true;
+}
+
+bool interp_run(const Module *m, const Function *f, const InterpOptions *opt,
+                const NamedValue *inputs, int ninputs, const NamedValue *params, int nparams,
+                NamedValue **outputs, int *noutputs, Diag *d) {
+    (void)m; /* params arrive as values; the module only names them */
+    *outputs = NULL;
+    *noutputs = 0;
+    int maxin = 1;
+    for (int i = 0; i < f->n; i++)
+        if (f->nodes[i].ninputs > maxin) maxin = f->nodes[i].ninputs;
+    Run r = {.f = f, .prec = opt ? opt->precision : INTERP_F32, .d = d};
+    r.vals = calloc((size_t)f->n + 1, sizeof *r.vals);
+    r.last = calloc((size_t)f->n + 1, sizeof *r.last);
+    r.ins = calloc((size_t)maxin, sizeof *r.ins);
+    bool ok = r.vals && r.last && r.ins ? plan_lifetimes(&r)
+                                        : diag_error(d, EXIT_RUNTIME, "out of memory");
+    for (int i = 0; ok && i < f->n; i++) ok = run_node(&r, i, inputs, ninputs, params, nparams);
+    if (ok) ok = copy_outputs(&r, outputs, noutputs);
+    for (int i = 0; r.vals && i < f->n; i++) value_free(&r.vals[i]);
+    free(r.vals);
+    free(r.last);
+    free(r.ins);
+    if (!ok) diag_prefix(d, "function '%s'", f->name);
+    return ok;
+}

@@ -1,0 +1,176 @@
+/* The op table: one enum, one row per op (ggml's habit), and the semantics
+ * every backend must reproduce. The reference interpreter is the oracle for
+ * these definitions; docs/ir.md repeats them for users.
+ *
+ * Conventions. Tensors are row-major. Images are NCHW, convolution weights
+ * OIHW (PyTorch's layouts). Elementwise binary ops take two operands of the
+ * identical type: broadcasting is always an explicit `broadcast` node, so
+ * every VJP rule sees equal shapes. Source ops (input, param, constant,
+ * iota, random_*) take their result type from the node's declared type.
+ *
+ * Sources
+ *   input()                      a function argument, bound by value name
+ *   param() {ref}                the module parameter named ref
+ *   constant() {value | data}    every element = value, or data (row-major)
+ *   iota() {axis}                element = its index along axis
+ *   random_uniform(key) {stream} Philox 4x32-10 numbers, see runtime/philox.h;
+ *   random_normal(key) {stream}    key is i32[2] = (seed, step counter);
+ *   random_bernoulli(key) {stream, p}   element i uses counter (i, stream)
+ * Elementwise unary (result type = operand type)
+ *   neg abs sign exp log sqrt rsqrt recip relu sigmoid tanh
+ *   softplus {beta=1}: log(1 + exp(beta x)) / beta, computed stably
+ *   not (bool), stop_gradient (identity; autodiff treats it as a constant)
+ *   cast {dtype}: converts; float -> i32 truncates toward zero
+ * Elementwise binary: add sub mul div max min pow, and or (bool)
+ * Compare (result bool): eq ne lt le gt ge
+ * select(cond, a, b): a where cond else b; cond bool, a and b same type
+ * Shape
+ *   broadcast(x) {shape}: numpy rule, x's dims aligned to the right, 1 or equal
+ *   reshape(x) {shape}; transpose(x) {perm}: out.dim[i] = x.dim[perm[i]]
+ *   slice(x) {start, stop, step}: per axis, step >= 1
+ *   concat(x...) {axis}; pad(x) {lo, hi, value}
+ * Reductions: reduce_sum(x) / reduce_max(x) {axes, keepdims=0}
+ *   argmax(x) {axis}: i32 index of the first maximum, the axis removed
+ * Linear algebra: matmul(a[..,M,K], b[..,K,N]) -> [..,M,N]
+ * Convolution and pooling (no dilation, no groups)
+ *   conv2d(x[N,C,H,W], w[O,C,KH,KW]) {stride, padding} -> [N,O,OH,OW],
+ *     OH = (H + 2 pad - KH) / stride + 1 (floor)
+ *   conv2d_bwd_data(dy, w) {stride, padding, input_shape}: d<dy,conv>/dx
+ *   conv2d_bwd_filter(x, dy) {stride, padding, kernel}: d<dy,conv>/dw
+ *   maxpool2d(x) {kernel, stride, padding}: padding counts as -inf
+ *   maxpool2d_bwd(x, dy) {kernel, stride, padding}: each window sends its dy
+ *     to the first maximal element of the window in row-major order
+ *   avgpool2d(x) {kernel, stride}; avgpool2d_bwd(dy) {kernel, stride, input_shape}
+ * Indexing
+ *   one_hot(idx i32[...]) {depth, dtype=f32} -> [..., depth]
+ *   gather(x[..., C], idx i32[...]) -> [...]: x[..., idx]
+ * Composites (decomposed into primitives by passes/decompose.c)
+ *   linear(x[N,K], w[O,K], b[O]?) -> x w^T + b
+ *   batch_norm(x[N,C,...], gamma, beta, mean, var) {training, eps=1e-5}
+ *   dropout(x, key) {p, training, stream}: inverted dropout
+ *   softmax(x) / log_softmax(x) {axis}: max-subtracted, stable
+ *   cross_entropy(logits[N,C], y i32[N]) {reduction=mean|sum|none}
+ */
+#ifndef IGRC_OPS_H
+#define IGRC_OPS_H
+
+#include <stdbool.h>
+
+/* Fusion pattern kinds (TVM's): decide what may fuse with what. */
+typedef enum {
+    PK_ELEMWISE,  /* one output element from the same index of each input */
+    PK_BROADCAST, /* like elementwise with some input axes repeated */
+    PK_INJECTIVE, /* each output element reads one input element */
+    PK_REDUCTION,
+    PK_COMPLEX,   /* conv/matmul/pool: fusable epilogue, not prologue */
+    PK_OPAQUE,    /* sources, composites, higher-level nodes */
+} PatternKind;
+
+typedef enum {
+    OC_SOURCE,    /* no inputs from the graph: input, param, constant, ... */
+    OC_PRIMITIVE, /* has an interpreter kernel and (later) backend lowerings */
+    OC_COMPOSITE, /* decomposed into primitives by a pass */
+} OpClass;
+
+/*  enum          name                 min max pattern       class */
+#define IR_OPS(X)                                                          \
+    X(INPUT, "input", 0, 0, PK_OPAQUE, OC_SOURCE)                          \
+    X(PARAM, "param", 0, 0, PK_OPAQUE, OC_SOURCE)                          \
+    X(CONSTANT, "constant", 0, 0, PK_OPAQUE, OC_SOURCE)                    \
+    X(IOTA, "iota", 0, 0, PK_INJECTIVE, OC_SOURCE)                         \
+    X(RANDOM_UNIFORM, "random_uniform", 1, 1, PK_INJECTIVE, OC_SOURCE)     \
+    X(RANDOM_NORMAL, "random_normal", 1, 1, PK_INJECTIVE, OC_SOURCE)       \
+    X(RANDOM_BERNOULLI, "random_bernoulli", 1, 1, PK_INJECTIVE, OC_SOURCE) \
+    X(NEG, "neg", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(ABS, "abs", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(SIGN, "sign", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
+    X(EXP, "exp", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(LOG, "log", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(SQRT, "sqrt", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
+    X(RSQRT, "rsqrt", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                     \
+    X(RECIP, "recip", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                     \
+    X(RELU, "relu", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
+    X(SIGMOID, "sigmoid", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                 \
+    X(TANH, "tanh", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
+    X(SOFTPLUS, "softplus", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)               \
+    X(NOT, "not", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(CAST, "cast", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
+    X(STOP_GRADIENT, "stop_gradient", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)     \
+    X(ADD, "add", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(SUB, "sub", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(MUL, "mul", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(DIV, "div", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(MAX, "max", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(MIN, "min", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(POW, "pow", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(AND, "and", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                         \
+    X(OR, "or", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(EQ, "eq", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(NE, "ne", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(LT, "lt", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(LE, "le", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(GT, "gt", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(GE, "ge", 2, 2, PK_ELEMWISE, OC_PRIMITIVE)                           \
+    X(SELECT, "select", 3, 3, PK_ELEMWISE, OC_PRIMITIVE)                   \
+    X(BROADCAST, "broadcast", 1, 1, PK_BROADCAST, OC_PRIMITIVE)            \
+    X(RESHAPE, "reshape", 1, 1, PK_INJECTIVE, OC_PRIMITIVE)                \
+    X(TRANSPOSE, "transpose", 1, 1, PK_INJECTIVE, OC_PRIMITIVE)            \
+    X(SLICE, "slice", 1, 1, PK_INJECTIVE, OC_PRIMITIVE)                    \
+    X(CONCAT, "concat", 1, -1, PK_INJECTIVE, OC_PRIMITIVE)                 \
+    X(PAD, "pad", 1, 1, PK_INJECTIVE, OC_PRIMITIVE)                        \
+    X(REDUCE_SUM, "reduce_sum", 1, 1, PK_REDUCTION, OC_PRIMITIVE)          \
+    X(REDUCE_MAX, "reduce_max", 1, 1, PK_REDUCTION, OC_PRIMITIVE)          \
+    X(ARGMAX, "argmax", 1, 1, PK_REDUCTION, OC_PRIMITIVE)                  \
+    X(MATMUL, "matmul", 2, 2, PK_COMPLEX, OC_PRIMITIVE)                    \
+    X(CONV2D, "conv2d", 2, 2, PK_COMPLEX, OC_PRIMITIVE)                    \
+    X(CONV2D_BWD_DATA, "conv2d_bwd_data", 2, 2, PK_COMPLEX, OC_PRIMITIVE)  \
+    X(CONV2D_BWD_FILTER, "conv2d_bwd_filter", 2, 2, PK_COMPLEX,            \
+      OC_PRIMITIVE)                                                        \
+    X(MAXPOOL2D, "maxpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE)              \
+    X(MAXPOOL2D_BWD, "maxpool2d_bwd", 2, 2, PK_COMPLEX, OC_PRIMITIVE)      \
+    X(AVGPOOL2D, "avgpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE)              \
+    X(AVGPOOL2D_BWD, "avgpool2d_bwd", 1, 1, PK_COMPLEX, OC_PRIMITIVE)      \
+    X(ONE_HOT, "one_hot", 1, 1, PK_INJECTIVE, OC_PRIMITIVE)                \
+    X(GATHER, "gather", 2, 2, PK_INJECTIVE, OC_PRIMITIVE)                  \
+    X(LINEAR, "linear", 2, 3, PK_OPAQUE, OC_COMPOSITE)                     \
+    X(BATCH_NORM, "batch_norm", 5, 5, PK_OPAQUE, OC_COMPOSITE)             \
+    X(DROPOUT, "dropout", 2, 2, PK_OPAQUE, OC_COMPOSITE)                   \
+    X(SOFTMAX, "softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE)                   \
+    X(LOG_SOFTMAX, "log_softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE)           \
+    X(CROSS_ENTROPY, "cross_entropy", 2, 2, PK_OPAQUE, OC_COMPOSITE)
+
+typedef enum {
+#define IR_OP_ENUM(e, name, mn, mx, pk, cls) OP_##e,
+    IR_OPS(IR_OP_ENUM)
+#undef IR_OP_ENUM
+    OP_COUNT
+} OpKind;
+
+/* Attribute schema: what the verifier and the frontend check. */
+typedef enum { AK_INT, AK_FLOAT, AK_INTS, AK_FLOATS, AK_STR, AK_DTYPE } AttrSpecKind;
+
+typedef struct {
+    const char *key;
+    AttrSpecKind kind;
+    bool required;
+    int count;       /* for lists: exact length, 0 = any, -1 = operand rank */
+    double lo, hi;   /* allowed range of numbers (each element of a list) */
+} AttrSpec;
+
+typedef struct {
+    const char *name;
+    int min_inputs, max_inputs; /* max -1: variadic */
+    PatternKind pattern;
+    OpClass cls;
+    const AttrSpec *attrs;      /* terminated by a NULL key */
+} OpInfo;
+
+const OpInfo *op_info(OpKind op);
+const char *op_name(OpKind op);
+/* Looks up an op by name; returns false if unknown. */
+bool op_lookup(const char *name, OpKind *out);
+/* The known op name closest to name (edit distance), for "did you mean". */
+const char *op_closest(const char *name);
+const char *pattern_name(PatternKind p);
+
+#endif

@@ -1,0 +1,350 @@
+/* igrc exec: run one entry point through a backend (the reference
+ * interpreter for now) on tensors from a safetensors file, or on batches
+ * of a data set. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/interp.h"
+#include "runtime/idx.h"
+#include "runtime/init.h"
+#include "runtime/safetensors.h"
+#include "tools/igrc/driver.h"
+
+#ifndef IGRC_SOURCE_DIR
+#define IGRC_SOURCE_DIR "."
+#endif
+
+static const char HELP[] =
+    "usage: igrc exec FILE --fn NAME (--inputs I.safetensors -o OUT.safetensors |\n"
+    "                 --data NAME|DIR [--split test|train] [--limit N] [-o OUT])\n"
+    "                 [--params P.safetensors | --seed N] [--save-params P.safetensors]\n"
+    "                 [--backend interp] [--dtype f32|f64] [-D key=value]... [--batch N]\n"
+    "\n"
+    "Runs entry point NAME of FILE after the full pass pipeline. Inputs bind by name\n"
+    "from --inputs; outputs are written by name to -o. Parameters come from --params\n"
+    "(PyTorch state_dict names; extra tensors are ignored with a note) or are\n"
+    "initialised from the graph's init specs with --seed (default 0); --save-params\n"
+    "writes the parameters used. --data runs NAME over a data set (mnist,\n"
+    "fashion-mnist, or a directory of IDX files) in batches, binding the image input\n"
+    "x (scaled to [0,1]), and reports accuracy from the output `logits`.\n"
+    "--dtype f64 computes in double precision; f32 rounds every f32 result to float.\n";
+
+typedef struct {
+    CommonArgs c;
+    const char *fn, *inputs, *out, *params, *save_params, *data, *split;
+    long limit;
+    uint32_t seed;
+    InterpPrecision prec;
+} ExecArgs;
+
+/* ---- tensors between safetensors and the interpreter ---- */
+
+static bool st_to_doubles(const StTensor *t, double *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case ST_F32: out[i] = ((const float *)t->data)[i]; break;
+        case ST_F64: out[i] = ((const double *)t->data)[i]; break;
+        case ST_I32: out[i] = ((const int32_t *)t->data)[i]; break;
+        case ST_I64: out[i] = (double)((const int64_t *)t->data)[i]; break;
+        case ST_U8:
+        case ST_BOOL: out[i] = ((const uint8_t *)t->data)[i]; break;
+        }
+    }
+    return true;
+}
+
+/* Binds a safetensors tensor to a value of type want, checking the shape
+ * and that floats go to floats and integers to integers. */
+static bool bind(const StTensor *t, const char *what, const Type *want, NamedValue *nv,
+                 const char *file, Diag *d) {
+    bool t_float = t->dtype == ST_F32 || t->dtype == ST_F64;
+    Type got = {.dtype = t_float ? DT_F64 : DT_I32, .rank = t->rank};
+    for (int i = 0; i < t->rank; i++) got.dim[i] = t->shape[i];
+    char a[128], b[128];
+    if (t->rank > IR_MAX_RANK || !type_same_shape(&got, want) ||
+        t_float != dtype_is_float(want->dtype))
+        return diag_error(d, EXIT_BADINPUT, "%s: %s '%s' is %s %s, expected %s", file, what,
+                          t->name, st_dtype_name(t->dtype), type_str(&got, a, sizeof a),
+                          type_str(want, b, sizeof b));
+    nv->type = *want;
+    nv->data = malloc(sizeof(double) * (size_t)(type_numel(want) + 1));
+    return st_to_doubles(t, nv->data, type_numel(want));
+}
+
+static void free_bound(NamedValue *v, int n) {
+    for (int i = 0; i < n; i++) free(v[i].data);
+    free(v);
+}
+
+/* Parameters from a file, or from the module's init specs and a seed. */
+static NamedValue *load_params(const Module *m, const ExecArgs *e, Diag *d) {
+    NamedValue *p = calloc((size_t)m->nparams + 1, sizeof *p);
+    StFile f = {0};
+    char err[1024];
+    if (e->params && !st_read(e->params, &f, err, sizeof err)) {
+        diag_error(d, EXIT_BADINPUT, "%s", err);
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        const Param *pr = &m->params[i];
+        p[i].name = pr->name;
+        if (!e->params) {
+            p[i].type = pr->type;
+            p[i].data = malloc(sizeof(double) * (size_t)(type_numel(&pr->type) + 1));
+            rt_init_fill(p[i].data, type_numel(&pr->type), (RtInitKind)pr->init.kind, pr->init.a,
+                         e->seed, rt_init_stream(pr->name));
+            continue;
+        }
+        const StTensor *t = st_find(&f, pr->name);
+        if (!t) diag_error(d, EXIT_BADINPUT, "%s: no tensor for parameter '%s'", e->params, pr->name);
+        if (!t || !bind(t, "parameter", &pr->type, &p[i], e->params, d)) {
+            free_bound(p, i + 1);
+            st_free(&f);
+            return NULL;
+        }
+    }
+    for (int i = 0; e->params && i < f.n; i++)
+        if (module_find_param(m, f.tensors[i].name) < 0)
+            fprintf(stderr, "igrc exec: note: %s: tensor '%s' is no parameter of the model; ignored\n",
+                    e->params, f.tensors[i].name);
+    st_free(&f);
+    return p;
+}
+
+static StDtype out_dtype(const Type *t, InterpPrecision prec) {
+    if (t->dtype == DT_I32) return ST_I32;
+    if (t->dtype == DT_BOOL) return ST_BOOL;
+    return prec == INTERP_F64 ? ST_F64 : ST_F32;
+}
+
+/* Writes named values to a safetensors file, converting from doubles. */
+static bool write_values(const char *path, const NamedValue *v, int n, InterpPrecision prec,
+                         Diag *d) {
+    StTensor *ts = calloc((size_t)n + 1, sizeof *ts);
+    for (int i = 0; i < n; i++) {
+        int64_t k = type_numel(&v[i].type);
+        ts[i].name = (char *)v[i].name;
+        ts[i].dtype = out_dtype(&v[i].type, prec);
+        ts[i].rank = v[i].type.rank;
+        for (int j = 0; j < ts[i].rank; j++) ts[i].shape[j] = v[i].type.dim[j];
+        ts[i].nbytes = (size_t)k * st_dtype_size(ts[i].dtype);
+        ts[i].data = malloc(ts[i].nbytes + 1);
+        for (int64_t j = 0; j < k; j++) {
+            double x = v[i].data[j];
+            switch (ts[i].dtype) {
+            case ST_F32: ((float *)ts[i].data)[j] = (float)x; break;
+            case ST_F64: ((double *)ts[i].data)[j] = x; break;
+            case ST_I32: ((int32_t *)ts[i].data)[j] = (int32_t)x; break;
+            default: ((uint8_t *)ts[i].data)[j] = x != 0; break;
+            }
+        }
+    }
+    char err[1024];
+    bool ok = st_write(path, ts, n, NULL, 0, err, sizeof err);
+    for (int i = 0; i < n; i++) free(ts[i].data);
+    free(ts);
+    return ok || diag_error(d, EXIT_RUNTIME, "%s", err);
+}
+
+/* ---- running on tensors from a file ---- */
+
+static int run_on_file(const Module *m, const Function *f, const ExecArgs *e,
+                       const NamedValue *params, Diag *d) {
+    StFile in = {0};
+    char err[1024];
+    if (!st_read(e->inputs, &in, err, sizeof err)) return diag_error(d, EXIT_BADINPUT, "%s", err), report(d);
+    NamedValue *iv = calloc((size_t)f->n + 1, sizeof *iv);
+    int ni = 0;
+    for (int i = 0; i < f->n && !diag_failed(d); i++) {
+        const Node *n = &f->nodes[i];
+        if (n->op != OP_INPUT) continue;
+        const StTensor *t = st_find(&in, n->name);
+        if (!t) diag_error(d, EXIT_BADINPUT, "%s: no tensor for input '%s' of %s", e->inputs, n->name, f->name);
+        else if (bind(t, "input", &n->type, &iv[ni], e->inputs, d)) iv[ni++].name = n->name;
+    }
+    NamedValue *outs = NULL;
+    int nout = 0;
+    InterpOptions io = {e->prec};
+    bool ok = !diag_failed(d) && interp_run(m, f, &io, iv, ni, params, m->nparams, &outs, &nout, d);
+    if (ok) ok = write_values(e->out, outs, nout, e->prec, d);
+    if (ok)
+        for (int i = 0; i < nout; i++) {
+            char t[128];
+            printf("%s: %s\n", outs[i].name, type_str(&outs[i].type, t, sizeof t));
+        }
+    named_values_free(outs, nout);
+    free_bound(iv, ni);
+    st_free(&in);
+    return ok ? EXIT_OK : report(d);
+}
+
+/* ---- running over a data set ---- */
+
+static int argmax_row(const double *row, int64_t c) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; j++)
+        if (row[j] > row[best]) best = j;
+    return (int)best;
+}
+
+typedef struct {
+    IdxArray images, labels;
+    int64_t count, pixels;
+} Data;
+
+static bool load_data(const ExecArgs *e, Data *data, Diag *d) {
+    IdxDataset ds;
+    char err[4096];
+    const char *root = getenv("IGRC_SOURCE_DIR") ? getenv("IGRC_SOURCE_DIR") : IGRC_SOURCE_DIR;
+    if (!idx_find_dataset(e->data, root, &ds, err, sizeof err))
+        return diag_error(d, EXIT_BADINPUT, "%s", err);
+    bool test = strcmp(e->split, "test") == 0;
+    if (!idx_load(test ? ds.test_images : ds.train_images, &data->images, err, sizeof err) ||
+        !idx_load(test ? ds.test_labels : ds.train_labels, &data->labels, err, sizeof err))
+        return diag_error(d, EXIT_BADINPUT, "%s", err);
+    data->count = data->images.dims[0];
+    data->pixels = data->count ? (int64_t)data->images.n / data->count : 0;
+    if ((int64_t)data->labels.n != data->count)
+        return diag_error(d, EXIT_BADINPUT, "data set %s: %lld images but %zu labels", e->data,
+                          (long long)data->count, data->labels.n);
+    if (e->limit > 0 && e->limit < data->count) data->count = e->limit;
+    return true;
+}
+
+/* Fills x with images [start, start + B) scaled to [0, 1]; rows past the
+ * end are zero padding. Returns the number of real rows. */
+static int64_t fill_batch(const Data *data, int64_t start, int64_t B, double *x) {
+    int64_t rows = data->count - start < B ? data->count - start : B;
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t p = 0; p < data->pixels; p++)
+            x[r * data->pixels + p] = r < rows ? data->images.data[(start + r) * data->pixels + p] / 255.0 : 0.0;
+    return rows;
+}
+
+static int output_index(const Function *f, const char *name) {
+    for (int i = 0; i < f->noutputs; i++)
+        if (strcmp(f->outputs[i].name, name) == 0) return i;
+    return -1;
+}
+
+static bool run_batches(const Module *m, const Function *f, const ExecArgs *e,
+                        const NamedValue *params, const Data *data, int x, int *correct, Diag *d) {
+    const Type *xt = &f->nodes[x].type;
+    int64_t B = xt->dim[0], C = 0;
+    NamedValue in = {f->nodes[x].name, *xt, malloc(sizeof(double) * (size_t)type_numel(xt))};
+    int lo = output_index(f, "logits");
+    InterpOptions io = {e->prec};
+    printf("%-8s %-10s %-6s\n", "image", "predicted", "label");
+    for (int64_t s = 0; s < data->count && !diag_failed(d); s += B) {
+        int64_t rows = fill_batch(data, s, B, in.data);
+        NamedValue *outs = NULL;
+        int nout = 0;
+        if (!interp_run(m, f, &io, &in, 1, params, m->nparams, &outs, &nout, d)) break;
+        C = outs[lo].type.dim[1];
+        for (int64_t r = 0; r < rows; r++) {
+            int pred = argmax_row(outs[lo].data + r * C, C), lab = data->labels.data[s + r];
+            *correct += pred == lab;
+            if (s + r < 10) printf("%-8lld %-10d %-6d\n", (long long)(s + r), pred, lab);
+        }
+        named_values_free(outs, nout);
+        fprintf(stderr, "\r%lld/%lld images", (long long)(s + rows), (long long)data->count);
+    }
+    fprintf(stderr, "\n");
+    free(in.data);
+    return !diag_failed(d);
+}
+
+static int run_on_data(const Module *m, const Function *f, const ExecArgs *e,
+                       const NamedValue *params, Diag *d) {
+    int x = func_find(f, "x");
+    if (x < 0 || f->nodes[x].op != OP_INPUT || output_index(f, "logits") < 0)
+        return diag_error(d, EXIT_BADINPUT, "--data needs an entry point with input x and output logits; %s has %s",
+                          f->name, x < 0 ? "no input x" : "no output logits"), report(d);
+    Data data = {0};
+    int correct = 0;
+    bool ok = load_data(e, &data, d);
+    if (ok && type_numel(&f->nodes[x].type) / f->nodes[x].type.dim[0] != data.pixels)
+        ok = diag_error(d, EXIT_BADINPUT, "data set %s has %lld values per image; input x of %s wants %lld",
+                        e->data, (long long)data.pixels, f->name,
+                        (long long)(type_numel(&f->nodes[x].type) / f->nodes[x].type.dim[0]));
+    if (ok) ok = run_batches(m, f, e, params, &data, x, &correct, d);
+    if (ok)
+        printf("accuracy: %.2f%% (%d/%lld, %s split of %s)\n", 100.0 * correct / (double)data.count,
+               correct, (long long)data.count, e->split, e->data);
+    idx_free(&data.images);
+    idx_free(&data.labels);
+    return ok ? EXIT_OK : report(d);
+}
+
+/* ---- options ---- */
+
+static int parse(int argc, char **argv, ExecArgs *e) {
+    for (int i = 1; i < argc; i++) {
+        int r = common_option(&e->c, argc, argv, &i);
+        if (r < 0) return EXIT_BADINPUT;
+        if (r) continue;
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) return fputs(HELP, stdout), -1;
+        struct { const char *name; const char **slot; } s[] = {
+            {"--fn", &e->fn},          {"--inputs", &e->inputs}, {"-o", &e->out},
+            {"--params", &e->params},  {"--data", &e->data},     {"--split", &e->split},
+            {"--save-params", &e->save_params}};
+        bool done = false;
+        for (size_t k = 0; k < sizeof s / sizeof s[0] && !done; k++)
+            if (strcmp(o, s[k].name) == 0 && i + 1 < argc) *s[k].slot = argv[++i], done = true;
+        if (done) continue;
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (strcmp(o, "--seed") == 0 && v) {
+            e->seed = (uint32_t)strtoul(v, &end, 10), i++;
+        } else if (strcmp(o, "--limit") == 0 && v) {
+            e->limit = strtol(v, &end, 10), i++;
+        } else if (strcmp(o, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
+            e->prec = v[1] == '6' ? INTERP_F64 : INTERP_F32, i++;
+        } else if (strcmp(o, "--backend") == 0 && v && strcmp(v, "interp") == 0) {
+            i++;
+        } else if (o[0] != '-' && !e->c.file) {
+            e->c.file = o;
+        } else {
+            return usage_error("exec", "unexpected or incomplete argument '%s'", o);
+        }
+        if (end && *end) return usage_error("exec", "%s needs an integer, got '%s'", o, v);
+    }
+    if (!e->c.file) return usage_error("exec", "no graph file given");
+    if (!e->fn) return usage_error("exec", "--fn NAME is required");
+    if (!e->inputs == !e->data) return usage_error("exec", "give exactly one of --inputs and --data");
+    if (e->inputs && !e->out) return usage_error("exec", "-o OUT.safetensors is required with --inputs");
+    if (strcmp(e->split, "test") && strcmp(e->split, "train"))
+        return usage_error("exec", "--split must be test or train");
+    return EXIT_OK;
+}
+
+int cmd_exec(int argc, char **argv) {
+    ExecArgs e = {.split = "test", .prec = INTERP_F32};
+    int rc = parse(argc, argv, &e);
+    if (rc) return rc < 0 ? EXIT_OK : rc;
+    Diag d;
+    diag_init(&d);
+    Module *m = load_module(&e.c, &d);
+    if (!m || !pipeline_run(m, &e.c.pipe, &d)) {
+        module_free(m);
+        return report(&d);
+    }
+    Function *f = module_find_func(m, e.fn);
+    NamedValue *params = NULL;
+    if (!f) {
+        diag_error(&d, EXIT_BADINPUT, "%s has no entry point '%s'", e.c.file, e.fn);
+        rc = report(&d);
+    } else if (!(params = load_params(m, &e, &d))) {
+        rc = report(&d);
+    } else if (e.save_params && !write_values(e.save_params, params, m->nparams, e.prec, &d)) {
+        rc = report(&d);
+    } else {
+        rc = e.data ? run_on_data(m, f, &e, params, &d) : run_on_file(m, f, &e, params, &d);
+    }
+    if (params) free_bound(params, m->nparams);
+    module_free(m);
+    return rc;
+}
