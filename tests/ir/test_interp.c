@@ -256,14 +256,17 @@ static Value random_op(OpKind op, int32_t seed, int32_t step, int64_t stream, do
 
 Test(interp_random, uniform_matches_philox) {
     Type t = TY(DT_F32, 3, 4);
-    Value a = random_op(OP_RANDOM_UNIFORM, 42, 7, 5, 0, t, INTERP_F32);
-    Value b = random_op(OP_RANDOM_UNIFORM, 42, 7, 5, 0, t, INTERP_F32);
-    Value c = random_op(OP_RANDOM_UNIFORM, 42, 7, 6, 0, t, INTERP_F32);
-    Value e = random_op(OP_RANDOM_UNIFORM, 42, 8, 5, 0, t, INTERP_F32);
+    Value a = random_op(OP_RANDOM_UNIFORM, 42, 7, 5, 0, t, INTERP_F64);
+    Value b = random_op(OP_RANDOM_UNIFORM, 42, 7, 5, 0, t, INTERP_F64);
+    Value c = random_op(OP_RANDOM_UNIFORM, 42, 7, 6, 0, t, INTERP_F64);
+    Value e = random_op(OP_RANDOM_UNIFORM, 42, 8, 5, 0, t, INTERP_F64);
+    Value r = random_op(OP_RANDOM_UNIFORM, 42, 7, 5, 0, t, INTERP_F32);
     int same_stream = 0, same_step = 0;
     for (int i = 0; i < 12; i++) {
-        /* 24-bit uniforms are floats already: f32 storage changes nothing. */
-        cr_expect_eq(a.data[i], philox_uniform(42, 7, 5, (uint64_t)i), "element %d", i);
+        double u = philox_uniform(42, 7, 5, (uint64_t)i);
+        cr_expect_eq(a.data[i], u, "element %d", i);
+        /* (k + 0.5) 2^-24 has 25 significant bits above 0.5: f32 rounds. */
+        cr_expect_eq(r.data[i], (double)(float)u, "element %d", i);
         cr_expect_eq(a.data[i], b.data[i]);
         cr_expect(a.data[i] > 0 && a.data[i] < 1);
         same_stream += a.data[i] == c.data[i];
@@ -271,7 +274,7 @@ Test(interp_random, uniform_matches_philox) {
     }
     cr_expect_eq(same_stream, 0, "another stream repeats %d values", same_stream);
     cr_expect_eq(same_step, 0, "another step repeats %d values", same_step);
-    free_vals((Value[]){a, b, c, e}, 4);
+    free_vals((Value[]){a, b, c, e, r}, 5);
 }
 
 Test(interp_random, negative_key_is_bitwise) {
@@ -349,20 +352,14 @@ static Module *small_module(Function **out) {
     return m;
 }
 
-static bool run_small(const NamedValue *in, int nin, const NamedValue *par, int npar,
-                      InterpPrecision prec, NamedValue **out, int *nout, Diag *d) {
+/* Runs small_module; the caller frees the module after reading the
+ * outputs, whose names borrow from it. */
+static bool run_small(Module **mp, const NamedValue *in, int nin, const NamedValue *par,
+                      int npar, NamedValue **out, int *nout, Diag *d) {
     Function *f;
-    Module *m = small_module(&f);
-    InterpOptions o = {prec};
+    *mp = small_module(&f);
     diag_init(d);
-    bool ok = interp_run(m, f, &o, in, nin, par, npar, out, nout, d);
-    /* Output names may borrow from the module: copy what the tests read. */
-    for (int i = 0; ok && i < *nout; i++) (*out)[i].name = strcmp((*out)[i].name, "r") == 0 ? "r"
-                                                          : strcmp((*out)[i].name, "loss") == 0 ? "loss"
-                                                          : strcmp((*out)[i].name, "y") == 0 ? "y"
-                                                                                             : "sq";
-    module_free(m);
-    return ok;
+    return interp_run(*mp, f, &(InterpOptions){INTERP_F64}, in, nin, par, npar, out, nout, d);
 }
 
 static const double X[6] = {1, 2, 3, -1, -2, -3}, W[6] = {1, 0, 0, 1, 1, -1};
@@ -375,12 +372,14 @@ Test(interp_run, computes_outputs) {
     NamedValue *out;
     int nout;
     Diag d;
-    cr_assert(run_small(&in, 1, &par, 1, INTERP_F64, &out, &nout, &d), "%s", d.msg);
+    Module *m;
+    cr_assert(run_small(&m, &in, 1, &par, 1, &out, &nout, &d), "%s", d.msg);
     cr_assert_eq(nout, 4);
     cr_expect_str_eq(out[0].name, "r");
     cr_expect_str_eq(out[1].name, "loss");
     cr_expect_str_eq(out[2].name, "y");
-    cr_expect(type_equal(&out[0].type, &TY(DT_F32, 2, 2)));
+    Type t22 = TY(DT_F32, 2, 2);
+    cr_expect(type_equal(&out[0].type, &t22));
     cr_expect_eq(out[1].type.rank, 0);
     Value r = {out[0].type, out[0].data}, s = {out[1].type, out[1].data};
     Value y = {out[2].type, out[2].data}, q = {out[3].type, out[3].data};
@@ -390,6 +389,7 @@ Test(interp_run, computes_outputs) {
     EXPECT(&q, 0, 16, 1, 16, 1);
     cr_expect_neq(out[0].data, (double *)X);
     named_values_free(out, nout);
+    module_free(m);
 }
 
 Test(interp_run, f32_precision_rounds_bound_inputs) {
@@ -423,8 +423,10 @@ static Diag run_fail(const NamedValue *in, int nin, const NamedValue *par, int n
     NamedValue *out = (NamedValue *)1;
     int nout = -1;
     Diag d;
-    cr_assert(!run_small(in, nin, par, npar, INTERP_F32, &out, &nout, &d));
+    Module *m;
+    cr_assert(!run_small(&m, in, nin, par, npar, &out, &nout, &d));
     cr_expect(out == NULL && nout == 0);
+    module_free(m);
     return d;
 }
 
