@@ -1,11 +1,13 @@
 /* Graph documents: reading JSON with line/column errors, resolving
  * includes into one merged object, and -D overrides. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "frontend/internal.h"
 
@@ -47,10 +49,22 @@ static char *read_file(const char *path, Diag *d) {
         diag_error(d, EXIT_BADINPUT, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    /* A directory opens fine on Linux but has no size to read: check that
+     * this is a regular file of sane size before allocating. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        diag_error(d, EXIT_BADINPUT, "%s: not a regular file", path);
+        fclose(f);
+        return NULL;
+    }
+    if (sb.st_size > (off_t)1 << 30) {
+        diag_error(d, EXIT_BADINPUT, "%s: too large for a graph file (%lld bytes)", path,
+                   (long long)sb.st_size);
+        fclose(f);
+        return NULL;
+    }
+    long n = (long)sb.st_size;
+    char *buf = malloc((size_t)n + 1);
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         diag_error(d, EXIT_BADINPUT, "%s: cannot read", path);
         free(buf);
@@ -62,19 +76,63 @@ static char *read_file(const char *path, Diag *d) {
     return buf;
 }
 
+/* cJSON reports a bad object key, and a string that does not end, one
+ * character past where it starts: move back onto it. p = at - 1 is that
+ * start when it opens a string, or when it stands where an object expects
+ * a key (after '{' or ','). */
+static const char *error_pos(const char *text, const char *at) {
+    if (at <= text) return at;
+    const char *p = at - 1;
+    enum { MAXD = 1024 };
+    char stack[MAXD];
+    int depth = 0;
+    bool in_str = false;
+    char last = 0; /* last significant character before p */
+    for (const char *q = text; q < p; q++) {
+        if (in_str) {
+            if (*q == '\\' && q + 1 < p) q++;
+            else if (*q == '"') in_str = false, last = '"';
+            continue;
+        }
+        if (*q == '"') {
+            in_str = true;
+            continue;
+        }
+        if (*q == '{' || *q == '[') {
+            if (depth < MAXD) stack[depth] = *q;
+            depth++;
+        } else if ((*q == '}' || *q == ']') && depth > 0) {
+            depth--;
+        }
+        if (!isspace((unsigned char)*q)) last = *q;
+    }
+    if (in_str) return at;
+    if (*p == '"') return p;
+    bool in_object = depth > 0 && depth <= MAXD && stack[depth - 1] == '{';
+    if (in_object && (last == '{' || last == ',') && !isspace((unsigned char)*p)) return p;
+    return at;
+}
+
 static cJSON *parse_json(const char *path, Diag *d) {
     char *text = read_file(path, d);
     if (!text) return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, true);
     if (!root) {
-        const char *at = end ? end : text;
+        const char *at = error_pos(text, end ? end : text);
         int line = 1, col = 1;
         for (const char *p = text; p < at && *p; p++) {
             if (*p == '\n') line++, col = 1;
             else col++;
         }
-        diag_error(d, EXIT_BADINPUT, "%s:%d:%d: malformed JSON near '%.20s'", path, line, col, at);
+        /* Quote the rest of the offending line only: one line of message. */
+        int len = (int)strcspn(at, "\r\n");
+        if (*at == '\0')
+            diag_error(d, EXIT_BADINPUT, "%s:%d:%d: malformed JSON: unexpected end of file", path,
+                       line, col);
+        else
+            diag_error(d, EXIT_BADINPUT, "%s:%d:%d: malformed JSON near '%.*s'", path, line, col,
+                       len < 20 ? len : 20, at);
     } else if (!cJSON_IsObject(root)) {
         diag_error(d, EXIT_BADINPUT, "%s: the top level must be a JSON object", path);
         cJSON_Delete(root);
@@ -89,6 +147,11 @@ static const char *const TOP_KEYS[] = {"igrc",  "name",  "description", "include
                                        "data",  "train", "eval", NULL};
 static const char *const UNION_SECTIONS[] = {"networks", "blocks", NULL};
 static const char *const OVERRIDE_SECTIONS[] = {"params", "inputs", "train", "eval", NULL};
+
+static bool same_file(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
+}
 
 /* Moves every entry of src's section into dst's, tagging definitions with
  * their file; a name defined twice is an error naming both files. */
@@ -107,7 +170,14 @@ static bool merge_union(cJSON *dst, cJSON *src, const char *sec, const char *fil
         }
         cJSON *prev = cJSON_GetObjectItemCaseSensitive(to, item->string);
         if (prev) {
-            ferr(d, file, sec, "'%s' is also defined in %s", item->string, doc_file_of(prev, "?"));
+            /* The same file reached twice (a includes b and c, both of which
+             * include d) is one definition, not two. */
+            const char *here = doc_file_of(item, file), *there = doc_file_of(prev, "?");
+            if (same_file(here, there)) {
+                cJSON_Delete(item);
+                continue;
+            }
+            ferr(d, here, sec, "'%s' is also defined in %s", item->string, there);
             cJSON_Delete(item);
             return false;
         }
@@ -187,7 +257,10 @@ static bool load_includes(cJSON *acc, const cJSON *root, const char *path, const
         }
         bool ok = merge_into(acc, child, sub, d);
         cJSON_Delete(child);
-        if (!ok) return false;
+        if (!ok) {
+            diag_prefix(d, "%s: %s", path, jp);
+            return false;
+        }
     }
     return true;
 }
@@ -244,7 +317,13 @@ static cJSON *override_site(cJSON *doc, char *key, char **leaf) {
             cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, *w);
             if (o && cJSON_GetObjectItemCaseSensitive(o, key)) return o;
         }
-        return cJSON_GetObjectItemCaseSensitive(doc, key) ? doc : NULL;
+        if (cJSON_GetObjectItemCaseSensitive(doc, key)) return doc;
+        /* Top-level settings with a default may be set though the file
+         * leaves them out (-D batch=4 on a network file). */
+        static const char *const scalars[] = {"batch", "network", "data", "name", NULL};
+        for (const char *const *s = scalars; *s; s++)
+            if (strcmp(*s, key) == 0) return doc;
+        return NULL;
     }
     *dot = '\0';
     *leaf = dot + 1;
@@ -261,7 +340,8 @@ bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *def
     for (int i = 0; i < n; i++) {
         const char *eq = strchr(defs[i], '=');
         if (!eq || eq == defs[i])
-            return diag_error(d, EXIT_BADINPUT, "-D %s: expected key=value", defs[i]);
+            return diag_error(d, EXIT_BADINPUT, "-D %s: expected key=value (a setting of %s)",
+                              defs[i], root_file);
         char key[256], *leaf;
         snprintf(key, sizeof key, "%.*s", (int)(eq - defs[i]), defs[i]);
         cJSON *site = override_site(doc, key, &leaf);
@@ -270,7 +350,10 @@ bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *def
                               "-D %s: %s has no setting '%.*s' (looked in params, train, eval "
                               "and the top level; use a dotted path for others)",
                               defs[i], root_file, (int)(eq - defs[i]), defs[i]);
-        cJSON_ReplaceItemInObjectCaseSensitive(site, leaf, parse_value(eq + 1));
+        if (cJSON_GetObjectItemCaseSensitive(site, leaf))
+            cJSON_ReplaceItemInObjectCaseSensitive(site, leaf, parse_value(eq + 1));
+        else
+            cJSON_AddItemToObject(site, leaf, parse_value(eq + 1));
     }
     return true;
 }

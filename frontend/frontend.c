@@ -108,6 +108,16 @@ static bool build_predict(Module *m, const cJSON *doc, const char *file, Diag *d
     const char *net = pick_network(doc, file, d);
     if (!net) return false;
     const cJSON *def = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "networks"), net);
+    if (!def) {
+        char list[1024] = "";
+        const cJSON *nets = cJSON_GetObjectItemCaseSensitive(doc, "networks");
+        for (const cJSON *it = nets ? nets->child : NULL; it; it = it->next) {
+            strncat(list, *list ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, it->string, sizeof list - strlen(list) - 1);
+        }
+        return ferr(d, file, "network", "no network named '%s' (defined: %s)", net,
+                    *list ? list : "none");
+    }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(def, "input");
     const char *iname = cJSON_IsString(in) ? in->valuestring : "x";
     const InputDesc *desc = NULL;

@@ -52,8 +52,13 @@ static const cJSON *resolve(Cur *c, const cJSON *v, const char *key) {
             const cJSON *params = cJSON_GetObjectItemCaseSensitive(c->net->env->doc, "params");
             hit = params ? cJSON_GetObjectItemCaseSensitive(params, ref) : NULL;
         }
-        if (!hit || hops > 8) {
+        if (!hit) {
             err(c, "attribute '%s': '$%s' names no block argument or params entry", key, ref);
+            return NULL;
+        }
+        if (hops >= 8) {
+            err(c, "attribute '%s': '$%s' refers on through more than 8 '$' names (a cycle?)",
+                key, ref);
             return NULL;
         }
         v = hit;
@@ -188,7 +193,7 @@ static const char *vname(Cur *c, const char *part) {
 }
 
 static bool need_rank(Cur *c, int x, int rank, const char *what) {
-    const Type *t = b_type(c->net->env->b, x);
+    const Type t_v = *b_type(c->net->env->b, x), *t = &t_v;
     char s[128];
     if (t->rank == rank) return true;
     return err(c, "expects %s, got %s", what, type_str(t, s, sizeof s));
@@ -217,7 +222,7 @@ static int conv2d(Cur *c, int x) {
         !get_pair(c, "kernel", true, 1, 1, k) || !get_pair(c, "stride", false, 1, 1, s) ||
         !get_pair(c, "padding", false, 0, 0, p) || !get_bool(c, "bias", true, &bias))
         return -1;
-    const Type *xt = b_type(b, x);
+    const Type xt_v = *b_type(b, x), *xt = &xt_v;
     int64_t fan_in = xt->dim[1] * k[0] * k[1];
     if (!init_spec(c, "init", "default", fan_in, &init)) return -1;
     int64_t wd[4] = {oc, xt->dim[1], k[0], k[1]};
@@ -240,7 +245,7 @@ static int linear(Cur *c, int x) {
         !need_rank(c, x, 2, "a flat input [N,K] (add a flatten node)") ||
         !get_int(c, "out_features", true, 0, 1, 1 << 24, &of) || !get_bool(c, "bias", true, &bias))
         return -1;
-    const Type *xt = b_type(b, x);
+    const Type xt_v = *b_type(b, x), *xt = &xt_v;
     int64_t fan_in = xt->dim[1], wd[2] = {of, fan_in};
     if (!init_spec(c, "init", "default", fan_in, &init) ||
         !init_spec(c, "bias_init", "default", fan_in, &binit))
@@ -258,7 +263,7 @@ static int batch_norm(Cur *c, int x) {
     if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
         !get_num(c, "eps", 1e-5, 0, 1, &eps) || !get_num(c, "momentum", 0.1, 0, 1, &momentum))
         return -1;
-    const Type *xt = b_type(b, x);
+    const Type xt_v = *b_type(b, x), *xt = &xt_v;
     if (xt->rank < 2) return err(c, "expects an input [N,C,...]"), -1;
     Type ct = type_make(xt->dtype, 1, &xt->dim[1]);
     int ins[5] = {x, param(c, "weight", ct, (InitSpec){INIT_ONES, 0}, true),
@@ -288,7 +293,7 @@ static int pool(Cur *c, int x, OpKind op) {
 static int flatten(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", NULL};
     if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
-    const Type *t = b_type(c->net->env->b, x);
+    const Type t_v = *b_type(c->net->env->b, x), *t = &t_v;
     int64_t dims[2] = {t->rank ? t->dim[0] : 1, t->rank ? type_numel(t) / t->dim[0] : 1};
     return b_reshape(c->net->env->b, vname(c, NULL), x, 2, dims);
 }
@@ -474,14 +479,20 @@ static bool collect_ids(List *l) {
         Cur c = {.net = l->net};
         snprintf(c.jpath, sizeof c.jpath, "%s.nodes[%d]", l->net->where, i);
         l->js[i] = it;
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsObject(it)) return err(&c, "a node must be an object");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsString(id) || !id->valuestring[0])
             return err(&c, "every node needs a non-empty string 'id'");
         l->id[i] = arena_strdup(arena_of(l->net), id->valuestring);
         int j = find_id(l, l->id[i]);
         if (j >= 0 && j < i)
             return err(&c, "duplicate id '%s' (first defined at nodes[%d])", l->id[i], j);
+        /* References resolve to list inputs first: a node named like one
+         * could never be referenced. */
+        for (int k = 0; k < l->ninputs; k++)
+            if (strcmp(l->inputs[k], l->id[i]) == 0)
+                return err(&c, "id '%s' is already the name of an input of %s", l->id[i],
+                           l->net->where);
     }
     return true;
 }
@@ -553,6 +564,23 @@ static int block_instance(Cur *c, const int *ins, int nin) {
     if (!cJSON_IsString(name)) return err(c, "'block' must name a block"), -1;
     const cJSON *block = find_def(c->net, "blocks", name->valuestring);
     if (!block) return err(c, "no block named '%s'", name->valuestring), -1;
+    {
+        static const char *const bkeys[] = {"args", "inputs", "nodes", "output", NULL};
+        const char *bfile = doc_file_of(block, c->net->file);
+        const char *bwhere = arena_printf(arena_of(c->net), "blocks.%s", name->valuestring);
+        const cJSON *bargs = cJSON_GetObjectItemCaseSensitive(block, "args");
+        const cJSON *binl = cJSON_GetObjectItemCaseSensitive(block, "inputs");
+        if (!check_keys(diag_of(c->net), bfile, bwhere, block, bkeys)) return -1;
+        if (bargs && !cJSON_IsObject(bargs))
+            return ferr(diag_of(c->net), bfile, bwhere, "'args' must be an object"), -1;
+        if (!cJSON_IsArray(binl) || cJSON_GetArraySize(binl) < 1 || cJSON_GetArraySize(binl) > 16)
+            return ferr(diag_of(c->net), bfile, bwhere, "'inputs' must list 1 to 16 input names"),
+                   -1;
+        for (const cJSON *it = binl->child; it; it = it->next)
+            if (!cJSON_IsString(it) || !it->valuestring[0])
+                return ferr(diag_of(c->net), bfile, bwhere, "'inputs' must be non-empty strings"),
+                       -1;
+    }
     if (c->net->depth >= MAX_BLOCK_DEPTH)
         return err(c, "blocks nest deeper than %d (a block instantiates itself?)", MAX_BLOCK_DEPTH), -1;
     const cJSON *inl = cJSON_GetObjectItemCaseSensitive(block, "inputs");

@@ -68,7 +68,8 @@ int b_binary(Builder *b, OpKind op, const char *name, int x, int y) {
     return b_node(b, op, name, ins, 2, NULL, 0);
 }
 
-int b_broadcast(Builder *b, const char *name, int x, const Type *to) {
+int b_broadcast(Builder *b, const char *name, int x, const Type *to_ptr) {
+    Type to_copy = *to_ptr, *to = &to_copy; /* to_ptr may point into the node array */
     if (!inputs_ok(b, &x, 1)) return -1;
     if (type_same_shape(b_type(b, x), to)) return x;
     Attr a = attr_ints("shape", to->dim, to->rank);
@@ -86,7 +87,8 @@ int b_reduce(Builder *b, OpKind op, const char *name, int x, const int64_t *axes
     return b_node(b, op, name, &x, 1, a, 2);
 }
 
-int b_bcast_axis(Builder *b, const char *name, int x, const Type *to, int axis) {
+int b_bcast_axis(Builder *b, const char *name, int x, const Type *to_ptr, int axis) {
+    Type to_copy = *to_ptr, *to = &to_copy; /* to_ptr may point into the node array */
     if (!inputs_ok(b, &x, 1)) return -1;
     int64_t dims[IR_MAX_RANK];
     for (int i = 0; i < to->rank; i++) dims[i] = i == axis ? to->dim[i] : 1;

@@ -33,6 +33,8 @@ int b_reduce(Builder *b, OpKind op, const char *name, int x, const int64_t *axes
  * x of shape [to.dim[axis]] becomes [1,..,C,..,1] then to's shape. */
 int b_bcast_axis(Builder *b, const char *name, int x, const Type *to, int axis);
 
+/* Points into the node array: valid only until the next node is added.
+ * Keep a copy (Type t = *b_type(b, v)) across builder calls. */
 static inline const Type *b_type(const Builder *b, int v) { return &b->f->nodes[v].type; }
 
 #endif

@@ -9,6 +9,7 @@
  *        two's-complement int32 arithmetic does; NaN and +-inf (e.g. an i32
  *        division by zero) become 0, since C leaves them undefined.
  *   bool any nonzero (NaN included) is 1, as C's conversion to _Bool.
+ * A NULL InterpOptions means INTERP_F32: what the declared types say.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -171,6 +172,7 @@ static Kernel kernel_for(OpKind op) {
     case OP_CONV2D_BWD_FILTER: return k_conv2d_bwd_filter;
     case OP_MAXPOOL2D: return k_maxpool2d;
     case OP_MAXPOOL2D_BWD: return k_maxpool2d_bwd;
+    case OP_MAXPOOL2D_SELECT: return k_maxpool2d_select;
     case OP_AVGPOOL2D: return k_avgpool2d;
     case OP_AVGPOOL2D_BWD: return k_avgpool2d_bwd;
     case OP_ONE_HOT: return k_one_hot;
@@ -185,6 +187,10 @@ static bool check_node(const Node *n, Diag *d) {
     if (info->cls == OC_COMPOSITE)
         return kfail(n, d, EXIT_BADINPUT, "op %s is a composite: run the decompose pass first",
                      info->name);
+    if (info->cls == OC_HIGHER)
+        return kfail(n, d, EXIT_BADINPUT,
+                     "op %s is higher-level: run the pass that lowers it first (autodiff for grad)",
+                     info->name);
     if (!kernel_for(n->op))
         return kfail(n, d, EXIT_BADINPUT, "the interpreter cannot run op %s here%s", info->name,
                      n->op == OP_INPUT || n->op == OP_PARAM ? " (interp_run binds it)" : "");
@@ -197,7 +203,9 @@ static bool check_node(const Node *n, Diag *d) {
     return true;
 }
 
-static double *alloc_data(int64_t numel) { return calloc((size_t)(numel ? numel : 1), sizeof(double)); }
+static double *alloc_data(int64_t numel) {
+    return calloc((size_t)(numel ? numel : 1), sizeof(double));
+}
 
 bool interp_eval_node(const Node *n, const Value *ins, Value *out, const InterpOptions *opt,
                       Diag *d) {

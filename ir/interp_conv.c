@@ -51,7 +51,7 @@ typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_FILTER } ConvMode;
  * under the node's stride and padding, whichever of them is the result. */
 static bool conv_setup(const Node *n, const Type *x, const Type *w, const Type *y,
                        ConvGeom *g, Diag *d) {
-    int64_t s[2], p[2];
+    int64_t s[2] = {1, 1}, p[2] = {0, 0};
     if (!pair(n, "stride", 1, s, d) || !pair(n, "padding", 0, p, d)) return false;
     if (x->rank != 4 || w->rank != 4 || y->rank != 4) return shapes_fail(n, x, w, y, d);
     *g = (ConvGeom){x->dim[0], x->dim[1], x->dim[2], x->dim[3], w->dim[0], w->dim[2],
@@ -115,7 +115,7 @@ bool k_conv2d_bwd_data(const Node *n, const Value *in, Value *out, Diag *d) {
 
 /* conv2d_bwd_filter(x, dy) {stride, padding, kernel}: d<dy,conv>/dw. */
 bool k_conv2d_bwd_filter(const Node *n, const Value *in, Value *out, Diag *d) {
-    int64_t k[2];
+    int64_t k[2] = {0, 0};
     ConvGeom g;
     if (!pair(n, "kernel", -1, k, d)) return false;
     if (out->type.rank != 4 || out->type.dim[2] != k[0] || out->type.dim[3] != k[1])
@@ -145,7 +145,7 @@ static bool pool_fail(const Node *n, const Type *x, const Type *y, const int64_t
  * maxpool) padding. */
 static bool pool_setup(const Node *n, const Type *x, const Type *y, bool padded, PoolGeom *g,
                        Diag *d) {
-    int64_t k[2], s[2], p[2] = {0, 0};
+    int64_t k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0};
     if (!pair(n, "kernel", -1, k, d) || !pair(n, "stride", -1, s, d) ||
         (padded && !pair(n, "padding", 0, p, d)))
         return false;
@@ -176,36 +176,58 @@ static int64_t window_argmax(const PoolGeom *g, const double *x, int64_t oh, int
     return best;
 }
 
+typedef enum { MAX_FWD, MAX_BWD, MAX_SELECT } MaxMode;
+
+/* Visits each window with the element window_argmax picks in x. The three
+ * ops are one linear map and its transpose, fixed by x's argmaxes:
+ *   forward  y[w] = x[pick(w)]        (padding-only window: -inf)
+ *   bwd      dx[pick(w)] += dy[w]     (scatter; overlapping windows add)
+ *   select   y[w] = g[pick(w)]        (the gather bwd is the transpose of;
+ *                                      a padding-only window reads 0) */
+static void max_visit(const PoolGeom *g, MaxMode mode, const double *x, const double *src,
+                      double *dst) {
+    for (int64_t p = 0; p < g->planes; p++) {
+        const double *xp = x + p * g->H * g->W;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t b = window_argmax(g, xp, oh, ow), w = (p * g->OH + oh) * g->OW + ow;
+                int64_t i = p * g->H * g->W + b;
+                switch (mode) {
+                case MAX_FWD: dst[w] = b < 0 ? -INFINITY : x[i]; break;
+                case MAX_BWD: if (b >= 0) dst[i] += src[w]; break;
+                case MAX_SELECT: dst[w] = b < 0 ? 0.0 : src[i]; break;
+                }
+            }
+    }
+}
+
 /* maxpool2d {kernel, stride, padding}: padding counts as -inf. */
 bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!pool_setup(n, &in[0].type, &out->type, true, &g, d)) return false;
-    for (int64_t p = 0; p < g.planes; p++) {
-        const double *x = in[0].data + p * g.H * g.W;
-        for (int64_t oh = 0; oh < g.OH; oh++)
-            for (int64_t ow = 0; ow < g.OW; ow++) {
-                int64_t b = window_argmax(&g, x, oh, ow);
-                out->data[(p * g.OH + oh) * g.OW + ow] = b < 0 ? -INFINITY : x[b];
-            }
-    }
+    max_visit(&g, MAX_FWD, in[0].data, NULL, out->data);
     return true;
 }
 
 /* maxpool2d_bwd(x, dy): each window routes its dy to the element forward
- * picked (same window_argmax, ties to the first); overlapping windows add. */
+ * picked (the first maximum, ties to the first). */
 bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!need_shape(n, in, 0, &out->type, d) ||
         !pool_setup(n, &in[0].type, &in[1].type, true, &g, d))
         return false;
-    for (int64_t p = 0; p < g.planes; p++) {
-        const double *x = in[0].data + p * g.H * g.W;
-        for (int64_t oh = 0; oh < g.OH; oh++)
-            for (int64_t ow = 0; ow < g.OW; ow++) {
-                int64_t b = window_argmax(&g, x, oh, ow);
-                if (b >= 0) out->data[p * g.H * g.W + b] += in[1].data[(p * g.OH + oh) * g.OW + ow];
-            }
-    }
+    max_visit(&g, MAX_BWD, in[0].data, in[1].data, out->data);
+    return true;
+}
+
+/* maxpool2d_select(x, g): each window takes g (x's shape) at the element
+ * forward picked from x; the transpose of maxpool2d_bwd in dy. */
+bool k_maxpool2d_select(const Node *n, const Value *in, Value *out, Diag *d) {
+    PoolGeom g;
+    if (!need_shape(n, in, 1, &in[0].type, d) ||
+        !pool_setup(n, &in[0].type, &out->type, true, &g, d))
+        return false;
+    max_visit(&g, MAX_SELECT, in[0].data, in[1].data, out->data);
     return true;
 }
 

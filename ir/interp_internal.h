@@ -61,6 +61,7 @@ bool k_conv2d_bwd_data(const Node *n, const Value *in, Value *out, Diag *d);
 bool k_conv2d_bwd_filter(const Node *n, const Value *in, Value *out, Diag *d);
 bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d);
 bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d);
+bool k_maxpool2d_select(const Node *n, const Value *in, Value *out, Diag *d);
 bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d);
 bool k_avgpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d);
 

@@ -342,19 +342,18 @@ static Attr attr_copy(Arena *a, const Attr *src) {
 
 int func_add_node(Module *m, Function *f, OpKind op, const char *name, const int *inputs,
                   int ninputs, const Attr *attrs, int nattrs, Type type) {
+    /* Copy operands and attributes before growing the node array: callers
+     * may pass pointers into it (a node's type dims as a shape attribute). */
+    int *ins = arena_alloc(m->arena, sizeof(int) * (size_t)(ninputs + 1));
+    if (ninputs) memcpy(ins, inputs, sizeof(int) * (size_t)ninputs);
+    Attr *as = arena_alloc(m->arena, sizeof(Attr) * (size_t)(nattrs + 1));
+    for (int i = 0; i < nattrs; i++) as[i] = attr_copy(m->arena, &attrs[i]);
+    qsort(as, (size_t)nattrs, sizeof(Attr), attr_cmp);
+    const char *uname = unique_name(m, f, name);
     GROW(f->nodes, f->n, f->cap);
     Node *n = &f->nodes[f->n];
-    memset(n, 0, sizeof *n);
-    n->op = op;
-    n->name = unique_name(m, f, name);
-    n->ninputs = ninputs;
-    n->inputs = arena_alloc(m->arena, sizeof(int) * (size_t)(ninputs + 1));
-    if (ninputs) memcpy(n->inputs, inputs, sizeof(int) * (size_t)ninputs);
-    n->nattrs = nattrs;
-    n->attrs = arena_alloc(m->arena, sizeof(Attr) * (size_t)(nattrs + 1));
-    for (int i = 0; i < nattrs; i++) n->attrs[i] = attr_copy(m->arena, &attrs[i]);
-    qsort(n->attrs, (size_t)nattrs, sizeof(Attr), attr_cmp);
-    n->type = type;
+    *n = (Node){.op = op, .name = uname, .ninputs = ninputs, .inputs = ins, .nattrs = nattrs,
+                .attrs = as, .type = type};
     strmap_put(f->names, n->name, f->n);
     return f->n++;
 }

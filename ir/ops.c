@@ -92,7 +92,8 @@ static const AttrSpec *attrs_of(OpKind op) {
     case OP_CONV2D_BWD_DATA: return A_CONV_BD;
     case OP_CONV2D_BWD_FILTER: return A_CONV_BF;
     case OP_MAXPOOL2D:
-    case OP_MAXPOOL2D_BWD: return A_MAXPOOL;
+    case OP_MAXPOOL2D_BWD:
+    case OP_MAXPOOL2D_SELECT: return A_MAXPOOL;
     case OP_AVGPOOL2D: return A_AVGPOOL;
     case OP_AVGPOOL2D_BWD: return A_AVGPOOL_BWD;
     case OP_ONE_HOT: return A_ONE_HOT;

@@ -40,6 +40,9 @@
  *   maxpool2d(x) {kernel, stride, padding}: padding counts as -inf
  *   maxpool2d_bwd(x, dy) {kernel, stride, padding}: each window sends its dy
  *     to the first maximal element of the window in row-major order
+ *   maxpool2d_select(x, g) {kernel, stride, padding}: the transpose of
+ *     maxpool2d_bwd in its second operand: each window takes g at the
+ *     window's first maximal element of x (g has x's shape)
  *   avgpool2d(x) {kernel, stride}; avgpool2d_bwd(dy) {kernel, stride, input_shape}
  * Indexing
  *   one_hot(idx i32[...]) {depth, dtype=f32} -> [..., depth]
@@ -50,6 +53,10 @@
  *   dropout(x, key) {p, training, stream}: inverted dropout
  *   softmax(x) / log_softmax(x) {axis}: max-subtracted, stable
  *   cross_entropy(logits[N,C], y i32[N]) {reduction=mean|sum|none}
+ * Higher-level (lowered by passes)
+ *   grad(y, x): dy/dx for a float scalar y, by reverse-mode autodiff
+ *     (passes/autodiff.c); the result is ordinary IR, so grad applies to it
+ *     again for second and higher derivatives
  */
 #ifndef IGRC_OPS_H
 #define IGRC_OPS_H
@@ -70,6 +77,7 @@ typedef enum {
     OC_SOURCE,    /* no inputs from the graph: input, param, constant, ... */
     OC_PRIMITIVE, /* has an interpreter kernel and (later) backend lowerings */
     OC_COMPOSITE, /* decomposed into primitives by a pass */
+    OC_HIGHER,    /* lowered by its own pass (grad: autodiff) */
 } OpClass;
 
 /*  enum          name                 min max pattern       class */
@@ -128,6 +136,7 @@ typedef enum {
       OC_PRIMITIVE)                                                        \
     X(MAXPOOL2D, "maxpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE)              \
     X(MAXPOOL2D_BWD, "maxpool2d_bwd", 2, 2, PK_COMPLEX, OC_PRIMITIVE)      \
+    X(MAXPOOL2D_SELECT, "maxpool2d_select", 2, 2, PK_COMPLEX, OC_PRIMITIVE) \
     X(AVGPOOL2D, "avgpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE)              \
     X(AVGPOOL2D_BWD, "avgpool2d_bwd", 1, 1, PK_COMPLEX, OC_PRIMITIVE)      \
     X(ONE_HOT, "one_hot", 1, 1, PK_INJECTIVE, OC_PRIMITIVE)                \
@@ -137,7 +146,8 @@ typedef enum {
     X(DROPOUT, "dropout", 2, 2, PK_OPAQUE, OC_COMPOSITE)                   \
     X(SOFTMAX, "softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE)                   \
     X(LOG_SOFTMAX, "log_softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE)           \
-    X(CROSS_ENTROPY, "cross_entropy", 2, 2, PK_OPAQUE, OC_COMPOSITE)
+    X(CROSS_ENTROPY, "cross_entropy", 2, 2, PK_OPAQUE, OC_COMPOSITE)       \
+    X(GRAD, "grad", 2, 2, PK_OPAQUE, OC_HIGHER)
 
 typedef enum {
 #define IR_OP_ENUM(e, name, mn, mx, pk, cls) OP_##e,

@@ -298,6 +298,20 @@ static bool maxpool_bwd_rule(Rule *r, Type *out) {
     return true;
 }
 
+static bool maxpool_select_rule(Rule *r, Type *out) {
+    if (!type_equal(r->in[0], r->in[1])) return fail_types(r, "g must have x's type", r->in[1], r->in[0]);
+    return pool_out(r, r->in[0], out);
+}
+
+static bool grad_rule(Rule *r, Type *out) {
+    const Type *y = r->in[0], *x = r->in[1];
+    if (y->rank != 0 || !dtype_is_float(y->dtype))
+        return fail_type(r, "differentiates a float scalar", y);
+    if (!dtype_is_float(x->dtype)) return fail_type(r, "differentiates with respect to a float value", x);
+    *out = *x;
+    return true;
+}
+
 static bool avgpool_bwd_rule(Rule *r, Type *out) {
     int64_t is[4];
     if (get_ints(r, "input_shape", is) != 4) return fail_type(r, "needs input_shape[4]", r->in[0]);
@@ -436,6 +450,8 @@ bool shape_infer(const Module *m, const Function *f, const Node *n, Type *out, D
     case OP_MAXPOOL2D: case OP_AVGPOOL2D: return pool_rule(&r, out);
     case OP_MAXPOOL2D_BWD: return maxpool_bwd_rule(&r, out);
     case OP_AVGPOOL2D_BWD: return avgpool_bwd_rule(&r, out);
+    case OP_MAXPOOL2D_SELECT: return maxpool_select_rule(&r, out);
+    case OP_GRAD: return grad_rule(&r, out);
     case OP_ONE_HOT: return one_hot_rule(&r, out);
     case OP_GATHER: return gather_rule(&r, out);
     case OP_LINEAR: return linear_rule(&r, out);

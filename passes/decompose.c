@@ -47,7 +47,7 @@ static int stat_axes(const Type *t, int64_t *axes) {
 /* Batch statistics: biased variance, as the normalisation uses. */
 static void batch_stats(Exp *e, int x, int *mean, int *var) {
     Builder *b = e->b;
-    const Type *t = b_type(b, x);
+    const Type t_v = *b_type(b, x), *t = &t_v;
     int64_t axes[IR_MAX_RANK];
     int k = stat_axes(t, axes);
     double count = (double)type_numel(t) / (double)t->dim[1];
@@ -68,7 +68,7 @@ static void batch_stats(Exp *e, int x, int *mean, int *var) {
 static int batch_norm(Exp *e) {
     Builder *b = e->b;
     int x = e->in[0], mean = e->in[3], var = e->in[4];
-    const Type *t = b_type(b, x);
+    const Type t_v = *b_type(b, x), *t = &t_v;
     Type c = type_make(t->dtype, 1, &t->dim[1]);
     if (node_int(e->n, "training", 0)) batch_stats(e, x, &mean, &var);
     int eps = scalar(e, "eps", node_float(e->n, "eps", 1e-5), &c);
@@ -86,7 +86,7 @@ static int dropout(Exp *e) {
     double p = node_float(e->n, "p", 0.5);
     int x = e->in[0];
     if (!node_int(e->n, "training", 0) || p == 0.0) return x; /* identity in evaluation */
-    const Type *t = b_type(b, x);
+    const Type t_v = *b_type(b, x), *t = &t_v;
     Attr a[2] = {attr_float("p", 1.0 - p), attr_int("stream", node_int(e->n, "stream", 0))};
     int mask = b_source(b, OP_RANDOM_BERNOULLI, part(e, "mask"), &e->in[1], 1, a, 2, *t);
     int keep = scalar(e, "rescale", 1.0 / (1.0 - p), t);
@@ -96,7 +96,7 @@ static int dropout(Exp *e) {
 /* Shifted logits z - max(z) along axis: the stable core of both softmaxes. */
 static int shifted(Exp *e, int x, int64_t axis) {
     Builder *b = e->b;
-    const Type *t = b_type(b, x);
+    const Type t_v = *b_type(b, x), *t = &t_v;
     int mx = b_reduce(b, OP_REDUCE_MAX, part(e, "max"), x, &axis, 1, true);
     mx = b_unary(b, OP_STOP_GRADIENT, part(e, "max.sg"), mx);
     return b_binary(b, OP_SUB, part(e, "shifted"), x, b_broadcast(b, part(e, "max.b"), mx, t));
@@ -104,7 +104,7 @@ static int shifted(Exp *e, int x, int64_t axis) {
 
 static int log_softmax_of(Exp *e, int x, int64_t axis, const char *name) {
     Builder *b = e->b;
-    const Type *t = b_type(b, x);
+    const Type t_v = *b_type(b, x), *t = &t_v;
     int z = shifted(e, x, axis);
     int s = b_reduce(b, OP_REDUCE_SUM, part(e, "sumexp"), b_unary(b, OP_EXP, part(e, "exp"), z),
                      &axis, 1, true);
@@ -115,7 +115,7 @@ static int log_softmax_of(Exp *e, int x, int64_t axis, const char *name) {
 static int softmax(Exp *e) {
     Builder *b = e->b;
     int64_t axis = node_int(e->n, "axis", 0);
-    const Type *t = b_type(b, e->in[0]);
+    const Type t_v = *b_type(b, e->in[0]), *t = &t_v;
     int ex = b_unary(b, OP_EXP, part(e, "exp"), shifted(e, e->in[0], axis));
     int s = b_reduce(b, OP_REDUCE_SUM, part(e, "sum"), ex, &axis, 1, true);
     return b_binary(b, OP_DIV, e->n->name, ex, b_broadcast(b, part(e, "sum.b"), s, t));

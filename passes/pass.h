@@ -45,5 +45,6 @@ bool pass_names_valid(const char *list, Diag *d);
 bool pass_verify(Module *m, PassCtx *ctx);
 bool pass_decompose(Module *m, PassCtx *ctx);
 bool pass_dce(Module *m, PassCtx *ctx);
+bool pass_autodiff(Module *m, PassCtx *ctx);
 
 #endif

@@ -11,6 +11,7 @@
 static const PassDef PIPELINE[] = {
     {"verify", pass_verify, "check operands, attributes and types of every node"},
     {"decompose", pass_decompose, "rewrite composite ops (linear, batch_norm, ...) as primitives"},
+    {"autodiff", pass_autodiff, "lower grad(y, x) nodes to adjoint graphs (reverse mode)"},
     {"dce", pass_dce, "drop values no output depends on"},
 };
 

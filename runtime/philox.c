@@ -43,10 +43,11 @@ static void philox_element(uint32_t seed, uint32_t step, uint32_t stream,
     philox4x32_10(ctr, key, out);
 }
 
-/* Top 24 bits, centred in their bucket: exactly representable in a float,
+/* Top 23 bits, centred in their bucket: 24 significant bits, so exactly
+ * representable in a float (a float backend compares the same number),
  * and strictly inside (0,1) so log(u) and bernoulli(p=1) behave. */
 static double philox_to_unit(uint32_t w) {
-    return ((double)(w >> 8) + 0.5) * (1.0 / 16777216.0);
+    return ((double)(w >> 9) + 0.5) * (1.0 / 8388608.0);
 }
 
 double philox_uniform(uint32_t seed, uint32_t step, uint32_t stream, uint64_t index) {

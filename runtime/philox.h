@@ -8,7 +8,8 @@
  * igrc's mapping, used identically by every backend: element `index` of a
  * random op with attribute `stream`, under key (seed, step):
  *   ctr = {(uint32)index, (uint32)(index >> 32), stream, 0}, key = {seed, step}
- *   uniform u = ((out[0] >> 8) + 0.5) * 2^-24, in (0,1), never 0 or 1
+ *   uniform u = ((out[0] >> 9) + 0.5) * 2^-23, in (0,1), never 0 or 1, and
+ *     exactly representable in a float (24 significant bits)
  *   normal (Box-Muller): u1 from out[0], u2 from out[1] the same way,
  *     z = sqrt(-2 ln u1) * cos(2 pi u2)
  *   bernoulli(p) = u < p

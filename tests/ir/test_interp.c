@@ -320,6 +320,10 @@ Test(interp_dispatch, composite_needs_decompose) {
     cr_expect_eq(d.code, EXIT_BADINPUT);
     cr_expect(strstr(d.msg, "'y'") && strstr(d.msg, "op softmax is a composite: run the "
                                              "decompose pass first"), "%s", d.msg);
+    Value two[2] = {val(type_scalar(DT_F32), D(1)), x};
+    d = eval_fail(OP_GRAD, NULL, 0, two, 2, x.type);
+    cr_expect(strstr(d.msg, "'y' (grad)") && strstr(d.msg, "autodiff"), "%s", d.msg);
+    value_free(&two[0]);
     d = eval_fail(OP_INPUT, NULL, 0, NULL, 0, x.type);
     cr_expect(strstr(d.msg, "input"), "%s", d.msg);
     value_free(&x);

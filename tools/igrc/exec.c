@@ -59,14 +59,19 @@ static bool st_to_doubles(const StTensor *t, double *out, int64_t n) {
 static bool bind(const StTensor *t, const char *what, const Type *want, NamedValue *nv,
                  const char *file, Diag *d) {
     bool t_float = t->dtype == ST_F32 || t->dtype == ST_F64;
-    Type got = {.dtype = t_float ? DT_F64 : DT_I32, .rank = t->rank};
-    for (int i = 0; i < t->rank; i++) got.dim[i] = t->shape[i];
-    char a[128], b[128];
-    if (t->rank > IR_MAX_RANK || !type_same_shape(&got, want) ||
-        t_float != dtype_is_float(want->dtype))
-        return diag_error(d, EXIT_BADINPUT, "%s: %s '%s' is %s %s, expected %s", file, what,
-                          t->name, st_dtype_name(t->dtype), type_str(&got, a, sizeof a),
-                          type_str(want, b, sizeof b));
+    /* The file's shape as text ("[2,1,28,28]"); a safetensors tensor may
+     * have more dims than an IR type holds. */
+    char a[256] = "[", b[128];
+    for (int i = 0; i < t->rank; i++) {
+        size_t k = strlen(a);
+        snprintf(a + k, sizeof a - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    }
+    strncat(a, "]", sizeof a - strlen(a) - 1);
+    bool same = t->rank == want->rank;
+    for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == want->dim[i];
+    if (!same || t_float != dtype_is_float(want->dtype))
+        return diag_error(d, EXIT_BADINPUT, "%s: %s '%s' is %s%s, expected %s", file, what,
+                          t->name, st_dtype_name(t->dtype), a, type_str(want, b, sizeof b));
     nv->type = *want;
     nv->data = malloc(sizeof(double) * (size_t)(type_numel(want) + 1));
     return st_to_doubles(t, nv->data, type_numel(want));

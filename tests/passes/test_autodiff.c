@@ -1,0 +1,422 @@
+/* Every VJP rule, first and second order, against central finite
+ * differences in float64 through the reference interpreter.
+ *
+ * For op y = op(x...) the test builds L = sum(w * y) with a fixed random w
+ * (so the cotangent is not all ones), asks for grad(L, x_i), and compares
+ * with (L(x + h e_j) - L(x - h e_j)) / 2h on every coordinate. Second
+ * order: G = sum(v * grad(L, x_0)) and grad(G, x_i) against differences of
+ * G. Operands are sampled away from kinks (ReLU at 0, ties of max/min and
+ * max-pool windows), where the function is smooth. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/builder.h"
+#include "ir/interp.h"
+#include "passes/pass.h"
+
+#define MAXIN 3
+
+typedef struct {
+    OpKind op;
+    int nin;
+    Type in[MAXIN];
+    DType kind[MAXIN];   /* DT_F64: differentiable input; DT_I32/DT_BOOL: fixed data */
+    Attr attrs[6];
+    int nattrs;
+    double lo, hi;       /* float operand range */
+    double gap;          /* minimum distance between float operand values (ties) */
+    bool away_from_zero; /* |x| >= 0.2 (ReLU, abs, sign kinks) */
+    bool positive;       /* x in [lo, hi] with lo > 0 (log, sqrt, pow base) */
+    int int_hi;          /* integer data in [0, int_hi) */
+} Case;
+
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static Type t64(int rank, const int64_t *d) { return type_make(DT_F64, rank, d); }
+
+/* Values for a float operand; with gap > 0 they are a shuffled grid so no
+ * two are closer than gap (max, min, max-pool stay away from ties). */
+static void sample(const Case *c, double *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double u = urand();
+        x[i] = c->lo + (c->hi - c->lo) * u;
+        if (c->away_from_zero && fabs(x[i]) < 0.2) x[i] = x[i] < 0 ? x[i] - 0.2 : x[i] + 0.2;
+    }
+    if (c->gap > 0) {
+        for (int64_t i = 0; i < n; i++) x[i] = c->lo + c->gap * (double)i;
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(urand() * (double)(i + 1));
+            double t = x[i];
+            x[i] = x[j], x[j] = t;
+        }
+    }
+}
+
+typedef struct {
+    Module *m;
+    double *data[MAXIN]; /* operand values */
+    int nfloat;
+    int floats[MAXIN];   /* indices of differentiable operands */
+} Setup;
+
+/* Builds function `name`: inputs for the float operands, constants for the
+ * others, y = op(...), L = sum(w * y). With order 2, G = sum(v * dL/dx0)
+ * takes L's place. Outputs: "L", then "g<i>" = d(L or G)/d(operand i). */
+static void build(Setup *s, const Case *c, int order) {
+    Diag d;
+    diag_init(&d);
+    Builder b = {s->m, module_add_func(s->m, order == 1 ? "first" : "second"), &d};
+    int ops[MAXIN];
+    for (int i = 0; i < c->nin; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "x%d", i);
+        if (c->kind[i] == DT_F64) {
+            ops[i] = b_input(&b, name, c->in[i]);
+            continue;
+        }
+        Type t = c->in[i];
+        t.dtype = c->kind[i] == DT_BOOL ? DT_F64 : DT_I32;
+        Attr a = attr_floats("data", s->data[i], (int)type_numel(&t));
+        int v = b_source(&b, OP_CONSTANT, name, NULL, 0, &a, 1, t);
+        if (c->kind[i] == DT_BOOL) { /* 0/1 data -> bool through a compare */
+            int half = b_broadcast(&b, "half.b", b_const(&b, "half", 0.5, type_scalar(DT_F64)), &t);
+            v = b_binary(&b, OP_GT, "cond", v, half);
+        }
+        ops[i] = v;
+    }
+    int y = b_node(&b, c->op, "y", ops, c->nin, c->attrs, c->nattrs);
+    cr_assert(y >= 0, "build: %s", d.msg);
+    const Type yt_v = *b_type(&b, y), *yt = &yt_v;
+    int64_t n = type_numel(yt);
+    double *w = malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) w[i] = urand() - 0.3;
+    Attr wa = attr_floats("data", w, (int)n);
+    int wv = b_source(&b, OP_CONSTANT, "w", NULL, 0, &wa, 1, *yt);
+    free(w);
+    int64_t all[IR_MAX_RANK];
+    for (int i = 0; i < yt->rank; i++) all[i] = i;
+    int L = b_reduce(&b, OP_REDUCE_SUM, "L", b_binary(&b, OP_MUL, "wy", y, wv), all, yt->rank, false);
+    if (order == 2) {
+        int x0 = ops[s->floats[0]];
+        int ins[2] = {L, x0};
+        int g = b_node(&b, OP_GRAD, "dL", ins, 2, NULL, 0);
+        const Type gt_v = *b_type(&b, g), *gt = &gt_v;
+        int64_t k = type_numel(gt);
+        double *v = malloc(sizeof(double) * (size_t)k);
+        for (int64_t i = 0; i < k; i++) v[i] = urand() - 0.5;
+        Attr va = attr_floats("data", v, (int)k);
+        int vv = b_source(&b, OP_CONSTANT, "v", NULL, 0, &va, 1, *gt);
+        free(v);
+        for (int i = 0; i < gt->rank; i++) all[i] = i;
+        L = b_reduce(&b, OP_REDUCE_SUM, "G", b_binary(&b, OP_MUL, "vg", g, vv), all, gt->rank, false);
+    }
+    func_add_output(s->m, b.f, "L", L);
+    for (int k = 0; k < s->nfloat; k++) {
+        int ins[2] = {L, ops[s->floats[k]]};
+        char name[16];
+        snprintf(name, sizeof name, "g%d", k);
+        func_add_output(s->m, b.f, name, b_node(&b, OP_GRAD, name, ins, 2, NULL, 0));
+    }
+    cr_assert(!diag_failed(&d), "build: %s", d.msg);
+}
+
+static NamedValue *run(Setup *s, const Case *c, const char *fn, int *nout) {
+    NamedValue in[MAXIN];
+    int k = 0;
+    for (int i = 0; i < c->nin; i++)
+        if (c->kind[i] == DT_F64) {
+            static const char *names[] = {"x0", "x1", "x2"};
+            in[k++] = (NamedValue){names[i], c->in[i], s->data[i]};
+        }
+    NamedValue *out = NULL;
+    Diag d;
+    diag_init(&d);
+    InterpOptions o = {INTERP_F64};
+    cr_assert(interp_run(s->m, module_find_func(s->m, fn), &o, in, k, NULL, 0, &out, nout, &d),
+              "interp: %s", d.msg);
+    return out;
+}
+
+static double eval_L(Setup *s, const Case *c, const char *fn) {
+    int n;
+    NamedValue *o = run(s, c, fn, &n);
+    double v = o[0].data[0];
+    named_values_free(o, n);
+    return v;
+}
+
+static void compare(Setup *s, const Case *c, const char *fn, double tol) {
+    int n;
+    NamedValue *o = run(s, c, fn, &n);
+    for (int k = 0; k < s->nfloat; k++) {
+        int i = s->floats[k];
+        int64_t cnt = type_numel(&c->in[i]);
+        for (int64_t j = 0; j < cnt; j++) {
+            double keep = s->data[i][j], h = 1e-5 * fmax(1.0, fabs(keep));
+            s->data[i][j] = keep + h;
+            double up = eval_L(s, c, fn);
+            s->data[i][j] = keep - h;
+            double dn = eval_L(s, c, fn);
+            s->data[i][j] = keep;
+            double fd = (up - dn) / (2 * h), ad = o[1 + k].data[j];
+            double scale = fmax(1.0, fmax(fabs(fd), fabs(ad)));
+            cr_assert(fabs(fd - ad) <= tol * scale,
+                      "%s %s: d/dx%d[%lld]: autodiff %.12g, finite difference %.12g",
+                      op_name(c->op), fn, i, (long long)j, ad, fd);
+        }
+    }
+    named_values_free(o, n);
+}
+
+static void check(Case c, bool second) {
+    Setup s = {.m = module_new("ad")};
+    for (int i = 0; i < c.nin; i++) {
+        c.in[i].dtype = c.kind[i] == DT_F64 ? DT_F64 : (c.kind[i] == DT_I32 ? DT_I32 : DT_BOOL);
+        int64_t n = type_numel(&c.in[i]);
+        s.data[i] = malloc(sizeof(double) * (size_t)(n + 1));
+        if (c.kind[i] == DT_F64) {
+            sample(&c, s.data[i], n);
+            s.floats[s.nfloat++] = i;
+        } else {
+            int hi = c.kind[i] == DT_BOOL ? 2 : c.int_hi;
+            for (int64_t j = 0; j < n; j++) s.data[i][j] = (double)(int)(urand() * hi);
+        }
+    }
+    build(&s, &c, 1);
+    if (second) build(&s, &c, 2);
+    Diag d;
+    diag_init(&d);
+    PipelineOptions po = {.verify_each = true};
+    cr_assert(pipeline_run(s.m, &po, &d), "pipeline: %s", d.msg);
+    compare(&s, &c, "first", 1e-6);
+    if (second) compare(&s, &c, "second", 1e-5);
+    for (int i = 0; i < c.nin; i++) free(s.data[i]);
+    module_free(s.m);
+}
+
+static const int64_t S23[] = {2, 3}, S3[] = {3}, S234[] = {2, 3, 4}, S1[] = {1, 3};
+
+#define F64 DT_F64
+#define UNARY(nm, OPK, LO, HI, AWAY)                                                           \
+    Test(vjp, nm) {                                                                           \
+        Case c = {.op = OPK, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = LO, .hi = HI, \
+                  .away_from_zero = AWAY};                                                    \
+        check(c, true);                                                                       \
+    }
+
+UNARY(neg, OP_NEG, -2, 2, false)
+UNARY(abs, OP_ABS, -2, 2, true)
+UNARY(exp, OP_EXP, -2, 2, false)
+UNARY(log, OP_LOG, 0.3, 3, false)
+UNARY(sqrt, OP_SQRT, 0.3, 3, false)
+UNARY(rsqrt, OP_RSQRT, 0.3, 3, false)
+UNARY(recip, OP_RECIP, 0.5, 3, false)
+UNARY(relu, OP_RELU, -2, 2, true)
+UNARY(sigmoid, OP_SIGMOID, -3, 3, false)
+UNARY(tanh, OP_TANH, -2, 2, false)
+UNARY(softplus, OP_SOFTPLUS, -3, 3, false)
+
+Test(vjp, softplus_beta) {
+    Case c = {.op = OP_SOFTPLUS, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -2, .hi = 2,
+              .attrs = {attr_float("beta", 3.0)}, .nattrs = 1};
+    check(c, true);
+}
+
+#define BINARY(nm, OPK, LO, HI, GAP)                                                             \
+    Test(vjp, nm) {                                                                             \
+        Case c = {.op = OPK, .nin = 2, .in = {t64(2, S23), t64(2, S23)}, .kind = {F64, F64},     \
+                  .lo = LO, .hi = HI, .gap = GAP};                                               \
+        check(c, true);                                                                         \
+    }
+
+BINARY(add, OP_ADD, -2, 2, 0)
+BINARY(sub, OP_SUB, -2, 2, 0)
+BINARY(mul, OP_MUL, -2, 2, 0)
+BINARY(div, OP_DIV, 0.5, 2, 0)
+BINARY(max, OP_MAX, -1, 1, 0.13)
+BINARY(min, OP_MIN, -1, 1, 0.13)
+BINARY(pow, OP_POW, 0.5, 2, 0)
+
+Test(vjp, select) {
+    Case c = {.op = OP_SELECT, .nin = 3, .in = {t64(2, S23), t64(2, S23), t64(2, S23)},
+              .kind = {DT_BOOL, F64, F64}, .lo = -2, .hi = 2};
+    check(c, true);
+}
+
+Test(vjp, broadcast) {
+    int64_t to[] = {2, 4, 3};
+    Case c = {.op = OP_BROADCAST, .nin = 1, .in = {t64(2, S1)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("shape", to, 3)}, .nattrs = 1};
+    check(c, true);
+}
+
+Test(vjp, reshape) {
+    int64_t to[] = {3, 2};
+    Case c = {.op = OP_RESHAPE, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("shape", to, 2)}, .nattrs = 1};
+    check(c, true);
+}
+
+Test(vjp, transpose) {
+    int64_t p[] = {2, 0, 1};
+    Case c = {.op = OP_TRANSPOSE, .nin = 1, .in = {t64(3, S234)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("perm", p, 3)}, .nattrs = 1};
+    check(c, true);
+}
+
+Test(vjp, slice_strided) {
+    int64_t d[] = {5, 7}, st[] = {1, 0}, sp[] = {5, 6}, sz[] = {2, 3};
+    Case c = {.op = OP_SLICE, .nin = 1, .in = {t64(2, d)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("start", st, 2), attr_ints("stop", sp, 2), attr_ints("step", sz, 2)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+Test(vjp, concat) {
+    int64_t a[] = {2, 2}, b[] = {2, 3};
+    Case c = {.op = OP_CONCAT, .nin = 2, .in = {t64(2, a), t64(2, b)}, .kind = {F64, F64},
+              .lo = -1, .hi = 1, .attrs = {attr_int("axis", 1)}, .nattrs = 1};
+    check(c, true);
+}
+
+Test(vjp, pad) {
+    int64_t lo[] = {1, 0}, hi[] = {0, 2};
+    Case c = {.op = OP_PAD, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("lo", lo, 2), attr_ints("hi", hi, 2), attr_float("value", 0.5)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+Test(vjp, reduce_sum) {
+    int64_t ax[] = {0, 2};
+    Case c = {.op = OP_REDUCE_SUM, .nin = 1, .in = {t64(3, S234)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("axes", ax, 2), attr_int("keepdims", 1)}, .nattrs = 2};
+    check(c, true);
+}
+
+Test(vjp, reduce_max) {
+    int64_t ax[] = {1};
+    Case c = {.op = OP_REDUCE_MAX, .nin = 1, .in = {t64(3, S234)}, .kind = {F64}, .lo = -1,
+              .gap = 0.07, .attrs = {attr_ints("axes", ax, 1)}, .nattrs = 1};
+    check(c, true);
+}
+
+Test(vjp, matmul_batched) {
+    int64_t a[] = {2, 3, 4}, b[] = {2, 4, 5};
+    Case c = {.op = OP_MATMUL, .nin = 2, .in = {t64(3, a), t64(3, b)}, .kind = {F64, F64},
+              .lo = -1, .hi = 1};
+    check(c, true);
+}
+
+static const int64_t X4[] = {2, 3, 7, 6}, W4[] = {4, 3, 3, 2};
+
+Test(vjp, conv2d_strided_padded) {
+    int64_t st[] = {2, 1}, pd[] = {1, 1};
+    Case c = {.op = OP_CONV2D, .nin = 2, .in = {t64(4, X4), t64(4, W4)}, .kind = {F64, F64},
+              .lo = -1, .hi = 1, .attrs = {attr_ints("stride", st, 2), attr_ints("padding", pd, 2)},
+              .nattrs = 2};
+    check(c, true);
+}
+
+Test(vjp, conv2d_bwd_data) {
+    int64_t st[] = {2, 1}, pd[] = {1, 1}, dy[] = {2, 4, 4, 7};
+    Case c = {.op = OP_CONV2D_BWD_DATA, .nin = 2, .in = {t64(4, dy), t64(4, W4)},
+              .kind = {F64, F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("stride", st, 2), attr_ints("padding", pd, 2),
+                        attr_ints("input_shape", X4, 4)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+Test(vjp, conv2d_bwd_filter) {
+    int64_t st[] = {2, 1}, pd[] = {1, 1}, dy[] = {2, 4, 4, 7}, k[] = {3, 2};
+    Case c = {.op = OP_CONV2D_BWD_FILTER, .nin = 2, .in = {t64(4, X4), t64(4, dy)},
+              .kind = {F64, F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("stride", st, 2), attr_ints("padding", pd, 2), attr_ints("kernel", k, 2)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+static const int64_t P4[] = {1, 2, 5, 5};
+
+Test(vjp, maxpool2d) {
+    int64_t k[] = {2, 2}, s[] = {2, 2}, p[] = {1, 0};
+    Case c = {.op = OP_MAXPOOL2D, .nin = 1, .in = {t64(4, P4)}, .kind = {F64}, .lo = -1, .gap = 0.03,
+              .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("padding", p, 2)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+Test(vjp, maxpool2d_bwd) {
+    int64_t k[] = {3, 3}, s[] = {2, 2}, p[] = {1, 1}, dy[] = {1, 2, 3, 3};
+    Case c = {.op = OP_MAXPOOL2D_BWD, .nin = 2, .in = {t64(4, P4), t64(4, dy)},
+              .kind = {F64, F64}, .lo = -1, .gap = 0.01,
+              .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("padding", p, 2)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+Test(vjp, maxpool2d_select) {
+    int64_t k[] = {3, 3}, s[] = {2, 2}, p[] = {1, 1};
+    Case c = {.op = OP_MAXPOOL2D_SELECT, .nin = 2, .in = {t64(4, P4), t64(4, P4)},
+              .kind = {F64, F64}, .lo = -1, .gap = 0.01,
+              .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("padding", p, 2)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+Test(vjp, avgpool2d_and_bwd) {
+    int64_t k[] = {2, 3}, s[] = {1, 2}, dy[] = {1, 2, 4, 2};
+    Case c = {.op = OP_AVGPOOL2D, .nin = 1, .in = {t64(4, P4)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2)}, .nattrs = 2};
+    check(c, true);
+    Case b = {.op = OP_AVGPOOL2D_BWD, .nin = 1, .in = {t64(4, dy)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("input_shape", P4, 4)},
+              .nattrs = 3};
+    check(b, true);
+}
+
+Test(vjp, gather) {
+    Case c = {.op = OP_GATHER, .nin = 2, .in = {t64(2, S23), t64(1, (int64_t[]){2})},
+              .kind = {F64, DT_I32}, .lo = -1, .hi = 1, .int_hi = 3};
+    check(c, true);
+}
+
+Test(vjp, cast_f64_to_f32) {
+    Case c = {.op = OP_CAST, .nin = 1, .in = {t64(1, S3)}, .kind = {F64}, .lo = -1, .hi = 1,
+              .attrs = {attr_dtype("dtype", DT_F32)}, .nattrs = 1};
+    check(c, true);
+}
+
+/* Composites are decomposed before autodiff: their gradients come from the
+ * primitives' rules, checked here end to end. */
+Test(vjp, softmax_and_log_softmax) {
+    Case c = {.op = OP_LOG_SOFTMAX, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -2, .hi = 2,
+              .attrs = {attr_int("axis", 1)}, .nattrs = 1};
+    check(c, true);
+    Case s = {.op = OP_SOFTMAX, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -2, .hi = 2,
+              .attrs = {attr_int("axis", 1)}, .nattrs = 1};
+    check(s, true);
+}
+
+Test(autodiff, non_differentiable_op_is_a_compile_error) {
+    Module *m = module_new("bad");
+    Diag d;
+    diag_init(&d);
+    Builder b = {m, module_add_func(m, "f"), &d};
+    int x = b_input(&b, "x", type_make(DT_F64, 1, S3));
+    int64_t ax = 0;
+    int s = b_reduce(&b, OP_REDUCE_SUM, "s", x, &ax, 1, false);
+    int ins[2] = {s, x};
+    int g = b_node(&b, OP_GRAD, "g", ins, 2, NULL, 0);
+    int ins2[2] = {g, x}; /* grad of a non-scalar: rejected by the shape rule */
+    cr_assert(b_node(&b, OP_GRAD, "gg", ins2, 2, NULL, 0) < 0);
+    cr_assert(strstr(d.msg, "float scalar"), "%s", d.msg);
+    module_free(m);
+}

@@ -1,0 +1,458 @@
+/* The igrc driver as a user runs it: exit statuses, the lines scripts
+ * read (`parameters: N`), dumps, and exec on safetensors files, with the
+ * errors of bad inputs, bad parameter files and bad entry points. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, posix_spawn */
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/safetensors.h"
+
+extern char **environ;
+
+/* ---- a scratch directory per test ---- */
+
+static char g_dir[64];
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+            remove_tree(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static void setup(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/igrc_drv_test_XXXXXX");
+    cr_assert(mkdtemp(g_dir), "mkdtemp");
+}
+
+static void teardown(void) { remove_tree(g_dir); }
+
+TestSuite(driver, .init = setup, .fini = teardown, .timeout = 300);
+
+static const char *in_dir(const char *name) {
+    static char buf[16][512];
+    static int k;
+    char *p = buf[k++ % 16];
+    snprintf(p, 512, "%s/%s", g_dir, name);
+    return p;
+}
+
+static const char *model(const char *rel) {
+    static char buf[8][PATH_MAX];
+    static int k;
+    const char *src = getenv("IGRC_SOURCE_DIR");
+    cr_assert(src, "IGRC_SOURCE_DIR is not set");
+    char *p = buf[k++ % 8];
+    snprintf(p, PATH_MAX, "%s/%s", src, rel);
+    return p;
+}
+
+/* ---- running igrc ---- */
+
+typedef struct {
+    int rc;
+    char *out, *err; /* malloc'd, NUL-terminated */
+} Result;
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    b[got] = '\0';
+    if (len) *len = got;
+    return b;
+}
+
+/* Runs igrc with the NULL-terminated argument list (after argv[0]),
+ * stdout and stderr captured through files. A sanitizer report from the
+ * child is copied to our stderr (where ctest looks for it) and fails. */
+static Result igrc_v(const char *const *args) {
+    const char *bin = getenv("IGRC_BIN");
+    cr_assert(bin, "IGRC_BIN is not set");
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    for (; *args && n < 63; args++) argv[n++] = *args;
+    argv[n] = NULL;
+    static int calls;
+    char out[600], err[600];
+    snprintf(out, sizeof out, "%s/run%d.out", g_dir, calls);
+    snprintf(err, sizeof err, "%s/run%d.err", g_dir, calls++);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    int e = posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(e, 0, "cannot run %s: %s", bin, strerror(e));
+    int status;
+    while (waitpid(pid, &status, 0) < 0) cr_assert_eq(errno, EINTR);
+    Result r = {.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
+    r.out = slurp(out, NULL);
+    r.err = slurp(err, NULL);
+    unlink(out);
+    unlink(err);
+    if (strstr(r.err, "Sanitizer") || strstr(r.err, "runtime error:")) {
+        fprintf(stderr, "igrc %s: sanitizer report:\n%s\n", argv[1] ? argv[1] : "", r.err);
+        cr_expect_fail("sanitizer report from igrc");
+    }
+    cr_expect(WIFEXITED(status), "igrc died of signal %d\nstderr: %s", WTERMSIG(status), r.err);
+    return r;
+}
+
+#define igrc(...) igrc_v((const char *const[]){__VA_ARGS__, NULL})
+
+static void done(Result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* Exit status rc, and each NULL-terminated word in stderr. */
+static void expect_fail(Result r, int rc, ...) {
+    cr_expect_eq(r.rc, rc, "exit %d, expected %d\nstderr: %s", r.rc, rc, r.err);
+    va_list ap;
+    va_start(ap, rc);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        cr_expect(strstr(r.err, w), "stderr lacks \"%s\": %s", w, r.err);
+    va_end(ap);
+    done(&r);
+}
+#define expect_error(r, rc, ...) expect_fail(r, rc, __VA_ARGS__, (const char *)NULL)
+
+static void expect_ok(Result r) {
+    cr_expect_eq(r.rc, 0, "exit %d\nstderr: %s", r.rc, r.err);
+}
+
+/* A whole line of text equal to line. */
+static bool has_line(const char *text, const char *line) {
+    size_t k = strlen(line);
+    for (const char *p = text; (p = strstr(p, line)); p++)
+        if ((p == text || p[-1] == '\n') && (p[k] == '\n' || p[k] == '\0')) return true;
+    return false;
+}
+
+/* ---- safetensors helpers ---- */
+
+/* Writes one f32 tensor of the given shape filled from a fixed pattern. */
+static void write_tensor(const char *path, const char *name, int rank, const int64_t *shape,
+                         unsigned salt) {
+    StTensor t = {.name = (char *)name, .dtype = ST_F32, .rank = rank};
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)(t.shape[i] = shape[i]);
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = (float)((i * 7919u + salt * 104729u) % 1000u) / 1000.0f;
+    t.data = v;
+    t.nbytes = n * sizeof *v;
+    char err[512];
+    bool ok = st_write(path, &t, 1, NULL, 0, err, sizeof err);
+    free(v);
+    cr_assert(ok, "%s", err);
+}
+
+static const char *write_x(const char *name, int64_t batch) {
+    const char *p = in_dir(name);
+    write_tensor(p, "x", 4, (const int64_t[]){batch, 1, 28, 28}, 1);
+    return p;
+}
+
+/* Reads the logits of an exec output; checks its shape [N,10]. */
+static void read_logits(const char *path, int64_t N, StFile *f) {
+    char err[512];
+    cr_assert(st_read(path, f, err, sizeof err), "%s", err);
+    const StTensor *t = st_find(f, "logits");
+    cr_assert(t, "%s has no tensor logits", path);
+    cr_expect_eq(t->rank, 2);
+    cr_expect_eq(t->shape[0], N);
+    cr_expect_eq(t->shape[1], 10);
+}
+
+/* ---- help and usage ---- */
+
+Test(driver, help) {
+    Result r = igrc("--help");
+    expect_ok(r);
+    cr_expect(strstr(r.out, "usage: igrc"), "%s", r.out);
+    cr_expect(strstr(r.out, "check") && strstr(r.out, "dump") && strstr(r.out, "exec"));
+    done(&r);
+    static const char *const cmds[] = {"check", "dump", "exec", NULL};
+    for (const char *const *c = cmds; *c; c++) {
+        char want[64];
+        snprintf(want, sizeof want, "usage: igrc %s", *c);
+        r = igrc(*c, "--help");
+        expect_ok(r);
+        cr_expect(strstr(r.out, want), "igrc %s --help: %s", *c, r.out);
+        done(&r);
+        r = igrc(*c, "-h");
+        expect_ok(r);
+        done(&r);
+    }
+}
+
+Test(driver, usage_errors) {
+    Result r = igrc_v((const char *const[]){NULL});
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "usage: igrc"), "%s", r.err);
+    done(&r);
+    expect_error(igrc("frobnicate"), 2, "unknown command 'frobnicate'");
+    expect_error(igrc("check"), 2, "no graph file");
+    expect_error(igrc("check", "--bogus", model("models/nets/smallcnn.json")), 2, "--bogus");
+    expect_error(igrc("check", model("models/nets/smallcnn.json"), "--batch", "0"), 2, "--batch");
+    expect_error(igrc("check", model("models/nets/smallcnn.json"), "-D"), 2, "-D");
+    expect_error(igrc("dump", model("models/nets/smallcnn.json"), "--format", "svg"), 2, "svg");
+    expect_error(igrc("exec", model("models/nets/smallcnn.json")), 2, "--fn");
+    expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--fn", "predict"), 2,
+                 "--inputs");
+}
+
+/* ---- check ---- */
+
+Test(driver, check_prints_parameter_counts) {
+    Result r = igrc("check", model("models/nets/smallcnn.json"));
+    expect_ok(r);
+    cr_expect(has_line(r.out, "parameters: 312202"), "%s", r.out);
+    cr_expect(strstr(r.out, "f32[128,10]"), "%s", r.out);
+    done(&r);
+    r = igrc("check", model("models/nets/resnet18.json"));
+    expect_ok(r);
+    cr_expect(has_line(r.out, "parameters: 11173962"), "%s", r.out);
+    done(&r);
+    r = igrc("check", model("models/nets/mlp.json"));
+    expect_ok(r);
+    cr_expect(has_line(r.out, "parameters: 269322"), "%s", r.out);
+    done(&r);
+    r = igrc("check", model("models/mnist_smallcnn.json"));
+    expect_ok(r);
+    cr_expect(has_line(r.out, "parameters: 312202"), "%s", r.out);
+    done(&r);
+}
+
+Test(driver, check_with_defines_and_batch) {
+    Result r = igrc("check", model("models/nets/smallcnn.json"), "-D", "act=softplus", "--batch", "4");
+    expect_ok(r);
+    cr_expect(strstr(r.out, "softplus"), "%s", r.out);
+    cr_expect(strstr(r.out, "f32[4,1,28,28]"), "%s", r.out);
+    cr_expect(has_line(r.out, "batch: 4"), "%s", r.out);
+    done(&r);
+    r = igrc("check", model("models/nets/smallcnn.json"), "-Dact=tanh");
+    expect_ok(r);
+    cr_expect(strstr(r.out, "tanh"), "%s", r.out);
+    done(&r);
+    expect_error(igrc("check", model("models/nets/smallcnn.json"), "-D", "nosuch=1"), 2,
+                 "nosuch", "smallcnn.json");
+    expect_error(igrc("check", model("models/nets/smallcnn.json"), "-D", "beta"), 2, "-D beta",
+                 "key=value");
+}
+
+Test(driver, check_bad_files) {
+    const char *missing = in_dir("nosuch.json");
+    expect_error(igrc("check", missing), 2, "nosuch.json");
+    const char *bad = in_dir("bad.json");
+    FILE *f = fopen(bad, "w");
+    fputs("{\n  \"igrc\": 1,\n  \"batch\": 4,,\n}\n", f);
+    fclose(f);
+    expect_error(igrc("check", bad), 2, "bad.json:3:14:", "malformed JSON");
+    expect_error(igrc("check", g_dir), 2, "not a regular file");
+}
+
+/* ---- dump ---- */
+
+Test(driver, dump_after_decompose) {
+    Result r = igrc("dump", model("models/nets/smallcnn.json"), "--after", "decompose");
+    expect_ok(r);
+    cr_expect(strstr(r.out, "matmul"), "%s", r.out);
+    cr_expect(!strstr(r.out, "linear("), "linear survived decompose");
+    done(&r);
+    /* Without --after: the frontend's IR, with linear. */
+    r = igrc("dump", model("models/nets/smallcnn.json"));
+    expect_ok(r);
+    cr_expect(strstr(r.out, "linear("), "%s", r.out);
+    cr_expect(strstr(r.out, "module @smallcnn"), "%s", r.out);
+    done(&r);
+}
+
+Test(driver, dump_unknown_pass) {
+    expect_error(igrc("dump", model("models/nets/smallcnn.json"), "--after", "nosuchpass"), 2,
+                 "nosuchpass", "verify", "decompose", "dce");
+}
+
+Test(driver, dump_dot) {
+    Result r = igrc("dump", model("models/nets/smallcnn.json"), "--format", "dot");
+    expect_ok(r);
+    cr_expect(strncmp(r.out, "digraph", 7) == 0, "%.80s", r.out);
+    done(&r);
+    r = igrc("dump", model("models/nets/mlp.json"), "--format", "dot", "--after", "dce");
+    expect_ok(r);
+    cr_expect(strstr(r.out, "digraph"), "%.80s", r.out);
+    done(&r);
+}
+
+/* ---- exec ---- */
+
+Test(driver, exec_on_safetensors) {
+    const char *x = write_x("x.safetensors", 2);
+    const char *out = in_dir("out.safetensors");
+    Result r = igrc("exec", model("models/nets/smallcnn.json"), "--inputs", x, "--batch", "2",
+                    "--fn", "predict", "-o", out);
+    expect_ok(r);
+    cr_expect(strstr(r.out, "logits: f32[2,10]"), "%s", r.out);
+    done(&r);
+    StFile f;
+    read_logits(out, 2, &f);
+    cr_expect_eq(st_find(&f, "logits")->dtype, ST_F32);
+    st_free(&f);
+
+    /* --dtype f64 writes f64 */
+    r = igrc("exec", model("models/nets/smallcnn.json"), "--inputs", x, "--batch", "2", "--fn",
+             "predict", "-o", out, "--dtype", "f64");
+    expect_ok(r);
+    done(&r);
+    read_logits(out, 2, &f);
+    cr_expect_eq(st_find(&f, "logits")->dtype, ST_F64);
+    st_free(&f);
+}
+
+Test(driver, exec_wrong_input_shape) {
+    const char *x = write_x("x3.safetensors", 3);
+    expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--inputs", x, "--batch", "2",
+                      "--fn", "predict", "-o", in_dir("o.safetensors")),
+                 2, "'x'", "[3,1,28,28]", "f32[2,1,28,28]", "x3.safetensors");
+    /* The wrong rank, and an input under another name. */
+    const char *y = in_dir("r2.safetensors");
+    write_tensor(y, "x", 2, (const int64_t[]){2, 784}, 2);
+    expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--inputs", y, "--batch", "2",
+                      "--fn", "predict", "-o", in_dir("o.safetensors")),
+                 2, "'x'", "[2,784]", "f32[2,1,28,28]");
+    const char *z = in_dir("z.safetensors");
+    write_tensor(z, "image", 4, (const int64_t[]){2, 1, 28, 28}, 3);
+    expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--inputs", z, "--batch", "2",
+                      "--fn", "predict", "-o", in_dir("o.safetensors")),
+                 2, "input 'x'", "z.safetensors");
+    cr_expect(access(in_dir("o.safetensors"), F_OK) != 0, "an output was written after a failure");
+}
+
+Test(driver, exec_corrupt_params) {
+    const char *x = write_x("x.safetensors", 2);
+    const char *p = in_dir("p.safetensors");
+    Result r = igrc("exec", model("models/nets/mlp.json"), "--inputs", x, "--batch", "2", "--fn",
+                    "predict", "-o", in_dir("o.safetensors"), "--save-params", p);
+    expect_ok(r);
+    done(&r);
+    /* Truncate the saved parameters to half. */
+    size_t len;
+    char *bytes = slurp(p, &len);
+    const char *t = in_dir("trunc.safetensors");
+    FILE *f = fopen(t, "wb");
+    fwrite(bytes, 1, len / 2, f);
+    fclose(f);
+    free(bytes);
+    expect_error(igrc("exec", model("models/nets/mlp.json"), "--inputs", x, "--batch", "2", "--fn",
+                      "predict", "-o", in_dir("o2.safetensors"), "--params", t),
+                 2, "trunc.safetensors");
+    /* Not safetensors at all. */
+    f = fopen(t, "wb");
+    fputs("hello", f);
+    fclose(f);
+    expect_error(igrc("exec", model("models/nets/mlp.json"), "--inputs", x, "--batch", "2", "--fn",
+                      "predict", "-o", in_dir("o2.safetensors"), "--params", t),
+                 2, "trunc.safetensors");
+    /* A parameters file of another model. */
+    expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--inputs", x, "--batch", "2",
+                      "--fn", "predict", "-o", in_dir("o2.safetensors"), "--params", p),
+                 2, "conv1.weight");
+    /* A missing parameters file. */
+    expect_error(igrc("exec", model("models/nets/mlp.json"), "--inputs", x, "--batch", "2", "--fn",
+                      "predict", "-o", in_dir("o2.safetensors"), "--params", in_dir("none.st")),
+                 2, "none.st");
+}
+
+Test(driver, exec_unknown_entry_point) {
+    const char *x = write_x("x.safetensors", 2);
+    expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--inputs", x, "--batch", "2",
+                      "--fn", "nosuch", "-o", in_dir("o.safetensors")),
+                 2, "'nosuch'");
+}
+
+/* Logits of mlp.json (nonzero for any seed, unlike SmallCNN's zero fc3). */
+static void logits_of(const char *x, const char *out, const char *const *extra, StFile *f) {
+    const char *args[32] = {"exec", model("models/nets/mlp.json"), "--inputs", x, "--batch", "2",
+                            "--fn", "predict", "-o", out};
+    int n = 10;
+    for (; *extra; extra++) args[n++] = *extra;
+    args[n] = NULL;
+    Result r = igrc_v(args);
+    expect_ok(r);
+    done(&r);
+    read_logits(out, 2, f);
+}
+
+static bool same_tensor(const StTensor *a, const StTensor *b) {
+    return a->dtype == b->dtype && a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
+}
+
+Test(driver, save_params_then_params_reproduces_seed) {
+    const char *x = write_x("x.safetensors", 2);
+    const char *p = in_dir("p.safetensors");
+    static const char *const dtypes[] = {"f32", "f64"};
+    for (int k = 0; k < 2; k++) {
+        StFile a, b, c;
+        logits_of(x, in_dir("a.safetensors"),
+                  (const char *const[]){"--seed", "7", "--save-params", p, "--dtype", dtypes[k], NULL},
+                  &a);
+        logits_of(x, in_dir("b.safetensors"),
+                  (const char *const[]){"--params", p, "--dtype", dtypes[k], NULL}, &b);
+        logits_of(x, in_dir("c.safetensors"),
+                  (const char *const[]){"--seed", "8", "--dtype", dtypes[k], NULL}, &c);
+        const StTensor *la = st_find(&a, "logits"), *lb = st_find(&b, "logits"),
+                       *lc = st_find(&c, "logits");
+        cr_expect(same_tensor(la, lb), "--params of the saved file changes the logits (%s)",
+                  dtypes[k]);
+        cr_expect(!same_tensor(la, lc), "the seed makes no difference (%s)", dtypes[k]);
+        bool nonzero = false;
+        for (size_t i = 0; i < la->nbytes; i++) nonzero |= ((const unsigned char *)la->data)[i] != 0;
+        cr_expect(nonzero, "logits are all zero");
+        /* The saved file has every parameter under its PyTorch name. */
+        StFile ps;
+        char err[512];
+        cr_assert(st_read(p, &ps, err, sizeof err), "%s", err);
+        cr_expect_eq(ps.n, 6);
+        const StTensor *w = st_find(&ps, "fc1.weight");
+        cr_assert(w);
+        cr_expect_eq(w->rank, 2);
+        cr_expect_eq(w->shape[0], 256);
+        cr_expect_eq(w->shape[1], 784);
+        st_free(&ps);
+        st_free(&a);
+        st_free(&b);
+        st_free(&c);
+    }
+}
