@@ -12,13 +12,18 @@
 #include "frontend/internal.h"
 
 bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...) {
-    char msg[2048];
+    char msg[2048], all[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (jpath && *jpath) return diag_error(d, EXIT_BADINPUT, "%s: %s: %s", file, jpath, msg);
-    return diag_error(d, EXIT_BADINPUT, "%s: %s", file, msg);
+    if (jpath && *jpath) snprintf(all, sizeof all, "%s: %s: %s", file, jpath, msg);
+    else snprintf(all, sizeof all, "%s: %s", file, msg);
+    /* Names quoted from the file may hold control characters (cJSON takes
+     * raw newlines in strings): keep the message on one line. */
+    for (char *p = all; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = '?';
+    return diag_error(d, EXIT_BADINPUT, "%s", all);
 }
 
 bool check_keys(Diag *d, const char *file, const char *jpath, const cJSON *obj,
@@ -144,8 +149,8 @@ static cJSON *parse_json(const char *path, Diag *d) {
 
 static const char *const TOP_KEYS[] = {"igrc",  "name",  "description", "include", "inputs",
                                        "networks", "blocks", "params", "network", "batch",
-                                       "data",  "train", "eval", NULL};
-static const char *const UNION_SECTIONS[] = {"networks", "blocks", NULL};
+                                       "data",  "train", "eval", "objective", "losses", NULL};
+static const char *const UNION_SECTIONS[] = {"networks", "blocks", "losses", NULL};
 static const char *const OVERRIDE_SECTIONS[] = {"params", "inputs", "train", "eval", NULL};
 
 static bool same_file(const char *a, const char *b) {
@@ -208,7 +213,7 @@ static bool merge_into(cJSON *dst, cJSON *src, const char *file, Diag *d) {
         if (!merge_union(dst, src, *s, file, d)) return false;
     for (const char *const *s = OVERRIDE_SECTIONS; *s; s++)
         if (!merge_override(dst, src, *s, file, d)) return false;
-    static const char *const scalars[] = {"name", "network", "batch", "data", "description", NULL};
+    static const char *const scalars[] = {"name", "network", "batch", "data", "description", "objective", NULL};
     for (const char *const *s = scalars; *s; s++) {
         cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(src, *s);
         if (!v) continue;
@@ -350,7 +355,13 @@ bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *def
                               "-D %s: %s has no setting '%.*s' (looked in params, train, eval "
                               "and the top level; use a dotted path for others)",
                               defs[i], root_file, (int)(eq - defs[i]), defs[i]);
-        if (cJSON_GetObjectItemCaseSensitive(site, leaf))
+        cJSON *old = cJSON_GetObjectItemCaseSensitive(site, leaf);
+        if (cJSON_IsObject(old) || cJSON_IsArray(old))
+            return diag_error(d, EXIT_BADINPUT,
+                              "-D %s: '%.*s' of %s is a %s, not a setting a value can replace",
+                              defs[i], (int)(eq - defs[i]), defs[i], root_file,
+                              cJSON_IsObject(old) ? "section" : "list");
+        if (old)
             cJSON_ReplaceItemInObjectCaseSensitive(site, leaf, parse_value(eq + 1));
         else
             cJSON_AddItemToObject(site, leaf, parse_value(eq + 1));

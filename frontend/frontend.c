@@ -4,9 +4,18 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "frontend/internal.h"
+#include "frontend/objective.h"
 
 #define DEFAULT_BATCH 128
+
+bool frontend_size_ok(const Type *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dim[i] < 0 || (t->dim[i] > 0 && n > FRONTEND_MAX_NUMEL / t->dim[i])) return false;
+        n *= t->dim[i];
+    }
+    return true;
+}
 
 static bool read_batch(const cJSON *doc, const char *file, const FrontendOptions *o,
                        int64_t *batch, Diag *d) {
@@ -49,11 +58,14 @@ static bool read_input(Module *m, const cJSON *in, const char *file, Diag *d) {
             return ferr(d, file, jp, "'shape' entries must be positive integers or a leading \"B\"");
         }
     }
+    if (!frontend_size_ok(&t))
+        return ferr(d, file, jp, "'shape' has more than 2^40 elements");
     InputDesc *desc = module_add_input(m, in->string, t);
     desc->batched = batched;
     const cJSON *range = cJSON_GetObjectItemCaseSensitive(in, "range");
     if (range) {
-        if (cJSON_GetArraySize(range) != 2 || !cJSON_IsNumber(range->child) ||
+        if (!cJSON_IsArray(range) || cJSON_GetArraySize(range) != 2 ||
+            !cJSON_IsNumber(range->child) ||
             !cJSON_IsNumber(range->child->next) ||
             range->child->valuedouble > range->child->next->valuedouble)
             return ferr(d, file, jp, "'range' must be [lo, hi] with lo <= hi");
@@ -62,8 +74,9 @@ static bool read_input(Module *m, const cJSON *in, const char *file, Diag *d) {
     }
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(in, "classes");
     if (cl) {
-        if (!cJSON_IsNumber(cl) || cl->valuedouble < 2 || cl->valuedouble != floor(cl->valuedouble))
-            return ferr(d, file, jp, "'classes' must be an integer >= 2");
+        if (!cJSON_IsNumber(cl) || cl->valuedouble < 2 || cl->valuedouble > 1 << 24 ||
+            cl->valuedouble != floor(cl->valuedouble))
+            return ferr(d, file, jp, "'classes' must be an integer in [2, 16777216]");
         desc->classes = (int)cl->valuedouble;
     }
     return true;
@@ -150,7 +163,9 @@ Module *frontend_load(const char *path, const FrontendOptions *o, Diag *d) {
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(doc, "inputs");
     for (const cJSON *in = inputs ? inputs->child : NULL; in; in = in->next)
         if (!read_input(m, in, path, d)) goto fail;
-    if (!read_settings(m, doc, path, d) || !build_predict(m, doc, path, d)) goto fail;
+    if (!read_settings(m, doc, path, d) || !build_predict(m, doc, path, d) ||
+        !objective_build(m, doc, path, pick_network(doc, path, d), d))
+        goto fail;
     goto done;
 fail:
     module_free(m);

@@ -26,6 +26,20 @@ bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...)
 bool check_keys(Diag *d, const char *file, const char *jpath, const cJSON *obj,
                 const char *const *allowed);
 
+/* Every value and parameter a graph file makes has at most this many
+ * elements, so element counts (and sums of them) never overflow int64. */
+#define FRONTEND_MAX_NUMEL ((int64_t)1 << 40)
+/* type_numel(t) <= FRONTEND_MAX_NUMEL, computed without overflow. */
+bool frontend_size_ok(const Type *t);
+
+/* Running-statistics updates made by training-mode batch norms, in order;
+ * a later update of the same statistic starts from the earlier one. */
+typedef struct {
+    const char **names; /* parameter names, e.g. bn1.running_mean */
+    int *values;
+    int n, cap;
+} StatUpdates;
+
 /* Lowering of networks (frontend/net.c). */
 typedef struct {
     Builder *b;
@@ -34,6 +48,11 @@ typedef struct {
     bool training;        /* batch-norm statistics and dropout */
     int rng_key;          /* i32[2] value for dropout masks, -1 if none */
     bool notes;           /* record graph nodes (module_note) */
+    int bn_groups;        /* batch-norm statistics per group of rows (IG path points) */
+    StatUpdates *stat_updates; /* training mode: collect running-statistics updates */
+    /* Set by net_emit for one emission: */
+    StrMap *made;         /* parameter names made so far */
+    int depth;            /* nesting of emit() */
 } NetEnv;
 
 /* Emits network `name` applied to value x; returns its output value id. */

@@ -10,6 +10,10 @@
 #include "frontend/internal.h"
 
 #define MAX_BLOCK_DEPTH 16
+/* Nodes are emitted depth-first from their uses: a node listed before
+ * its inputs nests one level deeper. Bounded so that a long chain listed
+ * backwards is an error, not a stack overflow. */
+#define MAX_EMIT_DEPTH 2000
 
 typedef struct {
     NetEnv *env;
@@ -174,6 +178,20 @@ static bool init_spec(Cur *c, const char *key, const char *dflt, int64_t fan_in,
 static int param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainable) {
     Builder *b = c->net->env->b;
     const char *name = arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, suffix);
+    if (!frontend_size_ok(&t)) {
+        char a[128];
+        err(c, "parameter '%s' would be %s: more than 2^40 elements", name,
+            type_str(&t, a, sizeof a));
+        return -1;
+    }
+    /* Two nodes of one network must not make the same parameter (ids with
+     * dots can collide with block instances: "a.b" and b in instance a). */
+    if (strmap_get(c->net->env->made, name) >= 0) {
+        err(c, "parameter '%s' is also made by another node (ids with dots collide with "
+               "block instances)", name);
+        return -1;
+    }
+    strmap_put(c->net->env->made, name, 1);
     int p = module_find_param(b->m, name);
     if (p >= 0 && !type_equal(&b->m->params[p].type, &t)) {
         char a[128], e[128];
@@ -256,6 +274,53 @@ static int linear(Cur *c, int x) {
     return b_node(b, OP_LINEAR, vname(c, NULL), ins, bias ? 3 : 2, NULL, 0);
 }
 
+/* PyTorch's running-statistics update in training mode: stat <- (1 - m)
+ * stat + m batch_stat, the variance unbiased (divided by count - 1). A
+ * second training-mode call in the same step starts from the first's
+ * result, as sequential PyTorch calls would. */
+static bool running_update(Cur *c, int x, int param_v, const char *which, double momentum) {
+    NetEnv *env = c->net->env;
+    Builder *b = env->b;
+    StatUpdates *u = env->stat_updates;
+    const char *pname = arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, which);
+    int cur = param_v;
+    for (int i = 0; i < u->n; i++)
+        if (strcmp(u->names[i], pname) == 0) cur = u->values[i];
+    const Type xt = *b_type(b, x);
+    Type ct = type_make(xt.dtype, 1, &xt.dim[1]);
+    int64_t axes[IR_MAX_RANK], k = 0;
+    for (int i = 0; i < xt.rank; i++)
+        if (i != 1) axes[k++] = i;
+    double count = (double)type_numel(&xt) / (double)xt.dim[1];
+    const char *base = arena_printf(arena_of(c->net), "%s.new", pname);
+    int stat = b_reduce(b, OP_REDUCE_SUM, arena_printf(arena_of(c->net), "%s.sum", base), x, axes, (int)k, false);
+    int mean = b_binary(b, OP_MUL, arena_printf(arena_of(c->net), "%s.mean", base), stat,
+                        b_broadcast(b, NULL, b_const(b, NULL, 1.0 / count, type_scalar(xt.dtype)), &ct));
+    if (strcmp(which, "running_var") == 0) {
+        int mb = b_bcast_axis(b, NULL, mean, &xt, 1);
+        int xc = b_binary(b, OP_SUB, NULL, x, mb);
+        int ss = b_reduce(b, OP_REDUCE_SUM, NULL, b_binary(b, OP_MUL, NULL, xc, xc), axes, (int)k, false);
+        stat = b_binary(b, OP_MUL, arena_printf(arena_of(c->net), "%s.var", base), ss,
+                        b_broadcast(b, NULL, b_const(b, NULL, 1.0 / (count > 1 ? count - 1 : 1), type_scalar(xt.dtype)), &ct));
+    } else {
+        stat = mean;
+    }
+    int keep = b_binary(b, OP_MUL, NULL, cur, b_broadcast(b, NULL, b_const(b, NULL, 1.0 - momentum, type_scalar(xt.dtype)), &ct));
+    int add = b_binary(b, OP_MUL, NULL, stat, b_broadcast(b, NULL, b_const(b, NULL, momentum, type_scalar(xt.dtype)), &ct));
+    int nv = b_binary(b, OP_ADD, base, keep, add);
+    if (nv < 0) return false;
+    if (u->n == u->cap) {
+        u->cap = u->cap ? 2 * u->cap : 16;
+        u->names = realloc(u->names, sizeof *u->names * (size_t)u->cap);
+        u->values = realloc(u->values, sizeof *u->values * (size_t)u->cap);
+    }
+    for (int i = 0; i < u->n; i++)
+        if (strcmp(u->names[i], pname) == 0) return (u->values[i] = nv), true;
+    u->names[u->n] = pname;
+    u->values[u->n++] = nv;
+    return true;
+}
+
 static int batch_norm(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", "eps", "momentum", NULL};
     Builder *b = c->net->env->b;
@@ -272,9 +337,15 @@ static int batch_norm(Cur *c, int x) {
                   param(c, "running_var", ct, (InitSpec){INIT_ONES, 0}, false)};
     for (int i = 1; i < 5; i++)
         if (ins[i] < 0) return -1;
-    Attr a[3] = {attr_float("eps", eps), attr_int("training", c->net->env->training)};
-    (void)momentum; /* used by the training lowering's running-statistics update */
-    return b_node(b, OP_BATCH_NORM, vname(c, NULL), ins, 5, a, 2);
+    NetEnv *env = c->net->env;
+    int groups = env->training && env->bn_groups > 1 ? env->bn_groups : 1;
+    Attr a[3] = {attr_float("eps", eps), attr_int("training", env->training),
+                 attr_int("groups", groups)};
+    if (env->training && env->stat_updates && groups == 1 &&
+        (!running_update(c, x, ins[3], "running_mean", momentum) ||
+         !running_update(c, x, ins[4], "running_var", momentum)))
+        return -1;
+    return b_node(b, OP_BATCH_NORM, vname(c, NULL), ins, 5, a, groups > 1 ? 3 : 2);
 }
 
 static int pool(Cur *c, int x, OpKind op) {
@@ -402,6 +473,7 @@ typedef struct {
     const cJSON **js;
     const char **id;
     int *state;          /* 0 new, 1 on the DFS stack, 2 done */
+    StrMap *index;       /* id -> node index */
     const char *const *inputs; /* the list's input names */
     const int *input_vals;
     int ninputs;
@@ -420,11 +492,7 @@ static void node_path(List *l, int i, Cur *c) {
         snprintf(c->jpath, sizeof c->jpath, "%s.nodes[%d] (id '%s')", l->net->where, i, c->id);
 }
 
-static int find_id(List *l, const char *id) {
-    for (int i = 0; i < l->count; i++)
-        if (l->id[i] && strcmp(l->id[i], id) == 0) return i;
-    return -1;
-}
+static int find_id(List *l, const char *id) { return strmap_get(l->index, id); }
 
 static int emit(List *l, int i);
 
@@ -444,7 +512,14 @@ static int input_ref(List *l, Cur *c, const cJSON *ref) {
     if (l->state[j] == 1)
         return err(c, "cycle: node '%s' depends on itself through '%s'", c->id, ref->valuestring),
                -1;
-    return emit(l, j);
+    if (l->net->env->depth >= MAX_EMIT_DEPTH)
+        return err(c, "more than %d nodes are listed before the nodes they read: list nodes "
+                      "after their inputs", MAX_EMIT_DEPTH),
+               -1;
+    l->net->env->depth++;
+    int v = emit(l, j);
+    l->net->env->depth--;
+    return v;
 }
 
 static int emit(List *l, int i) {
@@ -463,6 +538,12 @@ static int emit(List *l, int i) {
     }
     int v = lower_node(&c, vals, n);
     l->state[i] = 2;
+    if (v >= 0 && !frontend_size_ok(b_type(l->net->env->b, v))) {
+        char a[128];
+        return err(&c, "the result would be %s: more than 2^40 elements",
+                   type_str(b_type(l->net->env->b, v), a, sizeof a)),
+               -1;
+    }
     if (v >= 0) {
         strmap_put(l->net->ids, l->id[i], v);
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(l->js[i], "block");
@@ -485,8 +566,9 @@ static bool collect_ids(List *l) {
             return err(&c, "every node needs a non-empty string 'id'");
         l->id[i] = arena_strdup(arena_of(l->net), id->valuestring);
         int j = find_id(l, l->id[i]);
-        if (j >= 0 && j < i)
+        if (j >= 0)
             return err(&c, "duplicate id '%s' (first defined at nodes[%d])", l->id[i], j);
+        strmap_put(l->index, l->id[i], i);
         /* References resolve to list inputs first: a node named like one
          * could never be referenced. */
         for (int k = 0; k < l->ninputs; k++)
@@ -511,6 +593,7 @@ static int lower_list(Net *net, const cJSON *def, const char *const *inputs, con
     l.js = calloc((size_t)l.count, sizeof *l.js);
     l.id = calloc((size_t)l.count, sizeof *l.id);
     l.state = calloc((size_t)l.count, sizeof *l.state);
+    l.index = strmap_new();
     int v = -1;
     if (collect_ids(&l)) {
         int o = find_id(&l, out->valuestring);
@@ -522,6 +605,7 @@ static int lower_list(Net *net, const cJSON *def, const char *const *inputs, con
     free(l.js);
     free(l.id);
     free(l.state);
+    strmap_free(l.index);
     return v;
 }
 
@@ -605,6 +689,8 @@ static int block_instance(Cur *c, const int *ins, int nin) {
 
 int net_emit(NetEnv *env, const char *name, int x) {
     Net net = {.env = env, .prefix = "", .ids = strmap_new()};
+    env->made = strmap_new();
+    env->depth = 0;
     const cJSON *def = find_def(&net, "networks", name);
     net.file = def ? doc_file_of(def, env->root_file) : env->root_file;
     net.where = arena_printf(env->b->m->arena, "networks.%s", name);
@@ -619,5 +705,7 @@ int net_emit(NetEnv *env, const char *name, int x) {
             v = lower_list(&net, def, &iname, &x, 1);
     }
     strmap_free(net.ids);
+    strmap_free(env->made);
+    env->made = NULL;
     return v;
 }

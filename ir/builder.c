@@ -45,6 +45,12 @@ int b_input(Builder *b, const char *name, Type t) {
 }
 
 int b_param(Builder *b, const char *param_name) {
+    /* One value per parameter per function: gradients must see every use. */
+    int v = func_find(b->f, param_name);
+    if (v >= 0 && b->f->nodes[v].op == OP_PARAM) {
+        const char *ref = node_str(&b->f->nodes[v], "ref");
+        if (ref && strcmp(ref, param_name) == 0) return v;
+    }
     int p = module_find_param(b->m, param_name);
     if (p < 0) {
         diag_error(b->d, EXIT_RUNTIME, "builder: no parameter '%s'", param_name);

@@ -60,6 +60,7 @@ static const AttrSpec A_ONE_HOT[] = {{"depth", AK_INT, true, 0, 1, 1 << 30},
                                      {"dtype", AK_DTYPE, false, 0, 0, 0},
                                      END};
 static const AttrSpec A_BATCH_NORM[] = {{"eps", AK_FLOAT, false, 0, 0, 1},
+                                        {"groups", AK_INT, false, 0, 1, 1 << 20},
                                         {"training", AK_INT, true, 0, 0, 1},
                                         END};
 static const AttrSpec A_DROPOUT[] = {{"p", AK_FLOAT, true, 0, 0, 0.999999},
@@ -68,6 +69,13 @@ static const AttrSpec A_DROPOUT[] = {{"p", AK_FLOAT, true, 0, 0, 0.999999},
                                      END};
 static const AttrSpec A_SOFTMAX[] = {{"axis", AK_INT, true, 0, 0, 5}, END};
 static const AttrSpec A_CE[] = {{"reduction", AK_STR, false, 0, 0, 0}, END};
+static const AttrSpec A_KL[] = {{"eps", AK_FLOAT, false, 0, 0, 1},
+                                {"reduction", AK_STR, false, 0, 0, 0},
+                                END};
+static const AttrSpec A_COSINE[] = {{"eps", AK_FLOAT, false, 0, 0, 1}, END};
+static const AttrSpec A_LOOP[] = {{"body", AK_STR, true, 0, 0, 0},
+                                  {"trips", AK_INT, true, 0, 0, 1 << 30},
+                                  END};
 
 static const AttrSpec *attrs_of(OpKind op) {
     switch (op) {
@@ -101,7 +109,11 @@ static const AttrSpec *attrs_of(OpKind op) {
     case OP_DROPOUT: return A_DROPOUT;
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX: return A_SOFTMAX;
-    case OP_CROSS_ENTROPY: return A_CE;
+    case OP_CROSS_ENTROPY:
+    case OP_MART_BCE: return A_CE;
+    case OP_KL_DIV: return A_KL;
+    case OP_COSINE_SIMILARITY: return A_COSINE;
+    case OP_LOOP: return A_LOOP;
     default: return NO_ATTRS;
     }
 }

@@ -53,6 +53,21 @@
  *   dropout(x, key) {p, training, stream}: inverted dropout
  *   softmax(x) / log_softmax(x) {axis}: max-subtracted, stable
  *   cross_entropy(logits[N,C], y i32[N]) {reduction=mean|sum|none}
+ *   kl_div(p_logits[N,C], q_logits[N,C]) {reduction=mean, eps=0}: per row
+ *     sum_c p_c (log p_c - log q_c), p = softmax(p_logits), q likewise; with
+ *     eps > 0, log(q_c + eps) replaces log q_c (MART's form)
+ *   cosine_similarity(a[N,...], b[N,...]) {eps=1e-8} -> [N]: per row of the
+ *     flattened values, a.b / max(|a| |b|, eps); a zero row gives 0
+ *   mart_bce(logits[N,C], y i32[N]) {reduction=mean}: CE(logits, y)
+ *     - log(1.0001 - p_w + 1e-12), p_w the most probable wrong class's prob.
+ *   pearson(a[N,...], b[N,...]) -> [N]: per-row Pearson correlation
+ *   batch_norm's {groups=1} splits the batch into that many consecutive
+ *     groups with their own training statistics (IG path points)
+ * Control flow
+ *   loop(carry, capture...) {body, trips}: carry = body(i, carry, capture...)
+ *     for i = 0..trips-1; body is a function of the module whose inputs are,
+ *     in order, i (i32 scalar), the carry, then the captures, and whose one
+ *     output is the new carry. Not differentiable: wrap uses in stop_gradient.
  * Higher-level (lowered by passes)
  *   grad(y, x): dy/dx for a float scalar y, by reverse-mode autodiff
  *     (passes/autodiff.c); the result is ordinary IR, so grad applies to it
@@ -147,6 +162,11 @@ typedef enum {
     X(SOFTMAX, "softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE)                   \
     X(LOG_SOFTMAX, "log_softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE)           \
     X(CROSS_ENTROPY, "cross_entropy", 2, 2, PK_OPAQUE, OC_COMPOSITE)       \
+    X(KL_DIV, "kl_div", 2, 2, PK_OPAQUE, OC_COMPOSITE)                     \
+    X(COSINE_SIMILARITY, "cosine_similarity", 2, 2, PK_OPAQUE, OC_COMPOSITE) \
+    X(MART_BCE, "mart_bce", 2, 2, PK_OPAQUE, OC_COMPOSITE)                 \
+    X(PEARSON, "pearson", 2, 2, PK_OPAQUE, OC_COMPOSITE)                   \
+    X(LOOP, "loop", 1, -1, PK_OPAQUE, OC_PRIMITIVE)                        \
     X(GRAD, "grad", 2, 2, PK_OPAQUE, OC_HIGHER)
 
 typedef enum {

@@ -266,6 +266,56 @@ Test(bad_input, node_not_an_object_or_without_id) {
                "required");
 }
 
+Test(bad_input, long_chain_listed_backwards) {
+    /* Each node listed before its input: deep nesting, an error and no
+     * stack overflow. */
+    enum { N = 3000 };
+    size_t cap = (size_t)N * 80, k = 0;
+    char *nodes = malloc(cap);
+    k += (size_t)snprintf(nodes + k, cap - k,
+                          "{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"n%d\"]}", N - 1);
+    for (int i = N - 1; i > 0; i--)
+        k += (size_t)snprintf(nodes + k, cap - k,
+                              ",\n{\"id\": \"n%d\", \"op\": \"relu\", \"inputs\": [\"n%d\"]}", i,
+                              i - 1);
+    snprintf(nodes + k, cap - k, ",\n{\"id\": \"n0\", \"op\": \"relu\", \"inputs\": [\"x\"]}");
+    const char *p = put_net("chain.json", nodes);
+    free(nodes);
+    expect_bad(p, "networks.n.nodes[", "list nodes after their inputs");
+}
+
+Test(bad_input, parameter_name_made_twice) {
+    /* Node "a.b" of the network and node b of block instance a would both
+     * own a.b.weight. */
+    const char *p = put(
+        "coll.json",
+        "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}},\n"
+        " \"blocks\": {\"blk\": {\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"b\", \"op\": "
+        "\"linear\", \"inputs\": [\"x\"], \"out_features\": 4}], \"output\": \"b\"}},\n"
+        " \"networks\": {\"n\": {\"nodes\": [{\"id\": \"a\", \"block\": \"blk\", \"inputs\": "
+        "[\"x\"]}, {\"id\": \"a.b\", \"op\": \"linear\", \"inputs\": [\"a\"], \"out_features\": "
+        "4}, {\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"a.b\"]}], \"output\": "
+        "\"out\"}}}\n");
+    expect_bad(p, "networks.n.nodes[1]", "'a.b'", "a.b.weight");
+}
+
+Test(bad_input, sizes_that_would_overflow) {
+    const char *p = put("bigin.json",
+                        "{\"inputs\": {\"x\": {\"shape\": [\"B\", 16777216, 16777216, 16777216]}}}\n");
+    expect_bad(p, "inputs.x", "2^40");
+    p = put_net("bigout.json", "{\"id\": \"out\", \"op\": \"conv2d\", \"inputs\": [\"x\"], "
+                               "\"out_channels\": 1048576, \"kernel\": 1, \"padding\": 1000000}");
+    expect_bad(p, "networks.n.nodes[0]", "'out'", "2^40");
+    p = put_net("bigw.json",
+                "{\"id\": \"f\", \"op\": \"flatten\", \"inputs\": [\"x\"]},\n"
+                "{\"id\": \"h\", \"op\": \"linear\", \"inputs\": [\"f\"], \"out_features\": 16777216},\n"
+                "{\"id\": \"out\", \"op\": \"linear\", \"inputs\": [\"h\"], \"out_features\": 16777216}");
+    expect_bad(p, "networks.n.nodes[2]", "'out'", "out.weight", "2^40");
+    p = put("classes.json",
+            "{\"inputs\": {\"y\": {\"shape\": [\"B\"], \"dtype\": \"i32\", \"classes\": 1e20}}}\n");
+    expect_bad(p, "inputs.y", "'classes'");
+}
+
 Test(bad_input, linear_on_4d_input) {
     const char *p = put_net(
         "lin.json", "{\"id\": \"out\", \"op\": \"linear\", \"inputs\": [\"x\"], \"out_features\": 3}");
@@ -327,6 +377,10 @@ Test(bad_input, unknown_attribute_key) {
     const char *p = put_net("kernal.json", "{\"id\": \"out\", \"op\": \"conv2d\", \"inputs\": [\"x\"], "
                                            "\"out_channels\": 1, \"kernal\": 3}");
     expect_bad(p, "networks.n.nodes[0]", "'out'", "unknown key 'kernal'", "kernel");
+    /* cJSON takes a raw newline inside a string: the message stays one line. */
+    p = put_net("raw.json", "{\"id\": \"out\", \"op\": \"conv2d\", \"inputs\": [\"x\"], "
+                            "\"out_channels\": 1, \"ker\nnel\": 3}");
+    expect_bad(p, "networks.n.nodes[0]", "unknown key 'ker?nel'");
 }
 
 /* ---- includes ---- */
@@ -435,6 +489,16 @@ Test(bad_input, define_with_unknown_key) {
     const char *defs2[] = {"train.lr=0.1"}; /* smallcnn.json has no train section */
     FrontendOptions o2 = {defs2, 1, 0};
     expect_bad_opts(p, &o2, "-D train.lr=0.1", (const char *)NULL);
+}
+
+Test(bad_input, define_replacing_a_section) {
+    const char *p = model_path("models/nets/smallcnn.json");
+    const char *defs[] = {"inputs=3"};
+    FrontendOptions o = {defs, 1, 0};
+    expect_bad_opts(p, &o, "-D inputs=3", "section", (const char *)NULL);
+    const char *defs2[] = {"inputs.x.shape=4"};
+    FrontendOptions o2 = {defs2, 1, 0};
+    expect_bad_opts(p, &o2, "-D inputs.x.shape=4", "list", (const char *)NULL);
 }
 
 Test(bad_input, define_malformed) {
@@ -638,6 +702,26 @@ Test(frontend_ok, include_merges_and_overrides) {
     const Setting *data = module_setting(m, "data");
     cr_assert(data && data->is_str);
     cr_expect_str_eq(data->str, "mnist");
+    module_free(m);
+}
+
+Test(frontend_ok, long_chain_in_order) {
+    /* Nodes listed after their inputs nest no deeper however many. */
+    enum { N = 5000 };
+    size_t cap = (size_t)N * 80, k = 0;
+    char *nodes = malloc(cap);
+    k += (size_t)snprintf(nodes + k, cap - k,
+                          "{\"id\": \"n0\", \"op\": \"relu\", \"inputs\": [\"x\"]}");
+    for (int i = 1; i < N; i++)
+        k += (size_t)snprintf(nodes + k, cap - k,
+                              ",\n{\"id\": \"n%d\", \"op\": \"tanh\", \"inputs\": [\"n%d\"]}", i,
+                              i - 1);
+    snprintf(nodes + k, cap - k, ",\n{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"n%d\"]}",
+             N - 1);
+    const char *p = put_net("chain.json", nodes);
+    free(nodes);
+    Module *m = load_ok(p, NULL);
+    cr_expect_eq(count_op(m, OP_TANH), N - 1);
     module_free(m);
 }
 
