@@ -350,6 +350,9 @@ bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *def
         char key[256], *leaf;
         snprintf(key, sizeof key, "%.*s", (int)(eq - defs[i]), defs[i]);
         cJSON *site = override_site(doc, key, &leaf);
+        if (!site && strchr(defs[i], '.') && strchr(defs[i], '.') < eq)
+            return diag_error(d, EXIT_BADINPUT, "-D %s: %s has no setting at path '%.*s'",
+                              defs[i], root_file, (int)(eq - defs[i]), defs[i]);
         if (!site)
             return diag_error(d, EXIT_BADINPUT,
                               "-D %s: %s has no setting '%.*s' (looked in params, train, eval "

@@ -55,6 +55,7 @@ int ig_emit(ObjEnv *oe, int x, int y, int steps, bool training, const char *netw
     env.bn_groups = steps;
     env.stat_updates = NULL; /* path points never update running statistics */
     env.notes = false;
+    env.value_prefix = name;
     int logits = net_emit(&env, network, path);
     int ys = merge2(b, nm(b, name, "y_tiled"), tile(b, nm(b, name, "y_tiled.m"), y, steps));
     int ins[2] = {logits, ys};

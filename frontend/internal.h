@@ -49,6 +49,7 @@ typedef struct {
     int rng_key;          /* i32[2] value for dropout masks, -1 if none */
     bool notes;           /* record graph nodes (module_note) */
     int bn_groups;        /* batch-norm statistics per group of rows (IG path points) */
+    const char *value_prefix; /* names this network call's values ("z_adv"), or NULL */
     StatUpdates *stat_updates; /* training mode: collect running-statistics updates */
     /* Set by net_emit for one emission: */
     StrMap *made;         /* parameter names made so far */

@@ -205,9 +205,13 @@ static int param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainab
 
 /* ---- layers ---- */
 
+/* Value names: "<call>:<prefix><id>[.<part>]", where <call> names the
+ * objective node that called the network (none for predict), so a dump
+ * tells the network's instances apart: z_adv:conv1, ig_nat:conv1. */
 static const char *vname(Cur *c, const char *part) {
-    if (!part) return arena_printf(arena_of(c->net), "%s%s", c->net->prefix, c->id);
-    return arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, part);
+    const char *call = c->net->env->value_prefix;
+    return arena_printf(arena_of(c->net), "%s%s%s%s%s%s", call ? call : "", call ? ":" : "",
+                        c->net->prefix, c->id, part ? "." : "", part ? part : "");
 }
 
 static bool need_rank(Cur *c, int x, int rank, const char *what) {
@@ -407,7 +411,11 @@ static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
 static int block_instance(Cur *c, const int *ins, int nin);
 
 static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
-    if (strcmp(op, "identity") == 0) return ins[0];
+    if (strcmp(op, "identity") == 0) {
+        static const char *const keys[] = {"id", "op", "inputs", NULL};
+        if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
+        return nin == 1 ? ins[0] : (err(c, "identity takes one input, %d given", nin), -1);
+    }
     if (nin != 1 && strcmp(op, "add") && strcmp(op, "sub") && strcmp(op, "mul"))
         return err(c, "'%s' takes one input, %d given", op, nin), -1;
     if (strcmp(op, "conv2d") == 0) return conv2d(c, ins[0]);

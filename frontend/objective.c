@@ -130,6 +130,7 @@ static int op_net(ONode *o, int x) {
     NetEnv env = *o->oe->env;
     env.training = training;
     env.notes = false;
+    env.value_prefix = o->id;
     return net_emit(&env, net, x);
 }
 
@@ -178,6 +179,20 @@ static int op_pgd(ONode *o, int x, int y) {
             s.lo = m->inputs[i].lo, s.hi = m->inputs[i].hi;
     if (o->oe->key < 0) return oerr(o, "pgd needs a random key (train_step provides one)");
     return pgd_emit(o->oe, &s, x, y);
+}
+
+/* call: a graph of "losses" applied to the inputs, inline. */
+static int op_call(ONode *o, const int *in, int n) {
+    const char *name;
+    if (!str(o, "graph", NULL, &name)) return -1;
+    if (!name) return oerr(o, "call needs 'graph': the name of a graph in \"losses\"");
+    const cJSON *g = find_loss(o, name);
+    if (!g) return -1;
+    if (o->oe->depth >= 8) return oerr(o, "graph calls nest deeper than 8 (a graph calls itself?)");
+    o->oe->depth++;
+    int v = obj_emit_graph(o->oe, g, arena_printf(ar(o), "losses.%s", name), in, n);
+    o->oe->depth--;
+    return v;
 }
 
 /* ramp: to * min(1, progress / epochs): the IGR warm-up (SPEC §2). */
@@ -252,7 +267,7 @@ static const OpRow SIMPLE[] = {
 };
 
 static const char *const SPECIAL[] = {"net", "pgd", "ig", "ramp", "sum", "mean", "sum_rows",
-                                      "one_minus", "scale", NULL};
+                                      "one_minus", "scale", "call", NULL};
 
 static int lower_simple(ONode *o, const OpRow *r, int *in, int n) {
     if (r->nin >= 0 && n != r->nin)
@@ -266,7 +281,8 @@ static int lower_simple(ONode *o, const OpRow *r, int *in, int n) {
 static int lower_special(ONode *o, const char *op, int *in, int n) {
     Builder *b = bld(o);
     int need = strcmp(op, "ramp") == 0 ? 0 : (!strcmp(op, "pgd") || !strcmp(op, "ig")) ? 2
-               : strcmp(op, "sum") == 0 ? -1 : 1;
+               : (!strcmp(op, "sum") || !strcmp(op, "call")) ? -1 : 1;
+    if (!strcmp(op, "call")) return op_call(o, in, n);
     if (need >= 0 && n != need) return oerr(o, "%s takes %d input(s), %d given", op, need, n);
     if (!strcmp(op, "net")) return op_net(o, in[0]);
     if (!strcmp(op, "pgd")) return op_pgd(o, in[0], in[1]);
@@ -276,8 +292,10 @@ static int lower_special(ONode *o, const char *op, int *in, int n) {
     if (!strcmp(op, "mean")) return mean_all(o, in[0], o->id);
     if (!strcmp(op, "sum_rows")) return sum_rows(o, in[0]);
     DType dt = b_type(b, in[0])->dtype;
-    if (!strcmp(op, "one_minus")) {
-        int one = scalar_const(o, "one", 1.0, dt), x = in[0];
+    if (!strcmp(op, "one_minus")) { /* of - x, `of` defaulting to 1 */
+        double of;
+        if (!num(o, "of", 1.0, -1e12, 1e12, &of)) return -1;
+        int one = scalar_const(o, "one", of, dt), x = in[0];
         return align(o, &one, &x) ? b_binary(b, OP_SUB, o->id, one, x) : -1;
     }
     double by; /* scale */
@@ -301,7 +319,7 @@ static const char *closest_op(const char *op) {
 static int lower(ONode *o, int *in, int n) {
     static const char *const keys[] = {"id", "op", "inputs", "network", "mode", "steps", "loss",
                                        "eps", "alpha", "start", "start_scale", "to", "epochs",
-                                       "weights", "by", "reduction", NULL};
+                                       "weights", "by", "reduction", "graph", "of", NULL};
     if (!check_keys(bld(o)->d, o->oe->env->root_file, o->path, o->js, keys)) return -1;
     const char *op;
     if (!str(o, "op", NULL, &op)) return -1;

@@ -21,6 +21,7 @@ typedef struct {
     int key;              /* i32[2] random key input, -1 if none */
     const char *entry;    /* entry point name, for naming loop bodies */
     int pgd_seen;
+    int depth;            /* nesting of graph calls */
 } ObjEnv;
 
 /* Emits a graph (the objective, or a loss of "losses") whose "inputs" are

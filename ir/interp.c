@@ -1,5 +1,5 @@
-/* The reference interpreter: dispatch, dtype storage rules, source ops and
- * interp_run. Kernels for the op families live in interp_elem.c,
+/* The reference interpreter: dispatch, dtype storage rules, source ops,
+ * loops and interp_run. Kernels for the op families live in interp_elem.c,
  * interp_tensor.c and interp_conv.c.
  *
  * Storage rules, applied to every op result (and to bound inputs):
@@ -193,7 +193,9 @@ static bool check_node(const Node *n, Diag *d) {
                      info->name);
     if (!kernel_for(n->op))
         return kfail(n, d, EXIT_BADINPUT, "the interpreter cannot run op %s here%s", info->name,
-                     n->op == OP_INPUT || n->op == OP_PARAM ? " (interp_run binds it)" : "");
+                     n->op == OP_INPUT || n->op == OP_PARAM ? " (interp_run binds it)"
+                     : n->op == OP_LOOP ? " (it runs a function of the module: use interp_run)"
+                                        : "");
     if (n->ninputs < info->min_inputs || (info->max_inputs >= 0 && n->ninputs > info->max_inputs))
         return kfail(n, d, EXIT_BADINPUT, "has %d operands", n->ninputs);
     if (n->type.rank < 0 || n->type.rank > IR_MAX_RANK)
@@ -236,9 +238,25 @@ void named_values_free(NamedValue *v, int n) {
 
 /* ---- interp_run ---- */
 
+/* Loop bodies run inside loop bodies at most this deep: a body that loops
+ * over itself (directly or not) fails instead of exhausting the stack. */
+#define MAX_LOOP_DEPTH 32
+
+/* What every function run by one interp_run call shares. */
 typedef struct {
-    const Function *f;
+    const Module *m;
     InterpPrecision prec;
+    const NamedValue *inputs, *params;
+    int ninputs, nparams;
+    int depth; /* loop nesting */
+    Diag *d;
+} Ctx;
+
+typedef struct {
+    const Ctx *c;
+    const Function *f;
+    const Value *args; /* loop bodies: values for the inputs in node order */
+    int nargs, nbound;
     Value *vals;  /* one per node; data NULL once freed */
     int *last;    /* index of the last node reading each value */
     Value *ins;   /* scratch operand list */
@@ -249,10 +267,29 @@ static bool same_class(DType a, DType b) {
     return a == b || (dtype_is_float(a) && dtype_is_float(b));
 }
 
-/* Copies a caller's value into the run, stored as the node's type. */
+/* Copies src (type st) into out, stored as node n's type. */
+static bool copy_in(Run *r, const Node *n, const char *what, const char *key, const Type *st,
+                    const double *src, Value *out) {
+    char want[128], got[128];
+    type_str(&n->type, want, sizeof want);
+    type_str(st, got, sizeof got);
+    if (!same_class(st->dtype, n->type.dtype) || !type_same_shape(st, &n->type))
+        return diag_error(r->d, EXIT_BADINPUT, "%s '%s': expected %s, got %s", what, key, want,
+                          got);
+    int64_t numel = type_numel(&n->type);
+    if (numel && !src) return diag_error(r->d, EXIT_BADINPUT, "%s '%s' has no data", what, key);
+    out->type = n->type;
+    out->data = alloc_data(numel);
+    if (!out->data) return diag_error(r->d, EXIT_RUNTIME, "out of memory binding '%s'", key);
+    if (numel) memcpy(out->data, src, (size_t)numel * sizeof(double));
+    store_dtype(out, r->c->prec);
+    return true;
+}
+
+/* Binds an input (by value name) or param (by ref) from the caller's list. */
 static bool bind(Run *r, const Node *n, const char *what, const char *key, const NamedValue *nv,
                  int count, Value *out) {
-    char want[128], got[128];
+    char want[128];
     type_str(&n->type, want, sizeof want);
     if (!key)
         return diag_error(r->d, EXIT_BADINPUT, "%s node '%s' has no 'ref' attribute", what,
@@ -261,19 +298,16 @@ static bool bind(Run *r, const Node *n, const char *what, const char *key, const
     for (int i = 0; i < count && !src; i++)
         if (nv[i].name && strcmp(nv[i].name, key) == 0) src = &nv[i];
     if (!src) return diag_error(r->d, EXIT_BADINPUT, "missing %s '%s' (%s)", what, key, want);
-    type_str(&src->type, got, sizeof got);
-    if (!same_class(src->type.dtype, n->type.dtype) || !type_same_shape(&src->type, &n->type))
-        return diag_error(r->d, EXIT_BADINPUT, "%s '%s': expected %s, got %s", what, key, want,
-                          got);
-    int64_t numel = type_numel(&n->type);
-    if (numel && !src->data)
-        return diag_error(r->d, EXIT_BADINPUT, "%s '%s' has no data", what, key);
-    out->type = n->type;
-    out->data = alloc_data(numel);
-    if (!out->data) return diag_error(r->d, EXIT_RUNTIME, "out of memory binding '%s'", key);
-    if (numel) memcpy(out->data, src->data, (size_t)numel * sizeof(double));
-    store_dtype(out, r->prec);
-    return true;
+    return copy_in(r, n, what, key, &src->type, src->data, out);
+}
+
+/* A loop body's next input, by position. */
+static bool bind_arg(Run *r, const Node *n, Value *out) {
+    if (r->nbound >= r->nargs)
+        return diag_error(r->d, EXIT_BADINPUT, "loop body input '%s': the loop passes only %d",
+                          n->name, r->nargs);
+    const Value *a = &r->args[r->nbound++];
+    return copy_in(r, n, "loop body input", n->name, &a->type, a->data, out);
 }
 
 /* last[v] = the last node reading v; a value nobody reads dies at once,
@@ -301,15 +335,98 @@ static bool plan_lifetimes(Run *r) {
     return true;
 }
 
-static bool run_node(Run *r, int i, const NamedValue *inputs, int ninputs,
-                     const NamedValue *params, int nparams) {
+static bool run_function(const Ctx *c, const Function *f, const Value *args, int nargs,
+                         Value *outs);
+
+static int count_inputs(const Function *f) {
+    int k = 0;
+    for (int i = 0; i < f->n; i++) k += f->nodes[i].op == OP_INPUT;
+    return k;
+}
+
+/* Checks a loop node and finds its body (the shape rule's checks, again,
+ * because the interpreter also runs unverified IR). */
+static const Function *loop_body(Run *r, const Node *n) {
+    const char *name = node_str(n, "body");
+    const Function *body = name && r->c->m ? module_find_func(r->c->m, name) : NULL;
+    if (!body)
+        return kfail(n, r->d, EXIT_BADINPUT, "no function '%s' in the module for the loop body",
+                     name ? name : ""), NULL;
+    if (r->c->depth >= MAX_LOOP_DEPTH)
+        return kfail(n, r->d, EXIT_BADINPUT, "loops nest deeper than %d (does body '%s' loop "
+                     "over itself?)", MAX_LOOP_DEPTH, name), NULL;
+    if (n->ninputs < 1 || count_inputs(body) != n->ninputs + 1 || body->noutputs != 1)
+        return kfail(n, r->d, EXIT_BADINPUT, "body function '%s' must have %d inputs and one "
+                     "output, has %d and %d", name, n->ninputs + 1, count_inputs(body),
+                     body->noutputs), NULL;
+    return body;
+}
+
+/* The body's arguments: a fresh trip counter, a private copy of the carry
+ * (replaced after every trip), and the captures, lent from the caller. */
+static Value *loop_args(Run *r, const Node *n) {
+    Value *args = calloc((size_t)n->ninputs + 1, sizeof *args);
+    if (!args) return NULL;
+    const Value *carry = &r->ins[0];
+    int64_t numel = type_numel(&carry->type);
+    args[0] = (Value){type_scalar(DT_I32), alloc_data(1)};
+    args[1] = (Value){carry->type, alloc_data(numel)};
+    for (int k = 1; k < n->ninputs; k++) args[k + 1] = r->ins[k];
+    if (args[0].data && args[1].data) {
+        memcpy(args[1].data, carry->data, sizeof(double) * (size_t)numel);
+        return args;
+    }
+    value_free(&args[0]);
+    value_free(&args[1]);
+    free(args);
+    return NULL;
+}
+
+/* loop(carry, captures...) {body, trips}: carry = body(t, carry, captures)
+ * for t = 0..trips-1. */
+static bool run_loop(Run *r, const Node *n, Value *out) {
+    const Function *body = loop_body(r, n);
+    if (!body) return false;
+    Value *args = loop_args(r, n);
+    if (!args) return kfail(n, r->d, EXIT_RUNTIME, "out of memory");
+    Ctx inner = *r->c;
+    inner.depth++;
+    bool ok = true;
+    for (int64_t t = 0; ok && t < node_int(n, "trips", 0); t++) {
+        args[0].data[0] = (double)t;
+        Value next;
+        ok = run_function(&inner, body, args, n->ninputs + 1, &next);
+        if (!ok) {
+            diag_prefix(r->d, "node '%s' (loop), trip %lld", n->name, (long long)t);
+        } else {
+            value_free(&args[1]);
+            args[1] = next;
+        }
+    }
+    if (ok && !type_same_shape(&args[1].type, &n->type))
+        ok = kfail(n, r->d, EXIT_BADINPUT, "the body's output does not have the carry's shape");
+    if (ok) *out = (Value){n->type, args[1].data};
+    else value_free(&args[1]);
+    value_free(&args[0]);
+    free(args);
+    return ok;
+}
+
+static bool run_node(Run *r, int i) {
+    const Ctx *c = r->c;
     const Node *n = &r->f->nodes[i];
-    InterpOptions o = {r->prec};
+    InterpOptions o = {c->prec};
     for (int k = 0; k < n->ninputs; k++) r->ins[k] = r->vals[n->inputs[k]];
-    bool ok = n->op == OP_INPUT   ? bind(r, n, "input", n->name, inputs, ninputs, &r->vals[i])
-              : n->op == OP_PARAM ? bind(r, n, "param", node_str(n, "ref"), params, nparams,
-                                         &r->vals[i])
-                                  : interp_eval_node(n, r->ins, &r->vals[i], &o, r->d);
+    bool ok;
+    if (n->op == OP_PARAM)
+        ok = bind(r, n, "param", node_str(n, "ref"), c->params, c->nparams, &r->vals[i]);
+    else if (n->op == OP_INPUT)
+        ok = r->args ? bind_arg(r, n, &r->vals[i])
+                     : bind(r, n, "input", n->name, c->inputs, c->ninputs, &r->vals[i]);
+    else if (n->op == OP_LOOP)
+        ok = run_loop(r, n, &r->vals[i]);
+    else
+        ok = interp_eval_node(n, r->ins, &r->vals[i], &o, r->d);
     if (!ok) return false;
     for (int k = 0; k < n->ninputs; k++)
         if (r->last[n->inputs[k]] == i) value_free(&r->vals[n->inputs[k]]);
@@ -317,48 +434,64 @@ static bool run_node(Run *r, int i, const NamedValue *inputs, int ninputs,
     return true;
 }
 
-static bool copy_outputs(Run *r, NamedValue **outputs, int *noutputs) {
+/* Copies the function's outputs into outs[0..noutputs). */
+static bool copy_outputs(Run *r, Value *outs) {
     const Function *f = r->f;
-    NamedValue *o = calloc((size_t)(f->noutputs ? f->noutputs : 1), sizeof *o);
-    if (!o) return diag_error(r->d, EXIT_RUNTIME, "out of memory");
     for (int k = 0; k < f->noutputs; k++) {
         const Value *v = &r->vals[f->outputs[k].value];
         int64_t numel = type_numel(&v->type);
-        o[k].name = f->outputs[k].name;
-        o[k].type = v->type;
-        o[k].data = alloc_data(numel);
-        if (!o[k].data) {
-            named_values_free(o, k);
+        outs[k] = (Value){v->type, alloc_data(numel)};
+        if (!outs[k].data) {
+            for (int j = 0; j < k; j++) value_free(&outs[j]);
             return diag_error(r->d, EXIT_RUNTIME, "out of memory");
         }
-        if (numel) memcpy(o[k].data, v->data, (size_t)numel * sizeof(double));
+        if (numel) memcpy(outs[k].data, v->data, (size_t)numel * sizeof(double));
     }
-    *outputs = o;
-    *noutputs = f->noutputs;
     return true;
+}
+
+/* Runs f with inputs bound by name (args NULL) or by position (loop
+ * bodies); on success outs[0..f->noutputs) hold copies of the outputs. */
+static bool run_function(const Ctx *c, const Function *f, const Value *args, int nargs,
+                         Value *outs) {
+    int maxin = 1;
+    for (int i = 0; i < f->n; i++)
+        if (f->nodes[i].ninputs > maxin) maxin = f->nodes[i].ninputs;
+    Run r = {.c = c, .f = f, .args = args, .nargs = nargs, .d = c->d};
+    r.vals = calloc((size_t)f->n + 1, sizeof *r.vals);
+    r.last = calloc((size_t)f->n + 1, sizeof *r.last);
+    r.ins = calloc((size_t)maxin, sizeof *r.ins);
+    bool ok = r.vals && r.last && r.ins ? plan_lifetimes(&r)
+                                        : diag_error(c->d, EXIT_RUNTIME, "out of memory");
+    for (int i = 0; ok && i < f->n; i++) ok = run_node(&r, i);
+    if (ok) ok = copy_outputs(&r, outs);
+    for (int i = 0; r.vals && i < f->n; i++) value_free(&r.vals[i]);
+    free(r.vals);
+    free(r.last);
+    free(r.ins);
+    if (!ok) diag_prefix(c->d, "function '%s'", f->name);
+    return ok;
 }
 
 bool interp_run(const Module *m, const Function *f, const InterpOptions *opt,
                 const NamedValue *inputs, int ninputs, const NamedValue *params, int nparams,
                 NamedValue **outputs, int *noutputs, Diag *d) {
-    (void)m; /* params arrive as values; the module only names them */
     *outputs = NULL;
     *noutputs = 0;
-    int maxin = 1;
-    for (int i = 0; i < f->n; i++)
-        if (f->nodes[i].ninputs > maxin) maxin = f->nodes[i].ninputs;
-    Run r = {.f = f, .prec = opt ? opt->precision : INTERP_F32, .d = d};
-    r.vals = calloc((size_t)f->n + 1, sizeof *r.vals);
-    r.last = calloc((size_t)f->n + 1, sizeof *r.last);
-    r.ins = calloc((size_t)maxin, sizeof *r.ins);
-    bool ok = r.vals && r.last && r.ins ? plan_lifetimes(&r)
-                                        : diag_error(d, EXIT_RUNTIME, "out of memory");
-    for (int i = 0; ok && i < f->n; i++) ok = run_node(&r, i, inputs, ninputs, params, nparams);
-    if (ok) ok = copy_outputs(&r, outputs, noutputs);
-    for (int i = 0; r.vals && i < f->n; i++) value_free(&r.vals[i]);
-    free(r.vals);
-    free(r.last);
-    free(r.ins);
-    if (!ok) diag_prefix(d, "function '%s'", f->name);
-    return ok;
+    Ctx c = {.m = m, .prec = opt ? opt->precision : INTERP_F32, .inputs = inputs,
+             .ninputs = ninputs, .params = params, .nparams = nparams, .d = d};
+    Value *vals = calloc((size_t)(f->noutputs ? f->noutputs : 1), sizeof *vals);
+    NamedValue *o = calloc((size_t)(f->noutputs ? f->noutputs : 1), sizeof *o);
+    bool ok = vals && o ? run_function(&c, f, NULL, 0, vals)
+                        : diag_error(d, EXIT_RUNTIME, "out of memory");
+    for (int k = 0; ok && k < f->noutputs; k++)
+        o[k] = (NamedValue){f->outputs[k].name, vals[k].type, vals[k].data};
+    free(vals);
+    if (!ok) {
+        free(o);
+        return false;
+    }
+    *outputs = o;
+    *noutputs = f->noutputs;
+    return true;
 }

@@ -32,13 +32,17 @@ typedef struct {
  * params bind `param` nodes by their `ref` (module parameter name); the
  * types must match the nodes' (dtype f32/f64 are interchangeable). On
  * success *outputs holds f->noutputs values, in order, named as the
- * function's outputs; free them with named_values_free. */
+ * function's outputs; free them with named_values_free. A loop node runs
+ * its body, a function of m, binding the body's inputs by position (in
+ * node order: trip index, carry, captures) and its params from the same
+ * list as the caller's. */
 bool interp_run(const Module *m, const Function *f, const InterpOptions *opt,
                 const NamedValue *inputs, int ninputs, const NamedValue *params,
                 int nparams, NamedValue **outputs, int *noutputs, Diag *d);
 
 /* Evaluates one primitive node on given operand values (used by tests and
- * by backends' conformance checks). out->data is allocated here. */
+ * by backends' conformance checks). out->data is allocated here. A loop
+ * needs its module: only interp_run runs it. */
 bool interp_eval_node(const Node *n, const Value *ins, Value *out,
                       const InterpOptions *opt, Diag *d);
 

@@ -3,6 +3,7 @@
  * because a shape mismatch is the error users meet most. */
 #include "ir/shape.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,16 @@ static bool fail(Rule *r, const char *fmt, const char *a, const char *b) {
     snprintf(msg, sizeof msg, fmt, a, b);
     return diag_error(r->d, EXIT_BADINPUT, "node '%s' (%s): %s", r->n->name, op_name(r->n->op),
                       msg);
+}
+
+static bool failf(Rule *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool failf(Rule *r, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fail(r, "%s%s", msg, "");
 }
 
 static bool fail_types(Rule *r, const char *what, const Type *a, const Type *b) {
@@ -369,6 +380,13 @@ static bool batch_norm_rule(Rule *r, Type *out) {
     for (int i = 1; i < 5; i++)
         if (!type_equal(r->in[i], &c))
             return fail_types(r, "gamma/beta/mean/var must be [C]", r->in[i], &c);
+    int64_t groups = node_int(r->n, "groups", 1);
+    if (x->dim[0] % groups != 0)
+        return failf(r, "groups=%lld must divide the batch of x, %lld", (long long)groups,
+                     (long long)x->dim[0]);
+    /* the decomposition views x as [G, N/G, C, ...]: one more axis */
+    if (groups > 1 && x->rank >= IR_MAX_RANK)
+        return fail_type(r, "groups > 1 needs x of rank < 6", x);
     *out = *x;
     return true;
 }
@@ -390,15 +408,92 @@ static bool softmax_rule(Rule *r, Type *out) {
     return need_float(r, x);
 }
 
+/* reduction=mean|sum|none over per-row values of z[N,...]: a scalar or [N]. */
+static bool reduction_out(Rule *r, const Type *z, Type *out) {
+    const char *red = node_str(r->n, "reduction");
+    if (red && strcmp(red, "mean") && strcmp(red, "sum") && strcmp(red, "none"))
+        return fail(r, "reduction must be mean, sum or none, got '%s'%s", red, "");
+    *out = (red && strcmp(red, "none") == 0) ? type_make(z->dtype, 1, z->dim) : type_scalar(z->dtype);
+    return true;
+}
+
+/* cross_entropy and mart_bce */
 static bool cross_entropy_rule(Rule *r, Type *out) {
     const Type *z = r->in[0], *y = r->in[1];
     if (z->rank != 2 || !dtype_is_float(z->dtype) || y->rank != 1 || y->dtype != DT_I32 ||
         y->dim[0] != z->dim[0])
         return fail_types(r, "expects float logits[N,C] and i32 labels[N]", z, y);
-    const char *red = node_str(r->n, "reduction");
-    if (red && strcmp(red, "mean") && strcmp(red, "sum") && strcmp(red, "none"))
-        return fail(r, "reduction must be mean, sum or none, got '%s'%s", red, "");
-    *out = (red && strcmp(red, "none") == 0) ? type_make(z->dtype, 1, z->dim) : type_scalar(z->dtype);
+    return reduction_out(r, z, out);
+}
+
+static bool kl_div_rule(Rule *r, Type *out) {
+    const Type *p = r->in[0], *q = r->in[1];
+    if (p->rank != 2 || !dtype_is_float(p->dtype) || !type_equal(p, q))
+        return fail_types(r, "expects float p_logits[N,C] and q_logits of the same type", p, q);
+    return reduction_out(r, p, out);
+}
+
+/* cosine_similarity and pearson: one value per row of the flattened operands. */
+static bool rowwise_rule(Rule *r, Type *out) {
+    const Type *a = r->in[0], *b = r->in[1];
+    if (a->rank < 1 || !dtype_is_float(a->dtype) || !type_equal(a, b))
+        return fail_types(r, "expects float a[N,...] and b of the same type", a, b);
+    *out = type_make(a->dtype, 1, a->dim);
+    return true;
+}
+
+/* ---- control flow ---- */
+
+/* The k-th input of a loop body, in node order: (i, carry, captures...). */
+static bool body_input_ok(Rule *r, const Function *body, int node, int k) {
+    Type i32 = type_scalar(DT_I32);
+    const Type *want = k == 0 ? &i32 : &r->f->nodes[r->n->inputs[k - 1]].type;
+    const Type *got = &body->nodes[node].type;
+    if (type_equal(got, want)) return true;
+    const char *role = k == 0 ? "the trip counter" : k == 1 ? "the carry's type" : "its capture's type";
+    char sg[128], sw[128];
+    return failf(r, "body function '%s': input %d ('%s') must be %s, %s, got %s", body->name, k,
+                 body->nodes[node].name, role, type_str(want, sw, sizeof sw),
+                 type_str(got, sg, sizeof sg));
+}
+
+static bool body_inputs_ok(Rule *r, const Function *body) {
+    int k = 0, want = r->n->ninputs + 1;
+    for (int v = 0; v < body->n; v++) {
+        if (body->nodes[v].op != OP_INPUT) continue;
+        if (k < want && !body_input_ok(r, body, v, k)) return false;
+        k++;
+    }
+    if (k == want) return true;
+    return failf(r, "body function '%s' must have %d inputs (i, carry, %d captures), has %d",
+                 body->name, want, want - 2, k);
+}
+
+static bool body_output_ok(Rule *r, const Function *body) {
+    if (body->noutputs != 1)
+        return failf(r, "body function '%s' must have exactly one output (the new carry), has %d",
+                     body->name, body->noutputs);
+    const Output *o = &body->outputs[0];
+    if (o->value < 0 || o->value >= body->n)
+        return failf(r, "body function '%s': output '%s' refers to no value", body->name, o->name);
+    const Type *res = &body->nodes[o->value].type, *carry = r->in[0];
+    if (type_equal(res, carry)) return true;
+    char sc[128], sr[128];
+    return failf(r, "body function '%s': output '%s' must have the carry's type %s, got %s",
+                 body->name, o->name, type_str(carry, sc, sizeof sc), type_str(res, sr, sizeof sr));
+}
+
+/* The result is the carry's type; the body (a function of the module, not
+ * this one) must map (i32[] i, carry, captures...) to one new carry. */
+static bool loop_rule(Rule *r, const Module *m, Type *out) {
+    const char *name = node_str(r->n, "body");
+    const Function *body = m && name ? module_find_func(m, name) : NULL;
+    if (!body)
+        return fail(r, "no function '%s' in the module for the loop body%s", name ? name : "", "");
+    if (strcmp(body->name, r->f->name) == 0)
+        return fail(r, "the loop body '%s' is the function containing the loop%s", name, "");
+    if (!body_inputs_ok(r, body) || !body_output_ok(r, body)) return false;
+    *out = *r->in[0];
     return true;
 }
 
@@ -458,7 +553,10 @@ bool shape_infer(const Module *m, const Function *f, const Node *n, Type *out, D
     case OP_BATCH_NORM: return batch_norm_rule(&r, out);
     case OP_DROPOUT: return dropout_rule(&r, out);
     case OP_SOFTMAX: case OP_LOG_SOFTMAX: return softmax_rule(&r, out);
-    case OP_CROSS_ENTROPY: return cross_entropy_rule(&r, out);
+    case OP_CROSS_ENTROPY: case OP_MART_BCE: return cross_entropy_rule(&r, out);
+    case OP_KL_DIV: return kl_div_rule(&r, out);
+    case OP_COSINE_SIMILARITY: case OP_PEARSON: return rowwise_rule(&r, out);
+    case OP_LOOP: return loop_rule(&r, m, out);
     default: return unary(&r, out);
     }
 }

@@ -93,6 +93,8 @@ static double now_ms(void) {
 bool pipeline_run(Module *m, const PipelineOptions *o, Diag *d) {
     if (!pass_names_valid(o->dump_after, d) || !pass_names_valid(o->disable, d)) return false;
     if (o->stop_after && !pass_names_valid(o->stop_after, d)) return false;
+    if (o->stop_after && in_list(o->disable, o->stop_after))
+        return diag_error(d, EXIT_BADINPUT, "pass %s is both the stop point and disabled", o->stop_after);
     int n;
     const PassDef *passes = pass_pipeline(&n);
     PassCtx ctx = {d};

@@ -359,6 +359,11 @@ int vjp_rule(VjpCtx *c, int i) {
     case OP_ARGMAX: case OP_ONE_HOT: case OP_IOTA: case OP_CONSTANT: case OP_INPUT:
     case OP_PARAM: case OP_RANDOM_UNIFORM: case OP_RANDOM_NORMAL: case OP_RANDOM_BERNOULLI:
         return VJP_NONE;
+    case OP_LOOP: /* the body runs `trips` times: its adjoint would need the carries */
+        diag_error(c->b->d, EXIT_BADINPUT,
+                   "node '%s' (loop) is not differentiable: wrap its result in stop_gradient",
+                   c->n->name);
+        return -1;
     default:
         diag_error(c->b->d, EXIT_BADINPUT,
                    "node '%s' (%s) has no differentiable backward (run decompose before autodiff)",

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job: set up, build, check the default model and run it through
 # the reference interpreter on real MNIST test images.
-# Environment: IGRC_MODEL (default models/mnist_smallcnn.json), IGRC_LIMIT
+# Environment: IGRC_MODEL (default models/mnist_smallcnn_trades_igr.json), IGRC_LIMIT
 # (test images to run, default 1000), IGRC_BUILD_DIR (default build).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-MODEL="${IGRC_MODEL:-models/mnist_smallcnn.json}"
+MODEL="${IGRC_MODEL:-models/mnist_smallcnn_trades_igr.json}"
 LIMIT="${IGRC_LIMIT:-1000}"
 BUILD_DIR="${IGRC_BUILD_DIR:-build}"
 

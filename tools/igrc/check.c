@@ -62,6 +62,12 @@ static void print_flops(Module *m, const CommonArgs *a) {
 int cmd_check(int argc, char **argv) {
     CommonArgs a = {0};
     for (int i = 1; i < argc; i++) {
+        static const char *const pipeline_opts[] = {"--dump-after", "--dump-after-all", "--stop-after",
+                                                     "--disable", "--dump-dir", "--verify-each",
+                                                     "--time-passes", NULL};
+        for (const char *const *p = pipeline_opts; *p; p++)
+            if (strcmp(argv[i], *p) == 0)
+                return usage_error("check", "%s belongs to igrc dump and exec, not check", *p);
         int r = common_option(&a, argc, argv, &i);
         if (r < 0) return EXIT_BADINPUT;
         if (r) continue;

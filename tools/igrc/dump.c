@@ -46,7 +46,8 @@ int cmd_dump(int argc, char **argv) {
     diag_init(&d);
     Module *m = load_module(&a, &d);
     if (!m) return report(&d);
-    bool run = after || a.pipe.dump_after_all;
+    bool run = after || a.pipe.dump_after_all || a.pipe.dump_after || a.pipe.stop_after ||
+               a.pipe.verify_each || a.pipe.timings || a.pipe.disable;
     if (run && !pipeline_run(m, &a.pipe, &d)) {
         module_free(m);
         return report(&d);

@@ -17,7 +17,7 @@
 
 static const char HELP[] =
     "usage: igrc exec FILE --fn NAME (--inputs I.safetensors -o OUT.safetensors |\n"
-    "                 --data NAME|DIR [--split test|train] [--limit N] [-o OUT])\n"
+    "                 --data NAME|DIR [--split test|train] [--limit N])\n"
     "                 [--params P.safetensors | --seed N] [--save-params P.safetensors]\n"
     "                 [--backend interp] [--dtype f32|f64] [-D key=value]... [--batch N]\n"
     "\n"
@@ -35,6 +35,7 @@ typedef struct {
     const char *fn, *inputs, *out, *params, *save_params, *data, *split;
     long limit;
     uint32_t seed;
+    bool seed_given;
     InterpPrecision prec;
 } ExecArgs;
 
@@ -303,7 +304,7 @@ static int parse(int argc, char **argv, ExecArgs *e) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (strcmp(o, "--seed") == 0 && v) {
-            e->seed = (uint32_t)strtoul(v, &end, 10), i++;
+            e->seed = (uint32_t)strtoul(v, &end, 10), e->seed_given = true, i++;
         } else if (strcmp(o, "--limit") == 0 && v) {
             e->limit = strtol(v, &end, 10), i++;
         } else if (strcmp(o, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
@@ -321,6 +322,8 @@ static int parse(int argc, char **argv, ExecArgs *e) {
     if (!e->fn) return usage_error("exec", "--fn NAME is required");
     if (!e->inputs == !e->data) return usage_error("exec", "give exactly one of --inputs and --data");
     if (e->inputs && !e->out) return usage_error("exec", "-o OUT.safetensors is required with --inputs");
+    if (e->data && e->out) return usage_error("exec", "-o applies to --inputs; --data prints its results");
+    if (e->params && e->seed_given) return usage_error("exec", "--seed initialises parameters; it has no effect with --params");
     if (strcmp(e->split, "test") && strcmp(e->split, "train"))
         return usage_error("exec", "--split must be test or train");
     return EXIT_OK;
