@@ -88,8 +88,16 @@ int cmd_check(int argc, char **argv) {
     Function *f = module_find_func(m, "predict");
     if (f) print_nodes(m, f);
     printf("parameters: %lld\n", (long long)module_param_count(m, true));
-    printf("state values: %lld\n",
-           (long long)(module_param_count(m, false) - module_param_count(m, true)));
+    int64_t optim = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (strncmp(m->params[i].name, "optim.", 6) == 0) optim += type_numel(&m->params[i].type);
+    printf("state values: %lld (batch-norm statistics)\n",
+           (long long)(module_param_count(m, false) - module_param_count(m, true) - optim));
+    printf("optimiser state values: %lld\n", (long long)optim);
+    printf("entry points:");
+    for (int i = 0; i < m->nfuncs; i++)
+        if (!strchr(m->funcs[i]->name, '.')) printf(" %s", m->funcs[i]->name);
+    printf("\n");
     printf("parameter tensors: %d\n", m->nparams);
     print_flops(m, &a);
     module_free(m);
