@@ -43,7 +43,8 @@ static bool build_ig(Ctx *c) {
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1};
     ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = "ig"};
     int xv = b_input(&b, "x", x->type), yv = b_input(&b, "y", y->type);
-    int a = ig_emit(&oe, xv, yv, (int)m, false, c->network, "attributions");
+    IgSpec s = {(int)m, false, c->network, "logit", -1, "attributions"};
+    int a = ig_emit(&oe, &s, xv, yv);
     if (a < 0) return false;
     func_add_output(c->m, b.f, "attributions", a);
     return true;

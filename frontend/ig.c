@@ -3,6 +3,8 @@
  * backward serve every path point (SPEC §1). Row k*B + b is path point k of
  * sample b; batch-norm statistics in training mode are per path point
  * (groups of B rows), as m separate calls would compute them. */
+#include <string.h>
+
 #include "frontend/objective.h"
 
 static const char *nm(Builder *b, const char *base, const char *part) {
@@ -43,33 +45,50 @@ static int alphas(Builder *b, const char *base, int m, const Type *to) {
     return b_broadcast(b, nm(b, base, "alpha.b"), c, to);
 }
 
-int ig_emit(ObjEnv *oe, int x, int y, int steps, bool training, const char *network,
-            const char *name) {
+/* The scalar whose path gradient IG averages: the true logits (attribution
+ * of the prediction), or the cross-entropy loss (IG-NORM's attribution of
+ * the loss), summed over the m*B path rows. */
+static int target_sum(Builder *b, const char *name, int logits, int ys, const char *target) {
+    int ins[2] = {logits, ys};
+    if (strcmp(target, "ce") == 0) {
+        Attr a = attr_str("reduction", "sum");
+        return b_node(b, OP_CROSS_ENTROPY, nm(b, name, "target_sum"), ins, 2, &a, 1);
+    }
+    int zy = b_node(b, OP_GATHER, nm(b, name, "target_logit"), ins, 2, NULL, 0);
+    int64_t ax = 0;
+    return b_reduce(b, OP_REDUCE_SUM, nm(b, name, "target_sum"), zy, &ax, 1, false);
+}
+
+int ig_emit(ObjEnv *oe, const IgSpec *s, int x, int y) {
     Builder *b = oe->env->b;
+    const char *name = s->name;
+    int steps = s->steps;
     Type xt = *b_type(b, x);
-    int xs = tile(b, nm(b, name, "x_tiled"), x, steps);
-    Type big = *b_type(b, xs);
-    int path = merge2(b, nm(b, name, "path"), b_binary(b, OP_MUL, nm(b, name, "scaled"), xs, alphas(b, name, steps, &big)));
+    /* delta = x - baseline; path = baseline + alpha_k delta */
+    int delta = s->baseline < 0 ? x : b_binary(b, OP_SUB, nm(b, name, "delta"), x, s->baseline);
+    int ds = tile(b, nm(b, name, "delta_tiled"), delta, steps);
+    Type big = *b_type(b, ds);
+    int scaled = b_binary(b, OP_MUL, nm(b, name, "scaled"), ds, alphas(b, name, steps, &big));
+    if (s->baseline >= 0)
+        scaled = b_binary(b, OP_ADD, nm(b, name, "shifted"), scaled, tile(b, nm(b, name, "base_tiled"), s->baseline, steps));
+    int path = merge2(b, nm(b, name, "path"), scaled);
     NetEnv env = *oe->env;
-    env.training = training;
+    env.training = s->training;
     env.bn_groups = steps;
     env.stat_updates = NULL; /* path points never update running statistics */
     env.notes = false;
     env.value_prefix = name;
-    int logits = net_emit(&env, network, path);
+    int logits = net_emit(&env, s->network, path);
     int ys = merge2(b, nm(b, name, "y_tiled"), tile(b, nm(b, name, "y_tiled.m"), y, steps));
-    int ins[2] = {logits, ys};
-    int zy = b_node(b, OP_GATHER, nm(b, name, "target_logit"), ins, 2, NULL, 0);
-    int64_t ax = 0;
-    int total = b_reduce(b, OP_REDUCE_SUM, nm(b, name, "target_sum"), zy, &ax, 1, false);
+    int total = target_sum(b, name, logits, ys, s->target);
     int gins[2] = {total, path};
     int g = b_node(b, OP_GRAD, nm(b, name, "path_grad"), gins, 2, NULL, 0);
-    int64_t d[IR_MAX_RANK];
+    int64_t d[IR_MAX_RANK], ax = 0;
     d[0] = steps;
     for (int i = 0; i < xt.rank; i++) d[i + 1] = xt.dim[i];
     int gm = b_reshape(b, nm(b, name, "path_grad.m"), g, xt.rank + 1, d);
-    int s = b_reduce(b, OP_REDUCE_SUM, nm(b, name, "grad_sum"), gm, &ax, 1, false);
+    int sum = b_reduce(b, OP_REDUCE_SUM, nm(b, name, "grad_sum"), gm, &ax, 1, false);
     int inv = b_broadcast(b, nm(b, name, "inv_m"), b_const(b, nm(b, name, "inv_m.s"), 1.0 / steps, type_scalar(xt.dtype)), &xt);
-    int avg = b_binary(b, OP_MUL, nm(b, name, "avg_grad"), s, inv);
-    return b_binary(b, OP_MUL, name, x, avg);
+    int avg = b_binary(b, OP_MUL, nm(b, name, "avg_grad"), sum, inv);
+    return b_binary(b, OP_MUL, name, delta, avg);
 }

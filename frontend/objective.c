@@ -78,9 +78,11 @@ static bool str(ONode *o, const char *key, const char *dflt, const char **out) {
     return true;
 }
 
-static bool mode_training(ONode *o, const char *dflt, bool *training) {
+/* A node's network mode: its "mode", else eval inside adversaries (as the
+ * reference implementations attack with model.eval()) and train elsewhere. */
+static bool mode_training(ONode *o, bool *training) {
     const char *mode;
-    if (!str(o, "mode", dflt, &mode)) return false;
+    if (!str(o, "mode", o->oe->attack ? "eval" : "train", &mode)) return false;
     if (strcmp(mode, "train") && strcmp(mode, "eval"))
         return oerr(o, "attribute 'mode' must be \"train\" or \"eval\", got '%s'", mode), false;
     *training = strcmp(mode, "train") == 0;
@@ -113,6 +115,13 @@ static int mean_all(ONode *o, int v, const char *name) {
     return b_binary(bld(o), OP_MUL, name, s, scalar_const(o, "inv_n", 1.0 / (double)type_numel(&t), t.dtype));
 }
 
+static int total_all(ONode *o, int v) {
+    Type t = *b_type(bld(o), v);
+    int64_t axes[IR_MAX_RANK];
+    for (int i = 0; i < t.rank; i++) axes[i] = i;
+    return t.rank ? b_reduce(bld(o), OP_REDUCE_SUM, o->id, v, axes, t.rank, false) : v;
+}
+
 static int sum_rows(ONode *o, int v) {
     Type t = *b_type(bld(o), v);
     int64_t axes[IR_MAX_RANK];
@@ -126,7 +135,7 @@ static int sum_rows(ONode *o, int v) {
 static int op_net(ONode *o, int x) {
     const char *net;
     bool training;
-    if (!str(o, "network", o->oe->network, &net) || !mode_training(o, "train", &training)) return -1;
+    if (!str(o, "network", o->oe->network, &net) || !mode_training(o, &training)) return -1;
     NetEnv env = *o->oe->env;
     env.training = training;
     env.notes = false;
@@ -134,14 +143,30 @@ static int op_net(ONode *o, int x) {
     return net_emit(&env, net, x);
 }
 
-static int op_ig(ONode *o, int x, int y) {
-    const char *net;
-    bool training;
-    int steps;
-    if (!str(o, "network", o->oe->network, &net) || !mode_training(o, "train", &training) ||
-        !integer(o, "steps", 10, 1, 100000, &steps))
+/* ig(x, y[, baseline]) {steps, mode, network, target}. */
+static int op_ig(ONode *o, const int *in, int n) {
+    IgSpec s = {.baseline = n == 3 ? in[2] : -1, .name = o->id};
+    if (!str(o, "network", o->oe->network, &s.network) || !mode_training(o, &s.training) ||
+        !integer(o, "steps", 10, 1, 100000, &s.steps) || !str(o, "target", "logit", &s.target))
         return -1;
-    return ig_emit(o->oe, x, y, steps, training, net, o->id);
+    if (strcmp(s.target, "logit") && strcmp(s.target, "ce"))
+        return oerr(o, "attribute 'target' must be \"logit\" or \"ce\", got '%s'", s.target);
+    if (n != 2 && n != 3) return oerr(o, "ig takes x, y and an optional baseline, %d given", n);
+    return ig_emit(o->oe, &s, in[0], in[1]);
+}
+
+/* top_wrong(z, y): the most probable wrong class, i32 [N] (ART's i*). */
+static int op_top_wrong(ONode *o, int z, int y) {
+    Builder *b = bld(o);
+    Type zt = *b_type(b, z);
+    if (zt.rank != 2) return oerr(o, "top_wrong takes logits [N,C]");
+    Attr oh[2] = {attr_int("depth", zt.dim[1]), attr_dtype("dtype", DT_BOOL)};
+    int is_true = b_node(b, OP_ONE_HOT, vn(o, "is_true"), &y, 1, oh, 2);
+    int low = b_broadcast(b, vn(o, "low"), scalar_const(o, "low.s", -INFINITY, zt.dtype), &zt);
+    int ins[3] = {is_true, low, z};
+    int masked = b_node(b, OP_SELECT, vn(o, "masked"), ins, 3, NULL, 0);
+    Attr ax = attr_int("axis", 1);
+    return b_node(b, OP_ARGMAX, o->id, &masked, 1, &ax, 1);
 }
 
 static const cJSON *find_loss(ONode *o, const char *name) {
@@ -266,8 +291,8 @@ static const OpRow SIMPLE[] = {
     {"stop_gradient", OP_STOP_GRADIENT, 1}, {"grad", OP_GRAD, 2}, {"logit", OP_GATHER, 2},
 };
 
-static const char *const SPECIAL[] = {"net", "pgd", "ig", "ramp", "sum", "mean", "sum_rows",
-                                      "one_minus", "scale", "call", NULL};
+static const char *const SPECIAL[] = {"net", "pgd", "ig", "ramp", "sum", "mean", "total", "sum_rows",
+                                      "one_minus", "scale", "call", "top_wrong", NULL};
 
 static int lower_simple(ONode *o, const OpRow *r, int *in, int n) {
     if (r->nin >= 0 && n != r->nin)
@@ -280,16 +305,18 @@ static int lower_simple(ONode *o, const OpRow *r, int *in, int n) {
 
 static int lower_special(ONode *o, const char *op, int *in, int n) {
     Builder *b = bld(o);
-    int need = strcmp(op, "ramp") == 0 ? 0 : (!strcmp(op, "pgd") || !strcmp(op, "ig")) ? 2
-               : (!strcmp(op, "sum") || !strcmp(op, "call")) ? -1 : 1;
+    int need = strcmp(op, "ramp") == 0 ? 0 : (!strcmp(op, "pgd") || !strcmp(op, "top_wrong")) ? 2
+               : (!strcmp(op, "sum") || !strcmp(op, "call") || !strcmp(op, "ig")) ? -1 : 1;
     if (!strcmp(op, "call")) return op_call(o, in, n);
     if (need >= 0 && n != need) return oerr(o, "%s takes %d input(s), %d given", op, need, n);
     if (!strcmp(op, "net")) return op_net(o, in[0]);
     if (!strcmp(op, "pgd")) return op_pgd(o, in[0], in[1]);
-    if (!strcmp(op, "ig")) return op_ig(o, in[0], in[1]);
+    if (!strcmp(op, "ig")) return op_ig(o, in, n);
+    if (!strcmp(op, "top_wrong")) return op_top_wrong(o, in[0], in[1]);
     if (!strcmp(op, "ramp")) return op_ramp(o);
     if (!strcmp(op, "sum")) return n ? op_sum(o, in, n) : oerr(o, "sum needs inputs");
     if (!strcmp(op, "mean")) return mean_all(o, in[0], o->id);
+    if (!strcmp(op, "total")) return total_all(o, in[0]);
     if (!strcmp(op, "sum_rows")) return sum_rows(o, in[0]);
     DType dt = b_type(b, in[0])->dtype;
     if (!strcmp(op, "one_minus")) { /* of - x, `of` defaulting to 1 */
@@ -319,7 +346,8 @@ static const char *closest_op(const char *op) {
 static int lower(ONode *o, int *in, int n) {
     static const char *const keys[] = {"id", "op", "inputs", "network", "mode", "steps", "loss",
                                        "eps", "alpha", "start", "start_scale", "to", "epochs",
-                                       "weights", "by", "reduction", "graph", "of", NULL};
+                                       "weights", "by", "reduction", "graph", "of", "target",
+                                       NULL};
     if (!check_keys(bld(o)->d, o->oe->env->root_file, o->path, o->js, keys)) return -1;
     const char *op;
     if (!str(o, "op", NULL, &op)) return -1;

@@ -22,6 +22,7 @@ typedef struct {
     const char *entry;    /* entry point name, for naming loop bodies */
     int pgd_seen;
     int depth;            /* nesting of graph calls */
+    bool attack;          /* inside an adversary: networks default to eval mode */
 } ObjEnv;
 
 /* Emits a graph (the objective, or a loss of "losses") whose "inputs" are
@@ -29,8 +30,15 @@ typedef struct {
 int obj_emit_graph(ObjEnv *oe, const cJSON *graph, const char *where, const int *vals, int nvals);
 
 /* The pieces obj_emit_graph lowers through (frontend/ig.c, frontend/pgd.c). */
-int ig_emit(ObjEnv *oe, int x, int y, int steps, bool training, const char *network,
-            const char *name);
+typedef struct {
+    int steps;            /* m path points */
+    bool training;        /* network mode */
+    const char *network;
+    const char *target;   /* "logit" (the true logit) or "ce" (the loss) */
+    int baseline;         /* value id, or -1 for the zero baseline */
+    const char *name;     /* the node's id: names its values */
+} IgSpec;
+int ig_emit(ObjEnv *oe, const IgSpec *s, int x, int y);
 typedef struct {
     const cJSON *loss;     /* the loss graph maximised */
     const char *loss_path;

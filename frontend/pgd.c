@@ -63,6 +63,7 @@ static bool build_body(ObjEnv *oe, const PgdSpec *s, const char *fname, int x0, 
     ObjEnv inner = *oe;
     inner.env = &env;
     inner.key = inner.progress = -1;
+    inner.attack = true;
     int vals[3] = {x, ox0, oy};
     int loss = obj_emit_graph(&inner, s->loss, s->loss_path, vals, 3);
     if (loss < 0) return false;
