@@ -292,7 +292,7 @@ static const OpRow SIMPLE[] = {
 };
 
 static const char *const SPECIAL[] = {"net", "pgd", "ig", "ramp", "sum", "mean", "total", "sum_rows",
-                                      "one_minus", "scale", "call", "top_wrong", NULL};
+                                      "one_minus", "scale", "call", "top_wrong", "ssr_lambda", NULL};
 
 static int lower_simple(ONode *o, const OpRow *r, int *in, int n) {
     if (r->nin >= 0 && n != r->nin)
@@ -305,7 +305,8 @@ static int lower_simple(ONode *o, const OpRow *r, int *in, int n) {
 
 static int lower_special(ONode *o, const char *op, int *in, int n) {
     Builder *b = bld(o);
-    int need = strcmp(op, "ramp") == 0 ? 0 : (!strcmp(op, "pgd") || !strcmp(op, "top_wrong")) ? 2
+    int need = strcmp(op, "ramp") == 0 ? 0
+               : (!strcmp(op, "pgd") || !strcmp(op, "top_wrong") || !strcmp(op, "ssr_lambda")) ? 2
                : (!strcmp(op, "sum") || !strcmp(op, "call") || !strcmp(op, "ig")) ? -1 : 1;
     if (!strcmp(op, "call")) return op_call(o, in, n);
     if (need >= 0 && n != need) return oerr(o, "%s takes %d input(s), %d given", op, need, n);
@@ -313,6 +314,10 @@ static int lower_special(ONode *o, const char *op, int *in, int n) {
     if (!strcmp(op, "pgd")) return op_pgd(o, in[0], in[1]);
     if (!strcmp(op, "ig")) return op_ig(o, in, n);
     if (!strcmp(op, "top_wrong")) return op_top_wrong(o, in[0], in[1]);
+    if (!strcmp(op, "ssr_lambda")) {
+        int it;
+        return integer(o, "iterations", 10, 1, 1000, &it) ? ssr_emit(o->oe, in[0], in[1], it, o->id) : -1;
+    }
     if (!strcmp(op, "ramp")) return op_ramp(o);
     if (!strcmp(op, "sum")) return n ? op_sum(o, in, n) : oerr(o, "sum needs inputs");
     if (!strcmp(op, "mean")) return mean_all(o, in[0], o->id);
@@ -347,7 +352,7 @@ static int lower(ONode *o, int *in, int n) {
     static const char *const keys[] = {"id", "op", "inputs", "network", "mode", "steps", "loss",
                                        "eps", "alpha", "start", "start_scale", "to", "epochs",
                                        "weights", "by", "reduction", "graph", "of", "target",
-                                       NULL};
+                                       "iterations", NULL};
     if (!check_keys(bld(o)->d, o->oe->env->root_file, o->path, o->js, keys)) return -1;
     const char *op;
     if (!str(o, "op", NULL, &op)) return -1;

@@ -51,6 +51,9 @@ typedef struct {
     const char *name;
 } PgdSpec;
 int pgd_emit(ObjEnv *oe, const PgdSpec *s, int x, int y);
+/* Per-sample top eigenvalue of J^T (diag p - p p^T) J, z the logits of x
+ * (frontend/ssr.c); [N]. */
+int ssr_emit(ObjEnv *oe, int x, int z, int iterations, const char *name);
 
 /* Optimiser updates as IR (frontend/optim.c), PyTorch's formulas. */
 typedef struct {
