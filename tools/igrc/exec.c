@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ir/interp.h"
 #include "runtime/idx.h"
@@ -242,6 +243,7 @@ static bool run_batches(const Module *m, const Function *f, const ExecArgs *e,
     NamedValue in = {f->nodes[x].name, *xt, malloc(sizeof(double) * (size_t)type_numel(xt))};
     int lo = output_index(f, "logits");
     InterpOptions io = {e->prec};
+    bool tty = isatty(STDERR_FILENO); /* a progress line only where someone watches */
     printf("%-8s %-10s %-6s\n", "image", "predicted", "label");
     for (int64_t s = 0; s < data->count && !diag_failed(d); s += B) {
         int64_t rows = fill_batch(data, s, B, in.data);
@@ -255,9 +257,9 @@ static bool run_batches(const Module *m, const Function *f, const ExecArgs *e,
             if (s + r < 10) printf("%-8lld %-10d %-6d\n", (long long)(s + r), pred, lab);
         }
         named_values_free(outs, nout);
-        fprintf(stderr, "\r%lld/%lld images", (long long)(s + rows), (long long)data->count);
+        if (tty) fprintf(stderr, "\r%lld/%lld images", (long long)(s + rows), (long long)data->count);
     }
-    fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\n");
     free(in.data);
     return !diag_failed(d);
 }
