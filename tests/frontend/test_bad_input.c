@@ -15,48 +15,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/common/scratch.h"
 #include "frontend/frontend.h"
 
-/* ---- a scratch directory per test ---- */
+/* ---- a scratch directory per test (tests/common/scratch.c) ---- */
 
-static char g_dir[64];
+TestSuite(bad_input, .init = scratch_setup, .fini = scratch_teardown);
+TestSuite(frontend_ok, .init = scratch_setup, .fini = scratch_teardown);
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void setup(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/igrc_fe_test_XXXXXX");
-    cr_assert(mkdtemp(g_dir), "mkdtemp");
-}
-
-static void teardown(void) { remove_tree(g_dir); }
-
-TestSuite(bad_input, .init = setup, .fini = teardown);
-TestSuite(frontend_ok, .init = setup, .fini = teardown);
-
-/* Path of name in the scratch directory (a few live at once). */
-static const char *in_dir(const char *name) {
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", g_dir, name);
-    return p;
-}
 
 /* Writes a file into the scratch directory; returns its path. */
 static const char *put(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -187,7 +187,7 @@ void check(Case c, bool second) {
     setup(&s, &c);
     compile(&s, &c, second);
     compare(&s, &c, "first", 1e-6);
-    if (second) compare(&s, &c, "second", 1e-5);
+    if (second) compare(&s, &c, "second", 1e-6);
     teardown(&s, &c);
 }
 

@@ -17,48 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/common/scratch.h"
 #include "runtime/safetensors.h"
 
 extern char **environ;
 
-/* ---- a scratch directory per test ---- */
+/* ---- a scratch directory per test (tests/common/scratch.c) ---- */
 
-static char g_dir[64];
+TestSuite(driver, .init = scratch_setup, .fini = scratch_teardown, .timeout = 300);
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void setup(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/igrc_drv_test_XXXXXX");
-    cr_assert(mkdtemp(g_dir), "mkdtemp");
-}
-
-static void teardown(void) { remove_tree(g_dir); }
-
-TestSuite(driver, .init = setup, .fini = teardown, .timeout = 300);
-
-static const char *in_dir(const char *name) {
-    static char buf[16][512];
-    static int k;
-    char *p = buf[k++ % 16];
-    snprintf(p, 512, "%s/%s", g_dir, name);
-    return p;
-}
 
 static const char *model(const char *rel) {
     static char buf[8][PATH_MAX];
