@@ -415,6 +415,20 @@ Test(objectives, every_smallcnn_model_train_step_runs_finite) {
         check_train_step_runs(models[i].file, models[i].ndefs == 2 ? igr : base, models[i].ndefs);
 }
 
+/* The baselines of Table 2 (SPEC §5), with their inner loops shortened. */
+Test(objectives, every_baseline_model_train_step_runs_finite, .timeout = 900) {
+    static const char *const norm[] = {"pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"};
+    static const char *const advaat[] = {"pgd_steps=2", "advaat_ig_steps=2"};
+    static const char *const art[] = {"pgd_steps=2"};
+    static const char *const ssr[] = {"ssr_iterations=3"};
+    static const struct { const char *file; const char *const *defs; int ndefs; } models[] = {
+        {"models/mnist_smallcnn_ig_norm.json", norm, 3}, {"models/mnist_smallcnn_ig_sum_norm.json", norm, 3},
+        {"models/mnist_smallcnn_advaat.json", advaat, 2}, {"models/mnist_smallcnn_art.json", art, 1},
+        {"models/mnist_smallcnn_ssr.json", ssr, 1}};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        check_train_step_runs(models[i].file, models[i].defs, models[i].ndefs);
+}
+
 Test(objectives, resnet18_trades_igr_builds_with_full_train_step) {
     /* Batch 2: the IR's size does not depend on the batch. */
     const char *rel = "models/resnet18_trades_igr.json";
