@@ -429,6 +429,78 @@ Test(objectives, every_baseline_model_train_step_runs_finite, .timeout = 900) {
         check_train_step_runs(models[i].file, models[i].defs, models[i].ndefs);
 }
 
+/* Optimiser updates against PyTorch's formulas written out here, with the
+ * gradients taken from the objective entry point (same network, same
+ * batch, training mode) and random optimiser state. */
+static void random_state(Params *p, const Module *m) {
+    uint64_t s = 99;
+    for (int i = 0; i < m->nparams; i++) {
+        if (strncmp(m->params[i].name, "optim.", 6) != 0) continue;
+        bool sq = strstr(m->params[i].name, "exp_avg_sq") != NULL;
+        for (int64_t k = 0; k < type_numel(&m->params[i].type); k++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            double u = (double)(s >> 11) / 9007199254740992.0;
+            p->v[i].data[k] = sq ? 1e-4 * u : 0.02 * (u - 0.5);
+        }
+    }
+}
+
+static const double *state_of(const Params *p, const Module *m, const char *kind, const char *param) {
+    char name[256];
+    snprintf(name, sizeof name, "optim.%s.%s", kind, param);
+    int i = module_find_param(m, name);
+    cr_assert(i >= 0, "no state %s", name);
+    return p->v[i].data;
+}
+
+static void check_optimiser(bool adam) {
+    const char *rel = "models/mnist_mlp_standard.json";
+    const char *defs[] = {"train.optimizer=adam"};
+    Module *m = load_model(rel, defs, adam ? 1 : 0, 4);
+    run_pipeline(m, rel);
+    Params p = params_random(m, 5);
+    random_state(&p, m);
+    Batch b = mnist_batch(true, 0, 4);
+    const double lr = 0.01, t = 3, mu = 0.9, wd = 5e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    NamedValue in[6] = {nv_image("x", b.x, 4), nv_labels("y", b.y, 4), nv_scalar("lr", lr),
+                        nv_scalar("step", t), nv_scalar("progress", 0), nv_key(1, 2)};
+    NamedValue oin[3] = {in[0], in[1], nv_image("x_adv", b.x, 4)};
+    Outs step = run_fn(m, "train_step", INTERP_F64, in, 6, p.v, p.n);
+    Outs obj = run_fn(m, "objective", INTERP_F64, oin, 3, p.v, p.n);
+    for (int i = 0; i < m->nparams; i++) {
+        if (!m->params[i].trainable) continue;
+        const char *name = m->params[i].name;
+        char gname[256];
+        snprintf(gname, sizeof gname, "grad.%s", name);
+        const double *g = out_get(&obj, gname)->data, *w = p.v[i].data;
+        const double *got = out_get(&step, name)->data;
+        const double *s1 = state_of(&p, m, adam ? "exp_avg" : "momentum_buffer", name);
+        const double *s2 = adam ? state_of(&p, m, "exp_avg_sq", name) : NULL;
+        for (int64_t k = 0; k < type_numel(&m->params[i].type); k++) {
+            double gk = g[k] + wd * w[k], want;
+            if (adam) {
+                double mk = b1 * s1[k] + (1 - b1) * gk, vk = b2 * s2[k] + (1 - b2) * gk * gk;
+                want = w[k] - lr * (mk / (1 - pow(b1, t))) / (sqrt(vk / (1 - pow(b2, t))) + eps);
+            } else {
+                double buf = mu * s1[k] + gk;
+                want = w[k] - lr * (gk + mu * buf); /* Nesterov */
+            }
+            cr_assert(fabs(got[k] - want) <= 1e-12 * fmax(1, fabs(want)), "%s %s[%lld]: %.15g vs %.15g",
+                      adam ? "adam" : "sgd", name, (long long)k, got[k], want);
+        }
+    }
+    outs_free(&step);
+    outs_free(&obj);
+    free(oin[2].data);
+    nvs_free(in, 6);
+    batch_free(&b);
+    params_free(&p);
+    module_free(m);
+}
+
+Test(objectives, sgd_nesterov_weight_decay_update_matches_pytorch_formula) { check_optimiser(false); }
+Test(objectives, adam_update_matches_pytorch_formula) { check_optimiser(true); }
+
 Test(objectives, resnet18_trades_igr_builds_with_full_train_step) {
     /* Batch 2: the IR's size does not depend on the batch. */
     const char *rel = "models/resnet18_trades_igr.json";
