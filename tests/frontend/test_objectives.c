@@ -416,7 +416,7 @@ Test(objectives, every_smallcnn_model_train_step_runs_finite) {
 }
 
 /* The baselines of Table 2 (SPEC §5), with their inner loops shortened. */
-Test(objectives, every_baseline_model_train_step_runs_finite, .timeout = 900) {
+Test(objectives, every_baseline_model_train_step_runs_finite) {
     static const char *const norm[] = {"pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"};
     static const char *const advaat[] = {"pgd_steps=2", "advaat_ig_steps=2"};
     static const char *const art[] = {"pgd_steps=2"};

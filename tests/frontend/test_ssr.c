@@ -128,7 +128,7 @@ static double top_eigen(double J[C][D], const double *z) {
     return lam;
 }
 
-Test(ssr, power_iteration_matches_an_explicit_eigenvalue, .timeout = 600) {
+Test(ssr, power_iteration_matches_an_explicit_eigenvalue) {
     const char *path = write_model();
     Module *one = load(path, 1), *big = load(path, 2 * D);
     NamedValue *p = params(one);
