@@ -97,6 +97,66 @@ static bool build_objective(Ctx *c) {
     return ok;
 }
 
+/* train_step's `logits`: the network on the natural batch in training mode
+ * with the step's key (what the runtime's accuracy column reads). Objectives
+ * that run the same call already (standard, TRADES) share it after cse. */
+static bool add_train_logits(Builder *b, NetEnv *env, const char *network, int x) {
+    StatUpdates *keep = env->stat_updates;
+    env->stat_updates = NULL; /* running statistics come from the objective's own calls */
+    int z = net_emit(env, network, x);
+    env->stat_updates = keep;
+    if (z < 0) return false;
+    int s = b_unary(b, OP_STOP_GRADIENT, "logits", z);
+    if (s < 0) return false;
+    func_add_output(b->m, b->f, "logits", s);
+    return true;
+}
+
+/* Input gradients for the evaluation attacks, network in evaluation mode:
+ * grad_ce(x, y) -> logits, dx of the summed cross-entropy (FGSM, PGD);
+ * grad_cw(x, y) -> logits, dx of the summed CW margin loss
+ * -relu(z_y - max_{j != y} z_j + kappa), the true logit masked with -1e4
+ * before the max (SPEC section 6). */
+static int cw_loss(Builder *b, int z, int y, double kappa) {
+    const Type tz = *b_type(b, z);
+    Attr oh_attrs[2] = {attr_int("depth", tz.dim[1]), attr_dtype("dtype", DT_F32)};
+    int oh = b_node(b, OP_ONE_HOT, "cw.onehot", &y, 1, oh_attrs, 2);
+    int masked = b_binary(b, OP_SUB, "cw.masked", b_binary(b, OP_MUL, "cw.others", z,
+                          b_binary(b, OP_SUB, "cw.noty", b_const(b, "cw.one", 1, tz), oh)),
+                          b_binary(b, OP_MUL, "cw.mask", oh, b_const(b, "cw.big", 1e4, tz)));
+    int64_t ax = 1;
+    int other = b_reduce(b, OP_REDUCE_MAX, "cw.other", masked, &ax, 1, false);
+    int zy = b_reduce(b, OP_REDUCE_SUM, "cw.zy", b_binary(b, OP_MUL, "cw.ztrue", z, oh), &ax, 1, false);
+    if (other < 0 || zy < 0) return -1;
+    const Type tr = *b_type(b, zy);
+    int margin = b_binary(b, OP_ADD, "cw.margin", b_binary(b, OP_SUB, "cw.diff", zy, other),
+                          b_const(b, "cw.kappa", kappa, tr));
+    int per = b_unary(b, OP_NEG, "cw.loss_per", b_unary(b, OP_RELU, "cw.hinge", margin));
+    int64_t all = 0;
+    return b_reduce(b, OP_REDUCE_SUM, "cw.loss", per, &all, 1, false);
+}
+
+static bool build_input_grad(Ctx *c, const char *name, bool cw) {
+    const InputDesc *x = input(c, "x"), *y = input(c, "y");
+    Builder b = {c->m, module_add_func(c->m, name), c->d};
+    NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = false, .rng_key = -1, .bn_groups = 1};
+    int xv = b_input(&b, "x", x->type), yv = b_input(&b, "y", y->type);
+    int z = net_emit(&env, c->network, xv);
+    if (z < 0) return false;
+    int loss;
+    if (cw) {
+        loss = cw_loss(&b, z, yv, setting(c, "eval.cw_kappa", 50));
+    } else {
+        Attr red = attr_str("reduction", "sum");
+        loss = b_node(&b, OP_CROSS_ENTROPY, "ce.loss", (int[]){z, yv}, 2, &red, 1);
+    }
+    int g = b_node(&b, OP_GRAD, "dx", (int[]){loss, xv}, 2, NULL, 0);
+    if (g < 0) return false;
+    func_add_output(c->m, b.f, "logits", z);
+    func_add_output(c->m, b.f, "dx", g);
+    return true;
+}
+
 static bool build_train_step(Ctx *c) {
     const InputDesc *x = input(c, "x"), *y = input(c, "y");
     Builder b = {c->m, module_add_func(c->m, "train_step"), c->d};
@@ -116,6 +176,9 @@ static bool build_train_step(Ctx *c) {
     bool ok = loss >= 0 && param_grads(&b, loss, pv, gv);
     if (ok) {
         func_add_output(c->m, b.f, "loss", loss);
+        ok = add_train_logits(&b, &env, c->network, xv);
+    }
+    if (ok) {
         OptimSpec o = {setting_str(c, "train.optimizer", "adam"), setting(c, "train.momentum", 0.9),
                        setting(c, "train.weight_decay", 0), setting(c, "train.nesterov", 0) != 0,
                        setting(c, "train.beta1", 0.9), setting(c, "train.beta2", 0.999),
@@ -136,5 +199,6 @@ bool objective_build(Module *m, const cJSON *doc, const char *file, const char *
     if (!cJSON_GetObjectItemCaseSensitive(doc, "objective")) return true;
     if (!input(&c, "x") || !input(&c, "y") || !input(&c, "y")->classes)
         return ferr(d, file, "inputs", "an objective needs inputs x and y (y with \"classes\")");
-    return build_objective(&c) && build_train_step(&c);
+    return build_objective(&c) && build_train_step(&c) && build_input_grad(&c, "grad_ce", false) &&
+           build_input_grad(&c, "grad_cw", true);
 }

@@ -194,7 +194,7 @@ static bool check_node(const Node *n, Diag *d) {
     if (!kernel_for(n->op))
         return kfail(n, d, EXIT_BADINPUT, "the interpreter cannot run op %s here%s", info->name,
                      n->op == OP_INPUT || n->op == OP_PARAM ? " (interp_run binds it)"
-                     : n->op == OP_LOOP ? " (it runs a function of the module: use interp_run)"
+                     : n->op == OP_LOOP || n->op == OP_FUSED ? " (it runs a function of the module: use interp_run)"
                                         : "");
     if (n->ninputs < info->min_inputs || (info->max_inputs >= 0 && n->ninputs > info->max_inputs))
         return kfail(n, d, EXIT_BADINPUT, "has %d operands", n->ninputs);
@@ -412,6 +412,25 @@ static bool run_loop(Run *r, const Node *n, Value *out) {
     return ok;
 }
 
+/* fused(x...) {body}: the body run once on the operands, bound by position. */
+static bool run_fused(Run *r, const Node *n, Value *out) {
+    const char *name = node_str(n, "body");
+    const Function *body = name && r->c->m ? module_find_func(r->c->m, name) : NULL;
+    if (!body)
+        return kfail(n, r->d, EXIT_BADINPUT, "no function '%s' in the module for the fused body",
+                     name ? name : "");
+    if (r->c->depth >= MAX_LOOP_DEPTH || count_inputs(body) != n->ninputs || body->noutputs != 1)
+        return kfail(n, r->d, EXIT_BADINPUT, "fused body '%s' must have %d inputs and one output "
+                     "(and not contain itself)", name, n->ninputs);
+    Ctx inner = *r->c;
+    inner.depth++;
+    if (!run_function(&inner, body, r->ins, n->ninputs, out)) {
+        diag_prefix(r->d, "node '%s' (fused)", n->name);
+        return false;
+    }
+    return true;
+}
+
 static bool run_node(Run *r, int i) {
     const Ctx *c = r->c;
     const Node *n = &r->f->nodes[i];
@@ -425,6 +444,8 @@ static bool run_node(Run *r, int i) {
                      : bind(r, n, "input", n->name, c->inputs, c->ninputs, &r->vals[i]);
     else if (n->op == OP_LOOP)
         ok = run_loop(r, n, &r->vals[i]);
+    else if (n->op == OP_FUSED)
+        ok = run_fused(r, n, &r->vals[i]);
     else
         ok = interp_eval_node(n, r->ins, &r->vals[i], &o, r->d);
     if (!ok) return false;

@@ -73,6 +73,7 @@ static const AttrSpec A_KL[] = {{"eps", AK_FLOAT, false, 0, 0, 1},
                                 {"reduction", AK_STR, false, 0, 0, 0},
                                 END};
 static const AttrSpec A_COSINE[] = {{"eps", AK_FLOAT, false, 0, 0, 1}, END};
+static const AttrSpec A_FUSED[] = {{"body", AK_STR, true, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
 static const AttrSpec A_LOOP[] = {{"body", AK_STR, true, 0, 0, 0},
                                   {"trips", AK_INT, true, 0, 0, 1 << 30},
                                   END};
@@ -114,6 +115,7 @@ static const AttrSpec *attrs_of(OpKind op) {
     case OP_KL_DIV: return A_KL;
     case OP_COSINE_SIMILARITY: return A_COSINE;
     case OP_LOOP: return A_LOOP;
+    case OP_FUSED: return A_FUSED;
     default: return NO_ATTRS;
     }
 }

@@ -68,6 +68,10 @@
  *     for i = 0..trips-1; body is a function of the module whose inputs are,
  *     in order, i (i32 scalar), the carry, then the captures, and whose one
  *     output is the new carry. Not differentiable: wrap uses in stop_gradient.
+ *   fused(x...) {body}: body(x...), body a function of the module whose
+ *     inputs are, in order, the operands and whose one output is the
+ *     result: a group of nodes the fuse pass (passes/fuse.c) made one
+ *     kernel; it runs after autodiff, so it has no VJP.
  * Higher-level (lowered by passes)
  *   grad(y, x): dy/dx for a float scalar y, by reverse-mode autodiff
  *     (passes/autodiff.c); the result is ordinary IR, so grad applies to it
@@ -167,6 +171,7 @@ typedef enum {
     X(MART_BCE, "mart_bce", 2, 2, PK_OPAQUE, OC_COMPOSITE)                 \
     X(PEARSON, "pearson", 2, 2, PK_OPAQUE, OC_COMPOSITE)                   \
     X(LOOP, "loop", 1, -1, PK_OPAQUE, OC_PRIMITIVE)                        \
+    X(FUSED, "fused", 0, -1, PK_OPAQUE, OC_PRIMITIVE)                      \
     X(GRAD, "grad", 2, 2, PK_OPAQUE, OC_HIGHER)
 
 typedef enum {

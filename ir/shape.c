@@ -497,6 +497,37 @@ static bool loop_rule(Rule *r, const Module *m, Type *out) {
     return true;
 }
 
+/* fused(x...) {body}: body's inputs have the operands' types, in order;
+ * the result is its one output's type. */
+static bool fused_rule(Rule *r, const Module *m, Type *out) {
+    const char *name = node_str(r->n, "body");
+    const Function *body = m && name ? module_find_func(m, name) : NULL;
+    if (!body)
+        return fail(r, "no function '%s' in the module for the fused body%s", name ? name : "", "");
+    if (strcmp(body->name, r->f->name) == 0)
+        return fail(r, "the fused body '%s' is the function containing it%s", name, "");
+    int k = 0;
+    for (int v = 0; v < body->n; v++) {
+        if (body->nodes[v].op != OP_INPUT) continue;
+        if (k < r->n->ninputs && !type_equal(&body->nodes[v].type, &r->f->nodes[r->n->inputs[k]].type)) {
+            char sg[128], sw[128];
+            return failf(r, "fused body '%s': input %d ('%s') must be %s, got %s", body->name, k,
+                         body->nodes[v].name,
+                         type_str(&r->f->nodes[r->n->inputs[k]].type, sw, sizeof sw),
+                         type_str(&body->nodes[v].type, sg, sizeof sg));
+        }
+        k++;
+    }
+    if (k != r->n->ninputs)
+        return failf(r, "fused body '%s' has %d inputs, the node passes %d", body->name, k,
+                     r->n->ninputs);
+    if (body->noutputs != 1 || body->outputs[0].value < 0 || body->outputs[0].value >= body->n)
+        return failf(r, "fused body '%s' must have exactly one output, has %d", body->name,
+                     body->noutputs);
+    *out = body->nodes[body->outputs[0].value].type;
+    return true;
+}
+
 /* ---- sources ---- */
 
 static bool source_rule(Rule *r, const Module *m, Type *out) {
@@ -557,6 +588,7 @@ bool shape_infer(const Module *m, const Function *f, const Node *n, Type *out, D
     case OP_KL_DIV: return kl_div_rule(&r, out);
     case OP_COSINE_SIMILARITY: case OP_PEARSON: return rowwise_rule(&r, out);
     case OP_LOOP: return loop_rule(&r, m, out);
+    case OP_FUSED: return fused_rule(&r, m, out);
     default: return unary(&r, out);
     }
 }

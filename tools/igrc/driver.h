@@ -28,5 +28,7 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 int cmd_check(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

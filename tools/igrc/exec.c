@@ -1,11 +1,12 @@
 /* igrc exec: run one entry point through a backend (the reference
- * interpreter for now) on tensors from a safetensors file, or on batches
- * of a data set. */
+ * interpreter, or the CPU backend: compiled, loaded into this process) on
+ * tensors from a safetensors file, or on batches of a data set. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "codegen/cpu/cpu_compile.h"
 #include "ir/interp.h"
 #include "runtime/idx.h"
 #include "runtime/init.h"
@@ -20,7 +21,7 @@ static const char HELP[] =
     "usage: igrc exec FILE --fn NAME (--inputs I.safetensors -o OUT.safetensors |\n"
     "                 --data NAME|DIR [--split test|train] [--limit N])\n"
     "                 [--params P.safetensors | --seed N] [--save-params P.safetensors]\n"
-    "                 [--backend interp] [--dtype f32|f64] [-D key=value]... [--batch N]\n"
+    "                 [--backend interp|cpu] [--dtype f32|f64] [-D key=value]... [--batch N]\n"
     "\n"
     "Runs entry point NAME of FILE after the full pass pipeline. Inputs bind by name\n"
     "from --inputs; outputs are written by name to -o. Parameters come from --params\n"
@@ -29,7 +30,9 @@ static const char HELP[] =
     "writes the parameters used. --data runs NAME over a data set (mnist,\n"
     "fashion-mnist, or a directory of IDX files) in batches, binding the image input\n"
     "x (scaled to [0,1]), and reports accuracy from the output `logits`.\n"
-    "--dtype f64 computes in double precision; f32 rounds every f32 result to float.\n";
+    "--dtype f64 computes in double precision; f32 rounds every f32 result to float\n"
+    "(interpreter only). --backend cpu compiles FILE with the CPU backend (LLVM) and\n"
+    "runs the generated kernels in this process.\n";
 
 typedef struct {
     CommonArgs c;
@@ -38,7 +41,18 @@ typedef struct {
     uint32_t seed;
     bool seed_given;
     InterpPrecision prec;
+    bool cpu;
+    CpuLoaded *loaded; /* --backend cpu */
 } ExecArgs;
+
+/* One entry point on the chosen backend. */
+static bool run_fn(const Module *m, const Function *f, const ExecArgs *e, const NamedValue *in,
+                   int nin, const NamedValue *params, NamedValue **outs, int *nout, Diag *d) {
+    if (e->loaded)
+        return cpu_loaded_call(e->loaded, f->name, in, nin, params, m->nparams, outs, nout, d);
+    InterpOptions io = {e->prec};
+    return interp_run(m, f, &io, in, nin, params, m->nparams, outs, nout, d);
+}
 
 /* ---- tensors between safetensors and the interpreter ---- */
 
@@ -173,8 +187,7 @@ static int run_on_file(const Module *m, const Function *f, const ExecArgs *e,
     }
     NamedValue *outs = NULL;
     int nout = 0;
-    InterpOptions io = {e->prec};
-    bool ok = !diag_failed(d) && interp_run(m, f, &io, iv, ni, params, m->nparams, &outs, &nout, d);
+    bool ok = !diag_failed(d) && run_fn(m, f, e, iv, ni, params, &outs, &nout, d);
     if (ok) ok = write_values(e->out, outs, nout, e->prec, d);
     if (ok)
         for (int i = 0; i < nout; i++) {
@@ -242,14 +255,13 @@ static bool run_batches(const Module *m, const Function *f, const ExecArgs *e,
     int64_t B = xt->dim[0], C = 0;
     NamedValue in = {f->nodes[x].name, *xt, malloc(sizeof(double) * (size_t)type_numel(xt))};
     int lo = output_index(f, "logits");
-    InterpOptions io = {e->prec};
     bool tty = isatty(STDERR_FILENO); /* a progress line only where someone watches */
     printf("%-8s %-10s %-6s\n", "image", "predicted", "label");
     for (int64_t s = 0; s < data->count && !diag_failed(d); s += B) {
         int64_t rows = fill_batch(data, s, B, in.data);
         NamedValue *outs = NULL;
         int nout = 0;
-        if (!interp_run(m, f, &io, &in, 1, params, m->nparams, &outs, &nout, d)) break;
+        if (!run_fn(m, f, e, &in, 1, params, &outs, &nout, d)) break;
         C = outs[lo].type.dim[1];
         for (int64_t r = 0; r < rows; r++) {
             int pred = argmax_row(outs[lo].data + r * C, C), lab = data->labels.data[s + r];
@@ -311,8 +323,8 @@ static int parse(int argc, char **argv, ExecArgs *e) {
             e->limit = strtol(v, &end, 10), i++;
         } else if (strcmp(o, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
             e->prec = v[1] == '6' ? INTERP_F64 : INTERP_F32, i++;
-        } else if (strcmp(o, "--backend") == 0 && v && strcmp(v, "interp") == 0) {
-            i++;
+        } else if (strcmp(o, "--backend") == 0 && v && (!strcmp(v, "interp") || !strcmp(v, "cpu"))) {
+            e->cpu = strcmp(v, "cpu") == 0, i++;
         } else if (o[0] != '-' && !e->c.file) {
             e->c.file = o;
         } else {
@@ -351,9 +363,12 @@ int cmd_exec(int argc, char **argv) {
         rc = report(&d);
     } else if (e.save_params && !write_values(e.save_params, params, m->nparams, e.prec, &d)) {
         rc = report(&d);
+    } else if (e.cpu && !(e.loaded = cpu_load(m, 0, &d))) {
+        rc = report(&d);
     } else {
         rc = e.data ? run_on_data(m, f, &e, params, &d) : run_on_file(m, f, &e, params, &d);
     }
+    cpu_loaded_free(e.loaded);
     if (params) free_bound(params, m->nparams);
     module_free(m);
     return rc;

@@ -8,6 +8,9 @@ static const char USAGE[] =
     "usage: igrc <command> [options]\n"
     "\n"
     "commands:\n"
+    "  compile FILE compile to an executable that trains and evaluates (train, eval,\n"
+    "               info); --emit ir|llvm|obj stops early\n"
+    "  run FILE -- ARGS  compile into a temporary directory and run it with ARGS\n"
     "  check FILE   validate a graph file and print a summary (inputs, node shapes,\n"
     "               parameter count, FLOPs)\n"
     "  dump FILE    print the IR, as loaded or after passes (--after, --after-all)\n"
@@ -24,6 +27,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "dump") == 0) return cmd_dump(argc - 1, argv + 1);
     if (strcmp(argv[1], "exec") == 0) return cmd_exec(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compile") == 0) return cmd_compile(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "igrc: unknown command '%s'\n\n%s", argv[1], USAGE);
     return EXIT_BADINPUT;
 }

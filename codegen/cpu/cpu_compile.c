@@ -1,0 +1,258 @@
+/* Module -> object file / executable / loaded shared library. */
+#include "codegen/cpu/cpu_compile.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codegen/cpu/llvm_backend.h"
+
+#ifndef IGRC_RT_LINK
+#define IGRC_RT_LINK ""
+#endif
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void phase(const CpuCompileOptions *o, const char *what, double *t0) {
+    double t = now_s();
+    if (o && o->timings) fprintf(stderr, "igrc: %-28s %8.3f s\n", what, t - *t0);
+    *t0 = t;
+}
+
+/* dump_dir/program.txt, plan.txt and kernels/<name>.k */
+static bool write_dumps(const Compiled *c, const char *text, const char *dir, Diag *d) {
+    char path[4096];
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/kernels", dir);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/program.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return diag_error(d, EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/plan.txt", dir);
+    if (!(f = fopen(path, "w"))) return diag_error(d, EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+    codegen_write_plan(c, f);
+    fclose(f);
+    for (int i = 0; i < c->nkernels; i++) {
+        snprintf(path, sizeof path, "%s/kernels/%s.k", dir, c->kernels[i]->name);
+        if (!(f = fopen(path, "w"))) return diag_error(d, EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+        kernel_print(c->kernels[i], f);
+        fclose(f);
+    }
+    return true;
+}
+
+static bool emit_module(const Compiled *c, const char *text, const char *obj_path,
+                        const CpuCompileOptions *o, double *t0, Diag *d) {
+    CpuModule *cm = cpu_module_new(c->prog->name, d);
+    if (!cm) return false;
+    bool ok = true;
+    const char **names = calloc((size_t)c->nkernels + 1, sizeof *names);
+    for (int i = 0; ok && i < c->nkernels; i++) {
+        names[i] = c->kernels[i]->name;
+        ok = cpu_add_kernel(cm, c->kernels[i], d);
+    }
+    ok = ok && cpu_add_blob(cm, "igrc_program", text, strlen(text), d) &&
+         cpu_add_kernel_table(cm, "igrc_kernels", names, c->nkernels, d);
+    if (ok) phase(o, "LLVM IR built", t0);
+    ok = ok && cpu_optimize(cm, d);
+    if (ok) phase(o, "LLVM O3", t0);
+    if (ok && o && o->llvm_path) ok = cpu_emit_llvm(cm, o->llvm_path, d);
+    ok = ok && cpu_emit_object(cm, obj_path, d);
+    if (ok) phase(o, "object emitted", t0);
+    free(names);
+    cpu_module_free(cm);
+    return ok;
+}
+
+bool cpu_compile_object(const Module *m, const char *obj_path, const CpuCompileOptions *o,
+                        Compiled *stats, Diag *d) {
+    double t0 = now_s();
+    Compiled c;
+    if (!codegen_build(m, &c, d)) {
+        compiled_free(&c);
+        return false;
+    }
+    phase(o, "kernels lowered, memory planned", &t0);
+    char *text = program_to_text(c.prog);
+    bool ok = text != NULL || diag_error(d, EXIT_RUNTIME, "cannot print the program");
+    if (ok && o && o->dump_dir) ok = write_dumps(&c, text, o->dump_dir, d);
+    ok = ok && emit_module(&c, text, obj_path, o, &t0, d);
+    free(text);
+    if (ok && stats) *stats = c;
+    else compiled_free(&c);
+    return ok;
+}
+
+/* IGRC_RT_LINK is a '|'-separated list fixed at build time (the runtime's
+ * libraries and their dependencies); IGRC_RUNTIME_DIR, if set, names a
+ * directory holding libigrc_rt.a and libigrc_rt_main.a instead. */
+bool cpu_link_executable(const char *obj_path, const char *out, Diag *d) {
+    char *flags = strdup(IGRC_RT_LINK);
+    const char *args[64];
+    int n = 0;
+    const char *dir = getenv("IGRC_RUNTIME_DIR");
+    char ldir[4200];
+    if (dir && *dir) {
+        snprintf(ldir, sizeof ldir, "-L%s", dir);
+        args[n++] = ldir;
+    }
+    for (char *save = NULL, *t = strtok_r(flags, "|", &save); t && n < 63; t = strtok_r(NULL, "|", &save))
+        args[n++] = t;
+    const char *objs[1] = {obj_path};
+    bool ok = cpu_link(objs, 1, out, false, args, n, d);
+    free(flags);
+    return ok;
+}
+
+/* ---- loading into this process ---- */
+
+struct CpuLoaded {
+    void *so;
+    Program *prog;
+    Runner *runner;
+    char dir[256];
+};
+
+static void remove_dir(const char *dir) {
+    char path[512];
+    const char *files[] = {"k.o", "k.so"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+CpuLoaded *cpu_load(const Module *m, int threads, Diag *d) {
+    CpuLoaded *l = calloc(1, sizeof *l);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(l->dir, sizeof l->dir, "%s/igrc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(l->dir)) {
+        diag_error(d, EXIT_RUNTIME, "cannot create a temporary directory: %s", strerror(errno));
+        free(l);
+        return NULL;
+    }
+    char obj[512], so[512], err[1024];
+    snprintf(obj, sizeof obj, "%s/k.o", l->dir);
+    snprintf(so, sizeof so, "%s/k.so", l->dir);
+    const char *objs[1] = {obj};
+    bool ok = cpu_compile_object(m, obj, NULL, NULL, d) && cpu_link(objs, 1, so, true, NULL, 0, d);
+    if (ok && !(l->so = dlopen(so, RTLD_NOW | RTLD_LOCAL)))
+        ok = diag_error(d, EXIT_RUNTIME, "dlopen %s: %s", so, dlerror());
+    if (ok) {
+        const char *text = dlsym(l->so, "igrc_program");
+        const PKernelFn *table = dlsym(l->so, "igrc_kernels");
+        const int32_t *count = dlsym(l->so, "igrc_kernels_count");
+        if (!text || !table || !count)
+            ok = diag_error(d, EXIT_RUNTIME, "%s lacks the program symbols", so);
+        else if (!(l->prog = program_parse(text, *count, err, sizeof err)))
+            ok = diag_error(d, EXIT_RUNTIME, "generated program: %s", err);
+        else if (!(l->runner = runner_new(l->prog, table, *count, threads, 0, err, sizeof err)))
+            ok = diag_error(d, EXIT_RUNTIME, "runner: %s", err);
+    }
+    if (!ok) {
+        cpu_loaded_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void cpu_loaded_free(CpuLoaded *l) {
+    if (!l) return;
+    if (l->runner) runner_free(l->runner);
+    if (l->prog) program_free(l->prog);
+    if (l->so) dlclose(l->so);
+    remove_dir(l->dir);
+    free(l);
+}
+
+Runner *cpu_loaded_runner(CpuLoaded *l) { return l->runner; }
+
+static void to_typed(const double *src, int64_t n, PDtype t, void *dst) {
+    for (int64_t i = 0; i < n; i++) switch (t) {
+        case PD_F64: ((double *)dst)[i] = src[i]; break;
+        case PD_I32: ((int32_t *)dst)[i] = (int32_t)src[i]; break;
+        case PD_I64: ((int64_t *)dst)[i] = (int64_t)src[i]; break;
+        case PD_BOOL: ((uint8_t *)dst)[i] = src[i] != 0; break;
+        default: ((float *)dst)[i] = (float)src[i]; break;
+        }
+}
+
+static void to_doubles(const void *src, int64_t n, PDtype t, double *dst) {
+    for (int64_t i = 0; i < n; i++) switch (t) {
+        case PD_F64: dst[i] = ((const double *)src)[i]; break;
+        case PD_I32: dst[i] = ((const int32_t *)src)[i]; break;
+        case PD_I64: dst[i] = (double)((const int64_t *)src)[i]; break;
+        case PD_BOOL: dst[i] = ((const uint8_t *)src)[i]; break;
+        default: dst[i] = ((const float *)src)[i]; break;
+        }
+}
+
+static const NamedValue *find_value(const NamedValue *v, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (v[i].name && strcmp(v[i].name, name) == 0) return &v[i];
+    return NULL;
+}
+
+static bool bind_params(CpuLoaded *l, const NamedValue *params, int nparams, Diag *d) {
+    for (int i = 0; i < l->prog->nparams; i++) {
+        const PTensor *t = &l->prog->params[i].t;
+        const NamedValue *v = find_value(params, nparams, t->name);
+        if (!v) continue;
+        if (type_numel(&v->type) != ptensor_numel(t))
+            return diag_error(d, EXIT_BADINPUT, "param '%s': %lld elements given, %lld expected",
+                              t->name, (long long)type_numel(&v->type), (long long)ptensor_numel(t));
+        to_typed(v->data, ptensor_numel(t), t->dtype, runner_param(l->runner, i));
+    }
+    return true;
+}
+
+bool cpu_loaded_call(CpuLoaded *l, const char *fn, const NamedValue *inputs, int ninputs,
+                     const NamedValue *params, int nparams, NamedValue **outputs, int *noutputs,
+                     Diag *d) {
+    int f = program_find_func(l->prog, fn);
+    if (f < 0) return diag_error(d, EXIT_BADINPUT, "no function '%s' in the program", fn);
+    const PFunc *pf = &l->prog->funcs[f];
+    if (!bind_params(l, params, nparams, d)) return false;
+    void **in = calloc((size_t)pf->ninputs + 1, sizeof *in), **out = calloc((size_t)pf->noutputs + 1, sizeof *out);
+    bool ok = true;
+    for (int k = 0; ok && k < pf->ninputs; k++) {
+        const PTensor *t = &pf->inputs[k];
+        const NamedValue *v = find_value(inputs, ninputs, t->name);
+        if (!v || type_numel(&v->type) != ptensor_numel(t)) {
+            ok = diag_error(d, EXIT_BADINPUT, "input '%s' of %s: missing or of the wrong size", t->name, fn);
+            break;
+        }
+        in[k] = calloc((size_t)ptensor_bytes(t) + 8, 1);
+        to_typed(v->data, ptensor_numel(t), t->dtype, in[k]);
+    }
+    for (int k = 0; ok && k < pf->noutputs; k++) out[k] = calloc(ptensor_bytes(&pf->outputs[k]) + 8, 1);
+    if (ok) runner_call(l->runner, f, (const void *const *)in, out);
+    NamedValue *res = ok ? calloc((size_t)pf->noutputs + 1, sizeof *res) : NULL;
+    for (int k = 0; ok && k < pf->noutputs; k++) {
+        const PTensor *t = &pf->outputs[k];
+        res[k].name = t->name;
+        res[k].type = type_make(t->dtype == PD_F64 ? DT_F64 : t->dtype == PD_I32 ? DT_I32
+                                : t->dtype == PD_BOOL ? DT_BOOL : DT_F32, t->rank, t->dim);
+        res[k].data = malloc(sizeof(double) * (size_t)(ptensor_numel(t) + 1));
+        to_doubles(out[k], ptensor_numel(t), t->dtype, res[k].data);
+    }
+    for (int k = 0; k < pf->ninputs; k++) free(in[k]);
+    for (int k = 0; k < pf->noutputs; k++) free(out[k]);
+    free(in);
+    free(out);
+    *outputs = res;
+    *noutputs = ok ? pf->noutputs : 0;
+    return ok;
+}

@@ -1,0 +1,27 @@
+/* Lowering a fused body (passes/fuse.c) to the kernel IR: the body's output
+ * is computed element by element, each operand read at the index its view
+ * chain maps the element to (broadcast, transpose, reshape, slice, pad and
+ * concat become index arithmetic; nothing is materialised in between). */
+#ifndef IGRC_CODEGEN_LOWER_H
+#define IGRC_CODEGEN_LOWER_H
+
+#include "codegen/kernel.h"
+#include "ir/ir.h"
+
+/* The kernel for body function `body` (inputs in order, one output).
+ * Buffers: 0 = the output, 1..k = the body's inputs in order, and, when
+ * head_buf is true, k+1 = the result of the body's complex head node (the
+ * library call the program runs before the kernel), read in its place.
+ * NULL with a message naming the body and node on an unsupported op. */
+KernelDef *lower_body(const Module *m, const Function *body, const char *kernel_name,
+                      bool head_buf, Diag *d);
+
+/* The body's complex head (conv2d, matmul, pool ... as the group's first
+ * op), or -1. */
+int lower_find_head(const Function *body);
+
+/* A C identifier from an IR name: "train_step.fused.z_adv:conv1" ->
+ * "train_step_fused_z_adv_conv1"; written into buf (cap bytes). */
+char *lower_c_name(const char *name, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,164 @@
+/* igrc compile: graph file -> executable (or IR, LLVM IR, an object file);
+ * igrc run: compile into a temporary directory and run the result. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codegen/cpu/cpu_compile.h"
+#include "ir/print.h"
+#include "tools/igrc/driver.h"
+
+static const char HELP[] =
+    "usage: igrc compile FILE [-o OUT] [--target cpu] [--emit exe|obj|llvm|ir]\n"
+    "                    [--batch N] [-D key=value]... [--dump-dir DIR]\n"
+    "                    [--dump-after PASS,...] [--dump-after-all] [--disable PASS,...]\n"
+    "                    [--verify-each] [--time-passes]\n"
+    "       igrc run FILE [compile options] -- COMMAND [ARGS]\n"
+    "\n"
+    "Compiles FILE through the pass pipeline and the CPU backend (LLVM O3 for this\n"
+    "machine's CPU) and links one executable with the runtime: OUT train | eval |\n"
+    "info (OUT --help). --emit stops early: ir prints the IR after the pipeline, llvm\n"
+    "writes the optimised LLVM IR, obj the object file. --dump-dir also writes\n"
+    "program.txt, plan.txt (memory plan: arena offsets, peak bytes) and\n"
+    "kernels/<name>.k. OUT defaults to the file's stem (resnet18_trades_igr.json ->\n"
+    "./resnet18_trades_igr). igrc run compiles into a temporary directory, runs\n"
+    "the executable with the arguments after --, and removes it.\n";
+
+typedef struct {
+    CommonArgs c;
+    const char *out, *emit, *target;
+    char **run_args; /* igrc run: after -- */
+    int nrun;
+} CompileArgs;
+
+static int parse(int argc, char **argv, CompileArgs *a, bool run) {
+    for (int i = 1; i < argc; i++) {
+        if (run && strcmp(argv[i], "--") == 0) {
+            a->run_args = argv + i + 1;
+            a->nrun = argc - i - 1;
+            break;
+        }
+        int r = common_option(&a->c, argc, argv, &i);
+        if (r < 0) return EXIT_BADINPUT;
+        if (r) continue;
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(HELP, stdout), -1;
+        if (!strcmp(o, "-o") && v && !run) a->out = v, i++;
+        else if (!strcmp(o, "--emit") && v && !run) a->emit = v, i++;
+        else if (!strcmp(o, "--target") && v) a->target = v, i++;
+        else if (o[0] != '-' && !a->c.file) a->c.file = o;
+        else return usage_error(run ? "run" : "compile", "unexpected or incomplete argument '%s'", o);
+    }
+    const char *cmd = run ? "run" : "compile";
+    if (!a->c.file) return usage_error(cmd, "no graph file given");
+    if (strcmp(a->target, "cpu"))
+        return usage_error(cmd, "--target '%s' is not available (targets: cpu)", a->target);
+    if (strcmp(a->emit, "exe") && strcmp(a->emit, "obj") && strcmp(a->emit, "llvm") && strcmp(a->emit, "ir"))
+        return usage_error(cmd, "--emit must be exe, obj, llvm or ir, got '%s'", a->emit);
+    if (run && !a->nrun) return usage_error(cmd, "give the executable's command after --");
+    return EXIT_OK;
+}
+
+/* ./<stem of FILE> */
+static void default_out(const char *file, char *buf, size_t cap) {
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    snprintf(buf, cap, "%.*s", (int)strcspn(base, "."), base);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static bool write_ir(const Module *m, const char *out, Diag *d) {
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) return diag_error(d, EXIT_BADINPUT, "%s: %s", out, strerror(errno));
+    ir_print_module(m, f);
+    if (out) fclose(f);
+    return true;
+}
+
+/* The executable (or what --emit asks for) at out. */
+static bool compile_to(const CompileArgs *a, Module *m, const char *out, Diag *d) {
+    if (!strcmp(a->emit, "ir")) return write_ir(m, a->out, d);
+    CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings};
+    if (!strcmp(a->emit, "llvm")) {
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp.o", out);
+        o.llvm_path = out;
+        bool ok = cpu_compile_object(m, tmp, &o, NULL, d);
+        unlink(tmp);
+        return ok;
+    }
+    if (!strcmp(a->emit, "obj")) return cpu_compile_object(m, out, &o, NULL, d);
+    char obj[4200];
+    snprintf(obj, sizeof obj, "%s.o.tmp", out);
+    Compiled c;
+    bool ok = cpu_compile_object(m, obj, &o, &c, d) && cpu_link_executable(obj, out, d);
+    unlink(obj);
+    if (ok) {
+        int64_t arena = 0;
+        for (int i = 0; i < c.prog->nfuncs; i++)
+            if (c.prog->funcs[i].arena_bytes > arena) arena = c.prog->funcs[i].arena_bytes;
+        fprintf(stderr, "igrc: %s: %d kernels (%d launches), largest arena %.1f MiB\n", out,
+                c.nkernels, c.launches, (double)arena / (1 << 20));
+        compiled_free(&c);
+    }
+    return ok;
+}
+
+static int compile_module(CompileArgs *a, const char *out) {
+    double t0 = now_s();
+    Diag d;
+    diag_init(&d);
+    Module *m = load_module(&a->c, &d);
+    bool ok = m && pipeline_run(m, &a->c.pipe, &d) && compile_to(a, m, out, &d);
+    module_free(m);
+    if (!ok) return report(&d);
+    if (a->c.pipe.timings) fprintf(stderr, "igrc: compile total %.3f s\n", now_s() - t0);
+    return EXIT_OK;
+}
+
+int cmd_compile(int argc, char **argv) {
+    CompileArgs a = {.emit = "exe", .target = "cpu"};
+    int rc = parse(argc, argv, &a, false);
+    if (rc) return rc < 0 ? EXIT_OK : rc;
+    char out[4096];
+    if (a.out) snprintf(out, sizeof out, "%s", a.out);
+    else if (strcmp(a.emit, "ir")) default_out(a.c.file, out, sizeof out);
+    return compile_module(&a, out);
+}
+
+int cmd_run(int argc, char **argv) {
+    CompileArgs a = {.emit = "exe", .target = "cpu"};
+    int rc = parse(argc, argv, &a, true);
+    if (rc) return rc < 0 ? EXIT_OK : rc;
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096], exe[4200];
+    snprintf(dir, sizeof dir, "%s/igrc-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return fprintf(stderr, "igrc: cannot create a temporary directory: %s\n", strerror(errno)), EXIT_RUNTIME;
+    snprintf(exe, sizeof exe, "%s/model", dir);
+    rc = compile_module(&a, exe);
+    if (rc == EXIT_OK) {
+        char **args = calloc((size_t)a.nrun + 2, sizeof *args);
+        args[0] = exe;
+        for (int i = 0; i < a.nrun; i++) args[i + 1] = a.run_args[i];
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(exe, args);
+            _exit(127);
+        }
+        int st = 0;
+        rc = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_RUNTIME;
+        free(args);
+    }
+    unlink(exe);
+    rmdir(dir);
+    return rc;
+}
