@@ -48,7 +48,7 @@ static double unary_f(OpKind op, double x, double beta) {
     }
 }
 
-bool k_unary(const Node *n, const Value *in, Value *out, Diag *d) {
+bool ik_unary(const Node *n, const Value *in, Value *out, Diag *d) {
     if (!need_shape(n, in, 0, &out->type, d)) return false;
     double beta = node_float(n, "beta", 1.0);
     int64_t numel = type_numel(&out->type);
@@ -92,7 +92,7 @@ static double binary_f(OpKind op, double a, double b, bool i32) {
     }
 }
 
-bool k_binary(const Node *n, const Value *in, Value *out, Diag *d) {
+bool ik_binary(const Node *n, const Value *in, Value *out, Diag *d) {
     if (!need_shape(n, in, 0, &out->type, d) || !need_shape(n, in, 1, &out->type, d))
         return false;
     bool i32 = out->type.dtype == DT_I32;
@@ -103,7 +103,7 @@ bool k_binary(const Node *n, const Value *in, Value *out, Diag *d) {
 }
 
 /* select(cond, a, b): a where cond is nonzero, else b. */
-bool k_select(const Node *n, const Value *in, Value *out, Diag *d) {
+bool ik_select(const Node *n, const Value *in, Value *out, Diag *d) {
     for (int k = 0; k < 3; k++)
         if (!need_shape(n, in, k, &out->type, d)) return false;
     int64_t numel = type_numel(&out->type);

@@ -38,9 +38,9 @@ static inline bool idx_next(int64_t *idx, const Type *t) {
 }
 
 /* interp_elem.c: elementwise unary, binary, compare, select, cast. */
-bool k_unary(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_binary(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_select(const Node *n, const Value *in, Value *out, Diag *d);
+bool ik_unary(const Node *n, const Value *in, Value *out, Diag *d);
+bool ik_binary(const Node *n, const Value *in, Value *out, Diag *d);
+bool ik_select(const Node *n, const Value *in, Value *out, Diag *d);
 
 /* interp_tensor.c: shape ops, reductions, matmul, indexing. */
 bool k_broadcast(const Node *n, const Value *in, Value *out, Diag *d);

@@ -12,7 +12,11 @@ static const PassDef PIPELINE[] = {
     {"verify", pass_verify, "check operands, attributes and types of every node"},
     {"decompose", pass_decompose, "rewrite composite ops (linear, batch_norm, ...) as primitives"},
     {"autodiff", pass_autodiff, "lower grad(y, x) nodes to adjoint graphs (reverse mode)"},
+    {"simplify", pass_simplify, "exact algebraic identities (x*1, neg(neg x), ...) and splat constant folding"},
+    {"cse", pass_cse, "merge nodes with equal op, operands, attributes and type"},
     {"dce", pass_dce, "drop values no output depends on"},
+    {"fuse", pass_fuse, "group elementwise chains, reductions and conv/matmul epilogues into kernels"},
+    {"schedule", pass_schedule, "reorder nodes to lower the peak of live bytes"},
 };
 
 const PassDef *pass_pipeline(int *count) {

@@ -1,0 +1,227 @@
+/* Simplify: algebraic identities that are exact in IEEE arithmetic, and
+ * folding of splat constants.
+ *
+ * Identities (x any value, c a splat constant, i.e. `constant {value}`):
+ *   x + c, c + x with c = -0.0 (or 0 for integers) -> x; x - c with c = +0.0
+ *     (or 0) -> x. x + (+0.0) is kept: it turns -0.0 into +0.0, which recip,
+ *     div and rsqrt can see. x * 0 and x - x are never folded (NaN, inf).
+ *   x * 1, 1 * x, x / 1 -> x; neg(neg x) -> x; select(c, a, a) -> a
+ *   stop_gradient(stop_gradient x) -> stop_gradient x, and stop_gradient
+ *     x -> x once the module has no grad node left (after autodiff it is an
+ *     identity)
+ *   broadcast / reshape / cast to the operand's own type -> operand;
+ *   reshape(reshape x) and broadcast(broadcast x) -> one node;
+ *   transpose(transpose x) -> one transpose with the composed permutation
+ *     (the identity permutation -> x)
+ * Folding: a primitive elementwise, broadcast, reshape or transpose node
+ * whose operands are all splat constants becomes a splat constant of its
+ * type (keeping its name). Elementwise results are computed by
+ * interp_eval_node on one element, in INTERP_F32 (operands rounded to f32
+ * as stored) and in INTERP_F64; the fold is made only when the f64 value,
+ * stored as the node's dtype, equals the f32 one, so the folded module gives
+ * the same numbers as the original under both precisions.
+ *
+ * Surviving nodes keep their names; a node replaced by an operand
+ * disappears (its uses and any output naming it now refer to the operand).
+ * Nodes left without uses are dce's business. */
+#include <math.h>
+#include <string.h>
+
+#include "ir/interp.h"
+#include "passes/pass.h"
+#include "passes/rewrite.h"
+
+/* Is value v of f a splat constant? Its element in *out. */
+static bool splat(const Function *f, int v, double *out) {
+    const Node *n = &f->nodes[v];
+    if (n->op != OP_CONSTANT || node_attr(n, "data")) return false;
+    *out = node_float(n, "value", 0.0);
+    return true;
+}
+
+static bool is_float(const Function *f, int v) { return dtype_is_float(f->nodes[v].type.dtype); }
+
+/* x + v == x for every x: v = -0.0 for floats, 0 for integers. */
+static bool additive_identity(const Function *f, int v) {
+    double c;
+    if (!splat(f, v, &c) || c != 0.0) return false;
+    return !is_float(f, v) || signbit(c);
+}
+
+/* x - v == x for every x: v = +0.0 for floats, 0 for integers. */
+static bool subtractive_identity(const Function *f, int v) {
+    double c;
+    if (!splat(f, v, &c) || c != 0.0) return false;
+    return !is_float(f, v) || !signbit(c);
+}
+
+static bool is_one(const Function *f, int v) {
+    double c;
+    return splat(f, v, &c) && c == 1.0;
+}
+
+static double stored(double v, DType dt, InterpPrecision p) {
+    switch (dt) {
+    case DT_F32: return p == INTERP_F32 ? (double)(float)v : v;
+    default: return v;
+    }
+}
+
+static bool same_double(double a, double b) {
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* The element of a node all of whose operands are splats (vals, in the
+ * operands' dtypes dts). False when the value depends on the precision or
+ * the node cannot be evaluated. */
+static bool fold_value(const Node *n, const double *vals, const DType *dts, double *out) {
+    if (n->op == OP_BROADCAST || n->op == OP_RESHAPE || n->op == OP_TRANSPOSE) {
+        *out = vals[0];
+        return true;
+    }
+    Node t = *n;
+    t.type = type_scalar(n->type.dtype);
+    double r[2];
+    for (int p = 0; p < 2; p++) {
+        InterpPrecision prec = p ? INTERP_F64 : INTERP_F32;
+        double buf[3];
+        Value ins[3];
+        for (int i = 0; i < n->ninputs; i++) {
+            buf[i] = stored(vals[i], dts[i], prec);
+            ins[i] = (Value){type_scalar(dts[i]), &buf[i]};
+        }
+        Value o;
+        Diag d;
+        diag_init(&d);
+        InterpOptions io = {prec};
+        if (!interp_eval_node(&t, ins, &o, &io, &d)) return false;
+        r[p] = o.data[0];
+        value_free(&o);
+    }
+    if (!same_double(stored(r[1], n->type.dtype, INTERP_F32), r[0])) return false;
+    *out = r[1];
+    return true;
+}
+
+static bool foldable(const Node *n) {
+    const OpInfo *info = op_info(n->op);
+    if (info->cls != OC_PRIMITIVE || n->op == OP_LOOP || n->ninputs < 1 || n->ninputs > 3)
+        return false;
+    return info->pattern == PK_ELEMWISE || n->op == OP_BROADCAST || n->op == OP_RESHAPE ||
+           n->op == OP_TRANSPOSE;
+}
+
+/* A new node named like old node n, of n's type. */
+static int emit(Rewriter *rw, const Node *n, OpKind op, const int *ins, int nin, const Attr *a,
+                int na) {
+    return func_add_node(rw->b.m, rw->b.f, op, n->name, ins, nin, a, na, n->type);
+}
+
+/* The new value for old node n (operands in already remapped), or -1 to
+ * copy it unchanged. */
+static int simplify_node(Rewriter *rw, const Node *n, const int *in, bool drop_sg) {
+    const Function *nf = rw->b.f;
+    int x = n->ninputs > 0 ? in[0] : -1, y = n->ninputs > 1 ? in[1] : -1;
+    const Node *xn = x >= 0 ? &nf->nodes[x] : NULL;
+    bool same_type = xn && type_equal(&xn->type, &n->type);
+    switch (n->op) {
+    case OP_ADD:
+        if (additive_identity(nf, y)) return x;
+        if (additive_identity(nf, x)) return y;
+        break;
+    case OP_SUB:
+        if (subtractive_identity(nf, y)) return x;
+        break;
+    case OP_MUL:
+        if (is_one(nf, y)) return x;
+        if (is_one(nf, x)) return y;
+        break;
+    case OP_DIV:
+        if (is_one(nf, y)) return x;
+        break;
+    case OP_NEG:
+        if (xn->op == OP_NEG) return xn->inputs[0];
+        break;
+    case OP_STOP_GRADIENT:
+        if (drop_sg || xn->op == OP_STOP_GRADIENT) return x;
+        break;
+    case OP_CAST:
+        if (same_type) return x;
+        break;
+    case OP_SELECT:
+        if (in[1] == in[2]) return in[1];
+        break;
+    case OP_BROADCAST:
+    case OP_RESHAPE:
+        if (same_type) return x;
+        if (xn->op == n->op) {
+            int xx = xn->inputs[0];
+            if (type_equal(&nf->nodes[xx].type, &n->type)) return xx;
+            return emit(rw, n, n->op, &xx, 1, n->attrs, n->nattrs);
+        }
+        break;
+    case OP_TRANSPOSE: {
+        int64_t p2[IR_MAX_RANK], p1[IR_MAX_RANK], q[IR_MAX_RANK];
+        int r = node_ints(n, "perm", p2, IR_MAX_RANK);
+        if (r != n->type.rank) break;
+        int src = x;
+        for (int j = 0; j < r; j++) q[j] = p2[j];
+        if (xn->op == OP_TRANSPOSE && node_ints(xn, "perm", p1, IR_MAX_RANK) == r) {
+            /* out.dim[j] = mid.dim[p2[j]] = x.dim[p1[p2[j]]] */
+            for (int j = 0; j < r; j++) q[j] = p1[p2[j]];
+            src = xn->inputs[0];
+        }
+        bool ident = true;
+        for (int j = 0; j < r; j++) ident = ident && q[j] == j;
+        if (ident) return src;
+        if (src != x) {
+            Attr a = attr_ints("perm", q, r);
+            return emit(rw, n, OP_TRANSPOSE, &src, 1, &a, 1);
+        }
+        break;
+    }
+    default: break;
+    }
+    if (foldable(n)) {
+        double vals[3];
+        DType dts[3];
+        for (int i = 0; i < n->ninputs; i++) {
+            if (!splat(nf, in[i], &vals[i])) return -1;
+            dts[i] = nf->nodes[in[i]].type.dtype;
+        }
+        double v;
+        if (!fold_value(n, vals, dts, &v)) return -1;
+        Attr a = attr_float("value", v);
+        return emit(rw, n, OP_CONSTANT, NULL, 0, &a, 1);
+    }
+    return -1;
+}
+
+static bool simplify_function(Module *m, Function *f, bool drop_sg, Diag *d) {
+    Rewriter rw;
+    rw_begin(&rw, m, f, d);
+    for (int id = 0; id < f->n; id++) {
+        const Node *n = &f->nodes[id];
+        int ins[3];
+        int v = -1;
+        if (n->ninputs <= 3 && n->op != OP_INPUT) {
+            for (int i = 0; i < n->ninputs; i++) ins[i] = rw.map[n->inputs[i]];
+            v = simplify_node(&rw, n, ins, drop_sg);
+        }
+        if (v >= 0)
+            rw.map[id] = v;
+        else
+            rw_copy(&rw, id);
+    }
+    return rw_finish(&rw);
+}
+
+bool pass_simplify(Module *m, PassCtx *ctx) {
+    bool has_grad = false;
+    for (int i = 0; i < m->nfuncs; i++)
+        for (int k = 0; k < m->funcs[i]->n; k++) has_grad |= m->funcs[i]->nodes[k].op == OP_GRAD;
+    for (int i = 0; i < m->nfuncs; i++)
+        if (!simplify_function(m, m->funcs[i], !has_grad, ctx->d)) return false;
+    return true;
+}

@@ -1,0 +1,15 @@
+/* The command line of a generated executable: `train`, `eval`, `info`.
+ * A generated executable is its kernels + its program text + this library;
+ * runtime/main.c (library igrc_rt_main) passes the embedded program here.
+ * Exit status: 0 success, 1 a runtime or data failure, 2 bad usage. */
+#ifndef IGRC_RUNTIME_APP_H
+#define IGRC_RUNTIME_APP_H
+
+#include <stdint.h>
+
+#include "runtime/program.h"
+
+int igrc_app_main(int argc, char **argv, const char *program_text, int64_t program_size,
+                  const PKernelFn *kernels, int nkernels);
+
+#endif

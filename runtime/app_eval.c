@@ -1,0 +1,342 @@
+/* `eval`: accuracy on the test split, naturally and under FGSM, PGD and
+ * CW-inf (PGD on the margin loss) attacks, all in evaluation mode. Padding
+ * rows of the last batch repeat a real image and are masked out of every
+ * count, so accuracy is over exactly --n images. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/app_internal.h"
+#include "runtime/checkpoint.h"
+#include "runtime/philox.h"
+
+typedef enum { ATK_NATURAL, ATK_FGSM, ATK_PGD, ATK_CW, ATK_COUNT } Attack;
+static const char *const attack_names[ATK_COUNT] = {"natural", "fgsm", "pgd", "cw"};
+
+/* Streams for the random starts, one per attack, so PGD and CW start from
+ * different points ("pgd0", "cw00"). */
+static const uint32_t start_stream[ATK_COUNT] = {0, 0, 0x70676430u, 0x63773030u};
+
+/* An entry point bound for eval: inputs x (and y), outputs logits (and dx). */
+typedef struct {
+    int f;
+    const PFunc *fn;
+    int in_x, in_y, out_logits, out_dx;
+    void **outs;
+    const void **ins;
+} Entry;
+
+typedef struct {
+    const char *ckpt, *out, *data, *attacks, *json;
+    int64_t n, pgd_steps, threads;
+    double eps, alpha;
+    uint32_t seed;
+    bool want[ATK_COUNT];
+    Entry predict, grad_ce, grad_cw;
+    const Entry *classify; /* predict, else a gradient entry's logits */
+    int64_t B, K, img;
+    Runner *r;
+    /* per batch */
+    float *x0, *xa;
+    int32_t *y;
+    uint8_t *mask;
+    int64_t correct[ATK_COUNT];
+} Eval;
+
+static bool bind(const Program *p, const char *name, bool grad, Entry *e) {
+    memset(e, 0, sizeof *e);
+    e->f = program_find_func(p, name);
+    if (e->f < 0) return true; /* absent: reported when an attack needs it */
+    e->fn = &p->funcs[e->f];
+    if (!app_check_input(e->fn, "x", PD_F32, 4) || (grad && !app_check_input(e->fn, "y", PD_I32, 1)))
+        return false;
+    e->in_x = app_find_input(e->fn, "x");
+    e->in_y = app_find_input(e->fn, "y");
+    e->out_logits = app_find_output(e->fn, "logits");
+    e->out_dx = app_find_output(e->fn, "dx");
+    if (e->out_logits < 0 || (grad && e->out_dx < 0)) {
+        fprintf(stderr, "error: entry point %s lacks output '%s'\n", name,
+                e->out_logits < 0 ? "logits" : "dx");
+        return false;
+    }
+    const PTensor *l = &e->fn->outputs[e->out_logits];
+    if (l->rank != 2 || (l->dtype != PD_F32 && l->dtype != PD_F64)) {
+        fprintf(stderr, "error: entry point %s: logits must be a float [B,K] tensor\n", name);
+        return false;
+    }
+    if (grad && e->fn->outputs[e->out_dx].dtype != PD_F32) {
+        fprintf(stderr, "error: entry point %s: dx must be f32 like x\n", name);
+        return false;
+    }
+    for (int i = 0; i < e->fn->ninputs; i++)
+        if (i != e->in_x && i != e->in_y) {
+            fprintf(stderr, "error: entry point %s has an input '%s' eval cannot feed\n", name,
+                    e->fn->inputs[i].name);
+            return false;
+        }
+    e->outs = app_alloc_outputs(e->fn);
+    e->ins = calloc((size_t)e->fn->ninputs + 1, sizeof *e->ins);
+    if (!e->outs || !e->ins) {
+        fprintf(stderr, "error: out of memory\n");
+        return false;
+    }
+    return true;
+}
+
+static void unbind(Entry *e) {
+    if (e->fn) app_free_outputs(e->fn, e->outs);
+    free(e->ins);
+}
+
+static void call(Eval *v, const Entry *e, const float *x) {
+    e->ins[e->in_x] = x;
+    if (e->in_y >= 0) e->ins[e->in_y] = v->y;
+    runner_call(v->r, e->f, e->ins, e->outs);
+}
+
+static int64_t count_correct(Eval *v, const float *x) {
+    const Entry *e = v->classify;
+    call(v, e, x);
+    int64_t c = 0;
+    for (int64_t k = 0; k < v->B; k++)
+        if (v->mask[k])
+            c += app_argmax(&e->fn->outputs[e->out_logits], e->outs[e->out_logits], k, v->K) ==
+                 v->y[k];
+    return c;
+}
+
+static float clampf(float a, float lo, float hi) { return a < lo ? lo : a > hi ? hi : a; }
+
+/* One signed-gradient step from xa, projected onto the eps-ball around x0
+ * and [0,1]. */
+static void step_sign(Eval *v, const Entry *g, double alpha) {
+    call(v, g, v->xa);
+    const float *dx = g->outs[g->out_dx];
+    const float eps = (float)v->eps, a = (float)alpha;
+    for (int64_t i = 0; i < v->B * v->img; i++) {
+        float s = dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f;
+        float d = clampf(v->xa[i] + a * s - v->x0[i], -eps, eps);
+        v->xa[i] = clampf(v->x0[i] + d, 0.0f, 1.0f);
+    }
+}
+
+static int64_t attack(Eval *v, Attack atk, int64_t batch_index) {
+    const int64_t n = v->B * v->img;
+    if (atk == ATK_NATURAL) return count_correct(v, v->x0);
+    if (atk == ATK_FGSM) {
+        memcpy(v->xa, v->x0, (size_t)n * sizeof(float));
+        step_sign(v, &v->grad_ce, v->eps);
+        return count_correct(v, v->xa);
+    }
+    /* PGD / CW: a uniform start in the eps-ball, from (seed, batch). */
+    for (int64_t i = 0; i < n; i++) {
+        double u = philox_uniform(v->seed, (uint32_t)batch_index, start_stream[atk], (uint64_t)i);
+        v->xa[i] = clampf(v->x0[i] + (float)(v->eps * (2.0 * u - 1.0)), 0.0f, 1.0f);
+    }
+    const Entry *g = atk == ATK_PGD ? &v->grad_ce : &v->grad_cw;
+    for (int64_t s = 0; s < v->pgd_steps; s++) step_sign(v, g, v->alpha);
+    return count_correct(v, v->xa);
+}
+
+static int parse_attacks(Eval *v) {
+    const char *s = v->attacks;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        int found = -1;
+        for (int a = 0; a < ATK_COUNT; a++)
+            if (strlen(attack_names[a]) == len && !strncmp(s, attack_names[a], len)) found = a;
+        if (found < 0) {
+            fprintf(stderr, "eval: unknown attack '%.*s' in --attacks (natural, fgsm, pgd, cw)\n",
+                    (int)len, s);
+            return APP_USAGE;
+        }
+        v->want[found] = true;
+        s += len + (s[len] == ',');
+    }
+    return APP_OK;
+}
+
+/* The entry points each requested attack needs. */
+static int check_entries(Eval *v, const Program *p) {
+    v->classify = v->predict.fn ? &v->predict : v->grad_ce.fn ? &v->grad_ce
+                  : v->grad_cw.fn ? &v->grad_cw : NULL;
+    if (!v->classify) {
+        fprintf(stderr, "error: program %s has no predict (nor grad_ce / grad_cw) entry point, "
+                        "so it cannot be evaluated\n", p->name);
+        return APP_FAIL;
+    }
+    if ((v->want[ATK_FGSM] || v->want[ATK_PGD]) && !v->grad_ce.fn) {
+        fprintf(stderr, "error: program %s has no grad_ce entry point, which attacks fgsm and pgd "
+                        "need (drop them with --attacks natural,cw)\n", p->name);
+        return APP_FAIL;
+    }
+    if (v->want[ATK_CW] && !v->grad_cw.fn) {
+        fprintf(stderr, "error: program %s has no grad_cw entry point, which attack cw needs "
+                        "(drop it with --attacks natural,fgsm,pgd)\n", p->name);
+        return APP_FAIL;
+    }
+    const PTensor *l = &v->classify->fn->outputs[v->classify->out_logits];
+    v->B = v->classify->fn->inputs[v->classify->in_x].dim[0];
+    v->K = l->dim[1];
+    const Entry *all[3] = {&v->predict, &v->grad_ce, &v->grad_cw};
+    for (int i = 0; i < 3; i++)
+        if (all[i]->fn && all[i]->fn->inputs[all[i]->in_x].dim[0] != v->B) {
+            fprintf(stderr, "error: entry points disagree on the batch size\n");
+            return APP_FAIL;
+        }
+    return APP_OK;
+}
+
+static int write_json(const Eval *v, const Program *p, const char *source, int64_t n) {
+    cJSON *root = cJSON_CreateObject(), *res = cJSON_CreateArray();
+    cJSON_AddStringToObject(root, "program", p->name);
+    cJSON_AddStringToObject(root, "checkpoint", v->ckpt);
+    cJSON_AddStringToObject(root, "data", source);
+    cJSON_AddNumberToObject(root, "n", (double)n);
+    cJSON_AddNumberToObject(root, "seed", v->seed);
+    for (int a = 0; a < ATK_COUNT; a++) {
+        if (!v->want[a]) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "attack", attack_names[a]);
+        cJSON_AddNumberToObject(o, "accuracy", 100.0 * (double)v->correct[a] / (double)n);
+        cJSON_AddNumberToObject(o, "correct", (double)v->correct[a]);
+        cJSON_AddNumberToObject(o, "n", (double)n);
+        if (a != ATK_NATURAL) cJSON_AddNumberToObject(o, "eps", v->eps);
+        else cJSON_AddNullToObject(o, "eps");
+        if (a == ATK_PGD || a == ATK_CW) {
+            cJSON_AddNumberToObject(o, "steps", (double)v->pgd_steps);
+            cJSON_AddNumberToObject(o, "alpha", v->alpha);
+        } else if (a == ATK_FGSM) {
+            cJSON_AddNumberToObject(o, "steps", 1);
+            cJSON_AddNumberToObject(o, "alpha", v->eps);
+        } else {
+            cJSON_AddNullToObject(o, "steps");
+            cJSON_AddNullToObject(o, "alpha");
+        }
+        cJSON_AddItemToArray(res, o);
+    }
+    cJSON_AddItemToObject(root, "results", res);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", v->json);
+    FILE *f = text ? fopen(tmp, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f) ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, v->json) == 0;
+    free(text);
+    if (!ok) {
+        remove(tmp);
+        fprintf(stderr, "error: cannot write %s\n", v->json);
+        return APP_FAIL;
+    }
+    return APP_OK;
+}
+
+static void print_table(const Eval *v, int64_t n) {
+    printf("%-8s %9s %8s %6s %8s %7s\n", "attack", "accuracy", "eps", "steps", "alpha", "n");
+    for (int a = 0; a < ATK_COUNT; a++) {
+        if (!v->want[a]) continue;
+        double acc = 100.0 * (double)v->correct[a] / (double)n;
+        if (a == ATK_NATURAL)
+            printf("%-8s %8.2f%% %8s %6s %8s %7" PRId64 "\n", "natural", acc, "-", "-", "-", n);
+        else if (a == ATK_FGSM)
+            printf("%-8s %8.2f%% %8.4g %6d %8.4g %7" PRId64 "\n", "fgsm", acc, v->eps, 1, v->eps,
+                   n);
+        else
+            printf("%-8s %8.2f%% %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", attack_names[a], acc,
+                   v->eps, v->pgd_steps, v->alpha, n);
+    }
+}
+
+static int evaluate(Eval *v, const Program *p, const Dataset *d) {
+    int64_t n = v->n > 0 && v->n < d->n ? v->n : d->n;
+    v->img = d->c * d->h * d->w;
+    v->x0 = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->xa = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->y = malloc((size_t)v->B * sizeof(int32_t));
+    v->mask = malloc((size_t)v->B);
+    if (!v->x0 || !v->xa || !v->y || !v->mask) {
+        fprintf(stderr, "error: out of memory\n");
+        return APP_FAIL;
+    }
+    Dataset view = *d;
+    view.n = n; /* the first n images; padding repeats image n-1 */
+    const int64_t nb = dataset_nbatches(n, v->B);
+    for (int64_t b = 0; b < nb; b++) {
+        dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
+        for (int a = 0; a < ATK_COUNT; a++)
+            if (v->want[a]) v->correct[a] += attack(v, (Attack)a, b);
+    }
+    print_table(v, n);
+    return write_json(v, p, d->source, n);
+}
+
+int app_eval(const AppCtx *ctx, int argc, char **argv) {
+    const Program *p = ctx->p;
+    Eval v;
+    memset(&v, 0, sizeof v);
+    v.out = "run";
+    v.attacks = "natural,fgsm,pgd,cw";
+    v.eps = app_setting_num(p, "eval.eps", 0.3);
+    v.pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
+    v.alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
+    v.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    AppOpt opts[] = {
+        {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
+        {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
+        {"data", OPT_STR, &v.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        {"n", OPT_INT, &v.n, "N", "evaluate the first N test images (default: all)", 0},
+        {"attacks", OPT_STR, &v.attacks, "LIST", "comma-separated: natural,fgsm,pgd,cw", 0},
+        {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
+        {"pgd-steps", OPT_INT, &v.pgd_steps, "S", "PGD / CW steps (default: eval.pgd_steps)", 0},
+        {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD / CW step size (default: eval.pgd_alpha)", 0},
+        {"seed", OPT_U32, &v.seed, "S", "seed of the random starts", 0},
+        {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/eval.json)", 0},
+        {"threads", OPT_INT, &v.threads, "N", "worker threads (default: all cores)", 0},
+    };
+    int rc = app_parse("eval", "Evaluates accuracy under attacks on the test split.", argc, argv,
+                       opts, (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if (!(v.eps >= 0) || !(v.alpha >= 0)) {
+        fprintf(stderr, "eval: --eps and --pgd-alpha must be >= 0\n");
+        return APP_USAGE;
+    }
+    if ((rc = parse_attacks(&v))) return rc;
+    char ckpt[1100], json[1100], err[2048];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", v.out);
+    snprintf(json, sizeof json, "%s/eval.json", v.out);
+    if (!v.ckpt) v.ckpt = ckpt;
+    if (!v.json) v.json = json;
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    if (!bind(p, "predict", false, &v.predict) || !bind(p, "grad_ce", true, &v.grad_ce) ||
+        !bind(p, "grad_cw", true, &v.grad_cw) || check_entries(&v, p)) {
+        rc = APP_FAIL;
+    } else if (!app_load_data(p, v.data, false, v.n, &d)) {
+        rc = APP_FAIL;
+    } else if (!(v.r = runner_new(p, ctx->kernels, ctx->nkernels, (int)v.threads, v.seed, err,
+                                  sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        rc = APP_FAIL;
+    } else if (!ckpt_load(v.ckpt, v.r, NULL, err, sizeof err)) {
+        fprintf(stderr, "error: %s%s\n", err,
+                opts[0].seen ? "" : " (train first, or name the weights with --ckpt FILE)");
+        rc = APP_FAIL;
+    } else {
+        rc = evaluate(&v, p, &d);
+    }
+    if (v.r) runner_free(v.r);
+    dataset_free(&d);
+    unbind(&v.predict);
+    unbind(&v.grad_ce);
+    unbind(&v.grad_cw);
+    free(v.x0);
+    free(v.xa);
+    free(v.y);
+    free(v.mask);
+    return rc;
+}

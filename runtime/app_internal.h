@@ -1,0 +1,77 @@
+/* What app.c, app_train.c and app_eval.c share: option parsing, settings,
+ * entry-point binding, data loading. */
+#ifndef IGRC_RUNTIME_APP_INTERNAL_H
+#define IGRC_RUNTIME_APP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/dataset.h"
+#include "runtime/program.h"
+
+#define APP_OK 0
+#define APP_FAIL 1  /* runtime or data failure */
+#define APP_USAGE 2 /* bad command line */
+#define APP_HELP -1 /* --help was printed: exit 0 */
+
+typedef enum { OPT_STR, OPT_INT, OPT_NUM, OPT_U32 } AppOptKind;
+
+typedef struct {
+    const char *name; /* without the leading "--" */
+    AppOptKind kind;
+    void *dst;        /* const char **, int64_t *, double *, uint32_t * */
+    const char *meta; /* "N", "DIR"... */
+    const char *help;
+    bool seen;        /* set by app_parse */
+} AppOpt;
+
+/* Parses --name VALUE and --name=VALUE; APP_OK, APP_HELP or APP_USAGE (with
+ * the message on stderr). */
+int app_parse(const char *cmd, const char *summary, int argc, char **argv, AppOpt *opts,
+              int nopts);
+
+typedef struct {
+    const Program *p;
+    const PKernelFn *kernels;
+    int nkernels;
+} AppCtx;
+
+int app_train(const AppCtx *ctx, int argc, char **argv);
+int app_eval(const AppCtx *ctx, int argc, char **argv);
+
+double app_setting_num(const Program *p, const char *key, double def);
+const char *app_setting_str(const Program *p, const char *key, const char *def);
+
+int app_find_input(const PFunc *f, const char *name);
+int app_find_output(const PFunc *f, const char *name);
+
+/* The per-image shape [C,H,W] and batch B from the first entry point with a
+ * rank-4 f32 input x; false if none. */
+bool app_image_shape(const Program *p, int64_t chw[3], int64_t *batch);
+
+/* Loads a split (data set from --data, else setting "data") and checks its
+ * shape against the program; prints the error and returns false. */
+bool app_load_data(const Program *p, const char *data, bool train, int64_t limit, Dataset *d);
+
+/* malloc'd buffers for every output of f (NULL on out of memory). */
+void **app_alloc_outputs(const PFunc *f);
+void app_free_outputs(const PFunc *f, void **outs);
+
+/* Stores v into a scalar (or each element of a small vector) buffer of
+ * tensor t's dtype. */
+void app_store_num(const PTensor *t, void *buf, int64_t index, double v);
+
+/* Checks that function f's input `name` exists with dtype and rank
+ * (rank < 0: any); prints an error naming the entry point otherwise. */
+bool app_check_input(const PFunc *f, const char *name, PDtype dtype, int rank);
+
+/* Index of the largest of the k logits (f32 or f64), first on ties. */
+int app_argmax(const PTensor *logits, const void *data, int64_t row, int64_t k);
+
+/* Monotonic seconds. */
+double app_now(void);
+/* Creates dir (one level) unless it exists. */
+bool app_mkdir(const char *dir);
+
+#endif

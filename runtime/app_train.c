@@ -1,0 +1,389 @@
+/* `train`: the host side of training. Everything that decides the numbers
+ * (the permutation, the key, the learning rate, the progress input) is a
+ * function of (seed, epoch, batch, global step), so a run resumed from a
+ * checkpoint repeats an uninterrupted run bit for bit. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/app_internal.h"
+#include "runtime/checkpoint.h"
+
+typedef struct {
+    /* options */
+    const char *data, *out, *resume;
+    int64_t epochs, batches, limit, ckpt_every, threads, log_every;
+    double lr;
+    uint32_t seed;
+    /* derived */
+    const Program *p;
+    const PFunc *fn;
+    int f;
+    int in_x, in_y, in_lr, in_step, in_progress, in_key;
+    int out_loss, out_logits;
+    int *out_param; /* per output: parameter index or -1 */
+    int64_t B, K, nb; /* batch, classes, batches per epoch */
+    double *milestones, gamma;
+    int nmilestones;
+    char ckpt_path[1100], last_path[1100];
+} Train;
+
+static int bind_entry(Train *t) {
+    const Program *p = t->p;
+    t->f = program_find_func(p, "train_step");
+    if (t->f < 0) {
+        fprintf(stderr, "error: program %s has no train_step entry point, so it cannot be "
+                        "trained (was it compiled from a model without an objective?)\n",
+                p->name);
+        return APP_FAIL;
+    }
+    const PFunc *fn = t->fn = &p->funcs[t->f];
+    if (!app_check_input(fn, "x", PD_F32, 4) || !app_check_input(fn, "y", PD_I32, 1))
+        return APP_FAIL;
+    t->in_x = app_find_input(fn, "x"), t->in_y = app_find_input(fn, "y");
+    t->in_lr = app_find_input(fn, "lr"), t->in_step = app_find_input(fn, "step");
+    t->in_progress = app_find_input(fn, "progress"), t->in_key = app_find_input(fn, "key");
+    for (int i = 0; i < fn->ninputs; i++) {
+        const char *n = fn->inputs[i].name;
+        bool scalar = !strcmp(n, "lr") || !strcmp(n, "step") || !strcmp(n, "progress");
+        if (scalar && ptensor_numel(&fn->inputs[i]) != 1) {
+            fprintf(stderr, "error: train_step input '%s' must be a scalar\n", n);
+            return APP_FAIL;
+        }
+        if (!strcmp(n, "key") && ptensor_numel(&fn->inputs[i]) != 2) {
+            fprintf(stderr, "error: train_step input 'key' must have 2 elements\n");
+            return APP_FAIL;
+        }
+        if (!scalar && strcmp(n, "key") && strcmp(n, "x") && strcmp(n, "y")) {
+            fprintf(stderr, "error: train_step has an input '%s' this runtime cannot feed "
+                            "(it feeds x, y, lr, step, progress, key)\n", n);
+            return APP_FAIL;
+        }
+    }
+    t->B = fn->inputs[t->in_x].dim[0];
+    t->out_loss = app_find_output(fn, "loss");
+    if (t->out_loss < 0 || ptensor_numel(&fn->outputs[t->out_loss]) != 1) {
+        fprintf(stderr, "error: train_step has no scalar output 'loss'\n");
+        return APP_FAIL;
+    }
+    t->out_logits = app_find_output(fn, "logits");
+    if (t->out_logits >= 0) {
+        const PTensor *l = &fn->outputs[t->out_logits];
+        if (l->rank != 2 || l->dim[0] != t->B || (l->dtype != PD_F32 && l->dtype != PD_F64))
+            t->out_logits = -1; /* not usable for accuracy; train anyway */
+        else t->K = l->dim[1];
+    }
+    t->out_param = calloc((size_t)fn->noutputs + 1, sizeof(int));
+    if (!t->out_param) return APP_FAIL;
+    for (int o = 0; o < fn->noutputs; o++) {
+        int pi = program_find_param(p, fn->outputs[o].name);
+        t->out_param[o] = pi;
+        if (pi >= 0 && ptensor_bytes(&p->params[pi].t) != ptensor_bytes(&fn->outputs[o])) {
+            fprintf(stderr, "error: train_step output '%s' does not match its parameter's "
+                            "size\n", fn->outputs[o].name);
+            return APP_FAIL;
+        }
+    }
+    return APP_OK;
+}
+
+/* "75,90" (or a single number) -> epochs where lr *= gamma. */
+static int parse_milestones(Train *t) {
+    const PSetting *s = program_setting(t->p, "train.lr_milestones");
+    t->gamma = app_setting_num(t->p, "train.lr_gamma", 0.1);
+    if (!s) return APP_OK;
+    if (!s->is_str) {
+        t->milestones = malloc(sizeof(double));
+        if (!t->milestones) return APP_FAIL;
+        t->milestones[0] = s->num, t->nmilestones = 1;
+        return APP_OK;
+    }
+    t->milestones = calloc(strlen(s->str) + 1, sizeof(double));
+    if (!t->milestones) return APP_FAIL;
+    for (const char *c = s->str; *c;) {
+        char *end;
+        double v = strtod(c, &end);
+        if (end == c) {
+            fprintf(stderr, "error: setting train.lr_milestones = \"%s\" is not a comma-separated "
+                            "list of epochs\n", s->str);
+            return APP_FAIL;
+        }
+        t->milestones[t->nmilestones++] = v;
+        c = end;
+        while (*c == ',' || *c == ' ') c++;
+    }
+    return APP_OK;
+}
+
+/* PyTorch's MultiStepLR stepped once per epoch: epoch e (0-based) runs at
+ * lr * gamma^(milestones <= e). */
+static double lr_at(const Train *t, int64_t epoch) {
+    double lr = t->lr;
+    for (int i = 0; i < t->nmilestones; i++)
+        if (t->milestones[i] <= (double)epoch) lr *= t->gamma;
+    return lr;
+}
+
+static void fmt_time(char *buf, size_t cap, double s) {
+    if (!(s >= 0) || s > 1e8) s = 0;
+    long v = (long)(s + 0.5);
+    if (v >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else snprintf(buf, cap, "%ld:%02ld", v / 60, v % 60);
+}
+
+static bool save(Train *t, Runner *r, int64_t epoch, int64_t batch, int64_t step, int64_t n) {
+    CkptInfo info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.program, sizeof info.program, "%s", t->p->name);
+    snprintf(info.data, sizeof info.data, "%s", t->data);
+    info.epoch = epoch, info.batch = batch, info.step = step, info.seed = t->seed;
+    info.batches_per_epoch = t->nb, info.train_images = n;
+    char err[2048];
+    if (ckpt_save(t->ckpt_path, r, &info, err, sizeof err)) return true;
+    fprintf(stderr, "\nerror: saving the checkpoint: %s\n", err);
+    return false;
+}
+
+static bool write_last(const Train *t, int64_t epoch, int64_t step, double loss, double acc,
+                       double ips, double secs, double lr) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "program", t->p->name);
+    cJSON_AddStringToObject(j, "data", t->data);
+    cJSON_AddNumberToObject(j, "epoch", (double)epoch);
+    cJSON_AddNumberToObject(j, "epochs", (double)t->epochs);
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    cJSON_AddNumberToObject(j, "seed", t->seed);
+    cJSON_AddNumberToObject(j, "lr", lr);
+    cJSON_AddNumberToObject(j, "loss", loss); /* the epoch's mean */
+    if (acc >= 0) cJSON_AddNumberToObject(j, "train_accuracy", acc);
+    else cJSON_AddNullToObject(j, "train_accuracy"); /* no logits output */
+    cJSON_AddNumberToObject(j, "images_per_second", ips);
+    cJSON_AddNumberToObject(j, "seconds", secs);
+    cJSON_AddStringToObject(j, "checkpoint", t->ckpt_path);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", t->last_path);
+    FILE *f = text ? fopen(tmp, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f) ok = (fclose(f) == 0) && ok;
+    /* temp + rename: a reader never sees half a summary */
+    ok = ok && rename(tmp, t->last_path) == 0;
+    free(text);
+    if (!ok) {
+        remove(tmp);
+        fprintf(stderr, "error: cannot write %s\n", t->last_path);
+    }
+    return ok;
+}
+
+/* Where the run starts: from scratch or a checkpoint. */
+static int start_position(Train *t, Runner *r, int64_t n, int64_t *epoch, int64_t *batch,
+                          int64_t *step, bool seed_given) {
+    *epoch = *batch = *step = 0;
+    if (!t->resume) return APP_OK;
+    CkptInfo info;
+    char err[2048];
+    if (!ckpt_load(t->resume, r, &info, err, sizeof err)) {
+        fprintf(stderr, "error: --resume: %s\n", err);
+        return APP_FAIL;
+    }
+    if (!info.has_position) {
+        fprintf(stderr, "error: --resume: %s has no training position (epoch, batch, step, seed "
+                        "metadata); it is not an igrc training checkpoint\n", t->resume);
+        return APP_FAIL;
+    }
+    if (seed_given && info.seed != t->seed)
+        fprintf(stderr, "warning: --seed %" PRIu32 " ignored: resuming with the checkpoint's "
+                        "seed %" PRIu32 "\n", t->seed, info.seed);
+    t->seed = info.seed;
+    if ((info.batches_per_epoch && info.batches_per_epoch != t->nb) ||
+        (info.train_images && info.train_images != n))
+        fprintf(stderr, "warning: the checkpoint was written with %" PRId64 " images in %" PRId64
+                        " batches per epoch, this run has %" PRId64 " in %" PRId64
+                        ": the continuation will differ from an uninterrupted run\n",
+                info.train_images, info.batches_per_epoch, n, t->nb);
+    *epoch = info.epoch, *batch = info.batch, *step = info.step;
+    if (*batch >= t->nb) (*epoch)++, *batch = 0;
+    printf("resuming from %s: epoch %" PRId64 ", batch %" PRId64 ", step %" PRId64 "\n",
+           t->resume, *epoch, *batch, *step);
+    return APP_OK;
+}
+
+static int run(Train *t, Runner *r, const Dataset *d, bool seed_given) {
+    const PFunc *fn = t->fn;
+    const int64_t B = t->B, img = d->c * d->h * d->w;
+    int64_t epoch0, batch0, step;
+    int rc = start_position(t, r, d->n, &epoch0, &batch0, &step, seed_given);
+    if (rc) return rc;
+    if (epoch0 >= t->epochs) {
+        printf("nothing to do: the checkpoint has %" PRId64 " of %" PRId64 " epochs done\n",
+               epoch0, t->epochs);
+        return APP_OK;
+    }
+    float *x = malloc((size_t)(B * img) * sizeof(float));
+    int32_t *y = malloc((size_t)B * sizeof(int32_t));
+    int64_t *perm = malloc((size_t)d->n * sizeof(int64_t));
+    double scal[3][2]; /* lr, step, progress: room for f64 */
+    int64_t key[2];    /* room for i32[2] or i64[2] */
+    void **outs = app_alloc_outputs(fn);
+    const void **ins = calloc((size_t)fn->ninputs + 1, sizeof *ins);
+    if (!x || !y || !perm || !outs || !ins) {
+        fprintf(stderr, "error: out of memory\n");
+        rc = APP_FAIL;
+        goto done;
+    }
+    ins[t->in_x] = x, ins[t->in_y] = y;
+    if (t->in_lr >= 0) ins[t->in_lr] = scal[0];
+    if (t->in_step >= 0) ins[t->in_step] = scal[1];
+    if (t->in_progress >= 0) ins[t->in_progress] = scal[2];
+    if (t->in_key >= 0) ins[t->in_key] = key;
+    const bool tty = isatty(fileno(stdout));
+    const double t0 = app_now();
+    const int64_t total = t->epochs * t->nb, done0 = epoch0 * t->nb + batch0;
+    double last_print = 0, loss_mean = 0, acc = -1, ips = 0, lr = t->lr;
+    int64_t last_epoch = epoch0;
+    for (int64_t e = epoch0; e < t->epochs; e++) {
+        dataset_permutation(d->n, t->seed, (uint32_t)e, perm);
+        lr = lr_at(t, e);
+        double loss_sum = 0;
+        int64_t correct = 0, seen = 0, nsteps = 0;
+        for (int64_t b = (e == epoch0 ? batch0 : 0); b < t->nb; b++) {
+            dataset_batch(d, perm, b * B, B, true, x, y, NULL);
+            step++;
+            if (t->in_lr >= 0) app_store_num(&fn->inputs[t->in_lr], scal[0], 0, lr);
+            if (t->in_step >= 0) app_store_num(&fn->inputs[t->in_step], scal[1], 0, (double)step);
+            if (t->in_progress >= 0)
+                app_store_num(&fn->inputs[t->in_progress], scal[2], 0,
+                              (double)e + (double)b / (double)t->nb);
+            if (t->in_key >= 0) {
+                app_store_num(&fn->inputs[t->in_key], key, 0, (double)t->seed);
+                app_store_num(&fn->inputs[t->in_key], key, 1, (double)(uint32_t)step);
+            }
+            runner_call(r, t->f, ins, outs);
+            const PTensor *lt = &fn->outputs[t->out_loss];
+            double loss = lt->dtype == PD_F64 ? *(double *)outs[t->out_loss]
+                                              : (double)*(float *)outs[t->out_loss];
+            if (!isfinite(loss)) {
+                fprintf(stderr, "%serror: the loss is %s at epoch %" PRId64 " step %" PRId64
+                                "/%" PRId64 " (global step %" PRId64 "); training stopped, "
+                                "the last good checkpoint (if any) is %s\n",
+                        tty ? "\n" : "", isnan(loss) ? "nan" : "inf", e + 1, b + 1, t->nb, step,
+                        t->ckpt_path);
+                rc = APP_FAIL;
+                goto done;
+            }
+            for (int o = 0; o < fn->noutputs; o++)
+                if (t->out_param[o] >= 0)
+                    memcpy(runner_param(r, t->out_param[o]), outs[o],
+                           ptensor_bytes(&fn->outputs[o]));
+            loss_sum += loss, nsteps++;
+            if (t->out_logits >= 0) {
+                for (int64_t k = 0; k < B; k++)
+                    correct += app_argmax(&fn->outputs[t->out_logits], outs[t->out_logits], k,
+                                          t->K) == y[k];
+                seen += B;
+                acc = 100.0 * (double)correct / (double)seen;
+            }
+            loss_mean = loss_sum / (double)nsteps;
+            double now = app_now() - t0;
+            int64_t done = e * t->nb + b + 1 - done0;
+            ips = (double)(done * B) / (now > 0 ? now : 1e-9);
+            bool last = b + 1 == t->nb;
+            bool show = tty ? (now - last_print >= 0.1 || last)
+                            : (last || (t->log_every > 0 && step % t->log_every == 0));
+            if (show) {
+                char eta[32], accs[32] = "";
+                fmt_time(eta, sizeof eta, now / (double)done * (double)(total - done0 - done));
+                if (acc >= 0) snprintf(accs, sizeof accs, "  acc %.1f%%", acc);
+                printf("%sepoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64
+                       "  loss %.4f%s  %.0f img/s  ETA %s%s",
+                       tty ? "\r" : "", e + 1, t->epochs, b + 1, t->nb, loss_mean, accs, ips, eta,
+                       tty && !last ? "\033[K" : "\n");
+                fflush(stdout);
+                last_print = now;
+            }
+            if (t->ckpt_every > 0 && step % t->ckpt_every == 0 && !last &&
+                !save(t, r, e, b + 1, step, d->n)) {
+                rc = APP_FAIL;
+                goto done;
+            }
+        }
+        last_epoch = e + 1;
+        if (!save(t, r, e + 1, 0, step, d->n) ||
+            !write_last(t, last_epoch, step, loss_mean, acc, ips, app_now() - t0, lr)) {
+            rc = APP_FAIL;
+            goto done;
+        }
+    }
+    printf("trained %" PRId64 " epochs (%" PRId64 " steps) in %.1f s; checkpoint %s\n",
+           last_epoch, step, app_now() - t0, t->ckpt_path);
+done:
+    free(x);
+    free(y);
+    free(perm);
+    free(ins);
+    app_free_outputs(fn, outs);
+    return rc;
+}
+
+int app_train(const AppCtx *ctx, int argc, char **argv) {
+    const Program *p = ctx->p;
+    Train t;
+    memset(&t, 0, sizeof t);
+    t.p = p;
+    t.out = "run";
+    t.log_every = 50;
+    t.epochs = (int64_t)app_setting_num(p, "train.epochs", 1);
+    t.lr = app_setting_num(p, "train.lr", 0.01);
+    t.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    AppOpt opts[] = {
+        {"data", OPT_STR, &t.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        {"epochs", OPT_INT, &t.epochs, "N", "epochs to train (default: setting train.epochs)", 0},
+        {"lr", OPT_NUM, &t.lr, "X", "base learning rate (default: setting train.lr)", 0},
+        {"seed", OPT_U32, &t.seed, "S", "seed of initialisation, shuffling and random ops", 0},
+        {"batches", OPT_INT, &t.batches, "N", "stop each epoch after N steps (short runs)", 0},
+        {"limit", OPT_INT, &t.limit, "N", "use only the first N training images", 0},
+        {"out", OPT_STR, &t.out, "DIR", "where checkpoint.safetensors and last.json go (./run)", 0},
+        {"resume", OPT_STR, &t.resume, "CKPT", "continue a run from its checkpoint", 0},
+        {"checkpoint-every", OPT_INT, &t.ckpt_every, "N", "also checkpoint every N steps", 0},
+        {"threads", OPT_INT, &t.threads, "N", "worker threads (default: all cores)", 0},
+        {"log-every", OPT_INT, &t.log_every, "N", "progress line every N steps when not a TTY", 0},
+    };
+    int rc = app_parse("train", "Trains the model and writes checkpoints.", argc, argv, opts,
+                       (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;
+    if (!t.data) t.data = app_setting_str(p, "data", NULL);
+    Dataset d;
+    if (!app_load_data(p, t.data, true, t.limit, &d)) {
+        rc = APP_FAIL;
+        goto out;
+    }
+    t.nb = dataset_nbatches(d.n, t.B);
+    if (t.batches > 0 && t.batches < t.nb) t.nb = t.batches;
+    snprintf(t.ckpt_path, sizeof t.ckpt_path, "%s/checkpoint.safetensors", t.out);
+    snprintf(t.last_path, sizeof t.last_path, "%s/last.json", t.out);
+    char err[2048];
+    Runner *r = NULL;
+    if (!app_mkdir(t.out)) rc = APP_FAIL;
+    else if (!(r = runner_new(p, ctx->kernels, ctx->nkernels, (int)t.threads, t.seed, err,
+                              sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        rc = APP_FAIL;
+    } else {
+        printf("training %s on %s: %" PRId64 " images, batch %" PRId64 ", %" PRId64
+               " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
+        rc = run(&t, r, &d, opts[3].seen);
+    }
+    if (r) runner_free(r);
+    dataset_free(&d);
+out:
+    free(t.out_param);
+    free(t.milestones);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* Helpers of the CPU backend's conformance suite (test_conformance.c):
+ * deterministic test data, model loading, the pipeline, compiled and
+ * interpreted calls, and error statistics against the interpreter. */
+#ifndef IGRC_TEST_CONFORMANCE_UTIL_H
+#define IGRC_TEST_CONFORMANCE_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codegen/cpu/cpu_compile.h"
+#include "ir/interp.h"
+
+/* ---- data ---- */
+
+typedef struct {
+    uint64_t s;
+} CRng;
+
+double crng_unit(CRng *r);                /* [0, 1) */
+double crng_range(CRng *r, double lo, double hi);
+int64_t crng_int(CRng *r, int64_t lo, int64_t hi); /* [lo, hi) */
+
+/* How an input is filled. Float values are rounded to f32 so the compiled
+ * code (f32 buffers) and the interpreter see identical numbers. */
+typedef enum {
+    G_SIGNED,   /* U(-2, 2) */
+    G_POS,      /* U(0.1, 3): log, sqrt, rsqrt, pow, div */
+    G_DISTINCT, /* a shuffled permutation of k/16: no ties (max, argmax, pools) */
+    G_SMALL,    /* integers -2..2 as floats: many equal pairs for compares */
+    G_BOOL,     /* 0 or 1 */
+    G_INT,      /* integers in [lo, hi) (i32 data, indices) */
+    G_UNIT,     /* U(0, 1): images */
+    G_WIDE,     /* i32 over the whole range (wrap-around arithmetic) */
+} Gen;
+
+/* A NamedValue of type t filled by g (lo/hi for G_INT); data malloc'd. */
+NamedValue cf_value(const char *name, Type t, Gen g, int64_t lo, int64_t hi, CRng *r);
+void cf_values_free(NamedValue *v, int n);
+
+/* ---- comparison ---- */
+
+/* |got - want| <= atol + rtol |want| elementwise; NaN matches NaN, an
+ * infinity matches only itself; atol = rtol = 0 asks for exact equality.
+ * Returns the number of elements outside; *worst gets the largest
+ * |got - want| / (atol + rtol |want|) ratio seen (<= 1 passes) and
+ * *worst_abs the largest absolute difference (either may be NULL). */
+int64_t cf_mismatches(const double *got, const double *want, int64_t n, double atol, double rtol,
+                      double *worst, double *worst_abs, int64_t *first_bad);
+
+/* ---- modules ---- */
+
+const char *cf_source_dir(void);
+Module *cf_load_model(const char *rel, const char *const *defs, int ndefs, int64_t batch);
+/* pipeline_run with default options but `disable` (NULL: every pass). */
+bool cf_pipeline(Module *m, const char *disable, Diag *d);
+double cf_now(void);
+
+#endif

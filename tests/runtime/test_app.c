@@ -1,0 +1,739 @@
+/* The generated executable's host side: data sets (IDX, CIFAR-10 binary),
+ * shuffling and batching, checkpoints, and the train / eval / info commands
+ * end to end on a tiny program whose "kernels" are C functions below: a
+ * linear softmax classifier on 2x2 images. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "runtime/app.h"
+#include "runtime/checkpoint.h"
+#include "runtime/dataset.h"
+#include "runtime/program.h"
+#include "runtime/safetensors.h"
+#include "tests/common/scratch.h"
+
+TestSuite(app, .init = scratch_setup, .fini = scratch_teardown);
+
+/* ---- files -------------------------------------------------------------- */
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "fopen %s", path);
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "fopen %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
+}
+
+static void write_idx_images(const char *path, int n, int h, int w, const uint8_t *px) {
+    size_t len = 16 + (size_t)(n * h * w);
+    uint8_t *b = malloc(len);
+    put_be32(b, 0x803), put_be32(b + 4, (uint32_t)n), put_be32(b + 8, (uint32_t)h),
+        put_be32(b + 12, (uint32_t)w);
+    memcpy(b + 16, px, (size_t)(n * h * w));
+    write_bytes(path, b, len);
+    free(b);
+}
+
+static void write_idx_labels(const char *path, int n, const uint8_t *lb) {
+    uint8_t *b = malloc(8 + (size_t)n);
+    put_be32(b, 0x801), put_be32(b + 4, (uint32_t)n);
+    memcpy(b + 8, lb, (size_t)n);
+    write_bytes(path, b, 8 + (size_t)n);
+    free(b);
+}
+
+/* A separable 2x2 data set: label 1 iff the top row is brighter than the
+ * bottom row by a clear margin. */
+static void make_pixels(int n, uint32_t seed, uint8_t *px, uint8_t *lb) {
+    uint32_t s = seed * 2654435761u + 12345u;
+    for (int i = 0; i < n;) {
+        uint8_t v[4];
+        for (int k = 0; k < 4; k++) {
+            s = s * 1664525u + 1013904223u;
+            v[k] = (uint8_t)(s >> 24);
+        }
+        int diff = v[0] + v[1] - v[2] - v[3];
+        if (abs(diff) < 60) continue;
+        memcpy(px + 4 * i, v, 4);
+        lb[i] = diff > 0;
+        i++;
+    }
+}
+
+#define NTRAIN 100
+#define NTEST 37
+
+/* The directory's path stays valid for the whole test (in_dir's rotate). */
+static const char *make_idx_dir(const char *name) {
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s", in_dir(name));
+    mkdir(dir, 0777);
+    uint8_t px[4 * NTRAIN], lb[NTRAIN];
+    char p[600];
+    make_pixels(NTRAIN, 1, px, lb);
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
+    write_idx_images(p, NTRAIN, 2, 2, px);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", dir);
+    write_idx_labels(p, NTRAIN, lb);
+    make_pixels(NTEST, 2, px, lb);
+    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", dir);
+    write_idx_images(p, NTEST, 2, 2, px);
+    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", dir);
+    write_idx_labels(p, NTEST, lb);
+    return dir;
+}
+
+/* ---- data sets ---------------------------------------------------------- */
+
+static void write_cifar(const char *path, int n, int label0) {
+    uint8_t *b = malloc((size_t)n * 3073);
+    for (int i = 0; i < n; i++) {
+        b[i * 3073] = (uint8_t)((label0 + i) % 10);
+        for (int k = 0; k < 3072; k++) b[i * 3073 + 1 + k] = (uint8_t)(i + k);
+    }
+    write_bytes(path, b, (size_t)n * 3073);
+    free(b);
+}
+
+Test(app, cifar10_binary) {
+    const char *dir = in_dir("cifar");
+    mkdir(dir, 0777);
+    char p[600];
+    snprintf(p, sizeof p, "%s/data_batch_1.bin", dir);
+    write_cifar(p, 3, 0);
+    snprintf(p, sizeof p, "%s/data_batch_2.bin", dir);
+    write_cifar(p, 2, 5);
+    snprintf(p, sizeof p, "%s/test_batch.bin", dir);
+    write_cifar(p, 4, 9);
+    Dataset d;
+    char err[2048];
+    cr_assert(dataset_load(dir, NULL, true, 0, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 5);
+    cr_assert(d.c == 3 && d.h == 32 && d.w == 32);
+    int32_t labels[5] = {0, 1, 2, 5, 6};
+    for (int i = 0; i < 5; i++) cr_assert_eq(d.y[i], labels[i]);
+    /* record 3 is the first of batch 2: pixel k = (0 + k) / 255 */
+    cr_assert_float_eq(d.x[3 * 3072 + 7], 7.0f / 255.0f, 1e-7);
+    cr_assert_float_eq(d.x[1 * 3072 + 255], 0.0f, 1e-7); /* (1 + 255) mod 256 */
+    cr_assert_str_eq(d.source, dir);
+    dataset_free(&d);
+    cr_assert(dataset_load(dir, NULL, true, 4, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 4); /* --limit across files */
+    cr_assert_eq(d.y[3], 5);
+    dataset_free(&d);
+    cr_assert(dataset_load(dir, NULL, false, 0, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 4);
+    cr_assert_eq(d.y[0], 9);
+    cr_assert_eq(d.y[1], 0);
+    int64_t chw[3] = {1, 28, 28};
+    cr_assert_not(dataset_check_shape(&d, chw, err, sizeof err));
+    cr_assert(strstr(err, dir) && strstr(err, "[3,32,32]") && strstr(err, "[1,28,28]"), "%s", err);
+    dataset_free(&d);
+
+    /* a torn file and a bad label */
+    uint8_t junk[3073 + 10] = {0};
+    write_bytes(p, junk, sizeof junk);
+    cr_assert_not(dataset_load(dir, NULL, false, 0, &d, err, sizeof err));
+    cr_assert(strstr(err, "test_batch.bin") && strstr(err, "whole number"), "%s", err);
+    cr_assert_null(d.x);
+    junk[0] = 10;
+    write_bytes(p, junk, 3073);
+    cr_assert_not(dataset_load(dir, NULL, false, 0, &d, err, sizeof err));
+    cr_assert(strstr(err, "label 10"), "%s", err);
+    /* a CIFAR directory without training batches */
+    snprintf(p, sizeof p, "%s/data_batch_1.bin", dir);
+    remove(p);
+    cr_assert_not(dataset_load(dir, NULL, true, 0, &d, err, sizeof err));
+    cr_assert(strstr(err, "data_batch_1.bin"), "%s", err);
+}
+
+Test(app, idx_shape_mismatch) {
+    const char *dir = make_idx_dir("idx");
+    Dataset d;
+    char err[2048];
+    cr_assert(dataset_load(dir, NULL, true, 0, &d, err, sizeof err), "%s", err);
+    cr_assert(d.n == NTRAIN && d.c == 1 && d.h == 2 && d.w == 2);
+    int64_t ok[3] = {1, 2, 2}, bad[3] = {1, 28, 28};
+    cr_assert(dataset_check_shape(&d, ok, err, sizeof err));
+    cr_assert_not(dataset_check_shape(&d, bad, err, sizeof err));
+    cr_assert(strstr(err, dir) && strstr(err, "[1,2,2]") && strstr(err, "[1,28,28]"), "%s", err);
+    dataset_free(&d);
+    cr_assert(dataset_load(dir, NULL, false, 10, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 10);
+    dataset_free(&d);
+    cr_assert_not(dataset_load(in_dir("nowhere"), NULL, true, 0, &d, err, sizeof err));
+    cr_assert(strstr(err, "nowhere"), "%s", err);
+}
+
+Test(app, permutation_deterministic) {
+    enum { N = 1000 };
+    static int64_t a[N], b[N], c[N];
+    dataset_permutation(N, 5, 0, a);
+    dataset_permutation(N, 5, 0, b);
+    cr_assert_arr_eq(a, b, sizeof a);
+    static bool seen[N];
+    int fixed = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert(a[i] >= 0 && a[i] < N && !seen[a[i]]);
+        seen[a[i]] = true;
+        fixed += a[i] == i;
+    }
+    cr_assert_lt(fixed, 10); /* actually shuffled */
+    dataset_permutation(N, 5, 1, c);
+    cr_assert_neq(memcmp(a, c, sizeof a), 0, "another epoch, another order");
+    dataset_permutation(N, 6, 0, c);
+    cr_assert_neq(memcmp(a, c, sizeof a), 0, "another seed, another order");
+    int64_t one[1];
+    dataset_permutation(1, 5, 0, one);
+    cr_assert_eq(one[0], 0);
+    dataset_permutation(0, 5, 0, one);
+}
+
+Test(app, padded_batches) {
+    float xs[5] = {0, 1, 2, 3, 4};
+    int32_t ys[5] = {10, 11, 12, 13, 14};
+    Dataset d = {.n = 5, .c = 1, .h = 1, .w = 1, .x = xs, .y = ys};
+    int64_t order[5] = {4, 2, 0, 1, 3};
+    float x[4];
+    int32_t y[4];
+    uint8_t m[4];
+    cr_assert_eq(dataset_nbatches(5, 4), 2);
+    cr_assert_eq(dataset_batch(&d, order, 0, 4, false, x, y, m), 4);
+    cr_assert(x[0] == 4 && y[1] == 12 && m[3] == 1);
+    cr_assert_eq(dataset_batch(&d, order, 4, 4, false, x, y, m), 1);
+    cr_assert(x[0] == 3 && y[0] == 13 && m[0] == 1);
+    for (int k = 1; k < 4; k++) cr_assert(x[k] == 3 && y[k] == 13 && m[k] == 0);
+    /* training wraps around to the start of the same order */
+    cr_assert_eq(dataset_batch(&d, order, 4, 4, true, x, y, m), 1);
+    cr_assert(x[0] == 3 && x[1] == 4 && x[2] == 2 && x[3] == 0);
+    cr_assert(y[1] == 14 && y[2] == 12 && y[3] == 10);
+    cr_assert_eq(dataset_batch(&d, NULL, 4, 4, false, x, y, NULL), 1);
+    cr_assert(x[0] == 4 && x[3] == 4);
+}
+
+/* ---- the tiny program --------------------------------------------------- */
+
+#define B 8
+#define D 4
+#define K 2
+
+static int g_kill_at = -1, g_nan_at = -1, g_key_bad;
+static float g_lr[64];
+
+static void logits_of(const float *x, const float *W, const float *bias, float *z) {
+    for (int r = 0; r < B; r++)
+        for (int k = 0; k < K; k++) {
+            float s = bias[k];
+            for (int d = 0; d < D; d++) s += W[k * D + d] * x[r * D + d];
+            z[r * K + k] = s;
+        }
+}
+
+static void softmax_row(const float *z, float *p) {
+    float m = z[0] > z[1] ? z[0] : z[1], e0 = expf(z[0] - m), e1 = expf(z[1] - m);
+    p[0] = e0 / (e0 + e1), p[1] = e1 / (e0 + e1);
+}
+
+/* bufs: x y lr step progress key W b count | loss logits W' b' count' */
+static void k_train(void *const *bufs, int64_t begin, int64_t end) {
+    if (begin > 0 || end < 1) return;
+    const float *x = bufs[0], *W = bufs[6], *bias = bufs[7], *count = bufs[8];
+    const int32_t *y = bufs[1], *key = bufs[5];
+    float lr = *(float *)bufs[2], step = *(float *)bufs[3];
+    float *loss = bufs[9], *z = bufs[10], *W2 = bufs[11], *b2 = bufs[12], *count2 = bufs[13];
+    if ((int)step == g_kill_at) raise(SIGKILL);
+    if (key[1] != (int32_t)step) g_key_bad++;
+    if (step < 64) g_lr[(int)step] = lr;
+    logits_of(x, W, bias, z);
+    float gW[K * D] = {0}, gb[K] = {0}, l = 0;
+    for (int r = 0; r < B; r++) {
+        float p[K];
+        softmax_row(z + r * K, p);
+        l -= logf(p[y[r]]);
+        for (int k = 0; k < K; k++) {
+            float g = (p[k] - (k == y[r])) / B;
+            gb[k] += g;
+            for (int d = 0; d < D; d++) gW[k * D + d] += g * x[r * D + d];
+        }
+    }
+    for (int i = 0; i < K * D; i++) W2[i] = W[i] - lr * gW[i];
+    for (int k = 0; k < K; k++) b2[k] = bias[k] - lr * gb[k];
+    *loss = (int)step == g_nan_at ? NAN : l / B;
+    *count2 = *count + 1;
+}
+
+static void k_predict(void *const *bufs, int64_t begin, int64_t end) {
+    if (begin > 0 || end < 1) return;
+    logits_of(bufs[0], bufs[1], bufs[2], bufs[3]);
+}
+
+/* bufs: x y W b | logits dx; dx of the summed CE */
+static void k_grad_ce(void *const *bufs, int64_t begin, int64_t end) {
+    if (begin > 0 || end < 1) return;
+    const int32_t *y = bufs[1];
+    const float *W = bufs[2];
+    float *z = bufs[4], *dx = bufs[5];
+    logits_of(bufs[0], W, bufs[3], z);
+    for (int r = 0; r < B; r++) {
+        float p[K];
+        softmax_row(z + r * K, p);
+        for (int d = 0; d < D; d++) {
+            float s = 0;
+            for (int k = 0; k < K; k++) s += (p[k] - (k == y[r])) * W[k * D + d];
+            dx[r * D + d] = s;
+        }
+    }
+}
+
+/* dx of the summed -ReLU(z_y - z_other + 50) */
+static void k_grad_cw(void *const *bufs, int64_t begin, int64_t end) {
+    if (begin > 0 || end < 1) return;
+    const int32_t *y = bufs[1];
+    const float *W = bufs[2];
+    float *z = bufs[4], *dx = bufs[5];
+    logits_of(bufs[0], W, bufs[3], z);
+    for (int r = 0; r < B; r++) {
+        int t = y[r], o = 1 - t;
+        bool on = z[r * K + t] - z[r * K + o] + 50 > 0;
+        for (int d = 0; d < D; d++) dx[r * D + d] = on ? -(W[t * D + d] - W[o * D + d]) : 0;
+    }
+}
+
+static const PKernelFn kKernels[] = {k_train, k_predict, k_grad_ce, k_grad_cw};
+
+static const char kHead[] =
+    "program tiny batch 8\n"
+    "param W f32 [2,4] init uniform 0.1 trainable\n"
+    "param b f32 [2] init zeros 0 trainable\n"
+    "param count f32 [] init zeros 0 state\n"
+    "input x f32 [8,1,2,2] batched 0 1 0\n"
+    "input y i32 [8] batched 0 0 2\n"
+    "setting train.epochs num 3\n"
+    "setting train.lr num 0.8\n"
+    "setting train.lr_milestones str \"2\"\n"
+    "setting train.lr_gamma num 0.5\n"
+    "setting train.seed num 3\n"
+    "setting eval.eps num 0.05\n"
+    "setting eval.pgd_steps num 4\n"
+    "setting eval.pgd_alpha num 0.02\n"
+    "func train_step arena 0\n"
+    "  in x f32 [8,1,2,2]\n  in y i32 [8]\n  in lr f32 []\n  in step f32 []\n"
+    "  in progress f32 []\n  in key i32 [2]\n"
+    "  out loss f32 [] o0\n  out logits f32 [8,2] o1\n  out W f32 [2,4] o2\n"
+    "  out b f32 [2] o3\n  out count f32 [] o4\n"
+    "  kernel 0 1 1 i0 i1 i2 i3 i4 i5 p0 p1 p2 o0 o1 o2 o3 o4 # train\n"
+    "end\n"
+    "func predict arena 0\n"
+    "  in x f32 [8,1,2,2]\n  out logits f32 [8,2] o0\n"
+    "  kernel 1 1 1 i0 p0 p1 o0 # predict\n"
+    "end\n"
+    "func grad_ce arena 0\n"
+    "  in x f32 [8,1,2,2]\n  in y i32 [8]\n  out logits f32 [8,2] o0\n"
+    "  out dx f32 [8,1,2,2] o1\n"
+    "  kernel 2 1 1 i0 i1 p0 p1 o0 o1 # grad_ce\n"
+    "end\n";
+static const char kCw[] =
+    "func grad_cw arena 0\n"
+    "  in x f32 [8,1,2,2]\n  in y i32 [8]\n  out logits f32 [8,2] o0\n"
+    "  out dx f32 [8,1,2,2] o1\n"
+    "  kernel 3 1 1 i0 i1 p0 p1 o0 o1 # grad_cw\n"
+    "end\n";
+
+static char g_text[8192];
+
+static const char *program_text(bool with_cw) {
+    snprintf(g_text, sizeof g_text, "%s%s", kHead, with_cw ? kCw : "");
+    return g_text;
+}
+
+/* Runs the app with stdout and stderr in the scratch file "log". */
+static int run_app(bool with_cw, const char *const *args) {
+    char *argv[40];
+    int argc = 0;
+    argv[argc++] = "tiny";
+    for (; args[argc - 1]; argc++) argv[argc] = (char *)args[argc - 1];
+    argv[argc] = NULL;
+    const char *text = program_text(with_cw);
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fd = open(in_dir("log"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    dup2(fd, 1), dup2(fd, 2);
+    close(fd);
+    int rc = igrc_app_main(argc, argv, text, (int64_t)strlen(text), kKernels, 4);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1), dup2(se, 2);
+    close(so), close(se);
+    return rc;
+}
+
+static char *app_log(void) { return read_text(in_dir("log")); }
+
+#define RUN(cw, ...) run_app(cw, (const char *const[]){__VA_ARGS__, NULL})
+
+static Program *tiny(void) {
+    char err[1024];
+    const char *t = program_text(true);
+    Program *p = program_parse(t, 4, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    return p;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+Test(app, checkpoint_round_trip) {
+    Program *p = tiny();
+    char err[2048];
+    Runner *a = runner_new(p, kKernels, 4, 1, 1, err, sizeof err);
+    Runner *b = runner_new(p, kKernels, 4, 1, 2, err, sizeof err);
+    cr_assert(a && b, "%s", err);
+    *(float *)runner_param(a, 2) = 42;
+    CkptInfo in = {.epoch = 3, .batch = 4, .step = 55, .seed = 4000000000u,
+                   .batches_per_epoch = 13, .train_images = 100};
+    snprintf(in.data, sizeof in.data, "mnist");
+    const char *path = in_dir("c.safetensors");
+    cr_assert(ckpt_save(path, a, &in, err, sizeof err), "%s", err);
+    cr_assert_neq(memcmp(runner_param(a, 0), runner_param(b, 0), 32), 0);
+    CkptInfo out;
+    cr_assert(ckpt_load(path, b, &out, err, sizeof err), "%s", err);
+    for (int i = 0; i < p->nparams; i++)
+        cr_assert_eq(memcmp(runner_param(a, i), runner_param(b, i), ptensor_bytes(&p->params[i].t)),
+                     0);
+    cr_assert(out.has_position && out.epoch == 3 && out.batch == 4 && out.step == 55 &&
+              out.seed == 4000000000u && out.batches_per_epoch == 13 && out.train_images == 100);
+    cr_assert_str_eq(out.program, "tiny");
+    cr_assert_str_eq(out.data, "mnist");
+    runner_free(a);
+    runner_free(b);
+    program_free(p);
+}
+
+/* Writes a safetensors file holding W, b, count with one of them altered. */
+static void write_variant(const char *path, int which, StDtype dt, int rank, const char *meta_v) {
+    float w[8] = {0}, bb[2] = {0}, c = 0;
+    double wd[8] = {0};
+    StTensor ts[3] = {
+        {.name = "W", .dtype = ST_F32, .rank = 2, .shape = {2, 4}, .data = w, .nbytes = 32},
+        {.name = "b", .dtype = ST_F32, .rank = 1, .shape = {2}, .data = bb, .nbytes = 8},
+        {.name = "count", .dtype = ST_F32, .rank = 0, .data = &c, .nbytes = 4},
+    };
+    int n = 3;
+    if (which == 1) ts[0].dtype = dt, ts[0].data = wd, ts[0].nbytes = 64;
+    if (which == 2) ts[0].rank = rank, ts[0].shape[0] = 8, ts[0].shape[1] = 1;
+    if (which == 3) ts[1] = ts[2], n = 2; /* b missing */
+    StMeta meta[4] = {{"epoch", (char *)meta_v}, {"batch", "0"}, {"step", "1"}, {"seed", "1"}};
+    char err[1024];
+    cr_assert(st_write(path, ts, n, meta, 4, err, sizeof err), "%s", err);
+}
+
+Test(app, checkpoint_errors) {
+    Program *p = tiny();
+    char err[2048];
+    Runner *r = runner_new(p, kKernels, 4, 1, 1, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    float before[8];
+    memcpy(before, runner_param(r, 0), sizeof before);
+    const char *path = in_dir("bad.safetensors");
+    struct {
+        int which;
+        StDtype dt;
+        int rank;
+        const char *meta, *want;
+    } cases[] = {
+        {1, ST_F64, 2, "0", "'W' has dtype F64, the program expects F32"},
+        {2, ST_F32, 2, "0", "'W' has shape [8,1], the program expects [2,4]"},
+        {2, ST_F32, 1, "0", "'W' has shape [8], the program expects [2,4]"},
+        {3, ST_F32, 2, "0", "'b' is missing"},
+        {0, ST_F32, 2, "x1", "metadata 'epoch'"},
+        {0, ST_F32, 2, "-1", "metadata 'epoch'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_variant(path, cases[i].which, cases[i].dt, cases[i].rank, cases[i].meta);
+        cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err), "case %zu", i);
+        cr_assert(strstr(err, path) && strstr(err, cases[i].want), "case %zu: %s", i, err);
+        cr_assert_eq(memcmp(before, runner_param(r, 0), sizeof before), 0, "unchanged");
+    }
+    write_variant(path, 0, ST_F32, 2, "2");
+    CkptInfo info;
+    cr_assert(ckpt_load(path, r, &info, err, sizeof err), "%s", err);
+    cr_assert(info.has_position && info.epoch == 2);
+
+    /* not a checkpoint at all, a torn one, a missing one */
+    write_bytes(path, "garbage!", 8);
+    cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err));
+    cr_assert(strstr(err, path), "%s", err);
+    CkptInfo ci = {0};
+    cr_assert(ckpt_save(path, r, &ci, err, sizeof err), "%s", err);
+    char *full = read_text(path);
+    struct stat sb;
+    stat(path, &sb);
+    FILE *f = fopen(path, "wb");
+    fwrite(full, 1, (size_t)sb.st_size - 5, f);
+    fclose(f);
+    free(full);
+    cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err));
+    cr_assert(strstr(err, path), "%s", err);
+    cr_assert_not(ckpt_load(in_dir("none.safetensors"), r, NULL, err, sizeof err));
+    cr_assert(strstr(err, "none.safetensors"), "%s", err);
+    runner_free(r);
+    program_free(p);
+}
+
+/* ---- train / eval / info end to end ------------------------------------ */
+
+static StFile load_ckpt(const char *path) {
+    StFile f;
+    char err[1024];
+    cr_assert(st_read(path, &f, err, sizeof err), "%s", err);
+    return f;
+}
+
+static double json_num(const char *path, const char *key) {
+    char *s = read_text(path);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    cr_assert_not_null(j, "%s is not JSON", path);
+    cJSON *v = cJSON_GetObjectItem(j, key);
+    cr_assert(cJSON_IsNumber(v), "%s: no number %s", path, key);
+    double d = v->valuedouble;
+    cJSON_Delete(j);
+    return d;
+}
+
+static const char *meta(const StFile *f, const char *key) {
+    for (int i = 0; i < f->nmeta; i++)
+        if (!strcmp(f->meta[i].key, key)) return f->meta[i].value;
+    return "";
+}
+
+Test(app, train_resume_eval, .timeout = 300) {
+    const char *data = make_idx_dir("data");
+    char runA[600], runB[600], ckA[700], ckB[700], lastA[700];
+    snprintf(runA, sizeof runA, "%s", in_dir("runA"));
+    snprintf(runB, sizeof runB, "%s", in_dir("runB"));
+    snprintf(ckA, sizeof ckA, "%s/checkpoint.safetensors", runA);
+    snprintf(ckB, sizeof ckB, "%s/checkpoint.safetensors", runB);
+    snprintf(lastA, sizeof lastA, "%s/last.json", runA);
+
+    /* one step: the loss of nearly untrained weights */
+    cr_assert_eq(RUN(true, "train", "--data", data, "--epochs", "1", "--batches", "1", "--out",
+                     runA, "--threads", "1"), 0);
+    double loss0 = json_num(lastA, "loss");
+    cr_assert_gt(loss0, 0.5);
+
+    /* the uninterrupted run: 100 images, 13 batches per epoch, 3 epochs */
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", runA, "--threads", "1",
+                     "--log-every", "5"), 0);
+    char *log = app_log();
+    cr_assert(strstr(log, "epoch 3/3  step 13/13  loss "), "%s", log);
+    cr_assert(strstr(log, "img/s  ETA "), "%s", log);
+    free(log);
+    cr_assert_eq(g_key_bad, 0);
+    cr_assert_float_eq(g_lr[1], 0.8f, 1e-7);
+    cr_assert_float_eq(g_lr[26], 0.8f, 1e-7);
+    cr_assert_float_eq(g_lr[27], 0.4f, 1e-7); /* milestone 2: epoch index 2 */
+    cr_assert_lt(json_num(lastA, "loss"), loss0 * 0.7, "the loss falls");
+    cr_assert_gt(json_num(lastA, "train_accuracy"), 90);
+    cr_assert_eq(json_num(lastA, "step"), 39);
+    StFile a = load_ckpt(ckA);
+    cr_assert_float_eq(*(float *)st_find(&a, "count")->data, 39.0f, 0, "state copied back");
+    cr_assert_str_eq(meta(&a, "epoch"), "3");
+    cr_assert_str_eq(meta(&a, "step"), "39");
+
+    /* killed at step 30 after a checkpoint at step 28 (epoch 3, batch 2) */
+    pid_t pid = fork();
+    if (pid == 0) {
+        g_kill_at = 30;
+        RUN(true, "train", "--data", data, "--out", runB, "--threads", "1",
+            "--checkpoint-every", "7");
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    StFile mid = load_ckpt(ckB);
+    cr_assert_str_eq(meta(&mid, "step"), "28");
+    cr_assert_str_eq(meta(&mid, "epoch"), "2");
+    cr_assert_str_eq(meta(&mid, "batch"), "2");
+    st_free(&mid);
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", runB, "--threads", "1", "--resume",
+                     ckB), 0);
+    StFile b = load_ckpt(ckB);
+    for (int i = 0; i < a.n; i++) {
+        const StTensor *t = st_find(&b, a.tensors[i].name);
+        cr_assert_not_null(t);
+        cr_assert_eq(memcmp(t->data, a.tensors[i].data, t->nbytes), 0,
+                     "%s differs after resume", t->name);
+    }
+    st_free(&b);
+
+    /* eval: every attack, n = 37 (not a multiple of the batch) */
+    const char *json = in_dir("eval.json");
+    cr_assert_eq(RUN(true, "eval", "--out", runA, "--data", data, "--json", json), 0);
+    log = app_log();
+    cr_assert(strstr(log, "attack") && strstr(log, "natural") && strstr(log, "cw"), "%s", log);
+    char *js = read_text(json);
+    cJSON *j = cJSON_Parse(js);
+    cr_assert_not_null(j);
+    cr_assert_eq(cJSON_GetObjectItem(j, "n")->valuedouble, NTEST);
+    cJSON *res = cJSON_GetObjectItem(j, "results");
+    cr_assert_eq(cJSON_GetArraySize(res), 4);
+    double acc[4];
+    for (int i = 0; i < 4; i++) {
+        cJSON *o = cJSON_GetArrayItem(res, i);
+        acc[i] = cJSON_GetObjectItem(o, "accuracy")->valuedouble;
+        double correct = cJSON_GetObjectItem(o, "correct")->valuedouble;
+        cr_assert_float_eq(acc[i], 100 * correct / NTEST, 1e-9);
+        char line[64];
+        snprintf(line, sizeof line, "%.2f%%", acc[i]);
+        cr_assert(strstr(log, line), "table lacks %s:\n%s", line, log);
+    }
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 2), "attack")->valuestring, "pgd");
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 2), "steps")->valuedouble, 4);
+
+    /* natural accuracy recomputed here from the checkpoint's weights */
+    Dataset d;
+    char err[1024];
+    cr_assert(dataset_load(data, NULL, false, 0, &d, err, sizeof err), "%s", err);
+    const float *W = st_find(&a, "W")->data, *bias = st_find(&a, "b")->data;
+    int correct = 0;
+    for (int i = 0; i < d.n; i++) {
+        float z[2];
+        for (int k = 0; k < 2; k++) {
+            z[k] = bias[k];
+            for (int q = 0; q < 4; q++) z[k] += W[k * 4 + q] * d.x[i * 4 + q];
+        }
+        correct += (z[1] > z[0]) == d.y[i];
+    }
+    cr_assert_float_eq(acc[0], 100.0 * correct / NTEST, 1e-9);
+    cr_assert_gt(acc[0], 90);
+    cr_assert_leq(acc[1], acc[0]);
+    cr_assert_leq(acc[2], acc[0]);
+    dataset_free(&d);
+    free(js);
+    free(log);
+    cJSON_Delete(j);
+    st_free(&a);
+
+    /* a larger eps breaks more images */
+    cr_assert_eq(RUN(true, "eval", "--out", runA, "--data", data, "--attacks", "fgsm", "--eps",
+                     "0.5", "--n", "20"), 0);
+    char evj[700];
+    snprintf(evj, sizeof evj, "%s/eval.json", runA);
+    cr_assert_eq(json_num(evj, "n"), 20);
+    js = read_text(evj);
+    j = cJSON_Parse(js);
+    cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(o, "attack")->valuestring, "fgsm");
+    cr_assert_lt(cJSON_GetObjectItem(o, "accuracy")->valuedouble, 50);
+    cJSON_Delete(j);
+    free(js);
+}
+
+Test(app, nan_keeps_last_checkpoint) {
+    const char *data = make_idx_dir("data");
+    char run[600], ck[700];
+    snprintf(run, sizeof run, "%s", in_dir("run"));
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", run);
+    g_nan_at = 12;
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", run, "--checkpoint-every", "5"), 1);
+    char *log = app_log();
+    cr_assert(strstr(log, "loss is nan at epoch 1 step 12/13"), "%s", log);
+    free(log);
+    StFile f = load_ckpt(ck);
+    cr_assert_str_eq(meta(&f, "step"), "10");
+    cr_assert_float_eq(*(float *)st_find(&f, "count")->data, 10.0f, 0);
+    st_free(&f);
+}
+
+Test(app, usage_and_data_errors) {
+    const char *data = make_idx_dir("data");
+    cr_assert_eq(RUN(true, "train", "--bogus"), 2);
+    char *log = app_log();
+    cr_assert(strstr(log, "unknown option '--bogus'"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN(true, "train", "--epochs"), 2);
+    log = app_log();
+    cr_assert(strstr(log, "--epochs needs a value"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN(true, "train", "--lr", "fast"), 2);
+    cr_assert_eq(RUN(true, "eval", "--attacks", "natural,deepfool"), 2);
+    cr_assert_eq(RUN(true, "frobnicate"), 2);
+    cr_assert_eq(RUN(true, "train", "--help"), 0);
+    log = app_log();
+    cr_assert(strstr(log, "--checkpoint-every N") && strstr(log, "--resume CKPT"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN(true, "train", "--data", in_dir("missing")), 1);
+    log = app_log();
+    cr_assert(strstr(log, "missing"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN(true, "train"), 1); /* no data set named anywhere */
+    /* CIFAR-10 images for a program that expects 1x2x2 */
+    char cifar[512];
+    snprintf(cifar, sizeof cifar, "%s", in_dir("cifar"));
+    mkdir(cifar, 0777);
+    char p[600];
+    snprintf(p, sizeof p, "%s/data_batch_1.bin", cifar);
+    write_cifar(p, 2, 0);
+    cr_assert_eq(RUN(true, "train", "--data", cifar), 1);
+    log = app_log();
+    cr_assert(strstr(log, cifar) && strstr(log, "[3,32,32]") && strstr(log, "[1,2,2]"), "%s",
+              log);
+    free(log);
+    /* eval without a checkpoint, and cw on a program without grad_cw */
+    cr_assert_eq(RUN(true, "eval", "--data", data, "--out", in_dir("norun")), 1);
+    log = app_log();
+    cr_assert(strstr(log, "norun/checkpoint.safetensors") && strstr(log, "train first"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN(false, "eval", "--data", data), 1);
+    log = app_log();
+    cr_assert(strstr(log, "no grad_cw entry point"), "%s", log);
+    free(log);
+    /* resume from a file that is not a training checkpoint */
+    const char *bad = in_dir("bad.safetensors");
+    write_bytes(bad, "\x02\0\0\0\0\0\0\0{}", 10);
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", in_dir("r"), "--resume", bad), 1);
+    log = app_log();
+    cr_assert(strstr(log, "bad.safetensors"), "%s", log);
+    free(log);
+}
+
+Test(app, info) {
+    cr_assert_eq(RUN(true, "info"), 0);
+    char *log = app_log();
+    cr_assert(strstr(log, "program  tiny"), "%s", log);
+    cr_assert(strstr(log, "2 trainable (10 elements), 1 state (1 elements), 44 bytes"), "%s", log);
+    cr_assert(strstr(log, "grad_cw") && strstr(log, "kernels  4") && strstr(log, "runner memory"),
+              "%s", log);
+    cr_assert(strstr(log, "x                        f32[8,1,2,2]"), "%s", log);
+    free(log);
+}
