@@ -2,6 +2,7 @@
  * function's node order (the schedule pass chose it), then the memory plan. */
 #include "codegen/program_build.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,8 +100,12 @@ static PRef use(Build *B, PRef r) {
 /* The value of node v lives in a fresh slot written by the next step,
  * unless it is an output: then in the caller's output buffer. */
 static PRef result_ref(Build *B, int v) {
+    int first = -1, count = 0;
     for (int k = 0; k < B->f->noutputs; k++)
-        if (B->f->outputs[k].value == v) return B->ref[v] = (PRef){PB_OUTPUT, k};
+        if (B->f->outputs[k].value == v && count++ == 0) first = k;
+    /* a value returned twice lives in the arena: an output's ref may name
+     * only its own o<k>, other buffers are copied out after the steps */
+    if (count == 1) return B->ref[v] = (PRef){PB_OUTPUT, first};
     const Node *n = &B->f->nodes[v];
     int s = new_slot(B, type_bytes(&n->type), n->name);
     B->slots[s].first = B->slots[s].last = B->nsteps;
@@ -282,10 +287,22 @@ static void *const_bytes(const Node *n) {
     return p;
 }
 
+static bool const_name_taken(const Program *p, const char *name) {
+    for (int i = 0; i < p->nconsts; i++)
+        if (strcmp(p->consts[i].t.name, name) == 0) return true;
+    return false;
+}
+
+/* Const names are unique in the program: a name another function's
+ * constant already took becomes FUNC.NAME (then FUNC.NAME.K). */
 static PRef add_const(Build *B, const Node *n) {
     Program *p = B->c->prog;
+    char name[512];
+    snprintf(name, sizeof name, "%s", n->name);
+    for (int k = 1; const_name_taken(p, name); k++)
+        snprintf(name, sizeof name, k == 1 ? "%s.%s" : "%s.%s.%d", B->f->name, n->name, k);
     p->consts = realloc(p->consts, sizeof(PConst) * (size_t)(p->nconsts + 1));
-    p->consts[p->nconsts] = (PConst){ptensor_of(n->name, &n->type), const_bytes(n)};
+    p->consts[p->nconsts] = (PConst){ptensor_of(name, &n->type), const_bytes(n)};
     return (PRef){PB_CONST, p->nconsts++};
 }
 
@@ -433,7 +450,7 @@ static bool is_program_func(const Module *m, const Function *f) {
 
 static void module_header(const Module *m, Program *p) {
     p->name = strdup(m->name);
-    p->batch = m->batch;
+    p->batch = m->batch > 0 ? m->batch : 1; /* hand-built modules have none; programs need >= 1 */
     p->params = calloc((size_t)m->nparams + 1, sizeof(PParam));
     p->nparams = m->nparams;
     for (int i = 0; i < m->nparams; i++) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/cpu_ops.h"
 #include "runtime/init.h"
@@ -24,6 +25,8 @@ typedef struct {
     const void **ins;     /* loop: the body's inputs (trip, carry, captures) */
     void *scratch;        /* loop: the body's output, CARRYBYTES */
     int32_t trip;
+    double secs;          /* IGRC_PROFILE: time spent in this step */
+    int64_t calls;
 } StepState;
 
 struct Runner {
@@ -284,9 +287,13 @@ oom:
     return NULL;
 }
 
+static bool profiling(void);
+static void print_profile(const Runner *r);
+
 void runner_free(Runner *r) {
     if (!r) return;
     const Program *p = r->p;
+    if (profiling() && r->steps) print_profile(r);
     if (r->params)
         for (int i = 0; i < p->nparams; i++) free(r->params[i]);
     free(r->params);
@@ -349,12 +356,62 @@ static void move(void *dst, const void *src, size_t n) {
     else memcpy(dst, src, n);
 }
 
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* IGRC_PROFILE=1: the runner times every step and prints the 30 most
+ * expensive (with their IR labels) when it is freed. */
+static bool profiling(void) {
+    static int on = -1;
+    if (on < 0) on = getenv("IGRC_PROFILE") && strcmp(getenv("IGRC_PROFILE"), "0") != 0;
+    return on;
+}
+
+typedef struct {
+    const PStep *s;
+    const StepState *st;
+    const char *func;
+} ProfRow;
+
+static int by_secs(const void *a, const void *b) {
+    double x = ((const ProfRow *)a)->st->secs, y = ((const ProfRow *)b)->st->secs;
+    return (x < y) - (x > y);
+}
+
+static void print_profile(const Runner *r) {
+    int n = 0;
+    for (int fi = 0; fi < r->p->nfuncs; fi++) n += r->p->funcs[fi].nsteps;
+    ProfRow *rows = calloc((size_t)n + 1, sizeof *rows);
+    double total = 0;
+    n = 0;
+    for (int fi = 0; fi < r->p->nfuncs; fi++)
+        for (int si = 0; si < r->p->funcs[fi].nsteps; si++) {
+            const PStep *s = &r->p->funcs[fi].steps[si];
+            if (!r->steps[fi][si].calls || s->kind == PS_LOOP) continue; /* loops: their bodies' steps */
+            rows[n++] = (ProfRow){s, &r->steps[fi][si], r->p->funcs[fi].name};
+            total += r->steps[fi][si].secs;
+        }
+    qsort(rows, (size_t)n, sizeof *rows, by_secs);
+    static const char *kinds[] = {"kernel", "lib", "copy", "loop"};
+    fprintf(stderr, "profile: %.3f s in %d steps\n", total, n);
+    for (int i = 0; i < n && i < 30; i++)
+        fprintf(stderr, "  %8.3f s %5.1f%% %8lld calls  %-6s %s: %s\n", rows[i].st->secs,
+                100 * rows[i].st->secs / (total > 0 ? total : 1), (long long)rows[i].st->calls,
+                kinds[rows[i].s->kind], rows[i].func, rows[i].s->label ? rows[i].s->label : "");
+    free(rows);
+}
+
 void runner_call(Runner *r, int f, const void *const *inputs, void *const *outputs) {
     if (!r || f < 0 || f >= r->p->nfuncs) return;
     const PFunc *fn = &r->p->funcs[f];
+    bool prof = profiling();
     for (int si = 0; si < fn->nsteps; si++) {
         const PStep *s = &fn->steps[si];
         StepState *st = &r->steps[f][si];
+        double t0 = prof ? now_s() : 0;
         switch (s->kind) {
         case PS_KERNEL: {
             for (int k = 0; k < s->nrefs; k++)
@@ -388,6 +445,10 @@ void runner_call(Runner *r, int f, const void *const *inputs, void *const *outpu
             }
             break;
         }
+        }
+        if (prof) {
+            st->secs += now_s() - t0;
+            st->calls++;
         }
     }
     for (int k = 0; k < fn->noutputs; k++) {
