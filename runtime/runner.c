@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "runtime/cpu_ops.h"
@@ -54,12 +55,11 @@ static bool fail(char *err, size_t cap, const char *fmt, ...) {
     return false;
 }
 
-/* Arenas are not cleared: every value is written before it is read, and
- * untouched pages of a large allocation then cost no memory (an entry point
- * never called, such as a 100-point IG, stays virtual). */
+/* Arenas are anonymous mappings: zero pages that cost no memory until
+ * touched, so an entry point never called (a 100-point IG) stays virtual. */
 static void *alloc_arena(size_t bytes) {
-    size_t n = (bytes + 63) / 64 * 64;
-    return aligned_alloc(64, n ? n : 64);
+    void *q = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return q == MAP_FAILED ? NULL : q;
 }
 
 static void *alloc64(size_t bytes) {
@@ -298,7 +298,7 @@ void runner_free(Runner *r) {
         for (int i = 0; i < p->nparams; i++) free(r->params[i]);
     free(r->params);
     for (int fi = 0; fi < p->nfuncs; fi++) {
-        if (r->arenas) free(r->arenas[fi]);
+        if (r->arenas && r->arenas[fi]) munmap(r->arenas[fi], (size_t)p->funcs[fi].arena_bytes);
         if (r->steps && r->steps[fi]) {
             for (int si = 0; si < p->funcs[fi].nsteps; si++) {
                 free(r->steps[fi][si].bufs);

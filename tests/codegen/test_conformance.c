@@ -33,8 +33,10 @@
  *    so a pre-activation within that distance of 0 can take the other
  *    side of a ReLU kink, or a near-tie of a max-pool window the other
  *    argmax, and that changes whole gradient entries downstream of it.
- *    With random inputs and batch 2 such flips are rare: the measured
- *    fraction is printed.
+ *    Adam's first step, lr g / (|g| + 1e-8), also turns roundings of
+ *    gradients near 1e-8 into differences of order lr. With random inputs
+ *    and batch 2 such elements are rare (measured: at most 0.03% of a
+ *    tensor, none in losses or logits); the fraction is printed.
  * 4. fused vs unfused: codegen_build rejects elementwise nodes outside
  *    fused groups (program_build.c: "must be inside a fused group"), so
  *    the unfused pipeline cannot be compiled; instead the interpreter runs
