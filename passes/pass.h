@@ -48,6 +48,7 @@ bool pass_dce(Module *m, PassCtx *ctx);
 bool pass_autodiff(Module *m, PassCtx *ctx);
 bool pass_simplify(Module *m, PassCtx *ctx);
 bool pass_cse(Module *m, PassCtx *ctx);
+bool pass_licm(Module *m, PassCtx *ctx);
 bool pass_fuse(Module *m, PassCtx *ctx);
 bool pass_schedule(Module *m, PassCtx *ctx); /* passes/schedule.h: the peak measure */
 

@@ -15,6 +15,7 @@ static const PassDef PIPELINE[] = {
     {"simplify", pass_simplify, "exact algebraic identities (x*1, neg(neg x), ...) and splat constant folding"},
     {"cse", pass_cse, "merge nodes with equal op, operands, attributes and type"},
     {"dce", pass_dce, "drop values no output depends on"},
+    {"licm", pass_licm, "compute loop-invariant values of loop bodies once, before the loop"},
     {"fuse", pass_fuse, "group elementwise chains, reductions and conv/matmul epilogues into kernels"},
     {"schedule", pass_schedule, "reorder nodes to lower the peak of live bytes"},
 };

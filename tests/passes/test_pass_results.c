@@ -1,8 +1,8 @@
-/* simplify, cse, schedule and fuse change no result: every composed model (the
+/* simplify, cse, schedule, licm and fuse change no result: every composed model (the
  * .json files of models/) is loaded at batch 2, run through the pipeline up to dce
  * (with the three passes disabled), and `predict` (and `objective` of two
  * small models) is interpreted in float64 on fixed random inputs and
- * parameters, before and after applying simplify, cse, schedule and fuse
+ * parameters, before and after applying simplify, cse, schedule, licm and fuse
  * (whose bodies the interpreter runs as functions); the
  * outputs must agree to 1e-12 relative. Also: simplify and cse never add
  * nodes, schedule never raises schedule_peak_bytes, and every function of
@@ -237,6 +237,7 @@ static void check_model(const char *file, int64_t batch, const char *const *fns,
     if (getenv("IGRC_PASS_REPORT")) report(m, file, &s);
     /* fuse moves groups into body functions the interpreter runs as they
      * are; schedule again after it, as the pipeline does */
+    apply(m, "licm", file);
     apply(m, "fuse", file);
     apply(m, "schedule", file);
     for (int k = 0; k < nfns; k++) {

@@ -1,0 +1,164 @@
+/* The memory plan of codegen_build (codegen/program_build.h) on every
+ * composed model in models/*.json, after the default pipeline:
+ *   (a) two values whose lifetimes [first, last] intersect never share a
+ *       byte of [offset, offset + bytes);
+ *   (b) every offset is 64-byte aligned and offset + bytes <= arena;
+ *   (c) arena <= unshared (sharing never costs bytes);
+ *   (d) every arena buffer a step of the program names (and every output
+ *       ref, read after the last step) is the offset of a planned value
+ *       alive at that step - the plan's lifetimes cover the program.
+ * Prints per model the train_step arena against the unshared bytes. The
+ * MNIST models run at batch 2; ResNet-18 (CIFAR, 3x32x32) at batch 1 in a
+ * test of its own, to keep the run short. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/program_build.h"
+#include "frontend/frontend.h"
+#include "passes/pass.h"
+
+#define ALIGN 64
+
+TestSuite(memplan, .timeout = 900);
+
+static const char *source_dir(void) {
+    const char *s = getenv("IGRC_SOURCE_DIR");
+    return s && *s ? s : ".";
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The value planned at offset `at` that is alive at step i, or NULL. */
+static const PlanValue *alive_at(const PlanFunc *pl, int64_t at, int i) {
+    for (int k = 0; k < pl->n; k++)
+        if (pl->v[k].offset == at && pl->v[k].first <= i && i <= pl->v[k].last) return &pl->v[k];
+    return NULL;
+}
+
+/* Checks (a)-(d) on one function's plan; returns the number of problems. */
+static int check_plan(const char *model, const PlanFunc *pl, const PFunc *pf) {
+    int bad = 0;
+    for (int i = 0; i < pl->n; i++) {
+        const PlanValue *x = &pl->v[i];
+        if (x->offset % ALIGN || x->offset < 0 || x->bytes < 0 || x->offset + x->bytes > pl->arena) {
+            if (bad++ < 5)
+                cr_expect_fail("%s %s: value %s at %lld (%lld bytes) is unaligned or outside "
+                               "the arena of %lld bytes",
+                               model, pl->func, x->name, (long long)x->offset,
+                               (long long)x->bytes, (long long)pl->arena);
+        }
+        if (x->first > x->last && bad++ < 5)
+            cr_expect_fail("%s %s: value %s has lifetime [%d, %d]", model, pl->func, x->name,
+                           x->first, x->last);
+        for (int j = i + 1; j < pl->n; j++) {
+            const PlanValue *y = &pl->v[j];
+            bool live = x->first <= y->last && y->first <= x->last;
+            bool bytes = x->offset < y->offset + y->bytes && y->offset < x->offset + x->bytes;
+            if (live && bytes && bad++ < 5)
+                cr_expect_fail("%s %s: %s [%lld, +%lld) live [%d, %d] and %s [%lld, +%lld) "
+                               "live [%d, %d] overlap",
+                               model, pl->func, x->name, (long long)x->offset,
+                               (long long)x->bytes, x->first, x->last, y->name,
+                               (long long)y->offset, (long long)y->bytes, y->first, y->last);
+        }
+    }
+    if (pl->arena > pl->unshared && bad++ < 5)
+        cr_expect_fail("%s %s: arena %lld > unshared %lld", model, pl->func,
+                       (long long)pl->arena, (long long)pl->unshared);
+    cr_expect_eq(pf->arena_bytes, pl->arena, "%s %s: program arena %lld, plan %lld", model,
+                 pl->func, (long long)pf->arena_bytes, (long long)pl->arena);
+    /* (d) the program's arena refs against the plan's lifetimes */
+    for (int s = 0; s < pf->nsteps; s++)
+        for (int k = 0; k < pf->steps[s].nrefs; k++) {
+            const PRef *r = &pf->steps[s].refs[k];
+            if (r->space == PB_ARENA && !alive_at(pl, r->at, s) && bad++ < 5)
+                cr_expect_fail("%s %s: step %d (%s) ref %d names arena offset %lld, where "
+                               "no planned value is alive",
+                               model, pl->func, s, pf->steps[s].label ? pf->steps[s].label : "",
+                               k, (long long)r->at);
+        }
+    for (int k = 0; k < pf->noutputs; k++) {
+        const PRef *r = &pf->out_refs[k];
+        if (r->space == PB_ARENA && !alive_at(pl, r->at, pf->nsteps) && bad++ < 5)
+            cr_expect_fail("%s %s: output %d at arena offset %lld is not alive after the "
+                           "last step",
+                           model, pl->func, k, (long long)r->at);
+    }
+    return bad;
+}
+
+static void check_model(const char *rel, int64_t batch) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", source_dir(), rel);
+    double t0 = now_s();
+    FrontendOptions fo = {NULL, 0, batch};
+    Diag d;
+    diag_init(&d);
+    Module *m = frontend_load(path, &fo, &d);
+    cr_assert(m, "%s: %s", rel, d.msg);
+    PipelineOptions po;
+    memset(&po, 0, sizeof po);
+    cr_assert(pipeline_run(m, &po, &d), "%s: pipeline: %s", rel, d.msg);
+    Compiled c;
+    bool ok = codegen_build(m, &c, &d);
+    cr_assert(ok, "%s: codegen_build: %s", rel, d.msg);
+    int bad = 0, found = 0;
+    for (int i = 0; i < c.prog->nfuncs; i++) {
+        const PlanFunc *pl = &c.plans[i];
+        bad += check_plan(rel, pl, &c.prog->funcs[i]);
+        if (!strcmp(pl->func, "train_step")) {
+            found = 1;
+            fprintf(stderr,
+                    "memplan %-40s batch %lld: train_step arena %12lld of %12lld unshared bytes "
+                    "(%.3f; %d values) [%.1f s]\n",
+                    rel, (long long)batch, (long long)pl->arena, (long long)pl->unshared,
+                    pl->unshared ? (double)pl->arena / (double)pl->unshared : 1.0, pl->n,
+                    now_s() - t0);
+        }
+    }
+    cr_expect(found, "%s has no train_step", rel);
+    cr_expect_eq(bad, 0, "%s: %d plan problems", rel, bad);
+    compiled_free(&c);
+    module_free(m);
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* models/*.json, sorted, except ResNet-18 (its own test). */
+Test(memplan, mnist_models) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/models", source_dir());
+    DIR *dp = opendir(dir);
+    cr_assert(dp, "cannot open %s", dir);
+    char *names[256];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp)) && n < 256;) {
+        size_t k = strlen(e->d_name);
+        if (k > 5 && !strcmp(e->d_name + k - 5, ".json") && !strstr(e->d_name, "resnet18"))
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(dp);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    cr_assert_gt(n, 0, "no models in %s", dir);
+    for (int i = 0; i < n; i++) {
+        char rel[PATH_MAX];
+        snprintf(rel, sizeof rel, "models/%s", names[i]);
+        check_model(rel, 2);
+        free(names[i]);
+    }
+}
+
+Test(memplan, resnet18) { check_model("models/resnet18_trades_igr.json", 1); }
