@@ -216,6 +216,22 @@ Test(compile, bad_input) {
     cr_expect_neq(access(in_dir("m"), F_OK), 0, "a failed compile left %s", in_dir("m"));
 }
 
+/* An output that cannot be written is a runtime failure (status 1), for
+ * every --emit, naming the path. */
+Test(compile, unwritable_output) {
+    static const char *const emits[] = {"ir", "obj", "exe"};
+    for (int i = 0; i < 3; i++) {
+        char out[PATH_MAX];
+        snprintf(out, sizeof out, "%s/nodir/out", g_dir);
+        Result r = igrc("compile", src_path(MLP), "--batch", "2", "--emit", emits[i], "-o", out);
+        cr_expect_eq(r.rc, 1, "--emit %s -o %s: exit %d, expected 1\nstderr: %s", emits[i], out,
+                     r.rc, r.err);
+        cr_expect(strstr(r.err, "nodir/out"), "--emit %s: stderr lacks the path: %s", emits[i],
+                  r.err);
+        done(&r);
+    }
+}
+
 Test(compile, run_info) {
     Result r = igrc("run", src_path(MLP), "--batch", "16", "--", "info");
     expect_ok(&r, "igrc run -- info");

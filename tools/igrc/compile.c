@@ -77,7 +77,7 @@ static double now_s(void) {
 
 static bool write_ir(const Module *m, const char *out, Diag *d) {
     FILE *f = out ? fopen(out, "w") : stdout;
-    if (!f) return diag_error(d, EXIT_BADINPUT, "%s: %s", out, strerror(errno));
+    if (!f) return diag_error(d, EXIT_RUNTIME, "%s: %s", out, strerror(errno));
     ir_print_module(m, f);
     if (out) fclose(f);
     return true;
