@@ -35,17 +35,21 @@ static void expect_all_finite(const Outs *o, const char *what) {
     }
 }
 
-/* train_step's signature: loss, the updated parameters and optimiser state
+/* train_step's signature: loss, logits, the updated parameters and optimiser state
  * for every trainable parameter, and every running statistic; returns the
  * number of outputs that are running statistics. */
 static int expect_train_outputs(const Module *m, const char *what, const char *const *opt_states,
                                 int nstates) {
     const Function *f = module_find_func(m, "train_step");
     cr_assert(f, "%s: no train_step", what);
-    int stats = 0, expected = 1;
-    bool have_loss = false;
-    for (int k = 0; k < f->noutputs; k++) have_loss |= strcmp(f->outputs[k].name, "loss") == 0;
+    int stats = 0, expected = 2;
+    bool have_loss = false, have_logits = false;
+    for (int k = 0; k < f->noutputs; k++) {
+        have_loss |= strcmp(f->outputs[k].name, "loss") == 0;
+        have_logits |= strcmp(f->outputs[k].name, "logits") == 0;
+    }
     cr_expect(have_loss, "%s: train_step has no loss output", what);
+    cr_expect(have_logits, "%s: train_step has no logits output", what);
     for (int i = 0; i < m->nparams; i++) {
         const Param *p = &m->params[i];
         bool is_optim = strncmp(p->name, "optim.", 6) == 0;
