@@ -225,9 +225,18 @@ double app_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* mkdir -p: parents first, so --out run/main works on a fresh checkout. */
 bool app_mkdir(const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return true;
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (stat(path, &sb) != 0) mkdir(path, 0777);
+        *p = '/';
+    }
     if (mkdir(dir, 0777) == 0) return true;
     fprintf(stderr, "error: cannot create directory %s: %s\n", dir, strerror(errno));
     return false;
