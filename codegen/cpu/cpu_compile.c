@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "codegen/cpu/llvm_backend.h"
+#include "runtime/app.h"
 
 #ifndef IGRC_RT_LINK
 #define IGRC_RT_LINK ""
@@ -52,10 +53,12 @@ static bool write_dumps(const Compiled *c, const char *text, const char *dir, Di
     return true;
 }
 
-static bool emit_module(const Compiled *c, const char *text, const char *obj_path,
-                        const CpuCompileOptions *o, double *t0, Diag *d) {
+/* One LLVM module: the kernels, the program text (igrc_program) and the
+ * kernel table (igrc_kernels), optimised. */
+static CpuModule *build_module(const Compiled *c, const char *text, const CpuCompileOptions *o,
+                               double *t0, Diag *d) {
     CpuModule *cm = cpu_module_new(c->prog->name, d);
-    if (!cm) return false;
+    if (!cm) return NULL;
     bool ok = true;
     const char **names = calloc((size_t)c->nkernels + 1, sizeof *names);
     for (int i = 0; ok && i < c->nkernels; i++) {
@@ -68,10 +71,54 @@ static bool emit_module(const Compiled *c, const char *text, const char *obj_pat
     ok = ok && cpu_optimize(cm, d);
     if (ok) phase(o, "LLVM O3", t0);
     if (ok && o && o->llvm_path) ok = cpu_emit_llvm(cm, o->llvm_path, d);
-    ok = ok && cpu_emit_object(cm, obj_path, d);
-    if (ok) phase(o, "object emitted", t0);
     free(names);
+    if (!ok) {
+        cpu_module_free(cm);
+        return NULL;
+    }
+    return cm;
+}
+
+static bool emit_module(const Compiled *c, const char *text, const char *obj_path,
+                        const CpuCompileOptions *o, double *t0, Diag *d) {
+    CpuModule *cm = build_module(c, text, o, t0, d);
+    bool ok = cm && cpu_emit_object(cm, obj_path, d);
+    if (ok) phase(o, "object emitted", t0);
     cpu_module_free(cm);
+    return ok;
+}
+
+/* The program and kernels of m, and the program's text. */
+static bool lower_module(const Module *m, const CpuCompileOptions *o, Compiled *c, char **text,
+                         double *t0, Diag *d) {
+    if (!codegen_build(m, c, d)) return false;
+    phase(o, "kernels lowered, memory planned", t0);
+    *text = program_to_text(c->prog);
+    if (!*text) return diag_error(d, EXIT_RUNTIME, "cannot print the program");
+    return !(o && o->dump_dir) || write_dumps(c, *text, o->dump_dir, d);
+}
+
+bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions *o, int *rc,
+                 Diag *d) {
+    double t0 = now_s();
+    Compiled c;
+    char *text = NULL;
+    CpuModule *cm = NULL;
+    CpuJit *jit = NULL;
+    bool ok = lower_module(m, o, &c, &text, &t0, d) && (cm = build_module(&c, text, o, &t0, d)) &&
+              (jit = cpu_jit(cm, d));
+    const char *prog = ok ? cpu_jit_lookup(jit, "igrc_program", d) : NULL;
+    const PKernelFn *table = prog ? cpu_jit_lookup(jit, "igrc_kernels", d) : NULL;
+    const int32_t *count = table ? cpu_jit_lookup(jit, "igrc_kernels_count", d) : NULL;
+    ok = count != NULL;
+    if (ok) {
+        phase(o, "JIT compiled", &t0);
+        *rc = igrc_app_main(argc, argv, prog, (int64_t)strlen(prog), table, *count);
+    }
+    cpu_jit_free(jit);
+    cpu_module_free(cm);
+    free(text);
+    compiled_free(&c);
     return ok;
 }
 
@@ -79,15 +126,8 @@ bool cpu_compile_object(const Module *m, const char *obj_path, const CpuCompileO
                         Compiled *stats, Diag *d) {
     double t0 = now_s();
     Compiled c;
-    if (!codegen_build(m, &c, d)) {
-        compiled_free(&c);
-        return false;
-    }
-    phase(o, "kernels lowered, memory planned", &t0);
-    char *text = program_to_text(c.prog);
-    bool ok = text != NULL || diag_error(d, EXIT_RUNTIME, "cannot print the program");
-    if (ok && o && o->dump_dir) ok = write_dumps(&c, text, o->dump_dir, d);
-    ok = ok && emit_module(&c, text, obj_path, o, &t0, d);
+    char *text = NULL;
+    bool ok = lower_module(m, o, &c, &text, &t0, d) && emit_module(&c, text, obj_path, o, &t0, d);
     free(text);
     if (ok && stats) *stats = c;
     else compiled_free(&c);

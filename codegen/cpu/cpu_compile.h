@@ -27,6 +27,13 @@ bool cpu_compile_object(const Module *m, const char *obj_path, const CpuCompileO
  * executable. */
 bool cpu_link_executable(const char *obj_path, const char *out, Diag *d);
 
+/* Compiles m in memory (LLVM ORC JIT, no files) and runs the generated
+ * executable's command line (argv[0] the program name, then train | eval |
+ * info ...) in this process; *rc is its exit status. False (with d) when
+ * compilation fails. */
+bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions *o, int *rc,
+                 Diag *d);
+
 /* A module compiled into a shared library in a temporary directory and
  * loaded into this process, with a Runner over it. */
 typedef struct CpuLoaded CpuLoaded;

@@ -39,6 +39,15 @@ bool cpu_emit_llvm(CpuModule *m, const char *path, Diag *d);   /* textual .ll */
 bool cpu_emit_object(CpuModule *m, const char *path, Diag *d); /* ELF .o */
 void cpu_module_free(CpuModule *m);
 
+/* In-memory execution (ORC LLJIT): cpu_jit takes the module's IR (the
+ * CpuModule can only be freed afterwards), compiles it on first lookup and
+ * resolves libm and other outside symbols in this process. */
+typedef struct CpuJit CpuJit;
+CpuJit *cpu_jit(CpuModule *m, Diag *d);
+/* The address of a defined symbol (function or data), or NULL with a Diag. */
+void *cpu_jit_lookup(CpuJit *j, const char *symbol, Diag *d);
+void cpu_jit_free(CpuJit *j);
+
 /* Runs the system C compiler ($CC, else cc) via posix_spawn: links the
  * objects (then extra arguments such as -L/-l, then -lm) into an executable,
  * or a shared library when shared. The compiler's output goes into the Diag

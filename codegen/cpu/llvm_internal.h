@@ -2,12 +2,14 @@
 #ifndef IGRC_CODEGEN_CPU_LLVM_INTERNAL_H
 #define IGRC_CODEGEN_CPU_LLVM_INTERNAL_H
 
+#include <llvm-c/Orc.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
 
 #include "codegen/cpu/llvm_backend.h"
 
 struct CpuModule {
+    LLVMOrcThreadSafeContextRef tsc; /* owns ctx; lets the JIT take the module */
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMTargetMachineRef tm;

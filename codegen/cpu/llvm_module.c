@@ -46,7 +46,8 @@ CpuModule *cpu_module_new(const char *name, Diag *d) {
     CpuModule *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->tm = tm;
-    m->ctx = LLVMContextCreate();
+    m->tsc = LLVMOrcCreateNewThreadSafeContext();
+    m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
     m->mod = LLVMModuleCreateWithNameInContext(name ? name : "igrc", m->ctx);
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(m->mod, triple);
@@ -59,8 +60,8 @@ CpuModule *cpu_module_new(const char *name, Diag *d) {
 
 void cpu_module_free(CpuModule *m) {
     if (!m) return;
-    LLVMDisposeModule(m->mod);
-    LLVMContextDispose(m->ctx);
+    if (m->mod) LLVMDisposeModule(m->mod); /* NULL once a JIT took it */
+    LLVMOrcDisposeThreadSafeContext(m->tsc);
     LLVMDisposeTargetMachine(m->tm);
     free(m);
 }

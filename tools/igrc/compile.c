@@ -1,10 +1,9 @@
 /* igrc compile: graph file -> executable (or IR, LLVM IR, an object file);
- * igrc run: compile into a temporary directory and run the result. */
+ * igrc run: compile in memory and run the executable's command line. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,8 +24,8 @@ static const char HELP[] =
     "writes the optimised LLVM IR, obj the object file. --dump-dir also writes\n"
     "program.txt, plan.txt (memory plan: arena offsets, peak bytes) and\n"
     "kernels/<name>.k. OUT defaults to the file's stem (resnet18_trades_igr.json ->\n"
-    "./resnet18_trades_igr). igrc run compiles into a temporary directory, runs\n"
-    "the executable with the arguments after --, and removes it.\n";
+    "./resnet18_trades_igr). igrc run compiles in memory (LLVM's JIT, no files) and\n"
+    "runs the executable's COMMAND (train, eval, info) in this process.\n";
 
 typedef struct {
     CommonArgs c;
@@ -134,31 +133,23 @@ int cmd_compile(int argc, char **argv) {
     return compile_module(&a, out);
 }
 
+/* igrc run: the pipeline, then the CPU backend in memory (LLVM's JIT), then
+ * the executable's command line in this process: no files written. */
 int cmd_run(int argc, char **argv) {
     CompileArgs a = {.emit = "exe", .target = "cpu"};
     int rc = parse(argc, argv, &a, true);
     if (rc) return rc < 0 ? EXIT_OK : rc;
-    const char *tmp = getenv("TMPDIR");
-    char dir[4096], exe[4200];
-    snprintf(dir, sizeof dir, "%s/igrc-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) return fprintf(stderr, "igrc: cannot create a temporary directory: %s\n", strerror(errno)), EXIT_RUNTIME;
-    snprintf(exe, sizeof exe, "%s/model", dir);
-    rc = compile_module(&a, exe);
-    if (rc == EXIT_OK) {
-        char **args = calloc((size_t)a.nrun + 2, sizeof *args);
-        args[0] = exe;
-        for (int i = 0; i < a.nrun; i++) args[i + 1] = a.run_args[i];
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execv(exe, args);
-            _exit(127);
-        }
-        int st = 0;
-        rc = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_RUNTIME;
-        free(args);
-    }
-    unlink(exe);
-    rmdir(dir);
-    return rc;
+    Diag d;
+    diag_init(&d);
+    Module *m = load_module(&a.c, &d);
+    char **args = calloc((size_t)a.nrun + 2, sizeof *args);
+    char name[256];
+    default_out(a.c.file, name, sizeof name);
+    args[0] = name;
+    for (int i = 0; i < a.nrun; i++) args[i + 1] = a.run_args[i];
+    CpuCompileOptions o = {a.c.pipe.dump_dir, NULL, a.c.pipe.timings};
+    bool ok = m && pipeline_run(m, &a.c.pipe, &d) && cpu_jit_run(m, a.nrun + 1, args, &o, &rc, &d);
+    free(args);
+    module_free(m);
+    return ok ? rc : report(&d);
 }
