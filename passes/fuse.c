@@ -8,7 +8,7 @@
  *   it into a consumer would recompute it for every consumer element;
  * - a conv/matmul/pool ("complex") node with one elementwise consumer of
  *   its own shape becomes that group's head: the library call writes the
- *   group's input and the epilogue (bias, ReLU, ...) runs on it in cache;
+ *   group's input and one epilogue kernel (bias, ReLU, ...) reads it once;
  * - views (broadcast, reshape, transpose, slice, pad, concat), iota and
  *   splat constants are cheap to recompute, so they are copied into every
  *   group that reads them instead of being materialised;
