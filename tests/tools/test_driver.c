@@ -1,7 +1,7 @@
 /* The igrc driver as a user runs it: exit statuses, the lines scripts
  * read (`parameters: N`), dumps, and exec on safetensors files, with the
  * errors of bad inputs, bad parameter files and bad entry points. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, posix_spawn */
+#define _POSIX_C_SOURCE 200809L /* strdup, fileno */
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -18,91 +18,20 @@
 #include <unistd.h>
 
 #include "tests/common/scratch.h"
+#include "tests/common/spawn.h"
 #include "runtime/safetensors.h"
-
-extern char **environ;
 
 /* ---- a scratch directory per test (tests/common/scratch.c) ---- */
 
 TestSuite(driver, .init = scratch_setup, .fini = scratch_teardown, .timeout = 300);
 
 
-static const char *model(const char *rel) {
-    static char buf[8][PATH_MAX];
-    static int k;
-    const char *src = getenv("IGRC_SOURCE_DIR");
-    cr_assert(src, "IGRC_SOURCE_DIR is not set");
-    char *p = buf[k++ % 8];
-    snprintf(p, PATH_MAX, "%s/%s", src, rel);
-    return p;
-}
-
 /* ---- running igrc ---- */
 
-typedef struct {
-    int rc;
-    char *out, *err; /* malloc'd, NUL-terminated */
-} Result;
+#define igrc(...) spawn_v(igrc_bin(), (const char *const[]){__VA_ARGS__, NULL})
+#define model src_path
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    b[got] = '\0';
-    if (len) *len = got;
-    return b;
-}
-
-/* Runs igrc with the NULL-terminated argument list (after argv[0]),
- * stdout and stderr captured through files. A sanitizer report from the
- * child is copied to our stderr (where ctest looks for it) and fails. */
-static Result igrc_v(const char *const *args) {
-    const char *bin = getenv("IGRC_BIN");
-    cr_assert(bin, "IGRC_BIN is not set");
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = bin;
-    for (; *args && n < 63; args++) argv[n++] = *args;
-    argv[n] = NULL;
-    static int calls;
-    char out[600], err[600];
-    snprintf(out, sizeof out, "%s/run%d.out", g_dir, calls);
-    snprintf(err, sizeof err, "%s/run%d.err", g_dir, calls++);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    pid_t pid;
-    int e = posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(e, 0, "cannot run %s: %s", bin, strerror(e));
-    int status;
-    while (waitpid(pid, &status, 0) < 0) cr_assert_eq(errno, EINTR);
-    Result r = {.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
-    r.out = slurp(out, NULL);
-    r.err = slurp(err, NULL);
-    unlink(out);
-    unlink(err);
-    if (strstr(r.err, "Sanitizer") || strstr(r.err, "runtime error:")) {
-        fprintf(stderr, "igrc %s: sanitizer report:\n%s\n", argv[1] ? argv[1] : "", r.err);
-        cr_expect_fail("sanitizer report from igrc");
-    }
-    cr_expect(WIFEXITED(status), "igrc died of signal %d\nstderr: %s", WTERMSIG(status), r.err);
-    return r;
-}
-
-#define igrc(...) igrc_v((const char *const[]){__VA_ARGS__, NULL})
-
-static void done(Result *r) {
-    free(r->out);
-    free(r->err);
-}
+#define done result_free
 
 /* Exit status rc, and each NULL-terminated word in stderr. */
 static void expect_fail(Result r, int rc, ...) {
@@ -186,7 +115,7 @@ Test(driver, help) {
 }
 
 Test(driver, usage_errors) {
-    Result r = igrc_v((const char *const[]){NULL});
+    Result r = spawn_v(igrc_bin(), (const char *const[]){NULL});
     cr_expect_eq(r.rc, 2);
     cr_expect(strstr(r.err, "usage: igrc"), "%s", r.err);
     done(&r);
@@ -376,7 +305,7 @@ static void logits_of(const char *x, const char *out, const char *const *extra, 
     int n = 10;
     for (; *extra; extra++) args[n++] = *extra;
     args[n] = NULL;
-    Result r = igrc_v(args);
+    Result r = spawn_v(igrc_bin(), args);
     expect_ok(r);
     done(&r);
     read_logits(out, 2, f);
