@@ -8,16 +8,8 @@
 #include <string.h>
 
 #include "runtime/safetensors.h"
+#include "runtime/rt_error.h"
 
-static bool fail(char *err, size_t errcap, const char *fmt, ...) {
-    if (err && errcap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 static StDtype st_of(PDtype t) {
     switch (t) {
@@ -38,7 +30,7 @@ static const char *const meta_keys[META_COUNT] = {
 bool ckpt_save(const char *path, Runner *r, const CkptInfo *info, char *err, size_t errcap) {
     const Program *p = runner_program(r);
     StTensor *ts = calloc((size_t)p->nparams + 1, sizeof *ts);
-    if (!ts) return fail(err, errcap, "%s: out of memory", path);
+    if (!ts) return rt_fail(err, errcap, "%s: out of memory", path);
     for (int i = 0; i < p->nparams; i++) {
         const PTensor *t = &p->params[i].t;
         ts[i].name = t->name;
@@ -84,7 +76,7 @@ static bool meta_int(const char *path, const char *key, const char *v, int64_t m
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (!*v || *end || errno || x < 0 || x > max)
-        return fail(err, errcap, "%s: metadata '%s' = \"%s\" is not an integer in [0, %" PRId64 "]",
+        return rt_fail(err, errcap, "%s: metadata '%s' = \"%s\" is not an integer in [0, %" PRId64 "]",
                     path, key, v, max);
     *out = x;
     return true;
@@ -131,10 +123,10 @@ static bool check_tensors(const char *path, const Program *p, const StFile *f, c
         const PTensor *t = &p->params[i].t;
         const StTensor *s = st_find(f, t->name);
         if (!s)
-            return fail(err, errcap, "%s: tensor '%s' is missing (program %s has %d parameters)",
+            return rt_fail(err, errcap, "%s: tensor '%s' is missing (program %s has %d parameters)",
                         path, t->name, p->name, p->nparams);
         if (s->dtype != st_of(t->dtype))
-            return fail(err, errcap, "%s: tensor '%s' has dtype %s, the program expects %s", path,
+            return rt_fail(err, errcap, "%s: tensor '%s' has dtype %s, the program expects %s", path,
                         t->name, st_dtype_name(s->dtype), st_dtype_name(st_of(t->dtype)));
         bool same = s->rank == t->rank;
         for (int d = 0; same && d < t->rank; d++) same = s->shape[d] == t->dim[d];
@@ -142,7 +134,7 @@ static bool check_tensors(const char *path, const Program *p, const StFile *f, c
             char a[160], b[160];
             shape_str(a, sizeof a, s->rank, s->shape);
             shape_str(b, sizeof b, t->rank, t->dim);
-            return fail(err, errcap, "%s: tensor '%s' has shape %s, the program expects %s", path,
+            return rt_fail(err, errcap, "%s: tensor '%s' has shape %s, the program expects %s", path,
                         t->name, a, b);
         }
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "runtime/cpu_ops_internal.h"
+#include "runtime/rt_error.h"
 
 /* Declared by OpenBLAS's cblas.h but not by netlib's; repeated here so the
  * build does not depend on which cblas.h the include path finds first. */
@@ -45,23 +46,12 @@ int cpu_op_nargs(CpuOp op) { return op_valid(op) ? OPS[op].nargs : -1; }
 
 /* ---- argument checks ---- */
 
-static bool fail(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t cap, const char *fmt, ...) {
-    if (err && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, cap, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 /* Checks arg i against [lo, hi]. */
 static bool in_range(CpuOp op, const int64_t *a, int i, int64_t lo, int64_t hi, char *err,
                      size_t cap) {
     if (a[i] >= lo && a[i] <= hi) return true;
-    return fail(err, cap, "%s: argument %s = %lld, must be in [%lld, %lld]", OPS[op].name,
+    return rt_fail(err, cap, "%s: argument %s = %lld, must be in [%lld, %lld]", OPS[op].name,
                 OPS[op].argnames[i], (long long)a[i], (long long)lo, (long long)hi);
 }
 
@@ -71,11 +61,11 @@ static bool extent_ok(CpuOp op, const int64_t *a, int in, int k, int s, int p, i
                       char *err, size_t cap) {
     int64_t span = a[in] + 2 * a[p] - a[k];
     if (span < 0)
-        return fail(err, cap, "%s: kernel %s = %lld does not fit %s = %lld with padding %s = %lld",
+        return rt_fail(err, cap, "%s: kernel %s = %lld does not fit %s = %lld with padding %s = %lld",
                     OPS[op].name, OPS[op].argnames[k], (long long)a[k], OPS[op].argnames[in],
                     (long long)a[in], OPS[op].argnames[p], (long long)a[p]);
     if (a[o] != span / a[s] + 1)
-        return fail(err, cap, "%s: argument %s = %lld, expected (%s + 2 %s - %s) / %s + 1 = %lld",
+        return rt_fail(err, cap, "%s: argument %s = %lld, expected (%s + 2 %s - %s) / %s + 1 = %lld",
                     OPS[op].name, OPS[op].argnames[o], (long long)a[o], OPS[op].argnames[in],
                     OPS[op].argnames[p], OPS[op].argnames[k], OPS[op].argnames[s],
                     (long long)(span / a[s] + 1));
@@ -91,15 +81,15 @@ static bool size_ok(CpuOp op, const char *what, int64_t d0, int64_t d1, int64_t 
     bool ovf = __builtin_mul_overflow(n, d1, &n) || __builtin_mul_overflow(n, d2, &n) ||
                __builtin_mul_overflow(n, d3, &n);
     if (ovf || n > lim)
-        return fail(err, cap, "%s: %s is too large (%lld x %lld x %lld x %lld elements)",
+        return rt_fail(err, cap, "%s: %s is too large (%lld x %lld x %lld x %lld elements)",
                     OPS[op].name, what, (long long)d0, (long long)d1, (long long)d2,
                     (long long)d3);
     return true;
 }
 
 bool cpu_op_check(CpuOp op, const int64_t *a, char *err, size_t cap) {
-    if (!op_valid(op)) return fail(err, cap, "cpu op %d: unknown op", (int)op);
-    if (!a) return fail(err, cap, "%s: no arguments", OPS[op].name);
+    if (!op_valid(op)) return rt_fail(err, cap, "cpu op %d: unknown op", (int)op);
+    if (!a) return rt_fail(err, cap, "%s: no arguments", OPS[op].name);
     if (op == CPU_MATMUL) {
         for (int i = 0; i < 4; i++)
             if (!in_range(op, a, i, 1, INT_MAX, err, cap)) return false;
@@ -127,7 +117,7 @@ bool cpu_op_check(CpuOp op, const int64_t *a, char *err, size_t cap) {
            size_ok(op, "the im2col matrix", a[1], a[5], a[6], a[11] * a[12], err, cap) &&
            (a[1] * a[5] * a[6] <= INT_MAX && a[11] * a[12] <= INT_MAX
                 ? true
-                : fail(err, cap, "%s: C KH KW or OH OW exceeds a BLAS int", OPS[op].name));
+                : rt_fail(err, cap, "%s: C KH KW or OH OW exceeds a BLAS int", OPS[op].name));
 }
 
 /* ---- OpenBLAS and scratch ---- */

@@ -9,19 +9,11 @@
 
 #include "runtime/idx.h"
 #include "runtime/philox.h"
+#include "runtime/rt_error.h"
 
 #define CIFAR_PIXELS 3072
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)
 
-static bool fail(char *err, size_t errcap, const char *fmt, ...) {
-    if (err && errcap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 static bool is_file(const char *path) {
     struct stat sb;
@@ -55,7 +47,7 @@ static bool alloc_images(Dataset *d, int64_t n, int64_t c, int64_t h, int64_t w,
     d->n = n, d->c = c, d->h = h, d->w = w;
     d->x = malloc((size_t)(n * c * h * w) * sizeof(float) + 1);
     d->y = malloc((size_t)n * sizeof(int32_t) + 1);
-    if (!d->x || !d->y) return fail(err, errcap, "%s: out of memory for %lld images", d->source,
+    if (!d->x || !d->y) return rt_fail(err, errcap, "%s: out of memory for %lld images", d->source,
                                     (long long)n);
     return true;
 }
@@ -69,10 +61,10 @@ static bool load_idx(const IdxDataset *files, bool train, int64_t limit, Dataset
     IdxArray im = {0}, lb = {0};
     bool ok = idx_load(ip, &im, err, errcap) && idx_load(lp, &lb, err, errcap);
     if (ok && (im.rank != 3 || lb.rank != 1))
-        ok = fail(err, errcap, "%s: expected images of rank 3 and labels of rank 1, got %d and %d",
+        ok = rt_fail(err, errcap, "%s: expected images of rank 3 and labels of rank 1, got %d and %d",
                   d->source, im.rank, lb.rank);
     if (ok && im.dims[0] != lb.dims[0])
-        ok = fail(err, errcap, "%s: %lld images but %lld labels", d->source,
+        ok = rt_fail(err, errcap, "%s: %lld images but %lld labels", d->source,
                   (long long)im.dims[0], (long long)lb.dims[0]);
     if (ok) {
         int64_t n = im.dims[0], hw = im.dims[1] * im.dims[2];
@@ -92,17 +84,17 @@ static bool load_idx(const IdxDataset *files, bool train, int64_t limit, Dataset
 static bool read_cifar_file(const char *path, int64_t want, Dataset *d, int64_t *cap, char *err,
                             size_t errcap) {
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errcap, "%s: %s", path, strerror(errno));
+    if (!f) return rt_fail(err, errcap, "%s: %s", path, strerror(errno));
     bool ok = fseek(f, 0, SEEK_END) == 0;
     long size = ok ? ftell(f) : -1;
     ok = ok && size >= 0 && fseek(f, 0, SEEK_SET) == 0;
     if (!ok) {
         fclose(f);
-        return fail(err, errcap, "%s: cannot determine the file size", path);
+        return rt_fail(err, errcap, "%s: cannot determine the file size", path);
     }
     if (size == 0 || size % CIFAR_RECORD) {
         fclose(f);
-        return fail(err, errcap,
+        return rt_fail(err, errcap,
                     "%s: %ld bytes is not a whole number of CIFAR-10 records (%d bytes each: "
                     "1 label byte + 3x32x32 pixels)",
                     path, size, CIFAR_RECORD);
@@ -117,7 +109,7 @@ static bool read_cifar_file(const char *path, int64_t want, Dataset *d, int64_t 
         if (y) d->y = y;
         if (!x || !y) {
             fclose(f);
-            return fail(err, errcap, "%s: out of memory", path);
+            return rt_fail(err, errcap, "%s: out of memory", path);
         }
         *cap = nc;
     }
@@ -125,11 +117,11 @@ static bool read_cifar_file(const char *path, int64_t want, Dataset *d, int64_t 
     for (int64_t i = 0; i < n; i++) {
         if (fread(rec, 1, CIFAR_RECORD, f) != CIFAR_RECORD) {
             fclose(f);
-            return fail(err, errcap, "%s: read error in record %lld", path, (long long)i);
+            return rt_fail(err, errcap, "%s: read error in record %lld", path, (long long)i);
         }
         if (rec[0] > 9) {
             fclose(f);
-            return fail(err, errcap, "%s: record %lld has label %d (CIFAR-10 labels are 0..9)",
+            return rt_fail(err, errcap, "%s: record %lld has label %d (CIFAR-10 labels are 0..9)",
                         path, (long long)i, rec[0]);
         }
         float *x = d->x + (d->n + i) * CIFAR_PIXELS;
@@ -149,7 +141,7 @@ static bool load_cifar(const char *dir, bool train, int64_t limit, Dataset *d, c
     if (!train) {
         snprintf(path, sizeof path, "%s/test_batch.bin", dir);
         if (!is_file(path))
-            return fail(err, errcap, "%s: CIFAR-10 directory without test_batch.bin", dir);
+            return rt_fail(err, errcap, "%s: CIFAR-10 directory without test_batch.bin", dir);
         return read_cifar_file(path, limit > 0 ? limit : -1, d, &cap, err, errcap);
     }
     for (int b = 1; b <= 5; b++) {
@@ -157,7 +149,7 @@ static bool load_cifar(const char *dir, bool train, int64_t limit, Dataset *d, c
         snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
         if (!is_file(path)) {
             if (b == 1)
-                return fail(err, errcap, "%s: CIFAR-10 directory without data_batch_1.bin", dir);
+                return rt_fail(err, errcap, "%s: CIFAR-10 directory without data_batch_1.bin", dir);
             break; /* a subset of the five batches is fine */
         }
         if (!read_cifar_file(path, limit > 0 ? limit - d->n : -1, d, &cap, err, errcap))
@@ -189,7 +181,7 @@ static bool find_cifar(const char *name, const char *data_root, char *dir, size_
         }
     }
     (void)name;
-    return fail(err, errcap, "data set '%s' not found (searched: %s; set IGRC_DATA)", name,
+    return rt_fail(err, errcap, "data set '%s' not found (searched: %s; set IGRC_DATA)", name,
                 tried[0] ? tried : "nothing: no IGRC_DATA and no data root");
 }
 
@@ -216,7 +208,7 @@ bool dataset_load(const char *name_or_dir, const char *data_root, bool train, in
         ok = load_idx(&files, train, limit, out, err, errcap);
     }
     if (ok && out->n == 0)
-        ok = fail(err, errcap, "%s: the %s split has no images", out->source,
+        ok = rt_fail(err, errcap, "%s: the %s split has no images", out->source,
                   train ? "training" : "test");
     if (!ok) dataset_free(out);
     return ok;
@@ -224,7 +216,7 @@ bool dataset_load(const char *name_or_dir, const char *data_root, bool train, in
 
 bool dataset_check_shape(const Dataset *d, const int64_t chw[3], char *err, size_t errcap) {
     if (d->c == chw[0] && d->h == chw[1] && d->w == chw[2]) return true;
-    return fail(err, errcap,
+    return rt_fail(err, errcap,
                 "%s: images are [%lld,%lld,%lld] (C,H,W) but the program's input x expects "
                 "[%lld,%lld,%lld]",
                 d->source, (long long)d->c, (long long)d->h, (long long)d->w,

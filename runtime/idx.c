@@ -2,6 +2,7 @@
  * get wrong before trusting it, and never allocates more than the file
  * actually delivers plus one growth step. */
 #include "runtime/idx.h"
+#include "runtime/rt_error.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,15 +26,6 @@ typedef struct {
     size_t errcap;
 } Reader;
 
-static bool fail(char *err, size_t errcap, const char *fmt, ...) {
-    if (err && errcap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -43,7 +35,7 @@ static uint32_t be32(const uint8_t *p) {
 static bool stream_error(const Reader *r) {
     int code = Z_OK;
     const char *msg = gzerror(r->gz, &code);
-    return fail(r->err, r->errcap, "%s: read error: %s", r->path,
+    return rt_fail(r->err, r->errcap, "%s: read error: %s", r->path,
                 code == Z_ERRNO ? strerror(errno) : msg);
 }
 
@@ -64,7 +56,7 @@ static bool read_exact(const Reader *r, uint8_t *buf, size_t len, const char *wh
     int64_t got = read_some(r->gz, buf, len);
     if (got < 0) return stream_error(r);
     if ((size_t)got < len)
-        return fail(r->err, r->errcap, "%s: truncated %s: expected %zu bytes, got %lld",
+        return rt_fail(r->err, r->errcap, "%s: truncated %s: expected %zu bytes, got %lld",
                     r->path, what, len, (long long)got);
     return true;
 }
@@ -72,15 +64,15 @@ static bool read_exact(const Reader *r, uint8_t *buf, size_t len, const char *wh
 static bool check_magic(const Reader *r, const uint8_t m[4]) {
     uint32_t magic = be32(m);
     if (m[0] || m[1] || m[3] == 0)
-        return fail(r->err, r->errcap, "%s: bad magic 0x%08x: not an IDX file", r->path,
+        return rt_fail(r->err, r->errcap, "%s: bad magic 0x%08x: not an IDX file", r->path,
                     (unsigned)magic);
     if (m[2] != IDX_TYPE_U8)
-        return fail(r->err, r->errcap,
+        return rt_fail(r->err, r->errcap,
                     "%s: bad magic 0x%08x: element type 0x%02x unsupported (only unsigned "
                     "byte, 0x08)",
                     r->path, (unsigned)magic, (unsigned)m[2]);
     if (m[3] > IDX_MAX_RANK)
-        return fail(r->err, r->errcap, "%s: rank %d in magic 0x%08x exceeds the maximum of %d",
+        return rt_fail(r->err, r->errcap, "%s: rank %d in magic 0x%08x exceeds the maximum of %d",
                     r->path, m[3], (unsigned)magic, IDX_MAX_RANK);
     return true;
 }
@@ -102,7 +94,7 @@ static bool set_count(const Reader *r, IdxArray *a) {
         if (a->dims[i] != 0 && count > IDX_MAX_ELEMENTS / a->dims[i]) {
             char dims[64];
             format_dims(a, dims, sizeof dims);
-            return fail(r->err, r->errcap, "%s: absurd dims %s: more than 2^31 elements",
+            return rt_fail(r->err, r->errcap, "%s: absurd dims %s: more than 2^31 elements",
                         r->path, dims);
         }
         count *= a->dims[i];
@@ -126,7 +118,7 @@ static uint8_t *grow(const Reader *r, uint8_t *buf, size_t *cap, size_t n) {
     uint8_t *bigger = realloc(buf, next);
     if (!bigger) {
         free(buf);
-        fail(r->err, r->errcap, "%s: out of memory for %zu bytes", r->path, next);
+        rt_fail(r->err, r->errcap, "%s: out of memory for %zu bytes", r->path, next);
         return NULL;
     }
     *cap = next;
@@ -136,7 +128,7 @@ static uint8_t *grow(const Reader *r, uint8_t *buf, size_t *cap, size_t n) {
 static bool read_payload(const Reader *r, IdxArray *a) {
     size_t cap = a->n < FIRST_ALLOC ? a->n : FIRST_ALLOC, got = 0;
     uint8_t *buf = malloc(cap ? cap : 1);
-    if (!buf) return fail(r->err, r->errcap, "%s: out of memory for %zu bytes", r->path, cap);
+    if (!buf) return rt_fail(r->err, r->errcap, "%s: out of memory for %zu bytes", r->path, cap);
     for (;;) {
         int64_t k = read_some(r->gz, buf + got, cap - got);
         if (k < 0) {
@@ -149,7 +141,7 @@ static bool read_payload(const Reader *r, IdxArray *a) {
     }
     if (got < a->n) {
         free(buf);
-        return fail(r->err, r->errcap, "%s: truncated data: expected %zu bytes, got %zu",
+        return rt_fail(r->err, r->errcap, "%s: truncated data: expected %zu bytes, got %zu",
                     r->path, a->n, got);
     }
     a->data = buf;
@@ -162,19 +154,19 @@ static bool check_end(const Reader *r, const IdxArray *a) {
     int64_t k = read_some(r->gz, &extra, 1);
     if (k < 0) return stream_error(r);
     if (k > 0)
-        return fail(r->err, r->errcap, "%s: unexpected data after the %zu bytes the dims describe",
+        return rt_fail(r->err, r->errcap, "%s: unexpected data after the %zu bytes the dims describe",
                     r->path, a->n);
     return true;
 }
 
 bool idx_load(const char *path, IdxArray *out, char *err, size_t errcap) {
-    if (!out) return fail(err, errcap, "idx_load: no output array");
+    if (!out) return rt_fail(err, errcap, "idx_load: no output array");
     memset(out, 0, sizeof *out);
-    if (!path) return fail(err, errcap, "idx_load: no path");
+    if (!path) return rt_fail(err, errcap, "idx_load: no path");
     errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz)
-        return fail(err, errcap, "%s: cannot open: %s", path, strerror(errno ? errno : ENOMEM));
+        return rt_fail(err, errcap, "%s: cannot open: %s", path, strerror(errno ? errno : ENOMEM));
     gzbuffer(gz, 1u << 16);
     Reader r = {gz, path, err, errcap};
     IdxArray a = {0};
@@ -252,9 +244,9 @@ static int candidate_dirs(const char *name, const char *root, char dirs[MAX_DIRS
 
 bool idx_find_dataset(const char *name_or_dir, const char *data_root, IdxDataset *out,
                       char *err, size_t errcap) {
-    if (!out) return fail(err, errcap, "idx_find_dataset: no output");
+    if (!out) return rt_fail(err, errcap, "idx_find_dataset: no output");
     memset(out, 0, sizeof *out);
-    if (!name_or_dir || !*name_or_dir) return fail(err, errcap, "idx_find_dataset: no name");
+    if (!name_or_dir || !*name_or_dir) return rt_fail(err, errcap, "idx_find_dataset: no name");
     char dirs[MAX_DIRS][PATH_CAP], tried[2048] = "";
     int n = candidate_dirs(name_or_dir, data_root, dirs);
     size_t len = 0;
@@ -269,6 +261,6 @@ bool idx_find_dataset(const char *name_or_dir, const char *data_root, IdxDataset
                          dirs[i], missing);
         if (k > 0) len += (size_t)k < sizeof tried - len ? (size_t)k : sizeof tried - len - 1;
     }
-    return fail(err, errcap, "data set '%s' not found; searched: %s", name_or_dir,
+    return rt_fail(err, errcap, "data set '%s' not found; searched: %s", name_or_dir,
                 n ? tried : "nothing");
 }
