@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codegen/kernel.h"
+#include "ir/scalar.h"
 #include "runtime/philox.h"
 
 typedef struct {
@@ -54,35 +55,6 @@ static int64_t f_to_i64(double v) {
     return (int64_t)v;
 }
 
-static double sigmoid(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
-
-static double softplus(double x, double beta) {
-    double bx = beta * x;
-    return bx > 20.0 ? x : log1p(exp(bx)) / beta;
-}
-
-static double unary_f(OpKind op, double x, double beta) {
-    switch (op) {
-    case OP_NEG: return -x;
-    case OP_ABS: return fabs(x);
-    case OP_SIGN: return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x;
-    case OP_EXP: return exp(x);
-    case OP_LOG: return log(x);
-    case OP_SQRT: return sqrt(x);
-    case OP_RSQRT: return 1.0 / sqrt(x);
-    case OP_RECIP: return 1.0 / x;
-    case OP_RELU: return x > 0 ? x : 0.0;
-    case OP_SIGMOID: return sigmoid(x);
-    case OP_TANH: return tanh(x);
-    case OP_SOFTPLUS: return softplus(x, beta);
-    default: return x;
-    }
-}
-
 static int64_t unary_i(OpKind op, KType t, int64_t x) {
     switch (op) {
     case OP_NEG: return wrap(t, 0 - (uint64_t)x);
@@ -94,8 +66,6 @@ static int64_t unary_i(OpKind op, KType t, int64_t x) {
     }
 }
 
-static double max_f(double a, double b) { return isnan(a) ? a : isnan(b) ? b : a > b ? a : b; }
-static double min_f(double a, double b) { return isnan(a) ? a : isnan(b) ? b : a < b ? a : b; }
 
 static KVal binary(OpKind op, KType t, KVal a, KVal b) {
     KVal r = {0, 0};
@@ -106,8 +76,8 @@ static KVal binary(OpKind op, KType t, KVal a, KVal b) {
         case OP_SUB: r.f = x - y; break;
         case OP_MUL: r.f = x * y; break;
         case OP_DIV: r.f = x / y; break;
-        case OP_MAX: r.f = max_f(x, y); break;
-        case OP_MIN: r.f = min_f(x, y); break;
+        case OP_MAX: r.f = ir_max_f64(x, y); break;
+        case OP_MIN: r.f = ir_min_f64(x, y); break;
         case OP_POW: r.f = pow(x, y); break;
         case OP_EQ: r.i = x == y; break;
         case OP_NE: r.i = x != y; break;
@@ -225,7 +195,7 @@ static bool step(Eval *e, int j, int64_t elem) {
     case KI_STORE: return store(e, j);
     case KI_UNARY:
         if (is_float(in->type))
-            r->f = round_to(in->type, unary_f(in->op, v[in->a].f, in->f));
+            r->f = round_to(in->type, ir_unary_f64(in->op, v[in->a].f, in->f));
         else
             r->i = unary_i(in->op, in->type, v[in->a].i);
         return true;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ir/interp_internal.h"
+#include "ir/scalar.h"
 
 /* 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below: exp never overflows, so the
  * result is exactly 0 or 1 in the tails rather than NaN. */
@@ -27,7 +28,7 @@ static double softplus(double x, double beta) {
     return bx > 20.0 ? x : log1p(exp(bx)) / beta;
 }
 
-static double unary_f(OpKind op, double x, double beta) {
+double ir_unary_f64(OpKind op, double x, double beta) {
     switch (op) {
     case OP_NEG: return -x;
     case OP_ABS: return fabs(x);
@@ -52,7 +53,7 @@ bool ik_unary(const Node *n, const Value *in, Value *out, Diag *d) {
     if (!need_shape(n, in, 0, &out->type, d)) return false;
     double beta = node_float(n, "beta", 1.0);
     int64_t numel = type_numel(&out->type);
-    for (int64_t i = 0; i < numel; i++) out->data[i] = unary_f(n->op, in[0].data[i], beta);
+    for (int64_t i = 0; i < numel; i++) out->data[i] = ir_unary_f64(n->op, in[0].data[i], beta);
     return true;
 }
 
@@ -64,8 +65,8 @@ static double mul_i32(double a, double b) {
 }
 
 /* max/min propagate NaN (as torch.maximum does), unlike fmax/fmin. */
-static double max_f(double a, double b) { return isnan(a) ? a : isnan(b) ? b : a > b ? a : b; }
-static double min_f(double a, double b) { return isnan(a) ? a : isnan(b) ? b : a < b ? a : b; }
+double ir_max_f64(double a, double b) { return isnan(a) ? a : isnan(b) ? b : a > b ? a : b; }
+double ir_min_f64(double a, double b) { return isnan(a) ? a : isnan(b) ? b : a < b ? a : b; }
 
 static double binary_f(OpKind op, double a, double b, bool i32) {
     switch (op) {
@@ -76,8 +77,8 @@ static double binary_f(OpKind op, double a, double b, bool i32) {
      * C's does (a double quotient of int32s never rounds across an integer)
      * and x / 0 stores 0. */
     case OP_DIV: return a / b;
-    case OP_MAX: return max_f(a, b);
-    case OP_MIN: return min_f(a, b);
+    case OP_MAX: return ir_max_f64(a, b);
+    case OP_MIN: return ir_min_f64(a, b);
     case OP_POW: return pow(a, b);
     case OP_AND: return a != 0 && b != 0;
     case OP_OR: return a != 0 || b != 0;
