@@ -242,6 +242,23 @@ bool app_mkdir(const char *dir) {
     return false;
 }
 
+bool app_write_json(cJSON *json, const char *path) {
+    char *text = cJSON_Print(json);
+    cJSON_Delete(json);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = text ? fopen(tmp, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f) ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    free(text);
+    if (!ok) {
+        remove(tmp);
+        fprintf(stderr, "error: cannot write %s\n", path);
+    }
+    return ok;
+}
+
 /* ---- info --------------------------------------------------------------- */
 
 static void print_tensor(const char *kind, const PTensor *t) {

@@ -219,20 +219,7 @@ static int write_json(const Eval *v, const Program *p, const char *source, int64
         cJSON_AddItemToArray(res, o);
     }
     cJSON_AddItemToObject(root, "results", res);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", v->json);
-    FILE *f = text ? fopen(tmp, "w") : NULL;
-    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f) ok = (fclose(f) == 0) && ok;
-    ok = ok && rename(tmp, v->json) == 0;
-    free(text);
-    if (!ok) {
-        remove(tmp);
-        fprintf(stderr, "error: cannot write %s\n", v->json);
-        return APP_FAIL;
-    }
+    if (!app_write_json(root, v->json)) return APP_FAIL;
     return APP_OK;
 }
 

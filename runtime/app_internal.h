@@ -3,6 +3,7 @@
 #ifndef IGRC_RUNTIME_APP_INTERNAL_H
 #define IGRC_RUNTIME_APP_INTERNAL_H
 
+#include <cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,5 +74,8 @@ int app_argmax(const PTensor *logits, const void *data, int64_t row, int64_t k);
 double app_now(void);
 /* Creates dir (one level) unless it exists. */
 bool app_mkdir(const char *dir);
+/* Writes json (printed, then deleted) to path through a temp file and a
+ * rename: a reader never sees half a file. Prints the error; false on it. */
+bool app_write_json(cJSON *json, const char *path);
 
 #endif

@@ -164,21 +164,7 @@ static bool write_last(const Train *t, int64_t epoch, int64_t step, double loss,
     cJSON_AddNumberToObject(j, "images_per_second", ips);
     cJSON_AddNumberToObject(j, "seconds", secs);
     cJSON_AddStringToObject(j, "checkpoint", t->ckpt_path);
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", t->last_path);
-    FILE *f = text ? fopen(tmp, "w") : NULL;
-    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f) ok = (fclose(f) == 0) && ok;
-    /* temp + rename: a reader never sees half a summary */
-    ok = ok && rename(tmp, t->last_path) == 0;
-    free(text);
-    if (!ok) {
-        remove(tmp);
-        fprintf(stderr, "error: cannot write %s\n", t->last_path);
-    }
-    return ok;
+    return app_write_json(j, t->last_path);
 }
 
 /* Where the run starts: from scratch or a checkpoint. */
