@@ -311,6 +311,18 @@ static cJSON *parse_value(const char *s) {
     return cJSON_CreateString(s);
 }
 
+/* Evaluation settings that have a default, so -D eval.NAME=V may set them
+ * though the file leaves them out (docs/graph-format.md). */
+static bool has_default(const char *section, const char *leaf) {
+    static const char *const eval[] = {"eps", "pgd_steps", "pgd_alpha", "cw_kappa", "ig_steps",
+                                       "topk", "attack_steps", "attack_alpha", "attack_ig_steps",
+                                       "attack_batch", NULL};
+    if (strcmp(section, "eval") != 0) return false;
+    for (const char *const *e = eval; *e; e++)
+        if (strcmp(*e, leaf) == 0) return true;
+    return false;
+}
+
 /* Finds the object holding `key` (dotted path) or, for a plain name, the
  * first of params, train, eval and the top level that has it. */
 static cJSON *override_site(cJSON *doc, char *key, char **leaf) {
@@ -338,7 +350,8 @@ static cJSON *override_site(cJSON *doc, char *key, char **leaf) {
         if (q) *q++ = '\0';
         o = cJSON_GetObjectItemCaseSensitive(o, p);
     }
-    return o && cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, *leaf) ? o : NULL;
+    if (!o || !cJSON_IsObject(o)) return NULL;
+    return cJSON_GetObjectItemCaseSensitive(o, *leaf) || has_default(key, *leaf) ? o : NULL;
 }
 
 bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *defs, int n, Diag *d) {

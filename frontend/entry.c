@@ -50,6 +50,101 @@ static bool build_ig(Ctx *c) {
     return true;
 }
 
+/* An integer setting in [lo, hi] (default dflt); false with the message. */
+static bool int_setting(const Ctx *c, const char *key, double dflt, double lo, double hi, int *out) {
+    double v = setting(c, key, dflt);
+    if (v < lo || v > hi || v != floor(v))
+        return ferr(c->d, c->file, key, "must be an integer in [%g, %g]", lo, hi);
+    *out = (int)v;
+    return true;
+}
+
+/* x's type with the batch (leading) dimension set to n. */
+static Type rebatch(const Type *t, int n) {
+    Type r = *t;
+    r.dim[0] = n;
+    return r;
+}
+
+/* attrib_step(x, y, mask) -> logits, attributions, dx: one iterate of the
+ * IFIA top-k attack (SPEC section 6). logits and attributions are the real
+ * (ReLU) network's prediction and IG saliency at x (the label check and
+ * Kendall's tau); dx is the gradient of D(x) = sum(mask * IG~(x)), IG~ the
+ * saliency of the same network with every ReLU replaced by softplus (beta 1),
+ * since a ReLU network's second derivative is zero. The batch is
+ * eval.attack_batch rows (attacks run few images), evaluation mode. */
+static bool build_attrib_step(Ctx *c) {
+    const InputDesc *x = input(c, "x"), *y = input(c, "y");
+    int m = 0, mt = 0, batch = 0;
+    if (!int_setting(c, "eval.ig_steps", 100, 1, 100000, &m) ||
+        !int_setting(c, "eval.attack_ig_steps", 100, 1, 100000, &mt) ||
+        !int_setting(c, "eval.attack_batch", 16, 1, 65536, &batch))
+        return false;
+    Type xt = rebatch(&x->type, batch), yt = rebatch(&y->type, batch);
+    Builder b = {c->m, module_add_func(c->m, "attrib_step"), c->d};
+    NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1};
+    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = "attrib_step"};
+    int xv = b_input(&b, "x", xt), yv = b_input(&b, "y", yt), mask = b_input(&b, "mask", xt);
+    int z = net_emit(&env, c->network, xv);
+    IgSpec real = {m, false, c->network, "logit", -1, "attributions"};
+    int a = z < 0 ? -1 : ig_emit(&oe, &real, xv, yv);
+    NetEnv smooth = env;
+    smooth.smooth_relu = true;
+    ObjEnv soe = oe;
+    soe.env = &smooth;
+    IgSpec sur = {mt, false, c->network, "logit", -1, "surrogate"};
+    int s = a < 0 ? -1 : ig_emit(&soe, &sur, xv, yv);
+    if (s < 0) return false;
+    int64_t all[IR_MAX_RANK];
+    for (int i = 0; i < xt.rank; i++) all[i] = i;
+    int dsum = b_reduce(&b, OP_REDUCE_SUM, "attack.D", b_binary(&b, OP_MUL, "attack.masked", s, mask),
+                        all, xt.rank, false);
+    int g = b_node(&b, OP_GRAD, "dx", (int[]){dsum, xv}, 2, NULL, 0);
+    if (g < 0) return false;
+    func_add_output(c->m, b.f, "logits", z);
+    func_add_output(c->m, b.f, "attributions", a);
+    func_add_output(c->m, b.f, "dx", g);
+    return true;
+}
+
+/* activations(x) -> logits, pre: every ReLU's input, each flattened per row
+ * and concatenated along axis 1 ([B, units], emission order), for the
+ * activation consistency of SPEC section 6 (units active when pre > 0). */
+static bool build_activations(Ctx *c) {
+    const InputDesc *x = input(c, "x");
+    Builder b = {c->m, module_add_func(c->m, "activations"), c->d};
+    ReluTaps taps = {0};
+    NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1,
+                  .relu_taps = &taps};
+    int xv = b_input(&b, "x", x->type);
+    int z = net_emit(&env, c->network, xv);
+    bool ok = z >= 0;
+    if (ok && taps.n == 0) {
+        free(taps.values);
+        return true; /* no ReLU: nothing to compare */
+    }
+    int *flat = ok ? malloc(sizeof(int) * (size_t)taps.n) : NULL;
+    for (int i = 0; ok && i < taps.n; i++) {
+        const Type *t = b_type(&b, taps.values[i]);
+        int64_t d[2] = {t->dim[0], type_numel(t) / t->dim[0]};
+        flat[i] = b_reshape(&b, arena_printf(c->m->arena, "pre.%d", i), taps.values[i], 2, d);
+        ok = flat[i] >= 0;
+    }
+    int pre = -1;
+    if (ok) {
+        Attr ax = attr_int("axis", 1);
+        pre = taps.n == 1 ? flat[0] : b_node(&b, OP_CONCAT, "pre", flat, taps.n, &ax, 1);
+        ok = pre >= 0;
+    }
+    if (ok) {
+        func_add_output(c->m, b.f, "logits", z);
+        func_add_output(c->m, b.f, "pre", pre);
+    }
+    free(flat);
+    free(taps.values);
+    return ok;
+}
+
 /* Gradients of loss with respect to every trainable parameter. */
 static bool param_grads(Builder *b, int loss, int *pv, int *gv) {
     for (int i = 0; i < b->m->nparams; i++) {
@@ -196,6 +291,8 @@ static bool build_train_step(Ctx *c) {
 bool objective_build(Module *m, const cJSON *doc, const char *file, const char *network, Diag *d) {
     Ctx c = {m, doc, file, network, d};
     if (!build_ig(&c)) return false;
+    const InputDesc *x = input(&c, "x"), *y = input(&c, "y");
+    if (x && y && y->classes && !(build_attrib_step(&c) && build_activations(&c))) return false;
     if (!cJSON_GetObjectItemCaseSensitive(doc, "objective")) return true;
     if (!input(&c, "x") || !input(&c, "y") || !input(&c, "y")->classes)
         return ferr(d, file, "inputs", "an objective needs inputs x and y (y with \"classes\")");

@@ -40,6 +40,13 @@ typedef struct {
     int n, cap;
 } StatUpdates;
 
+/* The inputs (pre-activations) of every ReLU a network call emits, in
+ * emission order. */
+typedef struct {
+    int *values;
+    int n, cap;
+} ReluTaps;
+
 /* Lowering of networks (frontend/net.c). */
 typedef struct {
     Builder *b;
@@ -51,6 +58,8 @@ typedef struct {
     int bn_groups;        /* batch-norm statistics per group of rows (IG path points) */
     const char *value_prefix; /* names this network call's values ("z_adv"), or NULL */
     StatUpdates *stat_updates; /* training mode: collect running-statistics updates */
+    bool smooth_relu;     /* every ReLU emitted as softplus (beta 1): the IFIA surrogate */
+    ReluTaps *relu_taps;  /* if set, collects every ReLU's input (activation consistency) */
     /* Set by net_emit for one emission: */
     StrMap *made;         /* parameter names made so far */
     int depth;            /* nesting of emit() */

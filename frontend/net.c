@@ -389,6 +389,26 @@ static int dropout(Cur *c, int x) {
     return b_node(env->b, OP_DROPOUT, vname(c, NULL), ins, 2, a, 3);
 }
 
+static void tap_relu(ReluTaps *t, int v) {
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->values = realloc(t->values, sizeof(int) * (size_t)t->cap);
+        if (!t->values) abort();
+    }
+    t->values[t->n++] = v;
+}
+
+/* ReLU, or softplus (beta 1) in the smooth surrogate: its second
+ * derivative is non-zero, which the attribution attack's double backprop
+ * needs. */
+static int relu(Cur *c, int x) {
+    NetEnv *env = c->net->env;
+    if (env->relu_taps) tap_relu(env->relu_taps, x);
+    if (!env->smooth_relu) return b_node(env->b, OP_RELU, vname(c, NULL), &x, 1, NULL, 0);
+    Attr a = attr_float("beta", 1.0);
+    return b_node(env->b, OP_SOFTPLUS, vname(c, NULL), &x, 1, &a, 1);
+}
+
 static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
     static const char *const keys[] = {"id", "op", "inputs", NULL};
     static const char *const skeys[] = {"id", "op", "inputs", "beta", NULL};
@@ -405,6 +425,7 @@ static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
         Attr a = attr_float("beta", beta);
         return b_node(b, op, vname(c, NULL), ins, 1, &a, 1);
     }
+    if (op == OP_RELU) return relu(c, ins[0]);
     return b_node(b, op, vname(c, NULL), ins, nin, NULL, 0);
 }
 

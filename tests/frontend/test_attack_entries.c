@@ -1,0 +1,170 @@
+/* The evaluation entry points of the attribution attack and of activation
+ * consistency (frontend/entry.c), checked by independent computations:
+ *  - attrib_step's dx against central finite differences of
+ *    D(x) = sum(mask * IG(x)) where IG comes from the `ig` entry point of the
+ *    same model compiled with every activation a softplus (-D act=softplus):
+ *    the surrogate is smooth, so the differences converge;
+ *  - attrib_step's logits and attributions against `predict` and `ig` of the
+ *    ReLU model;
+ *  - activations' `pre`: its length is the sum of the ReLU layers' sizes and
+ *    its last block reproduces the logits through the last linear layer. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "objective_util.h"
+
+#define MODEL "models/mnist_smallcnn_standard.json"
+#define B 2
+#define NPIX 784
+
+static const char *const relu_defs[] = {"eval.attack_batch=2", "eval.ig_steps=3",
+                                        "eval.attack_ig_steps=4"};
+static const char *const soft_defs[] = {"act=softplus", "eval.ig_steps=4"};
+
+static NamedValue nv_mask(const double *m) {
+    NamedValue v = nv_image("mask", m, B);
+    return v;
+}
+
+/* D(x) = sum(mask * IG_softplus(x)). */
+static double surrogate_d(const Module *soft, const Params *p, const double *x, const int *y,
+                          const double *mask) {
+    NamedValue in[2] = {nv_image("x", x, B), nv_labels("y", y, B)};
+    Outs o = run_fn(soft, "ig", INTERP_F64, in, 2, p->v, p->n);
+    const double *a = out_get(&o, "attributions")->data;
+    double d = 0;
+    for (int i = 0; i < B * NPIX; i++) d += mask[i] * a[i];
+    outs_free(&o);
+    nvs_free(in, 2);
+    return d;
+}
+
+Test(attack_entries, attrib_step_dx_matches_finite_differences_of_the_softplus_surrogate) {
+    Module *relu = load_model(MODEL, relu_defs, 3, B), *soft = load_model(MODEL, soft_defs, 2, B);
+    run_pipeline(relu, "attrib_step");
+    run_pipeline(soft, "ig of the softplus model");
+    Params p = params_random(relu, 11);
+    Batch b = mnist_batch(false, 10, B);
+    double mask[B * NPIX];
+    Rng r = {99};
+    /* MNIST's zero background makes exact ties in max-pool windows (every
+     * position sees the bias alone), where one-sided slopes differ and
+     * central differences halve them: a little noise removes the ties. */
+    for (int i = 0; i < B * NPIX; i++) b.x[i] += 0.05 * rng_unit(&r);
+    for (int i = 0; i < B * NPIX; i++) mask[i] = rng_unit(&r) < 0.15 ? 1 : 0;
+    NamedValue in[3] = {nv_image("x", b.x, B), nv_labels("y", b.y, B), nv_mask(mask)};
+    Outs o = run_fn(relu, "attrib_step", INTERP_F64, in, 3, p.v, p.n);
+    const double *dx = out_get(&o, "dx")->data;
+    double scale = max_abs(dx, B * NPIX);
+    cr_assert_gt(scale, 0, "dx is all zero: nothing to compare");
+    /* Pixels where dx is largest, plus a few random ones. */
+    int picks[12], np = 0;
+    for (int s = 0; s < 8; s++) {
+        int best = -1;
+        for (int i = 0; i < B * NPIX; i++) {
+            bool taken = false;
+            for (int j = 0; j < np; j++) taken |= picks[j] == i;
+            if (!taken && (best < 0 || fabs(dx[i]) > fabs(dx[best]))) best = i;
+        }
+        picks[np++] = best;
+    }
+    while (np < 12) picks[np++] = (int)rng_index(&r, B * NPIX);
+    double worst = 0, h = 1e-5;
+    for (int j = 0; j < np; j++) {
+        int i = picks[j];
+        double keep = b.x[i];
+        b.x[i] = keep + h;
+        double up = surrogate_d(soft, &p, b.x, b.y, mask);
+        b.x[i] = keep - h;
+        double dn = surrogate_d(soft, &p, b.x, b.y, mask);
+        b.x[i] = keep;
+        double fd = (up - dn) / (2 * h), err = fabs(fd - dx[i]) / scale;
+        cr_expect_leq(err, 1e-5, "pixel %d: dx %.10g, finite difference %.10g (max |dx| %.3g)", i,
+                      dx[i], fd, scale);
+        worst = fmax(worst, err);
+    }
+    fprintf(stderr, "[attack] attrib_step dx vs FD of the softplus surrogate: worst %.3g of max |dx| %.3g\n",
+            worst, scale);
+    outs_free(&o);
+    nvs_free(in, 3);
+    batch_free(&b);
+    params_free(&p);
+    module_free(relu);
+    module_free(soft);
+}
+
+static double max_diff(const NamedValue *a, const NamedValue *b) {
+    int64_t n = type_numel(&a->type);
+    cr_assert_eq(n, type_numel(&b->type), "%s and %s differ in size", a->name, b->name);
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs(a->data[i] - b->data[i]));
+    return d;
+}
+
+Test(attack_entries, attrib_step_logits_and_attributions_are_the_relu_models) {
+    static const char *const ig_defs[] = {"eval.attack_batch=2", "eval.ig_steps=3"};
+    Module *relu = load_model(MODEL, relu_defs, 3, B), *plain = load_model(MODEL, ig_defs, 2, B);
+    run_pipeline(relu, "attrib_step");
+    run_pipeline(plain, "ig, predict");
+    Params p = params_random(relu, 5);
+    Batch b = mnist_batch(false, 40, B);
+    double mask[B * NPIX] = {0};
+    NamedValue in[3] = {nv_image("x", b.x, B), nv_labels("y", b.y, B), nv_mask(mask)};
+    Outs o = run_fn(relu, "attrib_step", INTERP_F64, in, 3, p.v, p.n);
+    Outs ig = run_fn(plain, "ig", INTERP_F64, in, 2, p.v, p.n);
+    Outs z = run_fn(plain, "predict", INTERP_F64, in, 1, p.v, p.n);
+    const NamedValue *a = out_get(&o, "attributions");
+    cr_expect_gt(max_abs(a->data, B * NPIX), 0);
+    cr_expect_leq(max_diff(a, out_get(&ig, "attributions")), 1e-12);
+    cr_expect_leq(max_diff(out_get(&o, "logits"), out_get(&z, "logits")), 1e-12);
+    /* A zero mask makes D zero, so its gradient is exactly zero. */
+    cr_expect_eq(max_abs(out_get(&o, "dx")->data, B * NPIX), 0);
+    outs_free(&o);
+    outs_free(&ig);
+    outs_free(&z);
+    nvs_free(in, 3);
+    batch_free(&b);
+    params_free(&p);
+    module_free(relu);
+    module_free(plain);
+}
+
+Test(attack_entries, activations_pre_covers_every_relu_and_feeds_the_last_layer) {
+    Module *m = load_model(MODEL, NULL, 0, B);
+    run_pipeline(m, "activations");
+    Params p = params_random(m, 3);
+    Batch b = mnist_batch(false, 0, B);
+    NamedValue in[1] = {nv_image("x", b.x, B)};
+    Outs o = run_fn(m, "activations", INTERP_F64, in, 1, p.v, p.n);
+    const NamedValue *pre = out_get(&o, "pre"), *z = out_get(&o, "logits");
+    /* conv1..conv4 (32x26x26, 32x24x24, 64x10x10, 64x8x8), fc1, fc2 (200). */
+    int64_t units = 32 * 26 * 26 + 32 * 24 * 24 + 64 * 10 * 10 + 64 * 8 * 8 + 200 + 200;
+    cr_assert_eq(pre->type.rank, 2);
+    cr_assert_eq(pre->type.dim[0], B);
+    cr_assert_eq(pre->type.dim[1], units, "pre has %lld units, the ReLU layers %lld",
+                 (long long)pre->type.dim[1], (long long)units);
+    int w = -1, bias = -1;
+    for (int i = 0; i < p.n; i++) {
+        if (strcmp(p.v[i].name, "fc3.weight") == 0) w = i;
+        if (strcmp(p.v[i].name, "fc3.bias") == 0) bias = i;
+    }
+    cr_assert(w >= 0 && bias >= 0, "fc3 parameters");
+    double worst = 0;
+    for (int s = 0; s < B; s++) {
+        const double *last = pre->data + s * units + units - 200;
+        for (int k = 0; k < 10; k++) {
+            double acc = p.v[bias].data[k];
+            for (int j = 0; j < 200; j++) acc += p.v[w].data[k * 200 + j] * fmax(last[j], 0);
+            worst = fmax(worst, fabs(acc - z->data[s * 10 + k]));
+        }
+    }
+    cr_expect_leq(worst, 1e-12, "fc3(relu(pre of fc2)) vs logits: %.3g", worst);
+    outs_free(&o);
+    nvs_free(in, 1);
+    batch_free(&b);
+    params_free(&p);
+    module_free(m);
+}
