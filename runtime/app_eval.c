@@ -327,3 +327,177 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
     free(v.mask);
     return rc;
 }
+
+/* ---- consistency -------------------------------------------------------- */
+
+/* Activation consistency (SPEC section 6, eq. 6): over the ReLU units of
+ * the network, A = {pre-activation > 0 at x}, B = the same at x's PGD
+ * example; P(A and B) / sqrt(P(A) P(B)), pooled over every unit of every
+ * image, and its mean over images. */
+typedef struct {
+    int f;
+    const PFunc *fn;
+    int in_x, out_pre;
+    void **outs;
+    int64_t units;
+    float *pre0;      /* pre-activations at x0, one batch */
+    double a, b, ab;  /* pooled counts */
+    double sum_img;   /* sum of per-image consistencies */
+    int64_t images, undefined;
+} Acts;
+
+static bool bind_acts(const Program *p, int64_t B, Acts *c) {
+    c->f = program_find_func(p, "activations");
+    if (c->f < 0) {
+        fprintf(stderr, "error: program %s has no activations entry point (a model without ReLU, "
+                        "or compiled by an older igrc)\n", p->name);
+        return false;
+    }
+    c->fn = &p->funcs[c->f];
+    if (!app_check_input(c->fn, "x", PD_F32, 4)) return false;
+    c->in_x = app_find_input(c->fn, "x");
+    c->out_pre = app_find_output(c->fn, "pre");
+    const PTensor *t = c->out_pre >= 0 ? &c->fn->outputs[c->out_pre] : NULL;
+    if (!t || t->rank != 2 || t->dtype != PD_F32 || t->dim[0] != B ||
+        c->fn->inputs[c->in_x].dim[0] != B) {
+        fprintf(stderr, "error: entry point activations must give pre, f32 [%" PRId64 ", units]\n", B);
+        return false;
+    }
+    c->units = t->dim[1];
+    c->outs = app_alloc_outputs(c->fn);
+    c->pre0 = malloc((size_t)(B * c->units) * sizeof(float));
+    if (!c->outs || !c->pre0) return fprintf(stderr, "error: out of memory\n"), false;
+    return true;
+}
+
+static const float *pre_at(Eval *v, Acts *c, const float *x) {
+    const void *ins[1] = {x};
+    runner_call(v->r, c->f, ins, c->outs);
+    return c->outs[c->out_pre];
+}
+
+static void compare_rows(const Eval *v, Acts *c, const float *pre1) {
+    for (int64_t k = 0; k < v->B; k++) {
+        if (!v->mask[k]) continue;
+        const float *p0 = c->pre0 + k * c->units, *p1 = pre1 + k * c->units;
+        int64_t a = 0, b = 0, ab = 0;
+        for (int64_t u = 0; u < c->units; u++) {
+            a += p0[u] > 0, b += p1[u] > 0, ab += p0[u] > 0 && p1[u] > 0;
+        }
+        c->a += (double)a, c->b += (double)b, c->ab += (double)ab;
+        c->images++;
+        if (a && b) c->sum_img += (double)ab / sqrt((double)a * (double)b);
+        else c->undefined++;
+    }
+}
+
+static int write_consistency(const Eval *v, const Acts *c, const Program *p, const char *source,
+                             double pgd_acc) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "program", p->name);
+    cJSON_AddStringToObject(root, "checkpoint", v->ckpt);
+    cJSON_AddStringToObject(root, "data", source);
+    cJSON_AddNumberToObject(root, "n", (double)c->images);
+    cJSON_AddNumberToObject(root, "units", (double)c->units);
+    cJSON_AddNumberToObject(root, "eps", v->eps);
+    cJSON_AddNumberToObject(root, "steps", (double)v->pgd_steps);
+    cJSON_AddNumberToObject(root, "alpha", v->alpha);
+    cJSON_AddNumberToObject(root, "seed", v->seed);
+    cJSON_AddNumberToObject(root, "consistency", c->ab / sqrt(c->a * c->b));
+    cJSON_AddNumberToObject(root, "consistency_mean_per_image",
+                            c->sum_img / (double)(c->images - c->undefined));
+    cJSON_AddNumberToObject(root, "images_without_active_units", (double)c->undefined);
+    cJSON_AddNumberToObject(root, "pgd_accuracy", pgd_acc);
+    return app_write_json(root, v->json) ? APP_OK : APP_FAIL;
+}
+
+static int measure_consistency(Eval *v, Acts *c, const Program *p, const Dataset *d) {
+    int64_t n = v->n > 0 && v->n < d->n ? v->n : d->n;
+    v->img = d->c * d->h * d->w;
+    v->x0 = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->xa = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->y = malloc((size_t)v->B * sizeof(int32_t));
+    v->mask = malloc((size_t)v->B);
+    if (!v->x0 || !v->xa || !v->y || !v->mask) return fprintf(stderr, "error: out of memory\n"), APP_FAIL;
+    Dataset view = *d;
+    view.n = n;
+    int64_t correct = 0;
+    for (int64_t b = 0; b < dataset_nbatches(n, v->B); b++) {
+        dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
+        correct += attack(v, ATK_PGD, b);
+        memcpy(c->pre0, pre_at(v, c, v->x0), (size_t)(v->B * c->units) * sizeof(float));
+        compare_rows(v, c, pre_at(v, c, v->xa));
+    }
+    double pooled = c->ab / sqrt(c->a * c->b), acc = 100.0 * (double)correct / (double)n;
+    printf("%-12s %11s %9s %8s %6s %8s %7s\n", "measure", "consistency", "per-image", "eps",
+           "steps", "alpha", "n");
+    printf("%-12s %11.4f %9.4f %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", "pgd", pooled,
+           c->sum_img / (double)(c->images - c->undefined), v->eps, v->pgd_steps, v->alpha, n);
+    printf("(%" PRId64 " ReLU units per image; PGD accuracy %.2f%%)\n", c->units, acc);
+    return write_consistency(v, c, p, d->source, acc);
+}
+
+int app_consistency(const AppCtx *ctx, int argc, char **argv) {
+    const Program *p = ctx->p;
+    Eval v;
+    Acts c;
+    memset(&v, 0, sizeof v);
+    memset(&c, 0, sizeof c);
+    v.out = "run";
+    v.eps = app_setting_num(p, "eval.eps", 0.3);
+    v.pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
+    v.alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
+    v.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    AppOpt opts[] = {
+        {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
+        {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
+        {"data", OPT_STR, &v.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        {"n", OPT_INT, &v.n, "N", "the first N test images (default: all)", 0},
+        {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
+        {"pgd-steps", OPT_INT, &v.pgd_steps, "S", "PGD steps (default: eval.pgd_steps)", 0},
+        {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD step size (default: eval.pgd_alpha)", 0},
+        {"seed", OPT_U32, &v.seed, "S", "seed of the random start", 0},
+        {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/consistency.json)", 0},
+        {"threads", OPT_INT, &v.threads, "N", "worker threads (default: all cores)", 0},
+    };
+    int rc = app_parse("consistency", "Activation consistency between test images and their PGD "
+                       "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if (!(v.eps >= 0) || !(v.alpha >= 0)) {
+        fprintf(stderr, "consistency: --eps and --pgd-alpha must be >= 0\n");
+        return APP_USAGE;
+    }
+    char ckpt[1100], json[1100], err[2048];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", v.out);
+    snprintf(json, sizeof json, "%s/consistency.json", v.out);
+    if (!v.ckpt) v.ckpt = ckpt;
+    if (!v.json) v.json = json;
+    v.want[ATK_PGD] = true;
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    if (!bind(p, "grad_ce", true, &v.grad_ce) || check_entries(&v, p) || !bind_acts(p, v.B, &c)) {
+        rc = APP_FAIL;
+    } else if (!app_load_data(p, v.data, false, v.n, &d)) {
+        rc = APP_FAIL;
+    } else if (!(v.r = runner_new(p, ctx->kernels, ctx->nkernels, (int)v.threads, v.seed, err,
+                                  sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        rc = APP_FAIL;
+    } else if (!ckpt_load(v.ckpt, v.r, NULL, err, sizeof err)) {
+        fprintf(stderr, "error: %s%s\n", err,
+                opts[0].seen ? "" : " (train first, or name the weights with --ckpt FILE)");
+        rc = APP_FAIL;
+    } else {
+        rc = measure_consistency(&v, &c, p, &d);
+    }
+    if (v.r) runner_free(v.r);
+    dataset_free(&d);
+    unbind(&v.grad_ce);
+    if (c.fn) app_free_outputs(c.fn, c.outs);
+    free(c.pre0);
+    free(v.x0);
+    free(v.xa);
+    free(v.y);
+    free(v.mask);
+    return rc;
+}

@@ -40,6 +40,9 @@ typedef struct {
 
 int app_train(const AppCtx *ctx, int argc, char **argv);
 int app_eval(const AppCtx *ctx, int argc, char **argv);
+int app_consistency(const AppCtx *ctx, int argc, char **argv); /* app_eval.c */
+int app_attrib(const AppCtx *ctx, int argc, char **argv);
+int app_ig(const AppCtx *ctx, int argc, char **argv);          /* app_attrib.c */
 
 double app_setting_num(const Program *p, const char *key, double def);
 const char *app_setting_str(const Program *p, const char *key, const char *def);

@@ -1,0 +1,341 @@
+/* `attrib`: the IFIA top-k attribution attack (SPEC section 6) on the test
+ * split, reporting the mean top-k intersection and Kendall's tau-b between
+ * the saliency of each image and that of its attacked copy; and `ig`:
+ * integrated-gradients maps of chosen images and of their attacked copies
+ * as PNG strips (the paper's Figure 3 layout).
+ *
+ * One call of the entry point attrib_step(x, y, mask) returns the real
+ * network's logits and saliency at x (the label check and tau) and the
+ * gradient of D(x) = sum(mask * saliency of the softplus surrogate), so
+ * each attack step is one call. Images the model misclassifies are skipped;
+ * every iterate is a candidate unless its predicted label changed, and the
+ * candidate with the lowest tau is kept (intersection = tau = 1 if none). */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/app_internal.h"
+#include "runtime/checkpoint.h"
+#include "runtime/metrics.h"
+/* png.h: the ig command */
+
+typedef struct {
+    const char *ckpt, *out, *data, *json, *select; /* select: ig's --images */
+    int64_t n, k, steps, threads;
+    double eps, alpha;
+    Runner *r;
+    int f;
+    const PFunc *fn;
+    int in_x, in_y, in_mask, out_logits, out_attr, out_dx;
+    void **outs;
+    int64_t B, K, img;
+    float *x0, *xa, *mask, *s0, *best_x, *best_s;
+    int32_t *y;
+    uint8_t *real;    /* row holds a real image (not padding) */
+    uint8_t *attack;  /* row is a correctly classified real image */
+    uint8_t *found;   /* some label-preserving iterate was seen */
+    double *tau, *topk;
+    int64_t *idx;     /* top-k scratch */
+    /* totals */
+    double sum_topk, sum_tau;
+    int64_t images, attacked, undefined;
+    cJSON *per_image;
+} Attrib;
+
+/* ---- the attack --------------------------------------------------------- */
+
+static bool bind_attrib(Attrib *a, const Program *p) {
+    a->f = program_find_func(p, "attrib_step");
+    if (a->f < 0) {
+        fprintf(stderr, "error: program %s has no attrib_step entry point (recompile the model "
+                        "with this igrc)\n", p->name);
+        return false;
+    }
+    a->fn = &p->funcs[a->f];
+    if (!app_check_input(a->fn, "x", PD_F32, 4) || !app_check_input(a->fn, "y", PD_I32, 1) ||
+        !app_check_input(a->fn, "mask", PD_F32, 4))
+        return false;
+    a->in_x = app_find_input(a->fn, "x");
+    a->in_y = app_find_input(a->fn, "y");
+    a->in_mask = app_find_input(a->fn, "mask");
+    a->out_logits = app_find_output(a->fn, "logits");
+    a->out_attr = app_find_output(a->fn, "attributions");
+    a->out_dx = app_find_output(a->fn, "dx");
+    if (a->out_logits < 0 || a->out_attr < 0 || a->out_dx < 0 || a->fn->ninputs != 3) {
+        fprintf(stderr, "error: entry point attrib_step must map x, y, mask to logits, "
+                        "attributions, dx\n");
+        return false;
+    }
+    a->B = a->fn->inputs[a->in_x].dim[0];
+    a->K = a->fn->outputs[a->out_logits].dim[1];
+    return (a->outs = app_alloc_outputs(a->fn)) != NULL;
+}
+
+static bool alloc_buffers(Attrib *a) {
+    size_t n = (size_t)(a->B * a->img), b = (size_t)a->B;
+    float **f[] = {&a->x0, &a->xa, &a->mask, &a->s0, &a->best_x, &a->best_s};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) ok &= (*f[i] = calloc(n, sizeof(float))) != NULL;
+    ok &= (a->y = calloc(b, sizeof *a->y)) && (a->real = calloc(b, 1)) && (a->attack = calloc(b, 1)) &&
+          (a->found = calloc(b, 1)) && (a->tau = calloc(b, sizeof(double))) &&
+          (a->topk = calloc(b, sizeof(double))) &&
+          (a->idx = calloc((size_t)a->k, sizeof(int64_t)));
+    if (!ok) fprintf(stderr, "error: out of memory\n");
+    return ok;
+}
+
+static void free_buffers(Attrib *a) {
+    free(a->x0), free(a->xa), free(a->mask), free(a->s0), free(a->best_x), free(a->best_s);
+    free(a->y), free(a->real), free(a->attack), free(a->found), free(a->tau), free(a->topk);
+    free(a->idx);
+}
+
+static void call_at(Attrib *a, const float *x) {
+    const void *ins[3];
+    ins[a->in_x] = x;
+    ins[a->in_y] = a->y;
+    ins[a->in_mask] = a->mask;
+    runner_call(a->r, a->f, ins, a->outs);
+}
+
+static int predicted(const Attrib *a, int64_t row) {
+    return app_argmax(&a->fn->outputs[a->out_logits], a->outs[a->out_logits], row, a->K);
+}
+
+/* Saliency S0 at x0, the rows to attack, and their top-k masks. */
+static bool start(Attrib *a) {
+    memset(a->mask, 0, (size_t)(a->B * a->img) * sizeof(float));
+    call_at(a, a->x0);
+    memcpy(a->s0, a->outs[a->out_attr], (size_t)(a->B * a->img) * sizeof(float));
+    char err[256];
+    for (int64_t r = 0; r < a->B; r++) {
+        a->attack[r] = a->real[r] && predicted(a, r) == a->y[r];
+        a->found[r] = 0;
+        if (!a->attack[r]) continue;
+        if (metric_topk(a->s0 + r * a->img, a->img, a->k, a->idx, err, sizeof err) != METRIC_OK) {
+            fprintf(stderr, "error: attrib: %s\n", err);
+            return false;
+        }
+        for (int64_t i = 0; i < a->k; i++) a->mask[r * a->img + a->idx[i]] = 1.0f;
+    }
+    return true;
+}
+
+static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* x <- clip01(x0 + clip_eps(x - alpha sign(dD/dx) - x0)): lowers D, moving
+ * saliency off the original top-k. */
+static void step(Attrib *a) {
+    const float *dx = a->outs[a->out_dx], eps = (float)a->eps, al = (float)a->alpha;
+    for (int64_t i = 0; i < a->B * a->img; i++) {
+        float s = dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f;
+        float d = clampf(a->xa[i] - al * s - a->x0[i], -eps, eps);
+        a->xa[i] = clampf(a->x0[i] + d, 0.0f, 1.0f);
+    }
+}
+
+/* Scores the current iterate (outputs of the call at xa) for each row. */
+static bool score(Attrib *a) {
+    const float *s = a->outs[a->out_attr];
+    char err[256];
+    for (int64_t r = 0; r < a->B; r++) {
+        if (!a->attack[r] || predicted(a, r) != a->y[r]) continue;
+        const float *sr = s + r * a->img, *s0 = a->s0 + r * a->img;
+        double tau;
+        MetricStatus st = metric_kendall_tau_b(s0, sr, a->img, &tau, err, sizeof err);
+        if (st == METRIC_UNDEFINED) continue; /* a constant map ranks nothing */
+        if (st != METRIC_OK) return fprintf(stderr, "error: attrib: %s\n", err), false;
+        if (a->found[r] && tau >= a->tau[r]) continue;
+        if (metric_topk_intersection(s0, sr, a->img, a->k, &a->topk[r], err, sizeof err) != METRIC_OK)
+            return fprintf(stderr, "error: attrib: %s\n", err), false;
+        a->tau[r] = tau;
+        a->found[r] = 1;
+        memcpy(a->best_x + r * a->img, a->xa + r * a->img, (size_t)a->img * sizeof(float));
+        memcpy(a->best_s + r * a->img, sr, (size_t)a->img * sizeof(float));
+    }
+    return true;
+}
+
+/* Attacks every row of the batch in x0/y/real; results in tau/topk/found. */
+static bool attack_batch(Attrib *a) {
+    if (!start(a)) return false;
+    memcpy(a->xa, a->x0, (size_t)(a->B * a->img) * sizeof(float));
+    call_at(a, a->xa);
+    for (int64_t t = 0; t < a->steps; t++) {
+        step(a);
+        call_at(a, a->xa);
+        if (!score(a)) return false;
+    }
+    for (int64_t r = 0; r < a->B; r++)
+        if (a->attack[r] && !a->found[r]) {
+            a->tau[r] = a->topk[r] = 1.0; /* no label-preserving iterate */
+            memcpy(a->best_x + r * a->img, a->x0 + r * a->img, (size_t)a->img * sizeof(float));
+            memcpy(a->best_s + r * a->img, a->s0 + r * a->img, (size_t)a->img * sizeof(float));
+        }
+    return true;
+}
+
+/* ---- shared set-up ------------------------------------------------------ */
+
+static void defaults(Attrib *a, const Program *p) {
+    memset(a, 0, sizeof *a);
+    a->out = "run";
+    a->eps = app_setting_num(p, "eval.eps", 0.3);
+    a->alpha = app_setting_num(p, "eval.attack_alpha", 0.01);
+    a->steps = (int64_t)app_setting_num(p, "eval.attack_steps", 200);
+    a->k = (int64_t)app_setting_num(p, "eval.topk", 100);
+}
+
+static bool check_args(const char *cmd, const Attrib *a, const Dataset *d) {
+    if (!(a->eps >= 0) || !(a->alpha >= 0)) {
+        fprintf(stderr, "%s: --eps and --alpha must be >= 0\n", cmd);
+        return false;
+    }
+    if (a->k < 1 || a->k > d->c * d->h * d->w) {
+        fprintf(stderr, "%s: --k %" PRId64 " must be in [1, %" PRId64 "] (pixels per image)\n", cmd,
+                a->k, d->c * d->h * d->w);
+        return false;
+    }
+    return true;
+}
+
+/* Binds the entry point, loads data and weights; prints errors. */
+static bool open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d, bool ckpt_named) {
+    const Program *p = ctx->p;
+    char err[2048];
+    if (!bind_attrib(a, p) || !app_load_data(p, a->data, false, a->n, d)) return false;
+    if (!check_args(cmd, a, d)) return false;
+    a->img = d->c * d->h * d->w;
+    if (a->fn->inputs[a->in_x].dim[1] * a->fn->inputs[a->in_x].dim[2] *
+            a->fn->inputs[a->in_x].dim[3] != a->img) {
+        fprintf(stderr, "error: %s: the data's images (%" PRId64 " values) do not fit attrib_step's x\n",
+                cmd, a->img);
+        return false;
+    }
+    if (!alloc_buffers(a)) return false;
+    if (!(a->r = runner_new(p, ctx->kernels, ctx->nkernels, (int)a->threads, 0, err, sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        return false;
+    }
+    if (!ckpt_load(a->ckpt, a->r, NULL, err, sizeof err)) {
+        fprintf(stderr, "error: %s%s\n", err,
+                ckpt_named ? "" : " (train first, or name the weights with --ckpt FILE)");
+        return false;
+    }
+    return true;
+}
+
+static void close_model(Attrib *a) {
+    if (a->r) runner_free(a->r);
+    if (a->fn) app_free_outputs(a->fn, a->outs);
+    free_buffers(a);
+}
+
+/* ---- attrib ------------------------------------------------------------- */
+
+static void record(Attrib *a, int64_t first) {
+    for (int64_t r = 0; r < a->B; r++) {
+        if (!a->real[r]) continue;
+        a->images++;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "index", (double)(first + r));
+        cJSON_AddNumberToObject(o, "label", a->y[r]);
+        cJSON_AddBoolToObject(o, "attacked", a->attack[r]);
+        if (a->attack[r]) {
+            a->attacked++;
+            a->sum_topk += a->topk[r];
+            a->sum_tau += a->tau[r];
+            a->undefined += !a->found[r];
+            cJSON_AddNumberToObject(o, "topk", a->topk[r]);
+            cJSON_AddNumberToObject(o, "kendall_tau", a->tau[r]);
+            cJSON_AddBoolToObject(o, "label_preserving_iterate", a->found[r]);
+        }
+        cJSON_AddItemToArray(a->per_image, o);
+    }
+}
+
+static bool write_attrib_json(Attrib *a, const Program *p, const Dataset *d) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "program", p->name);
+    cJSON_AddStringToObject(root, "checkpoint", a->ckpt);
+    cJSON_AddStringToObject(root, "data", d->source);
+    cJSON_AddStringToObject(root, "attack", "ifia-topk");
+    cJSON_AddNumberToObject(root, "n", (double)a->images);
+    cJSON_AddNumberToObject(root, "attacked", (double)a->attacked);
+    cJSON_AddNumberToObject(root, "skipped_misclassified", (double)(a->images - a->attacked));
+    cJSON_AddNumberToObject(root, "no_label_preserving_iterate", (double)a->undefined);
+    cJSON_AddNumberToObject(root, "k", (double)a->k);
+    cJSON_AddNumberToObject(root, "eps", a->eps);
+    cJSON_AddNumberToObject(root, "alpha", a->alpha);
+    cJSON_AddNumberToObject(root, "steps", (double)a->steps);
+    cJSON_AddNumberToObject(root, "ig_steps", app_setting_num(p, "eval.ig_steps", 100));
+    cJSON_AddNumberToObject(root, "attack_ig_steps", app_setting_num(p, "eval.attack_ig_steps", 100));
+    double n = a->attacked ? (double)a->attacked : NAN;
+    cJSON_AddNumberToObject(root, "topk_intersection", a->sum_topk / n);
+    cJSON_AddNumberToObject(root, "kendall_tau", a->sum_tau / n);
+    cJSON_AddItemToObject(root, "images", a->per_image);
+    a->per_image = NULL;
+    return app_write_json(root, a->json);
+}
+
+static int run_attrib(Attrib *a, const Program *p, const Dataset *d) {
+    int64_t n = a->n > 0 && a->n < d->n ? a->n : d->n;
+    Dataset view = *d;
+    view.n = n;
+    a->per_image = cJSON_CreateArray();
+    double t0 = app_now();
+    for (int64_t b = 0; b < dataset_nbatches(n, a->B); b++) {
+        dataset_batch(&view, NULL, b * a->B, a->B, false, a->x0, a->y, a->real);
+        if (!attack_batch(a)) return APP_FAIL;
+        record(a, b * a->B);
+        fprintf(stderr, "attrib: %" PRId64 "/%" PRId64 " images, %" PRId64
+                        " attacked, top-k %.4f, kendall %.4f, %.1f s\n",
+                a->images, n, a->attacked, a->sum_topk / (double)(a->attacked ? a->attacked : 1),
+                a->sum_tau / (double)(a->attacked ? a->attacked : 1), app_now() - t0);
+    }
+    printf("%-10s %9s %9s %6s %6s %8s %8s %6s\n", "attack", "top-k", "kendall", "k", "steps", "eps",
+           "alpha", "n");
+    printf("%-10s %9.4f %9.4f %6" PRId64 " %6" PRId64 " %8.4g %8.4g %6" PRId64 "\n", "ifia-topk",
+           a->attacked ? a->sum_topk / (double)a->attacked : NAN,
+           a->attacked ? a->sum_tau / (double)a->attacked : NAN, a->k, a->steps, a->eps, a->alpha,
+           a->attacked);
+    if (a->attacked < a->images)
+        printf("(%" PRId64 " of %" PRId64 " images misclassified and skipped)\n",
+               a->images - a->attacked, a->images);
+    return write_attrib_json(a, p, d) ? APP_OK : APP_FAIL;
+}
+
+int app_attrib(const AppCtx *ctx, int argc, char **argv) {
+    Attrib a;
+    defaults(&a, ctx->p);
+    AppOpt opts[] = {
+        {"ckpt", OPT_STR, &a.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
+        {"out", OPT_STR, &a.out, "DIR", "the training run's directory (./run)", 0},
+        {"data", OPT_STR, &a.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        {"n", OPT_INT, &a.n, "N", "attack the first N test images (default: all)", 0},
+        {"k", OPT_INT, &a.k, "K", "top-k size (default: setting eval.topk)", 0},
+        {"steps", OPT_INT, &a.steps, "S", "attack steps (default: eval.attack_steps, 200)", 0},
+        {"eps", OPT_NUM, &a.eps, "E", "L-inf radius (default: eval.eps)", 0},
+        {"alpha", OPT_NUM, &a.alpha, "A", "step size (default: eval.attack_alpha, 0.01)", 0},
+        {"json", OPT_STR, &a.json, "FILE", "results as JSON (default: DIR/attrib.json)", 0},
+        {"threads", OPT_INT, &a.threads, "N", "worker threads (default: all cores)", 0},
+    };
+    int rc = app_parse("attrib", "Attacks the attributions (IFIA top-k) of test images.", argc,
+                       argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    char json[1100], ckpt[1100];
+    snprintf(json, sizeof json, "%s/attrib.json", a.out);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.out);
+    if (!a.json) a.json = json;
+    if (!a.ckpt) a.ckpt = ckpt;
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    rc = open_model("attrib", ctx, &a, &d, opts[0].seen) ? run_attrib(&a, ctx->p, &d) : APP_FAIL;
+    cJSON_Delete(a.per_image);
+    close_model(&a);
+    dataset_free(&d);
+    return rc;
+}
