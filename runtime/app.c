@@ -318,6 +318,7 @@ static void usage(FILE *f, const char *prog, const char *name) {
             "  eval    accuracy under natural, fgsm, pgd and cw attacks\n"
             "  attrib  the IFIA top-k attack on attributions: top-k intersection, Kendall tau\n"
             "  consistency  activation consistency between images and their PGD examples\n"
+            "  ig      integrated-gradients maps (and of attacked copies) as PNG\n"
             "  info    the program: parameters, entry points, memory\n\n"
             "'%s COMMAND --help' lists a command's options.\n",
             prog, name, prog);
@@ -358,10 +359,12 @@ int igrc_app_main(int argc, char **argv, const char *program_text, int64_t progr
         rc = app_attrib(&ctx, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "consistency")) {
         rc = app_consistency(&ctx, argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "ig")) {
+        rc = app_ig(&ctx, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "info")) {
         rc = app_info(&ctx, argc - 2, argv + 2);
     } else {
-        fprintf(stderr, "%s: unknown command '%s' (train, eval, attrib, consistency, info; see --help)\n", prog, cmd);
+        fprintf(stderr, "%s: unknown command '%s' (train, eval, attrib, consistency, ig, info; see --help)\n", prog, cmd);
         rc = APP_USAGE;
     }
     program_free(p);

@@ -20,7 +20,7 @@
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
 #include "runtime/metrics.h"
-/* png.h: the ig command */
+#include "runtime/png.h"
 
 typedef struct {
     const char *ckpt, *out, *data, *json, *select; /* select: ig's --images */
@@ -335,6 +335,108 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     memset(&d, 0, sizeof d);
     rc = open_model("attrib", ctx, &a, &d, opts[0].seen) ? run_attrib(&a, ctx->p, &d) : APP_FAIL;
     cJSON_Delete(a.per_image);
+    close_model(&a);
+    dataset_free(&d);
+    return rc;
+}
+
+/* ---- ig ----------------------------------------------------------------- */
+
+/* Parses "3,17,42" into idx (at most cap), each < n; prints the error. */
+static int64_t parse_images(const char *s, int64_t n, int64_t *idx, int64_t cap) {
+    int64_t c = 0;
+    while (*s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || (*end && *end != ',') || v < 0 || v >= n || c == cap) {
+            fprintf(stderr, "ig: --images expects up to %" PRId64 " comma-separated test image "
+                            "indices in [0, %" PRId64 "), got '%s'\n", cap, n, s);
+            return -1;
+        }
+        idx[c++] = v;
+        s = *end ? end + 1 : end;
+    }
+    if (!c) fprintf(stderr, "ig: --images is empty\n");
+    return c ? c : -1;
+}
+
+/* Row r's strip: original, IG of the original and, for an attacked image,
+ * its attacked copy and that copy's IG. */
+static bool write_strip(const Attrib *a, int64_t r, const char *path, int scale) {
+    const PTensor *x = &a->fn->inputs[a->in_x];
+    int c = (int)x->dim[1], h = (int)x->dim[2], w = (int)x->dim[3];
+    const float *rows[4] = {a->x0, a->s0, a->best_x, a->best_s};
+    Panel panels[4];
+    int n = a->attack[r] ? 4 : 2;
+    for (int i = 0; i < n; i++)
+        panels[i] = (Panel){i % 2 ? PANEL_ATTRIBUTION : PANEL_IMAGE, rows[i] + r * a->img, c, h, w};
+    char err[1200];
+    if (!image_write_strip_png(path, panels, n, scale, err, sizeof err)) {
+        fprintf(stderr, "error: ig: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+static int run_ig(Attrib *a, const Dataset *d, const char *dir, int scale) {
+    int64_t idx[256];
+    int64_t n = parse_images(a->select, d->n, idx, 256);
+    if (n < 0) return APP_USAGE;
+    if (!app_mkdir(dir)) return APP_FAIL;
+    for (int64_t first = 0; first < n; first += a->B) {
+        int64_t m = n - first < a->B ? n - first : a->B;
+        for (int64_t r = 0; r < a->B; r++) /* padding rows repeat the last image */
+            dataset_batch(d, NULL, idx[first + (r < m ? r : m - 1)], 1, false, a->x0 + r * a->img,
+                          a->y + r, NULL), a->real[r] = r < m;
+        if (!attack_batch(a)) return APP_FAIL;
+        for (int64_t r = 0; r < m; r++) {
+            char path[1200];
+            snprintf(path, sizeof path, "%s/ig_%05" PRId64 ".png", dir, idx[first + r]);
+            if (!write_strip(a, r, path, scale)) return APP_FAIL;
+            if (a->attack[r])
+                printf("%s  label %d  top-k %.4f  kendall %.4f\n", path, a->y[r], a->topk[r], a->tau[r]);
+            else
+                printf("%s  label %d  misclassified: original and its IG only\n", path, a->y[r]);
+        }
+    }
+    return APP_OK;
+}
+
+int app_ig(const AppCtx *ctx, int argc, char **argv) {
+    Attrib a;
+    defaults(&a, ctx->p);
+    a.select = "0";
+    const char *dir = NULL;
+    int64_t scale = 8;
+    AppOpt opts[] = {
+        {"ckpt", OPT_STR, &a.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
+        {"out", OPT_STR, &a.out, "DIR", "the training run's directory (./run)", 0},
+        {"data", OPT_STR, &a.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        {"images", OPT_STR, &a.select, "LIST", "test image indices, e.g. 0,7,42 (default 0)", 0},
+        {"maps", OPT_STR, &dir, "DIR", "where the PNG files go (default: DIR/ig)", 0},
+        {"scale", OPT_INT, &scale, "S", "pixels per map value (default 8)", 0},
+        {"k", OPT_INT, &a.k, "K", "top-k size of the attack (default: eval.topk)", 0},
+        {"steps", OPT_INT, &a.steps, "S", "attack steps (default: eval.attack_steps, 200)", 0},
+        {"eps", OPT_NUM, &a.eps, "E", "L-inf radius (default: eval.eps)", 0},
+        {"alpha", OPT_NUM, &a.alpha, "A", "step size (default: eval.attack_alpha, 0.01)", 0},
+        {"threads", OPT_INT, &a.threads, "N", "worker threads (default: all cores)", 0},
+    };
+    int rc = app_parse("ig", "Writes integrated-gradients maps of test images and of their "
+                       "attributionally attacked copies as PNG (original, IG, attacked, IG).",
+                       argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if (scale < 1 || scale > 64) {
+        fprintf(stderr, "ig: --scale must be in [1, 64]\n");
+        return APP_USAGE;
+    }
+    char ckpt[1100], maps[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.out);
+    snprintf(maps, sizeof maps, "%s/ig", a.out);
+    if (!a.ckpt) a.ckpt = ckpt;
+    if (!dir) dir = maps;
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    rc = open_model("ig", ctx, &a, &d, opts[0].seen) ? run_ig(&a, &d, dir, (int)scale) : APP_FAIL;
     close_model(&a);
     dataset_free(&d);
     return rc;
