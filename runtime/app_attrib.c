@@ -202,30 +202,31 @@ static bool check_args(const char *cmd, const Attrib *a, const Dataset *d) {
     return true;
 }
 
-/* Binds the entry point, loads data and weights; prints errors. */
-static bool open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d, bool ckpt_named) {
+/* Binds the entry point, loads data and weights; prints errors. APP_OK,
+ * APP_USAGE (bad options) or APP_FAIL. */
+static int open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d, bool ckpt_named) {
     const Program *p = ctx->p;
     char err[2048];
-    if (!bind_attrib(a, p) || !app_load_data(p, a->data, false, a->n, d)) return false;
-    if (!check_args(cmd, a, d)) return false;
+    if (!bind_attrib(a, p) || !app_load_data(p, a->data, false, a->n, d)) return APP_FAIL;
+    if (!check_args(cmd, a, d)) return APP_USAGE;
     a->img = d->c * d->h * d->w;
     if (a->fn->inputs[a->in_x].dim[1] * a->fn->inputs[a->in_x].dim[2] *
             a->fn->inputs[a->in_x].dim[3] != a->img) {
         fprintf(stderr, "error: %s: the data's images (%" PRId64 " values) do not fit attrib_step's x\n",
                 cmd, a->img);
-        return false;
+        return APP_FAIL;
     }
-    if (!alloc_buffers(a)) return false;
+    if (!alloc_buffers(a)) return APP_FAIL;
     if (!(a->r = runner_new(p, ctx->kernels, ctx->nkernels, (int)a->threads, 0, err, sizeof err))) {
         fprintf(stderr, "error: %s\n", err);
-        return false;
+        return APP_FAIL;
     }
     if (!ckpt_load(a->ckpt, a->r, NULL, err, sizeof err)) {
         fprintf(stderr, "error: %s%s\n", err,
                 ckpt_named ? "" : " (train first, or name the weights with --ckpt FILE)");
-        return false;
+        return APP_FAIL;
     }
-    return true;
+    return APP_OK;
 }
 
 static void close_model(Attrib *a) {
@@ -333,7 +334,8 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     if (!a.ckpt) a.ckpt = ckpt;
     Dataset d;
     memset(&d, 0, sizeof d);
-    rc = open_model("attrib", ctx, &a, &d, opts[0].seen) ? run_attrib(&a, ctx->p, &d) : APP_FAIL;
+    rc = open_model("attrib", ctx, &a, &d, opts[0].seen);
+    if (rc == APP_OK) rc = run_attrib(&a, ctx->p, &d);
     cJSON_Delete(a.per_image);
     close_model(&a);
     dataset_free(&d);
@@ -436,7 +438,8 @@ int app_ig(const AppCtx *ctx, int argc, char **argv) {
     if (!dir) dir = maps;
     Dataset d;
     memset(&d, 0, sizeof d);
-    rc = open_model("ig", ctx, &a, &d, opts[0].seen) ? run_ig(&a, &d, dir, (int)scale) : APP_FAIL;
+    rc = open_model("ig", ctx, &a, &d, opts[0].seen);
+    if (rc == APP_OK) rc = run_ig(&a, &d, dir, (int)scale);
     close_model(&a);
     dataset_free(&d);
     return rc;

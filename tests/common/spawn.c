@@ -85,3 +85,16 @@ void result_free(Result *r) {
     free(r->out);
     free(r->err);
 }
+
+bool have_mnist(void) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", src_path("data/mnist"));
+    char gz[PATH_MAX + 4];
+    snprintf(gz, sizeof gz, "%s.gz", p);
+    return access(p, R_OK) == 0 || access(gz, R_OK) == 0;
+}
+
+void mnist_env(void) {
+    setenv("IGRC_DATA", src_path("data"), 1);
+    setenv("IGRC_THREADS", "1", 1);
+}

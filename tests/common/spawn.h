@@ -5,6 +5,7 @@
 #ifndef IGRC_TEST_SPAWN_H
 #define IGRC_TEST_SPAWN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -21,5 +22,10 @@ const char *igrc_bin(void);
 const char *src_path(const char *rel);
 /* A whole file, NUL-terminated (asserted readable); *len may be NULL. */
 char *slurp(const char *path, size_t *len);
+
+/* MNIST is under $IGRC_SOURCE_DIR/data/mnist (plain or .gz). */
+bool have_mnist(void);
+/* Points executables at that data (IGRC_DATA) with one thread. */
+void mnist_env(void);
 
 #endif

@@ -162,19 +162,6 @@ Test(compile, run_info) {
 
 /* ---- the compiled model on MNIST ---- */
 
-static bool have_mnist(void) {
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", src_path("data/mnist"));
-    char gz[PATH_MAX + 4];
-    snprintf(gz, sizeof gz, "%s.gz", p);
-    return access(p, R_OK) == 0 || access(gz, R_OK) == 0;
-}
-
-static void mnist_env(void) {
-    setenv("IGRC_DATA", src_path("data"), 1);
-    setenv("IGRC_THREADS", "1", 1);
-}
-
 /* Every tensor of a and b has the same name, dtype, shape and bytes. */
 static void expect_same_checkpoint(const char *a, const char *b) {
     StFile fa = {0}, fb = {0};

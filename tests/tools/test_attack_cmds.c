@@ -1,0 +1,174 @@
+/* The executable's attribution commands as a user runs them, on a compiled
+ * MLP trained briefly on real MNIST: attrib (IFIA top-k), consistency and
+ * ig. Checked: the JSON's aggregates are the means of its per-image rows
+ * and lie in range; identities that must hold exactly (eps 0: every iterate
+ * is the original, so top-k = tau = 1 and consistency = 1; zero steps: no
+ * candidate, recorded as 1); the PNG strip's size follows the layout; bad
+ * options and a missing checkpoint are clear errors. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/common/scratch.h"
+#include "tests/common/spawn.h"
+
+TestSuite(attack_cmds, .init = scratch_setup, .fini = scratch_teardown, .timeout = 900);
+
+#define run(bin, ...) spawn_v((bin), (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_ok(Result r, const char *what) {
+    cr_expect_eq(r.rc, 0, "%s: exit %d\nstdout: %s\nstderr: %s", what, r.rc, r.out, r.err);
+    result_free(&r);
+}
+
+/* The MLP at batch 16, attack batch 4, m = 4, trained 1 epoch on 2048
+ * images; returns the executable, the run directory in dir. */
+static const char *trained_mlp(char *dir, size_t cap) {
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    const char *exe = in_dir("mlp");
+    Result r = run(igrc_bin(), "compile", src_path("models/mnist_mlp_standard.json"), "-o", exe,
+                   "--batch", "16", "-D", "eval.ig_steps=4", "-D", "eval.attack_ig_steps=4", "-D",
+                   "eval.attack_batch=4");
+    cr_assert_eq(r.rc, 0, "igrc compile: exit %d\nstderr: %s", r.rc, r.err);
+    result_free(&r);
+    snprintf(dir, cap, "%s", in_dir("run"));
+    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "1", "--out", dir),
+              "train");
+    return exe;
+}
+
+static cJSON *load_json(const char *path) {
+    char *t = slurp(path, NULL);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    cr_assert(j, "%s is not JSON", path);
+    return j;
+}
+
+static double num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    cr_assert(cJSON_IsNumber(v), "JSON lacks number '%s'", key);
+    return v->valuedouble;
+}
+
+Test(attack_cmds, attrib_json_means_are_the_per_image_rows) {
+    char dir[PATH_MAX];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    const char *json = in_dir("attrib.json");
+    expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "10", "--steps", "3",
+                  "--k", "50", "--json", json),
+              "attrib");
+    cJSON *j = load_json(json);
+    cr_expect_eq(num(j, "n"), 10);
+    cr_expect_eq(num(j, "attacked") + num(j, "skipped_misclassified"), 10);
+    cr_expect_eq(num(j, "k"), 50);
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(j, "images");
+    cr_assert_eq(cJSON_GetArraySize(rows), 10);
+    double topk = 0, tau = 0;
+    int attacked = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "attacked"))) continue;
+        double t = num(row, "topk"), k = num(row, "kendall_tau");
+        cr_expect(t >= 0 && t <= 1 && k >= -1 && k <= 1, "top-k %g, tau %g out of range", t, k);
+        cr_expect_eq(fmod(t * 50, 1.0), 0, "top-k %g is not a multiple of 1/k", t);
+        topk += t, tau += k, attacked++;
+    }
+    cr_assert_gt(attacked, 5, "only %d of 10 images classified correctly", attacked);
+    cr_expect_eq(attacked, num(j, "attacked"));
+    cr_expect_leq(fabs(topk / attacked - num(j, "topk_intersection")), 1e-12);
+    cr_expect_leq(fabs(tau / attacked - num(j, "kendall_tau")), 1e-12);
+    cr_expect_lt(num(j, "kendall_tau"), 1, "three steps at eps 0.3 changed no ranking");
+    cJSON_Delete(j);
+}
+
+Test(attack_cmds, attrib_identities_at_eps_zero_and_zero_steps) {
+    char dir[PATH_MAX];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    const char *const cases[2][2] = {{"--eps", "0"}, {"--steps", "0"}};
+    for (int c = 0; c < 2; c++) {
+        const char *json = in_dir(c ? "steps0.json" : "eps0.json");
+        expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "6", "--steps", "2",
+                      cases[c][0], cases[c][1], "--json", json),
+                  cases[c][0]);
+        cJSON *j = load_json(json);
+        cr_expect_eq(num(j, "topk_intersection"), 1, "%s %s", cases[c][0], cases[c][1]);
+        cr_expect_eq(num(j, "kendall_tau"), 1, "%s %s", cases[c][0], cases[c][1]);
+        /* eps 0: the original is a label-preserving iterate; 0 steps: none. */
+        cr_expect_eq(num(j, "no_label_preserving_iterate"), c ? num(j, "attacked") : 0);
+        cJSON_Delete(j);
+    }
+}
+
+Test(attack_cmds, consistency_is_one_at_eps_zero_and_below_one_under_attack) {
+    char dir[PATH_MAX];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    const char *j0 = in_dir("c0.json"), *j1 = in_dir("c1.json");
+    expect_ok(run(exe, "consistency", "--out", dir, "--data", "mnist", "--n", "20", "--eps", "0",
+                  "--json", j0),
+              "consistency eps 0");
+    expect_ok(run(exe, "consistency", "--out", dir, "--data", "mnist", "--n", "20", "--json", j1),
+              "consistency eps 0.3");
+    cJSON *a = load_json(j0), *b = load_json(j1);
+    cr_expect_eq(num(a, "consistency"), 1);
+    cr_expect_eq(num(a, "n"), 20);
+    double c = num(b, "consistency");
+    cr_expect(c > 0 && c < 1, "consistency under PGD %g", c);
+    cr_expect_gt(num(b, "units"), 0);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+/* Width and height from a PNG's IHDR. */
+static void png_size(const char *path, unsigned *w, unsigned *h) {
+    size_t n;
+    unsigned char *t = (unsigned char *)slurp(path, &n);
+    cr_assert(n > 24 && memcmp(t, "\x89PNG\r\n\x1a\n", 8) == 0 && memcmp(t + 12, "IHDR", 4) == 0,
+              "%s is not a PNG", path);
+    uint32_t be[2];
+    memcpy(be, t + 16, 8);
+    *w = ntohl(be[0]), *h = ntohl(be[1]);
+    free(t);
+}
+
+Test(attack_cmds, ig_writes_figure_strips) {
+    char dir[PATH_MAX], maps[PATH_MAX + 8];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    snprintf(maps, sizeof maps, "%s/maps", dir);
+    expect_ok(run(exe, "ig", "--out", dir, "--data", "mnist", "--images", "3,7", "--steps", "2",
+                  "--scale", "2", "--maps", maps),
+              "ig");
+    for (int i = 0; i < 2; i++) {
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/ig_%05d.png", maps, i ? 7 : 3);
+        unsigned w, h;
+        png_size(p, &w, &h);
+        cr_expect_eq(h, 56u, "%s: height %u", p, h);
+        /* four panels of 28 * 2 with 4-pixel gaps, or two for a misclassified image */
+        cr_expect(w == 4 * 56 + 3 * 4 || w == 2 * 56 + 4, "%s: width %u", p, w);
+    }
+}
+
+Test(attack_cmds, bad_options_and_missing_checkpoint) {
+    char dir[PATH_MAX];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    Result r = run(exe, "attrib", "--out", dir, "--data", "mnist", "--k", "0");
+    cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "--k"), "%s", r.err);
+    result_free(&r);
+    r = run(exe, "ig", "--out", dir, "--data", "mnist", "--images", "5,99999");
+    cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "--images"), "%s", r.err);
+    result_free(&r);
+    r = run(exe, "consistency", "--out", in_dir("nowhere"), "--data", "mnist", "--n", "4");
+    cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "train first"), "%s", r.err);
+    result_free(&r);
+}
