@@ -138,7 +138,10 @@ static int cmp_ranked(const void *a, const void *b) {
 MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, char *err,
                          size_t errcap) {
     const char *fn = "topk";
-    if (!idx) return rt_fail(err, errcap, "%s: no output array", fn), METRIC_ERROR;
+    if (!idx) {
+        rt_fail(err, errcap, "%s: no output array", fn);
+        return METRIC_ERROR;
+    }
     if (n < 1 || k < 1 || k > n) {
         rt_fail(err, errcap, "%s: k is %" PRId64 " for n = %" PRId64 ", needs 1 <= k <= n", fn,
                 k, n);
@@ -146,7 +149,10 @@ MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, cha
     }
     if (!check_vec(fn, "v", v, n, err, errcap)) return METRIC_ERROR;
     Ranked *r = malloc((size_t)n * sizeof *r);
-    if (!r) return rt_fail(err, errcap, "%s: out of memory for n = %" PRId64, fn, n), METRIC_ERROR;
+    if (!r) {
+        rt_fail(err, errcap, "%s: out of memory for n = %" PRId64, fn, n);
+        return METRIC_ERROR;
+    }
     for (int64_t i = 0; i < n; i++) r[i] = (Ranked){v[i], i};
     qsort(r, (size_t)n, sizeof *r, cmp_ranked);
     for (int64_t i = 0; i < k; i++) idx[i] = r[i].i;
@@ -157,7 +163,10 @@ MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, cha
 MetricStatus metric_topk_intersection(const float *a, const float *b, int64_t n, int64_t k,
                                       double *out, char *err, size_t errcap) {
     const char *fn = "topk_intersection";
-    if (!out) return rt_fail(err, errcap, "%s: no output pointer", fn), METRIC_ERROR;
+    if (!out) {
+        rt_fail(err, errcap, "%s: no output pointer", fn);
+        return METRIC_ERROR;
+    }
     *out = NAN;
     if (n < 1 || k < 1 || k > n) {
         rt_fail(err, errcap, "%s: k is %" PRId64 " for n = %" PRId64 ", needs 1 <= k <= n", fn,

@@ -41,7 +41,10 @@ MetricStatus metric_kendall_tau_b(const float *x, const float *y, int64_t n, dou
 MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, char *err,
                          size_t errcap);
 
-/* |topk(a, k) ∩ topk(b, k)| / k, in [0, 1], with metric_topk's tie rule. */
+/* |topk(a, k) ∩ topk(b, k)| / k, in [0, 1], with metric_topk's tie rule.
+ * Ties at the k-th value are settled by index in both maps alike: when both
+ * maps have fewer than k nonzero values, both top-k sets are filled with the
+ * same lowest-index zeros, which counts as agreement. */
 MetricStatus metric_topk_intersection(const float *a, const float *b, int64_t n, int64_t k,
                                       double *out, char *err, size_t errcap);
 
