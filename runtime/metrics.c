@@ -102,6 +102,11 @@ MetricStatus metric_kendall_tau_b(const float *x, const float *y, int64_t n, dou
                                   char *err, size_t errcap) {
     const char *fn = "kendall_tau_b";
     if (!check_pair(fn, x, y, n, 2, out, err, errcap)) return METRIC_ERROR;
+    if (n > METRIC_KENDALL_MAX_N) { /* n (n - 1) must fit in int64_t */
+        rt_fail(err, errcap, "%s: n is %" PRId64 ", at most %" PRId64, fn, n,
+                (int64_t)METRIC_KENDALL_MAX_N);
+        return METRIC_ERROR;
+    }
     Pair *p = malloc((size_t)n * sizeof *p);
     float *ys = malloc((size_t)n * sizeof *ys), *tmp = malloc((size_t)n * sizeof *tmp);
     if (!p || !ys || !tmp) {

@@ -26,10 +26,13 @@
 
 typedef enum { METRIC_OK = 0, METRIC_UNDEFINED = 1, METRIC_ERROR = -1 } MetricStatus;
 
+/* Largest n metric_kendall_tau_b accepts: n (n - 1) fits in an int64_t. */
+#define METRIC_KENDALL_MAX_N (INT64_C(1) << 31)
+
 /* Kendall's tau-b = (P - Q) / sqrt((P + Q + Tx) (P + Q + Ty)), P and Q the
  * concordant and discordant pairs, Tx (Ty) the pairs tied in x (y) only.
- * Knight's algorithm: O(n log n) time, O(n) memory. Pair counts are 64-bit,
- * so any n below 2^32 is exact. */
+ * Knight's algorithm: O(n log n) time, O(n) memory, exact 64-bit pair counts
+ * for n up to METRIC_KENDALL_MAX_N. */
 MetricStatus metric_kendall_tau_b(const float *x, const float *y, int64_t n, double *out,
                                   char *err, size_t errcap);
 
