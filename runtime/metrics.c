@@ -102,6 +102,11 @@ MetricStatus metric_kendall_tau_b(const float *x, const float *y, int64_t n, dou
                                   char *err, size_t errcap) {
     const char *fn = "kendall_tau_b";
     if (!check_pair(fn, x, y, n, 2, out, err, errcap)) return METRIC_ERROR;
+    if (n > METRIC_KENDALL_MAX_N) { /* n (n - 1) must fit in int64_t */
+        rt_fail(err, errcap, "%s: n is %" PRId64 ", at most %" PRId64, fn, n,
+                (int64_t)METRIC_KENDALL_MAX_N);
+        return METRIC_ERROR;
+    }
     Pair *p = malloc((size_t)n * sizeof *p);
     float *ys = malloc((size_t)n * sizeof *ys), *tmp = malloc((size_t)n * sizeof *tmp);
     if (!p || !ys || !tmp) {
@@ -138,7 +143,10 @@ static int cmp_ranked(const void *a, const void *b) {
 MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, char *err,
                          size_t errcap) {
     const char *fn = "topk";
-    if (!idx) return rt_fail(err, errcap, "%s: no output array", fn), METRIC_ERROR;
+    if (!idx) {
+        rt_fail(err, errcap, "%s: no output array", fn);
+        return METRIC_ERROR;
+    }
     if (n < 1 || k < 1 || k > n) {
         rt_fail(err, errcap, "%s: k is %" PRId64 " for n = %" PRId64 ", needs 1 <= k <= n", fn,
                 k, n);
@@ -146,7 +154,10 @@ MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, cha
     }
     if (!check_vec(fn, "v", v, n, err, errcap)) return METRIC_ERROR;
     Ranked *r = malloc((size_t)n * sizeof *r);
-    if (!r) return rt_fail(err, errcap, "%s: out of memory for n = %" PRId64, fn, n), METRIC_ERROR;
+    if (!r) {
+        rt_fail(err, errcap, "%s: out of memory for n = %" PRId64, fn, n);
+        return METRIC_ERROR;
+    }
     for (int64_t i = 0; i < n; i++) r[i] = (Ranked){v[i], i};
     qsort(r, (size_t)n, sizeof *r, cmp_ranked);
     for (int64_t i = 0; i < k; i++) idx[i] = r[i].i;
@@ -157,7 +168,10 @@ MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, cha
 MetricStatus metric_topk_intersection(const float *a, const float *b, int64_t n, int64_t k,
                                       double *out, char *err, size_t errcap) {
     const char *fn = "topk_intersection";
-    if (!out) return rt_fail(err, errcap, "%s: no output pointer", fn), METRIC_ERROR;
+    if (!out) {
+        rt_fail(err, errcap, "%s: no output pointer", fn);
+        return METRIC_ERROR;
+    }
     *out = NAN;
     if (n < 1 || k < 1 || k > n) {
         rt_fail(err, errcap, "%s: k is %" PRId64 " for n = %" PRId64 ", needs 1 <= k <= n", fn,

@@ -26,10 +26,13 @@
 
 typedef enum { METRIC_OK = 0, METRIC_UNDEFINED = 1, METRIC_ERROR = -1 } MetricStatus;
 
+/* Largest n metric_kendall_tau_b accepts: n (n - 1) fits in an int64_t. */
+#define METRIC_KENDALL_MAX_N (INT64_C(1) << 31)
+
 /* Kendall's tau-b = (P - Q) / sqrt((P + Q + Tx) (P + Q + Ty)), P and Q the
  * concordant and discordant pairs, Tx (Ty) the pairs tied in x (y) only.
- * Knight's algorithm: O(n log n) time, O(n) memory. Pair counts are 64-bit,
- * so any n below 2^32 is exact. */
+ * Knight's algorithm: O(n log n) time, O(n) memory, exact 64-bit pair counts
+ * for n up to METRIC_KENDALL_MAX_N. */
 MetricStatus metric_kendall_tau_b(const float *x, const float *y, int64_t n, double *out,
                                   char *err, size_t errcap);
 
@@ -41,7 +44,10 @@ MetricStatus metric_kendall_tau_b(const float *x, const float *y, int64_t n, dou
 MetricStatus metric_topk(const float *v, int64_t n, int64_t k, int64_t *idx, char *err,
                          size_t errcap);
 
-/* |topk(a, k) ∩ topk(b, k)| / k, in [0, 1], with metric_topk's tie rule. */
+/* |topk(a, k) ∩ topk(b, k)| / k, in [0, 1], with metric_topk's tie rule.
+ * Ties at the k-th value are settled by index in both maps alike: when both
+ * maps have fewer than k nonzero values, both top-k sets are filled with the
+ * same lowest-index zeros, which counts as agreement. */
 MetricStatus metric_topk_intersection(const float *a, const float *b, int64_t n, int64_t k,
                                       double *out, char *err, size_t errcap);
 

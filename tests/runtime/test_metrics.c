@@ -106,6 +106,20 @@ Test(kendall, hand_computed_ties) {
     cr_assert_float_eq(tau(z1, z2, 400), tau_b_pairs(z1, z2, 400), 1e-15);
 }
 
+/* n = 100,000: 5e9 pairs, beyond 32-bit counts. x pairs up neighbours
+ * (n/2 ties in x, none in y, no discordance): tau-b = sqrt((n0 - n/2) / n0). */
+Test(kendall, large_n_needs_64_bit_pair_counts) {
+    int64_t n = 100000;
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(i / 2), y[i] = (float)(n - i);
+    double n0 = (double)n * (double)(n - 1) / 2;
+    cr_assert_float_eq(tau(x, y, n), -sqrt((n0 - (double)n / 2) / n0), 1e-14);
+    for (int64_t i = 0; i < n; i++) y[i] = (float)i;
+    cr_assert_float_eq(tau(x, y, n), sqrt((n0 - (double)n / 2) / n0), 1e-14);
+    free(x);
+    free(y);
+}
+
 Test(kendall, constant_map_is_undefined) {
     float c[] = {3, 3, 3, 3}, v[] = {1, 2, 3, 4};
     double t = 0;
