@@ -47,32 +47,34 @@
 /* shared by parts 2-4                                                     */
 /* ====================================================================== */
 
-/* Cheap variants of the models: short attacks and IG paths (the structure
+/* Cheap variants of the models: short attacks, IG paths and attack batches (the structure
  * of every kernel is the same as at full length; only repetitions go). */
 typedef struct {
     const char *file;
-    const char *defs[5];
+    const char *defs[7];
     int ndefs;
 } ModelSpec;
 
+#define CHEAP_EVAL "eval.ig_steps=2", "eval.attack_ig_steps=2", "eval.attack_batch=2"
+
 static const ModelSpec MODELS[] = {
-    {"models/mnist_mlp_standard.json", {"eval.ig_steps=2"}, 1},
-    {"models/mnist_smallcnn.json", {"eval.ig_steps=2"}, 1},
-    {"models/mnist_smallcnn_standard.json", {"eval.ig_steps=2"}, 1},
-    {"models/mnist_smallcnn_at.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
-    {"models/mnist_smallcnn_trades.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
-    {"models/mnist_smallcnn_mart.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
-    {"models/mnist_smallcnn_at_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
-    {"models/mnist_smallcnn_trades_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
-    {"models/mnist_smallcnn_mart_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
+    {"models/mnist_mlp_standard.json", {CHEAP_EVAL}, 3},
+    {"models/mnist_smallcnn.json", {CHEAP_EVAL}, 3},
+    {"models/mnist_smallcnn_standard.json", {CHEAP_EVAL}, 3},
+    {"models/mnist_smallcnn_at.json", {CHEAP_EVAL, "pgd_steps=2"}, 4},
+    {"models/mnist_smallcnn_trades.json", {CHEAP_EVAL, "pgd_steps=2"}, 4},
+    {"models/mnist_smallcnn_mart.json", {CHEAP_EVAL, "pgd_steps=2"}, 4},
+    {"models/mnist_smallcnn_at_igr.json", {CHEAP_EVAL, "pgd_steps=2", "ig_steps=2"}, 5},
+    {"models/mnist_smallcnn_trades_igr.json", {CHEAP_EVAL, "pgd_steps=2", "ig_steps=2"}, 5},
+    {"models/mnist_smallcnn_mart_igr.json", {CHEAP_EVAL, "pgd_steps=2", "ig_steps=2"}, 5},
     {"models/mnist_smallcnn_ig_norm.json",
-     {"eval.ig_steps=2", "pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"}, 4},
+     {CHEAP_EVAL, "pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"}, 6},
     {"models/mnist_smallcnn_ig_sum_norm.json",
-     {"eval.ig_steps=2", "pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"}, 4},
-    {"models/mnist_smallcnn_advaat.json", {"eval.ig_steps=2", "pgd_steps=2", "advaat_ig_steps=2"}, 3},
-    {"models/mnist_smallcnn_art.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
-    {"models/mnist_smallcnn_ssr.json", {"eval.ig_steps=2", "ssr_iterations=3"}, 2},
-    {"models/resnet18_trades_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
+     {CHEAP_EVAL, "pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"}, 6},
+    {"models/mnist_smallcnn_advaat.json", {CHEAP_EVAL, "pgd_steps=2", "advaat_ig_steps=2"}, 5},
+    {"models/mnist_smallcnn_art.json", {CHEAP_EVAL, "pgd_steps=2"}, 4},
+    {"models/mnist_smallcnn_ssr.json", {CHEAP_EVAL, "ssr_iterations=3"}, 4},
+    {"models/resnet18_trades_igr.json", {CHEAP_EVAL, "pgd_steps=2", "ig_steps=2"}, 5},
 };
 
 static const ModelSpec *model_spec(const char *file) {
