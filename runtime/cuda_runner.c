@@ -99,17 +99,17 @@ static bool upload(CudaRunner *r, CUdeviceptr dst, const void *src, size_t n, co
 
 /* ---- construction ---- */
 
-static bool load_module(CudaRunner *r, const void *image, size_t n, char *err, size_t cap) {
+static bool load_module(CudaRunner *r, const void *image, size_t n, const CudaPlanner *pl,
+                        char *err, size_t cap) {
     if (!cuda_image_parse(image, n, &r->img, err, cap)) return false;
     if (!cudrv_open(&r->d, err, cap)) return false;
     r->pick = cuda_image_pick(&r->img, r->d.cc_major, r->d.cc_minor);
     if (!cudrv_load_image(&r->d, &r->img, &r->mod, err, cap)) return false;
-#ifndef IGRC_HAVE_CUDA_LIB_PLAN
-    if (!cuda_kernel_grid || !cuda_lib_plan)
+    if (!pl->kernel_grid || !pl->lib_plan)
         return rt_fail(err, cap, "CUDA: this runtime was built without the CUDA library plans "
                                  "(runtime/cuda_lib_plan.c)");
-#endif
-    r->pl = (CudaPlanner){cuda_kernel_grid, cuda_lib_plan, r->img.opt};
+    r->pl = *pl;
+    r->pl.opt = r->img.opt;
     return cudrv_ok(&r->d, r->d.cuStreamCreate(&r->stream, CU_STREAM_NON_BLOCKING),
                     "cuStreamCreate", "creating the runner's stream", err, cap);
 }
@@ -133,6 +133,13 @@ static bool upload_state(CudaRunner *r, void *const *params, char *err, size_t c
 
 CudaRunner *cuda_runner_new(const Program *p, const void *image, size_t image_bytes,
                             void *const *params, char *err, size_t errcap) {
+    CudaPlanner pl = {cuda_kernel_grid, cuda_lib_plan, {false}};
+    return cuda_runner_new_planned(p, image, image_bytes, params, &pl, err, errcap);
+}
+
+CudaRunner *cuda_runner_new_planned(const Program *p, const void *image, size_t image_bytes,
+                                    void *const *params, const CudaPlanner *pl, char *err,
+                                    size_t errcap) {
     CudaRunner *r = calloc(1, sizeof *r);
     if (!r) return rt_fail(err, errcap, "CUDA: out of memory"), NULL;
     r->p = p;
@@ -146,7 +153,7 @@ CudaRunner *cuda_runner_new(const Program *p, const void *image, size_t image_by
     r->fs = calloc((size_t)p->nfuncs + 1, sizeof *r->fs);
     bool ok = r->params && r->consts && r->arenas && r->trips && r->carry && r->fs;
     if (!ok) rt_fail(err, errcap, "CUDA: out of memory");
-    ok = ok && load_module(r, image, image_bytes, err, errcap) &&
+    ok = ok && load_module(r, image, image_bytes, pl, err, errcap) &&
          cuda_mem_plan(p, &r->pl, &r->mp, err, errcap) && upload_state(r, params, err, errcap);
     if (!ok) {
         cuda_runner_free(r);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/cuda_plan.h"
 #include "runtime/program.h"
 
 typedef struct CudaRunner CudaRunner;
@@ -27,6 +28,12 @@ typedef struct CudaRunner CudaRunner;
  * ptensor_bytes each) and constants. p must outlive the runner. */
 CudaRunner *cuda_runner_new(const Program *p, const void *image, size_t image_bytes,
                             void *const *params, char *err, size_t errcap);
+/* The same with the given launch geometry and library plans (pl->opt is
+ * replaced by the image's options); cuda_runner_new passes those of
+ * runtime/cuda_lib_plan.c. */
+CudaRunner *cuda_runner_new_planned(const Program *p, const void *image, size_t image_bytes,
+                                    void *const *params, const CudaPlanner *pl, char *err,
+                                    size_t errcap);
 void cuda_runner_free(CudaRunner *r);
 
 /* Runs function f (inputs/outputs as runner_call). Outputs bound to a
