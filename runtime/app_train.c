@@ -377,6 +377,9 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         printf("training %s on %s: %" PRId64 " images, batch %" PRId64 ", %" PRId64
                " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
         rc = run(&t, r, &d, opts[3].seen);
+        if (dev == EXEC_CUDA)
+            printf("%s; peak device memory %" PRId64 " bytes\n", exec_describe(r),
+                   exec_memory_bytes(r));
     }
     exec_free(r);
     dataset_free(&d);
