@@ -128,8 +128,7 @@ bool cudrv_load_image(CudaDriver *d, const CudaImage *img, CUmodule *mod, char *
                        img->arch, img->cubin_bytes ? "CUBIN" : "",
                        img->ptx_bytes ? (img->cubin_bytes ? " and PTX" : "PTX") : "", d->name,
                        d->cc_major, d->cc_minor);
-    static char log[8192];
-    log[0] = 0;
+    char log[8192] = "";
     CUjit_option keys[2] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
     void *vals[2] = {log, (void *)(uintptr_t)sizeof log};
     const void *data = pick == CUDA_PICK_CUBIN ? img->cubin : (const void *)img->ptx;

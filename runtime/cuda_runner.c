@@ -192,7 +192,8 @@ void cuda_runner_free(CudaRunner *r) {
         free(fs->out_off);
         free(fs->binds);
     }
-    for (int f = 0; r->arenas && f < p->nfuncs; f++) dev_free(r, &r->arenas[f], r->mp.arena[f]);
+    for (int f = 0; r->arenas && r->mp.arena && f < p->nfuncs; f++)
+        dev_free(r, &r->arenas[f], r->mp.arena[f]);
     for (int s = 0; r->trips && r->mp.trips && s < r->mp.nslots; s++) {
         dev_free(r, &r->trips[s], r->mp.trips[s]);
         dev_free(r, &r->carry[s], r->mp.carry[s]);
@@ -393,6 +394,7 @@ static bool enqueue_call(CudaRunner *r, int f, char *err, size_t cap) {
     FuncState *fs = &r->fs[f];
     const PFunc *fn = &r->p->funcs[f];
     for (int k = 0; k < fn->ninputs; k++) {
+        if (!ptensor_bytes(&fn->inputs[k])) continue;
         char what[160];
         snprintf(what, sizeof what, "staging input %s of %s", fn->inputs[k].name, fn->name);
         if (!cudrv_ok(&r->d, r->d.cuMemcpyHtoDAsync(fs->io + (CUdeviceptr)fs->in_off[k],
@@ -447,7 +449,8 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
     FuncState *fs = &r->fs[f];
     const PFunc *fn = &r->p->funcs[f];
     for (int k = 0; k < fn->ninputs; k++)
-        memcpy(fs->pinned + fs->in_off[k], inputs[k], ptensor_bytes(&fn->inputs[k]));
+        if (ptensor_bytes(&fn->inputs[k]))
+            memcpy(fs->pinned + fs->in_off[k], inputs[k], ptensor_bytes(&fn->inputs[k]));
     char what[160];
     snprintf(what, sizeof what, "replaying the graph of %s", fn->name);
     bool ok;
@@ -469,7 +472,8 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
     for (int k = 0; k < fn->noutputs; k++) {
         bool bound = false;
         for (int b = 0; b < fs->nbinds; b++) bound |= fs->binds[b].out == k;
-        if (!bound) memcpy(outputs[k], fs->pinned + fs->out_off[k], ptensor_bytes(&fn->outputs[k]));
+        if (!bound && ptensor_bytes(&fn->outputs[k]))
+            memcpy(outputs[k], fs->pinned + fs->out_off[k], ptensor_bytes(&fn->outputs[k]));
     }
     return true;
 }
