@@ -188,15 +188,21 @@ bool cuda_plan_func(const Program *p, int f, const CudaPlanner *pl, const CudaBi
     Flat fl = {p, pl, ops, err, errcap};
     Frame top = {f, NULL, NULL};
     bool ok = flatten(&fl, &top);
-    /* Unbound outputs: into the output buffer; bound ones straight into
-     * their parameter, after every step has read the old values. */
+    /* Unbound outputs: into the output buffer; bound ones into their
+     * parameter, after every step has read the old values. A bound output
+     * that is itself another parameter is first copied to its output
+     * buffer, so that no binding reads a parameter another one wrote (the
+     * CPU, copying from the returned outputs, reads none either). */
     for (int pass = 0; ok && pass < 2; pass++)
         for (int k = 0; ok && k < fn->noutputs; k++) {
             const CudaBind *b = bind_of(binds, nbinds, k);
-            if ((pass == 0) != (b == NULL)) continue;
-            CudaAddr dst = b ? addr(CA_PARAM, b->param, 0) : addr(CA_OUTPUT, k, 0);
-            ok = emit_copy(&fl, f, -1, dst, resolve(&top, fn->out_refs[k]),
-                           (int64_t)ptensor_bytes(&fn->outputs[k]));
+            CudaAddr src = resolve(&top, fn->out_refs[k]);
+            bool via_out = b && src.space == CA_PARAM && src.index != b->param;
+            if (pass == 0 && b && !via_out) continue;
+            if (pass == 1 && !b) continue;
+            CudaAddr dst = pass == 1 ? addr(CA_PARAM, b->param, 0) : addr(CA_OUTPUT, k, 0);
+            if (pass == 1 && via_out) src = addr(CA_OUTPUT, k, 0);
+            ok = emit_copy(&fl, f, -1, dst, src, (int64_t)ptensor_bytes(&fn->outputs[k]));
         }
     if (!ok) cuda_ops_free(ops);
     return ok;

@@ -451,7 +451,7 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
     for (int k = 0; k < fn->ninputs; k++)
         if (ptensor_bytes(&fn->inputs[k]))
             memcpy(fs->pinned + fs->in_off[k], inputs[k], ptensor_bytes(&fn->inputs[k]));
-    char what[160];
+    char what[256];
     snprintf(what, sizeof what, "replaying the graph of %s", fn->name);
     bool ok;
     switch (cuda_run_mode(r->graphs, fs->graph != NULL, fs->graph_gen, fs->gen)) {
@@ -465,7 +465,8 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
         ok = cudrv_ok(&r->d, r->d.cuGraphLaunch(fs->graph, r->stream), "cuGraphLaunch", what,
                       err, cap);
     }
-    snprintf(what, sizeof what, "running a call of %s", fn->name);
+    snprintf(what, sizeof what, "running a call of %s (CUDA_LAUNCH_BLOCKING=1 with "
+             "IGRC_CUDA_GRAPHS=0 names the failing step)", fn->name);
     if (!ok || !cudrv_ok(&r->d, r->d.cuStreamSynchronize(r->stream), "cuStreamSynchronize", what,
                          err, cap))
         return false;

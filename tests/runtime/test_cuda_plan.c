@@ -218,6 +218,34 @@ Test(cuda_plan, bindings) {
     program_free(p);
 }
 
+/* Outputs that are the parameters swapped: each binding must read the old
+ * value, so both go through their output buffers first. */
+Test(cuda_plan, swapped_parameter_bindings) {
+    Program *p = parse("program s batch 1\n"
+                       "param u f32 [4] init zeros 0 trainable\n"
+                       "param v f32 [4] init zeros 0 trainable\n"
+                       "func step arena 0\n"
+                       "  out u f32 [4] p1\n"
+                       "  out v f32 [4] p0\n"
+                       "end\n",
+                       0);
+    CudaOpList l;
+    char err[512];
+    CudaBind b[2] = {{0, 0}, {1, 1}};
+    cr_assert(cuda_plan_func(p, 0, &kPlanner, b, 2, &l, err, sizeof err), "%s", err);
+    cr_assert_eq(l.n, 4);
+    EXPECT_ADDR(l.ops[0].addr[0], CA_OUTPUT, 0, 0);
+    EXPECT_ADDR(l.ops[0].addr[1], CA_PARAM, 1, 0);
+    EXPECT_ADDR(l.ops[1].addr[0], CA_OUTPUT, 1, 0);
+    EXPECT_ADDR(l.ops[1].addr[1], CA_PARAM, 0, 0);
+    EXPECT_ADDR(l.ops[2].addr[0], CA_PARAM, 0, 0);
+    EXPECT_ADDR(l.ops[2].addr[1], CA_OUTPUT, 0, 0);
+    EXPECT_ADDR(l.ops[3].addr[0], CA_PARAM, 1, 0);
+    EXPECT_ADDR(l.ops[3].addr[1], CA_OUTPUT, 1, 0);
+    cuda_ops_free(&l);
+    program_free(p);
+}
+
 Test(cuda_plan, overlapping_copy_refused) {
     Program *p = parse("program o batch 1\n"
                        "func f arena 256\n"
