@@ -80,8 +80,9 @@ static bool init_device(CudaDriver *d, char *err, size_t errcap) {
                                              CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, d->dev),
                   "cuDeviceGetAttribute", "reading the compute capability", err, errcap))
         return false;
-    d->cuDriverGetVersion(&d->version);
-    if (!cudrv_ok(d, d->cuDevicePrimaryCtxRetain(&d->ctx, d->dev), "cuDevicePrimaryCtxRetain",
+    if (!cudrv_ok(d, d->cuDriverGetVersion(&d->version), "cuDriverGetVersion",
+                  "reading the driver's version", err, errcap) ||
+        !cudrv_ok(d, d->cuDevicePrimaryCtxRetain(&d->ctx, d->dev), "cuDevicePrimaryCtxRetain",
                   "retaining device 0's primary context", err, errcap))
         return false;
     return cudrv_ok(d, d->cuCtxSetCurrent(d->ctx), "cuCtxSetCurrent",

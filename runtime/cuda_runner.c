@@ -179,6 +179,9 @@ static void release_func(CudaRunner *r, FuncState *fs) {
     fs->built = false;
 }
 
+/* Teardown ignores the results: after a failed call the context may be
+ * unusable and every release would fail again; the failure itself has been
+ * reported. */
 void cuda_runner_free(CudaRunner *r) {
     if (!r) return;
     const Program *p = r->p;
