@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "runtime/app_internal.h"
+#include "runtime/checkpoint.h"
+#include "runtime/cuda_abi.h"
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -259,6 +261,48 @@ bool app_write_json(cJSON *json, const char *path) {
     return ok;
 }
 
+/* ---- backends ----------------------------------------------------------- */
+
+int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev) {
+    if (!exec_device_from_name(name, dev)) {
+        fprintf(stderr, "error: --device must be cpu or cuda, got '%s'\n", name);
+        return APP_USAGE;
+    }
+    if (*dev == EXEC_CUDA && (!ctx->cuda_image || ctx->cuda_image_size <= 0)) {
+        fprintf(stderr, "error: this executable was compiled without --target cuda: it runs only "
+                        "with --device cpu\n");
+        return APP_FAIL;
+    }
+    return APP_OK;
+}
+
+Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed) {
+    char err[2048];
+    Exec *e = exec_new(ctx->p, ctx->kernels, ctx->nkernels, ctx->cuda_image,
+                       ctx->cuda_image_size, dev, (int)threads, seed, err, sizeof err);
+    if (!e) fprintf(stderr, "error: %s\n", err);
+    return e;
+}
+
+Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed,
+                       const char *ckpt, bool ckpt_named) {
+    Exec *e = app_exec_new(ctx, dev, threads, seed);
+    char err[2048];
+    if (e && !ckpt_load(ckpt, e, NULL, err, sizeof err)) {
+        fprintf(stderr, "error: %s%s\n", err,
+                ckpt_named ? "" : " (train first, or name the weights with --ckpt FILE)");
+        exec_free(e);
+        e = NULL;
+    }
+    return e;
+}
+
+bool app_call(Exec *e, int f, const void *const *inputs, void *const *outputs) {
+    if (exec_call(e, f, inputs, outputs)) return true;
+    fprintf(stderr, "\nerror: %s\n", exec_error(e));
+    return false;
+}
+
 /* ---- info --------------------------------------------------------------- */
 
 static void print_tensor(const char *kind, const PTensor *t) {
@@ -269,9 +313,13 @@ static void print_tensor(const char *kind, const PTensor *t) {
 
 static int app_info(const AppCtx *ctx, int argc, char **argv) {
     int64_t threads = 1;
-    AppOpt opts[] = {{"threads", OPT_INT, &threads, "N", "threads of the runner (default 1)", 0}};
-    int rc = app_parse("info", "Describes the embedded program.", argc, argv, opts, 1);
+    const char *device = "cpu";
+    ExecDevice dev;
+    AppOpt opts[] = {{"threads", OPT_INT, &threads, "N", "threads of the runner (default 1)", 0},
+                     APP_DEVICE_OPT(&device)};
+    int rc = app_parse("info", "Describes the embedded program.", argc, argv, opts, 2);
     if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if ((rc = app_check_device(ctx, device, &dev))) return rc;
     const Program *p = ctx->p;
     printf("program  %s\nbatch    %" PRId64 "\n", p->name, p->batch);
     int64_t ntr = 0, nst = 0, etr = 0, est = 0, bytes = 0;
@@ -297,14 +345,12 @@ static int app_info(const AppCtx *ctx, int argc, char **argv) {
         for (int i = 0; i < fn->noutputs; i++) print_tensor("out", &fn->outputs[i]);
     }
     printf("kernels  %d\n", ctx->nkernels);
-    char err[1024];
-    Runner *r = runner_new(p, ctx->kernels, ctx->nkernels, (int)threads, 0, err, sizeof err);
-    if (!r) {
-        fprintf(stderr, "error: %s\n", err);
-        return APP_FAIL;
-    }
-    printf("runner memory  %" PRId64 " bytes\n", runner_memory_bytes(r));
-    runner_free(r);
+    if (ctx->cuda_image) printf("cuda image  %" PRId64 " bytes\n", ctx->cuda_image_size);
+    Exec *e = app_exec_new(ctx, dev, threads, 0);
+    if (!e) return APP_FAIL;
+    if (dev == EXEC_CUDA) printf("device   %s\n", exec_describe(e));
+    printf("runner memory  %" PRId64 " bytes\n", exec_memory_bytes(e));
+    exec_free(e);
     return APP_OK;
 }
 
@@ -326,6 +372,23 @@ static void usage(FILE *f, const char *prog, const char *name) {
 
 int igrc_app_main(int argc, char **argv, const char *program_text, int64_t program_size,
                   const PKernelFn *kernels, int nkernels) {
+    return igrc_app_main_cuda(argc, argv, program_text, program_size, kernels, nkernels, NULL, 0);
+}
+
+/* Kernels the program may name: the CPU table's, or the CUDA image's when
+ * the executable has no CPU kernels. */
+static int kernel_count(int nkernels, const void *image, int64_t size) {
+    CudaImage img;
+    char err[256];
+    if (nkernels > 0 || !image || size <= 0 ||
+        !cuda_image_parse(image, (size_t)size, &img, err, sizeof err))
+        return nkernels;
+    return img.nkernels;
+}
+
+int igrc_app_main_cuda(int argc, char **argv, const char *program_text, int64_t program_size,
+                       const PKernelFn *kernels, int nkernels, const void *cuda_image,
+                       int64_t cuda_image_size) {
     const char *prog = argc > 0 && argv[0] ? argv[0] : "igrc-model";
     /* The embedded text need not be NUL-terminated. */
     char *text = malloc((size_t)program_size + 1);
@@ -336,13 +399,14 @@ int igrc_app_main(int argc, char **argv, const char *program_text, int64_t progr
     memcpy(text, program_text, (size_t)program_size);
     text[program_size] = 0;
     char err[2048];
-    Program *p = program_parse(text, nkernels, err, sizeof err);
+    Program *p = program_parse(text, kernel_count(nkernels, cuda_image, cuda_image_size), err,
+                               sizeof err);
     free(text);
     if (!p) {
         fprintf(stderr, "error: the embedded program is invalid: %s\n", err);
         return APP_FAIL;
     }
-    AppCtx ctx = {p, kernels, nkernels};
+    AppCtx ctx = {p, kernels, nkernels, cuda_image, cuda_image_size};
     int rc;
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (!cmd) {

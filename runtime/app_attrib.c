@@ -23,10 +23,10 @@
 #include "runtime/png.h"
 
 typedef struct {
-    const char *ckpt, *out, *data, *json, *select; /* select: ig's --images */
+    const char *ckpt, *out, *data, *json, *select, *device; /* select: ig's --images */
     int64_t n, k, steps, threads;
     double eps, alpha;
-    Runner *r;
+    Exec *r;
     int f;
     const PFunc *fn;
     int in_x, in_y, in_mask, out_logits, out_attr, out_dx;
@@ -98,7 +98,7 @@ static void call_at(Attrib *a, const float *x) {
     ins[a->in_x] = x;
     ins[a->in_y] = a->y;
     ins[a->in_mask] = a->mask;
-    runner_call(a->r, a->f, ins, a->outs);
+    if (!app_call(a->r, a->f, ins, a->outs)) exit(APP_FAIL); /* a device failure */
 }
 
 static int predicted(const Attrib *a, int64_t row) {
@@ -183,6 +183,7 @@ static bool attack_batch(Attrib *a) {
 static void defaults(Attrib *a, const Program *p) {
     memset(a, 0, sizeof *a);
     a->out = "run";
+    a->device = "cpu";
     a->eps = app_setting_num(p, "eval.eps", 0.3);
     a->alpha = app_setting_num(p, "eval.attack_alpha", 0.01);
     a->steps = (int64_t)app_setting_num(p, "eval.attack_steps", 200);
@@ -206,31 +207,25 @@ static bool check_args(const char *cmd, const Attrib *a, const Dataset *d) {
  * APP_USAGE (bad options) or APP_FAIL. */
 static int open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d, bool ckpt_named) {
     const Program *p = ctx->p;
-    char err[2048];
+    ExecDevice dev;
+    int rc = app_check_device(ctx, a->device, &dev);
+    if (rc) return rc;
     if (!bind_attrib(a, p) || !app_load_data(p, a->data, false, a->n, d)) return APP_FAIL;
     if (!check_args(cmd, a, d)) return APP_USAGE;
     a->img = d->c * d->h * d->w;
-    if (a->fn->inputs[a->in_x].dim[1] * a->fn->inputs[a->in_x].dim[2] *
-            a->fn->inputs[a->in_x].dim[3] != a->img) {
+    const PTensor *x = &a->fn->inputs[a->in_x];
+    if (x->dim[1] * x->dim[2] * x->dim[3] != a->img) {
         fprintf(stderr, "error: %s: the data's images (%" PRId64 " values) do not fit attrib_step's x\n",
                 cmd, a->img);
         return APP_FAIL;
     }
     if (!alloc_buffers(a)) return APP_FAIL;
-    if (!(a->r = runner_new(p, ctx->kernels, ctx->nkernels, (int)a->threads, 0, err, sizeof err))) {
-        fprintf(stderr, "error: %s\n", err);
-        return APP_FAIL;
-    }
-    if (!ckpt_load(a->ckpt, a->r, NULL, err, sizeof err)) {
-        fprintf(stderr, "error: %s%s\n", err,
-                ckpt_named ? "" : " (train first, or name the weights with --ckpt FILE)");
-        return APP_FAIL;
-    }
-    return APP_OK;
+    a->r = app_open_weights(ctx, dev, a->threads, 0, a->ckpt, ckpt_named);
+    return a->r ? APP_OK : APP_FAIL;
 }
 
 static void close_model(Attrib *a) {
-    if (a->r) runner_free(a->r);
+    exec_free(a->r);
     if (a->fn) app_free_outputs(a->fn, a->outs);
     free_buffers(a);
 }
@@ -323,6 +318,7 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
         {"alpha", OPT_NUM, &a.alpha, "A", "step size (default: eval.attack_alpha, 0.01)", 0},
         {"json", OPT_STR, &a.json, "FILE", "results as JSON (default: DIR/attrib.json)", 0},
         {"threads", OPT_INT, &a.threads, "N", "worker threads (default: all cores)", 0},
+        APP_DEVICE_OPT(&a.device),
     };
     int rc = app_parse("attrib", "Attacks the attributions (IFIA top-k) of test images.", argc,
                        argv, opts, (int)(sizeof opts / sizeof *opts));
@@ -422,6 +418,7 @@ int app_ig(const AppCtx *ctx, int argc, char **argv) {
         {"eps", OPT_NUM, &a.eps, "E", "L-inf radius (default: eval.eps)", 0},
         {"alpha", OPT_NUM, &a.alpha, "A", "step size (default: eval.attack_alpha, 0.01)", 0},
         {"threads", OPT_INT, &a.threads, "N", "worker threads (default: all cores)", 0},
+        APP_DEVICE_OPT(&a.device),
     };
     int rc = app_parse("ig", "Writes integrated-gradients maps of test images and of their "
                        "attributionally attacked copies as PNG (original, IG, attacked, IG).",

@@ -30,7 +30,7 @@ typedef struct {
 } Entry;
 
 typedef struct {
-    const char *ckpt, *out, *data, *attacks, *json;
+    const char *ckpt, *out, *data, *attacks, *json, *device;
     int64_t n, pgd_steps, threads;
     double eps, alpha;
     uint32_t seed;
@@ -38,7 +38,7 @@ typedef struct {
     Entry predict, grad_ce, grad_cw;
     const Entry *classify; /* predict, else a gradient entry's logits */
     int64_t B, K, img;
-    Runner *r;
+    Exec *r;
     /* per batch */
     float *x0, *xa;
     int32_t *y;
@@ -94,7 +94,7 @@ static void unbind(Entry *e) {
 static void call(Eval *v, const Entry *e, const float *x) {
     e->ins[e->in_x] = x;
     if (e->in_y >= 0) e->ins[e->in_y] = v->y;
-    runner_call(v->r, e->f, e->ins, e->outs);
+    if (!app_call(v->r, e->f, e->ins, e->outs)) exit(APP_FAIL); /* a device failure */
 }
 
 static int64_t count_correct(Eval *v, const float *x) {
@@ -272,6 +272,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
     v.pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
     v.alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
     v.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    v.device = "cpu";
     AppOpt opts[] = {
         {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
         {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
@@ -284,6 +285,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         {"seed", OPT_U32, &v.seed, "S", "seed of the random starts", 0},
         {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/eval.json)", 0},
         {"threads", OPT_INT, &v.threads, "N", "worker threads (default: all cores)", 0},
+        APP_DEVICE_OPT(&v.device),
     };
     int rc = app_parse("eval", "Evaluates accuracy under attacks on the test split.", argc, argv,
                        opts, (int)(sizeof opts / sizeof *opts));
@@ -293,7 +295,9 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         return APP_USAGE;
     }
     if ((rc = parse_attacks(&v))) return rc;
-    char ckpt[1100], json[1100], err[2048];
+    ExecDevice dev;
+    if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
+    char ckpt[1100], json[1100];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", v.out);
     snprintf(json, sizeof json, "%s/eval.json", v.out);
     if (!v.ckpt) v.ckpt = ckpt;
@@ -305,18 +309,12 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
         rc = APP_FAIL;
-    } else if (!(v.r = runner_new(p, ctx->kernels, ctx->nkernels, (int)v.threads, v.seed, err,
-                                  sizeof err))) {
-        fprintf(stderr, "error: %s\n", err);
-        rc = APP_FAIL;
-    } else if (!ckpt_load(v.ckpt, v.r, NULL, err, sizeof err)) {
-        fprintf(stderr, "error: %s%s\n", err,
-                opts[0].seen ? "" : " (train first, or name the weights with --ckpt FILE)");
+    } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {
         rc = APP_FAIL;
     } else {
         rc = evaluate(&v, p, &d);
     }
-    if (v.r) runner_free(v.r);
+    exec_free(v.r);
     dataset_free(&d);
     unbind(&v.predict);
     unbind(&v.grad_ce);
@@ -372,7 +370,7 @@ static bool bind_acts(const Program *p, int64_t B, Acts *c) {
 
 static const float *pre_at(Eval *v, Acts *c, const float *x) {
     const void *ins[1] = {x};
-    runner_call(v->r, c->f, ins, c->outs);
+    if (!app_call(v->r, c->f, ins, c->outs)) exit(APP_FAIL); /* a device failure */
     return c->outs[c->out_pre];
 }
 
@@ -448,6 +446,7 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     v.pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
     v.alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
     v.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    v.device = "cpu";
     AppOpt opts[] = {
         {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
         {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
@@ -459,6 +458,7 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
         {"seed", OPT_U32, &v.seed, "S", "seed of the random start", 0},
         {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/consistency.json)", 0},
         {"threads", OPT_INT, &v.threads, "N", "worker threads (default: all cores)", 0},
+        APP_DEVICE_OPT(&v.device),
     };
     int rc = app_parse("consistency", "Activation consistency between test images and their PGD "
                        "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
@@ -467,7 +467,9 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
         fprintf(stderr, "consistency: --eps and --pgd-alpha must be >= 0\n");
         return APP_USAGE;
     }
-    char ckpt[1100], json[1100], err[2048];
+    ExecDevice dev;
+    if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
+    char ckpt[1100], json[1100];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", v.out);
     snprintf(json, sizeof json, "%s/consistency.json", v.out);
     if (!v.ckpt) v.ckpt = ckpt;
@@ -479,18 +481,12 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
         rc = APP_FAIL;
-    } else if (!(v.r = runner_new(p, ctx->kernels, ctx->nkernels, (int)v.threads, v.seed, err,
-                                  sizeof err))) {
-        fprintf(stderr, "error: %s\n", err);
-        rc = APP_FAIL;
-    } else if (!ckpt_load(v.ckpt, v.r, NULL, err, sizeof err)) {
-        fprintf(stderr, "error: %s%s\n", err,
-                opts[0].seen ? "" : " (train first, or name the weights with --ckpt FILE)");
+    } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {
         rc = APP_FAIL;
     } else {
         rc = measure_consistency(&v, &c, p, &d);
     }
-    if (v.r) runner_free(v.r);
+    exec_free(v.r);
     dataset_free(&d);
     unbind(&v.grad_ce);
     if (c.fn) app_free_outputs(c.fn, c.outs);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "runtime/dataset.h"
+#include "runtime/exec.h"
 #include "runtime/program.h"
 
 #define APP_OK 0
@@ -36,7 +37,25 @@ typedef struct {
     const Program *p;
     const PKernelFn *kernels;
     int nkernels;
+    const void *cuda_image; /* NULL: compiled without --target cuda */
+    int64_t cuda_image_size;
 } AppCtx;
+
+/* The --device option every command that runs the program takes. */
+#define APP_DEVICE_OPT(dst) \
+    {"device", OPT_STR, (dst), "cpu|cuda", "where the program runs (default cpu)", 0}
+
+/* Checks --device NAME before any work: an unknown name is a usage error,
+ * cuda in an executable without a CUDA image a failure; prints why. */
+int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev);
+/* exec_new for the command; prints the error and returns NULL on failure. */
+Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed);
+/* app_exec_new, then the weights from ckpt (ckpt_named: the user named the
+ * file, else a hint to train first goes with a failure); NULL on error. */
+Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed,
+                       const char *ckpt, bool ckpt_named);
+/* exec_call; prints the error on a device failure. */
+bool app_call(Exec *e, int f, const void *const *inputs, void *const *outputs);
 
 int app_train(const AppCtx *ctx, int argc, char **argv);
 int app_eval(const AppCtx *ctx, int argc, char **argv);

@@ -15,7 +15,7 @@
 
 typedef struct {
     /* options */
-    const char *data, *out, *resume;
+    const char *data, *out, *resume, *device;
     int64_t epochs, batches, limit, ckpt_every, threads, log_every;
     double lr;
     uint32_t seed;
@@ -91,6 +91,18 @@ static int bind_entry(Train *t) {
     return APP_OK;
 }
 
+/* train_step's outputs named like parameters are the new values: written
+ * into them by the backend after each call (on a device, without a round
+ * trip through the host). */
+static bool bind_params(const Train *t, Exec *r) {
+    for (int o = 0; o < t->fn->noutputs; o++)
+        if (t->out_param[o] >= 0 && !exec_bind_param_output(r, t->f, o, t->out_param[o])) {
+            fprintf(stderr, "error: %s\n", exec_error(r));
+            return false;
+        }
+    return true;
+}
+
 /* "75,90" (or a single number) -> epochs where lr *= gamma. */
 static int parse_milestones(Train *t) {
     const PSetting *s = program_setting(t->p, "train.lr_milestones");
@@ -135,7 +147,7 @@ static void fmt_time(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%ld:%02ld", v / 60, v % 60);
 }
 
-static bool save(Train *t, Runner *r, int64_t epoch, int64_t batch, int64_t step, int64_t n) {
+static bool save(Train *t, Exec *r, int64_t epoch, int64_t batch, int64_t step, int64_t n) {
     CkptInfo info;
     memset(&info, 0, sizeof info);
     snprintf(info.program, sizeof info.program, "%s", t->p->name);
@@ -168,7 +180,7 @@ static bool write_last(const Train *t, int64_t epoch, int64_t step, double loss,
 }
 
 /* Where the run starts: from scratch or a checkpoint. */
-static int start_position(Train *t, Runner *r, int64_t n, int64_t *epoch, int64_t *batch,
+static int start_position(Train *t, Exec *r, int64_t n, int64_t *epoch, int64_t *batch,
                           int64_t *step, bool seed_given) {
     *epoch = *batch = *step = 0;
     if (!t->resume) return APP_OK;
@@ -200,7 +212,7 @@ static int start_position(Train *t, Runner *r, int64_t n, int64_t *epoch, int64_
     return APP_OK;
 }
 
-static int run(Train *t, Runner *r, const Dataset *d, bool seed_given) {
+static int run(Train *t, Exec *r, const Dataset *d, bool seed_given) {
     const PFunc *fn = t->fn;
     const int64_t B = t->B, img = d->c * d->h * d->w;
     int64_t epoch0, batch0, step;
@@ -250,7 +262,10 @@ static int run(Train *t, Runner *r, const Dataset *d, bool seed_given) {
                 app_store_num(&fn->inputs[t->in_key], key, 0, (double)t->seed);
                 app_store_num(&fn->inputs[t->in_key], key, 1, (double)(uint32_t)step);
             }
-            runner_call(r, t->f, ins, outs);
+            if (!app_call(r, t->f, ins, outs)) {
+                rc = APP_FAIL;
+                goto done;
+            }
             const PTensor *lt = &fn->outputs[t->out_loss];
             double loss = lt->dtype == PD_F64 ? *(double *)outs[t->out_loss]
                                               : (double)*(float *)outs[t->out_loss];
@@ -263,10 +278,6 @@ static int run(Train *t, Runner *r, const Dataset *d, bool seed_given) {
                 rc = APP_FAIL;
                 goto done;
             }
-            for (int o = 0; o < fn->noutputs; o++)
-                if (t->out_param[o] >= 0)
-                    memcpy(runner_param(r, t->out_param[o]), outs[o],
-                           ptensor_bytes(&fn->outputs[o]));
             loss_sum += loss, nsteps++;
             if (t->out_logits >= 0) {
                 for (int64_t k = 0; k < B; k++)
@@ -327,6 +338,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     t.epochs = (int64_t)app_setting_num(p, "train.epochs", 1);
     t.lr = app_setting_num(p, "train.lr", 0.01);
     t.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    t.device = "cpu";
     AppOpt opts[] = {
         {"data", OPT_STR, &t.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
         {"epochs", OPT_INT, &t.epochs, "N", "epochs to train (default: setting train.epochs)", 0},
@@ -339,10 +351,13 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         {"checkpoint-every", OPT_INT, &t.ckpt_every, "N", "also checkpoint every N steps", 0},
         {"threads", OPT_INT, &t.threads, "N", "worker threads (default: all cores)", 0},
         {"log-every", OPT_INT, &t.log_every, "N", "progress line every N steps when not a TTY", 0},
+        APP_DEVICE_OPT(&t.device),
     };
     int rc = app_parse("train", "Trains the model and writes checkpoints.", argc, argv, opts,
                        (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
+    ExecDevice dev;
+    if ((rc = app_check_device(ctx, t.device, &dev))) return rc;
     if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;
     if (!t.data) t.data = app_setting_str(p, "data", NULL);
     Dataset d;
@@ -354,19 +369,19 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     if (t.batches > 0 && t.batches < t.nb) t.nb = t.batches;
     snprintf(t.ckpt_path, sizeof t.ckpt_path, "%s/checkpoint.safetensors", t.out);
     snprintf(t.last_path, sizeof t.last_path, "%s/last.json", t.out);
-    char err[2048];
-    Runner *r = NULL;
-    if (!app_mkdir(t.out)) rc = APP_FAIL;
-    else if (!(r = runner_new(p, ctx->kernels, ctx->nkernels, (int)t.threads, t.seed, err,
-                              sizeof err))) {
-        fprintf(stderr, "error: %s\n", err);
+    Exec *r = NULL;
+    if (!app_mkdir(t.out) || !(r = app_exec_new(ctx, dev, t.threads, t.seed)) ||
+        !bind_params(&t, r)) {
         rc = APP_FAIL;
     } else {
         printf("training %s on %s: %" PRId64 " images, batch %" PRId64 ", %" PRId64
                " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
         rc = run(&t, r, &d, opts[3].seen);
+        if (dev == EXEC_CUDA)
+            printf("%s; peak device memory %" PRId64 " bytes\n", exec_describe(r),
+                   exec_memory_bytes(r));
     }
-    if (r) runner_free(r);
+    exec_free(r);
     dataset_free(&d);
 out:
     free(t.out_param);

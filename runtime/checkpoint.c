@@ -27,8 +27,8 @@ enum { META_PROGRAM, META_DATA, META_EPOCH, META_BATCH, META_STEP, META_SEED, ME
 static const char *const meta_keys[META_COUNT] = {
     "program", "data", "epoch", "batch", "step", "seed", "batches_per_epoch", "train_images"};
 
-bool ckpt_save(const char *path, Runner *r, const CkptInfo *info, char *err, size_t errcap) {
-    const Program *p = runner_program(r);
+bool ckpt_save(const char *path, Exec *e, const CkptInfo *info, char *err, size_t errcap) {
+    const Program *p = exec_program(e);
     StTensor *ts = calloc((size_t)p->nparams + 1, sizeof *ts);
     if (!ts) return rt_fail(err, errcap, "%s: out of memory", path);
     for (int i = 0; i < p->nparams; i++) {
@@ -37,7 +37,11 @@ bool ckpt_save(const char *path, Runner *r, const CkptInfo *info, char *err, siz
         ts[i].dtype = st_of(t->dtype);
         ts[i].rank = t->rank;
         for (int d = 0; d < t->rank; d++) ts[i].shape[d] = t->dim[d];
-        ts[i].data = runner_param(r, i);
+        ts[i].data = exec_param(e, i);
+        if (!ts[i].data) {
+            free(ts);
+            return rt_fail(err, errcap, "%s: %s", path, exec_error(e));
+        }
         ts[i].nbytes = ptensor_bytes(t);
     }
     char num[6][32];
@@ -141,20 +145,21 @@ static bool check_tensors(const char *path, const Program *p, const StFile *f, c
     return true;
 }
 
-bool ckpt_load(const char *path, Runner *r, CkptInfo *info, char *err, size_t errcap) {
-    const Program *p = runner_program(r);
+bool ckpt_load(const char *path, Exec *e, CkptInfo *info, char *err, size_t errcap) {
+    const Program *p = exec_program(e);
     StFile f;
     if (!st_read(path, &f, err, errcap)) return false;
     CkptInfo tmp;
     memset(&tmp, 0, sizeof tmp);
     bool ok = read_meta(path, &f, &tmp, err, errcap) && check_tensors(path, p, &f, err, errcap);
-    if (ok) {
-        for (int i = 0; i < p->nparams; i++) {
-            const StTensor *s = st_find(&f, p->params[i].t.name);
-            memcpy(runner_param(r, i), s->data, s->nbytes);
-        }
-        if (info) *info = tmp;
+    for (int i = 0; ok && i < p->nparams; i++) {
+        const StTensor *s = st_find(&f, p->params[i].t.name);
+        void *dst = exec_param(e, i);
+        if (dst) memcpy(dst, s->data, s->nbytes);
+        else ok = rt_fail(err, errcap, "%s: %s", path, exec_error(e));
     }
+    if (ok && !exec_params_changed(e)) ok = rt_fail(err, errcap, "%s: %s", path, exec_error(e));
+    if (ok && info) *info = tmp;
     st_free(&f);
     return ok;
 }

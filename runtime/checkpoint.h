@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/program.h"
+#include "runtime/exec.h"
 
 typedef struct {
     char program[128];
@@ -22,14 +22,15 @@ typedef struct {
     bool has_position;         /* epoch/batch/step/seed were all in the file */
 } CkptInfo;
 
-/* Writes all of r's parameters and info atomically (never a half-written
- * file at path). */
-bool ckpt_save(const char *path, Runner *r, const CkptInfo *info, char *err, size_t errcap);
+/* Writes all of e's parameters (their host views, fetched from a device
+ * when needed) and info atomically (never a half-written file at path). */
+bool ckpt_save(const char *path, Exec *e, const CkptInfo *info, char *err, size_t errcap);
 
-/* Loads every parameter of r's program from path, after checking all of them
- * (presence, dtype, shape) first, so on failure r is unchanged. Extra
+/* Loads every parameter of e's program from path (and pushes them to the
+ * device), after checking all of them (presence, dtype, shape) first, so on
+ * failure e is unchanged. Extra
  * tensors in the file are ignored. info (may be NULL) receives the metadata
  * found. Messages name the file and the tensor or key at fault. */
-bool ckpt_load(const char *path, Runner *r, CkptInfo *info, char *err, size_t errcap);
+bool ckpt_load(const char *path, Exec *e, CkptInfo *info, char *err, size_t errcap);
 
 #endif

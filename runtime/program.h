@@ -195,6 +195,9 @@ const Program *runner_program(const Runner *r);
 ThreadPool *runner_pool(Runner *r);
 /* The storage of parameter i (ptensor_bytes(&p->params[i].t) bytes). */
 void *runner_param(Runner *r, int i);
+/* Fills dst (ptensor_bytes(&pp->t)) with pp's initial values from seed,
+ * converted to its dtype: what runner_new does for every parameter. */
+bool program_init_param(const PParam *pp, void *dst, uint32_t seed);
 /* Re-initialises every parameter from seed (what runner_new does). */
 void runner_init_params(Runner *r, uint32_t seed);
 /* Runs function f: inputs[k] points at the k-th input's data, outputs[k]

@@ -158,43 +158,44 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
 
 /* ---- parameters ---- */
 
-static bool init_params(Runner *r, uint32_t seed) {
-    const Program *p = r->p;
-    for (int i = 0; i < p->nparams; i++) {
-        const PParam *pp = &p->params[i];
-        int64_t n = ptensor_numel(&pp->t);
-        if (n <= 0) continue;
-        uint32_t stream = rt_init_stream(pp->t.name);
-        if (pp->t.dtype == PD_F64) {
-            rt_init_fill(r->params[i], n, (RtInitKind)pp->init_kind, pp->init_a, seed, stream);
-            continue;
-        }
-        double *tmp = malloc((size_t)n * sizeof *tmp);
-        if (!tmp) return false;
-        rt_init_fill(tmp, n, (RtInitKind)pp->init_kind, pp->init_a, seed, stream);
-        void *dst = r->params[i];
-        for (int64_t k = 0; k < n; k++) {
-            double v = tmp[k];
-            switch (pp->t.dtype) {
-            case PD_F32: ((float *)dst)[k] = (float)v; break;
-            case PD_I32:
-                ((int32_t *)dst)[k] = v >= 2147483647.0    ? INT32_MAX
-                                    : v <= -2147483648.0   ? INT32_MIN
-                                    : v == v               ? (int32_t)v
-                                                           : 0;
-                break;
-            case PD_I64:
-                ((int64_t *)dst)[k] = v >= 9.2233720368547758e18  ? INT64_MAX
-                                    : v <= -9.2233720368547758e18 ? INT64_MIN
-                                    : v == v                      ? (int64_t)v
-                                                                  : 0;
-                break;
-            case PD_BOOL: ((unsigned char *)dst)[k] = v != 0.0; break;
-            case PD_F64: break;
-            }
-        }
-        free(tmp);
+bool program_init_param(const PParam *pp, void *dst, uint32_t seed) {
+    int64_t n = ptensor_numel(&pp->t);
+    if (n <= 0) return true;
+    uint32_t stream = rt_init_stream(pp->t.name);
+    if (pp->t.dtype == PD_F64) {
+        rt_init_fill(dst, n, (RtInitKind)pp->init_kind, pp->init_a, seed, stream);
+        return true;
     }
+    double *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp) return false;
+    rt_init_fill(tmp, n, (RtInitKind)pp->init_kind, pp->init_a, seed, stream);
+    for (int64_t k = 0; k < n; k++) {
+        double v = tmp[k];
+        switch (pp->t.dtype) {
+        case PD_F32: ((float *)dst)[k] = (float)v; break;
+        case PD_I32:
+            ((int32_t *)dst)[k] = v >= 2147483647.0    ? INT32_MAX
+                                : v <= -2147483648.0   ? INT32_MIN
+                                : v == v               ? (int32_t)v
+                                                       : 0;
+            break;
+        case PD_I64:
+            ((int64_t *)dst)[k] = v >= 9.2233720368547758e18  ? INT64_MAX
+                                : v <= -9.2233720368547758e18 ? INT64_MIN
+                                : v == v                      ? (int64_t)v
+                                                              : 0;
+            break;
+        case PD_BOOL: ((unsigned char *)dst)[k] = v != 0.0; break;
+        case PD_F64: break;
+        }
+    }
+    free(tmp);
+    return true;
+}
+
+static bool init_params(Runner *r, uint32_t seed) {
+    for (int i = 0; i < r->p->nparams; i++)
+        if (!program_init_param(&r->p->params[i], r->params[i], seed)) return false;
     return true;
 }
 

@@ -413,27 +413,27 @@ static Program *tiny(void) {
 Test(app, checkpoint_round_trip) {
     Program *p = tiny();
     char err[2048];
-    Runner *a = runner_new(p, kKernels, 4, 1, 1, err, sizeof err);
-    Runner *b = runner_new(p, kKernels, 4, 1, 2, err, sizeof err);
+    Exec *a = exec_new(p, kKernels, 4, NULL, 0, EXEC_CPU, 1, 1, err, sizeof err);
+    Exec *b = exec_new(p, kKernels, 4, NULL, 0, EXEC_CPU, 1, 2, err, sizeof err);
     cr_assert(a && b, "%s", err);
-    *(float *)runner_param(a, 2) = 42;
+    *(float *)exec_param(a, 2) = 42;
     CkptInfo in = {.epoch = 3, .batch = 4, .step = 55, .seed = 4000000000u,
                    .batches_per_epoch = 13, .train_images = 100};
     snprintf(in.data, sizeof in.data, "mnist");
     const char *path = in_dir("c.safetensors");
     cr_assert(ckpt_save(path, a, &in, err, sizeof err), "%s", err);
-    cr_assert_neq(memcmp(runner_param(a, 0), runner_param(b, 0), 32), 0);
+    cr_assert_neq(memcmp(exec_param(a, 0), exec_param(b, 0), 32), 0);
     CkptInfo out;
     cr_assert(ckpt_load(path, b, &out, err, sizeof err), "%s", err);
     for (int i = 0; i < p->nparams; i++)
-        cr_assert_eq(memcmp(runner_param(a, i), runner_param(b, i), ptensor_bytes(&p->params[i].t)),
+        cr_assert_eq(memcmp(exec_param(a, i), exec_param(b, i), ptensor_bytes(&p->params[i].t)),
                      0);
     cr_assert(out.has_position && out.epoch == 3 && out.batch == 4 && out.step == 55 &&
               out.seed == 4000000000u && out.batches_per_epoch == 13 && out.train_images == 100);
     cr_assert_str_eq(out.program, "tiny");
     cr_assert_str_eq(out.data, "mnist");
-    runner_free(a);
-    runner_free(b);
+    exec_free(a);
+    exec_free(b);
     program_free(p);
 }
 
@@ -458,10 +458,10 @@ static void write_variant(const char *path, int which, StDtype dt, int rank, con
 Test(app, checkpoint_errors) {
     Program *p = tiny();
     char err[2048];
-    Runner *r = runner_new(p, kKernels, 4, 1, 1, err, sizeof err);
+    Exec *r = exec_new(p, kKernels, 4, NULL, 0, EXEC_CPU, 1, 1, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
     float before[8];
-    memcpy(before, runner_param(r, 0), sizeof before);
+    memcpy(before, exec_param(r, 0), sizeof before);
     const char *path = in_dir("bad.safetensors");
     struct {
         int which;
@@ -480,7 +480,7 @@ Test(app, checkpoint_errors) {
         write_variant(path, cases[i].which, cases[i].dt, cases[i].rank, cases[i].meta);
         cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err), "case %zu", i);
         cr_assert(strstr(err, path) && strstr(err, cases[i].want), "case %zu: %s", i, err);
-        cr_assert_eq(memcmp(before, runner_param(r, 0), sizeof before), 0, "unchanged");
+        cr_assert_eq(memcmp(before, exec_param(r, 0), sizeof before), 0, "unchanged");
     }
     write_variant(path, 0, ST_F32, 2, "2");
     CkptInfo info;
@@ -504,7 +504,7 @@ Test(app, checkpoint_errors) {
     cr_assert(strstr(err, path), "%s", err);
     cr_assert_not(ckpt_load(in_dir("none.safetensors"), r, NULL, err, sizeof err));
     cr_assert(strstr(err, "none.safetensors"), "%s", err);
-    runner_free(r);
+    exec_free(r);
     program_free(p);
 }
 

@@ -1,0 +1,64 @@
+/* One interface for running a Program on the CPU (runtime/runner.c) or on
+ * a CUDA device (runtime/cuda_runner.c), so that the executable's commands
+ * do not care which: exec_call for runner_call, exec_param for
+ * runner_param.
+ *
+ * Parameters have a host view on both backends. On the device the host
+ * copy of a parameter is refreshed on demand (exec_param after a call),
+ * and host edits are pushed back with exec_params_changed. */
+#ifndef IGRC_RUNTIME_EXEC_H
+#define IGRC_RUNTIME_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/program.h"
+
+typedef enum { EXEC_CPU, EXEC_CUDA } ExecDevice;
+
+typedef struct Exec Exec;
+
+/* "cpu" / "cuda" -> *dev; false for anything else. */
+bool exec_device_from_name(const char *name, ExecDevice *dev);
+const char *exec_device_name(ExecDevice dev);
+
+/* The CPU needs the kernel table (kernels, nkernels) and threads; CUDA the
+ * embedded image (cuda_image, cuda_image_size; NULL/0 when the executable
+ * was compiled without --target cuda). Parameters start from seed on both
+ * (the same values). p must outlive the Exec. NULL with the reason in err. */
+Exec *exec_new(const Program *p, const PKernelFn *kernels, int nkernels, const void *cuda_image,
+               int64_t cuda_image_size, ExecDevice dev, int threads, uint32_t seed, char *err,
+               size_t errcap);
+void exec_free(Exec *e);
+ExecDevice exec_device(const Exec *e);
+const Program *exec_program(const Exec *e);
+/* The CPU runner (NULL on a device), for what only the CPU has (its pool). */
+Runner *exec_runner(Exec *e);
+
+/* Runs function f as runner_call. False on a device failure, with the
+ * message in exec_error(e). */
+bool exec_call(Exec *e, int f, const void *const *inputs, void *const *outputs);
+const char *exec_error(const Exec *e);
+
+/* After each later call of f, output `out` becomes parameter `param` (an
+ * optimiser step writing the new weights). On a device the copy happens
+ * there, inside the call's graph, and that output is not returned to the
+ * host; on the CPU it is returned and copied. */
+bool exec_bind_param_output(Exec *e, int f, int out, int param);
+
+/* Host view of parameter i (ptensor_bytes), current as of the last call;
+ * NULL on a device failure (exec_error). */
+void *exec_param(Exec *e, int i);
+/* The host views obtained with exec_param were edited (a checkpoint
+ * loaded): make the backend use them. */
+bool exec_params_changed(Exec *e);
+/* Re-initialises every parameter from seed. */
+bool exec_init_params(Exec *e, uint32_t seed);
+
+/* Peak bytes: runner_memory_bytes on the CPU, device bytes on CUDA. */
+int64_t exec_memory_bytes(const Exec *e);
+/* One line describing the backend ("cpu, 8 threads", the GPU...). */
+const char *exec_describe(const Exec *e);
+
+#endif
