@@ -1,4 +1,5 @@
-"""Checks of bench/igrc_exe.py's parsers (python3 bench/test_igrc_exe.py)."""
+"""Checks of the GPU scripts' parsers and comparisons: bench/igrc_exe.py,
+bench/gpu_train_check.py (python3 bench/test_igrc_exe.py)."""
 import os
 import struct
 import json
@@ -9,6 +10,7 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_train_check  # noqa: E402
 import igrc_exe  # noqa: E402
 
 
@@ -44,6 +46,31 @@ class Safetensors(unittest.TestCase):
         self.assertEqual(sorted(t), ["w", "y"])
         np.testing.assert_array_equal(t["w"], a)
         np.testing.assert_array_equal(t["y"], b)
+
+
+class TrainCheckCompare(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(0)
+        self.ref = {"w": rng.standard_normal((50, 20)).astype(np.float32), "fc3": np.zeros(10, np.float32)}
+
+    def test_rounding_passes(self):
+        got = {k: v * np.float32(1 + 1e-6) for k, v in self.ref.items()}
+        got["fc3"] = got["fc3"] + np.float32(1e-8)
+        _, worst = gpu_train_check.compare(self.ref, got, 1e-3)
+        self.assertLess(worst, 1)
+
+    def test_wrong_values_fail(self):
+        got = dict(self.ref, w=self.ref["w"] * np.float32(1.01))
+        rows, worst = gpu_train_check.compare(self.ref, got, 1e-3)
+        self.assertGreater(worst, 1)
+        self.assertEqual(rows[0][0], "w")
+        self.assertAlmostEqual(rows[0][1], 0.01, places=4)
+
+    def test_nan_and_missing_fail(self):
+        _, worst = gpu_train_check.compare(self.ref, dict(self.ref, fc3=np.full(10, np.nan, np.float32)), 1e-3)
+        self.assertEqual(worst, float("inf"))
+        with self.assertRaises(igrc_exe.RunError):
+            gpu_train_check.compare(self.ref, {"w": self.ref["w"]}, 1e-3)
 
 
 if __name__ == "__main__":
