@@ -123,10 +123,13 @@ missing_prereqs() {
     [ -e /usr/include/zlib.h ] || echo "zlib headers (zlib1g-dev)"
 }
 
-# Shared libraries of the binaries that a glibc system does not provide.
+# Shared libraries of the binaries that a glibc system does not provide;
+# the CUDA toolkit's and driver's (NVRTC, cudart, libcuda) come from the GPU
+# machine's own CUDA installation instead (and would not fit the carry limit).
 carried_libs() {
     ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
-        grep -Ev '^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|libstdc\+\+|libgcc_s|libcuda)\.' || true
+        grep -Ev '^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|libstdc\+\+|libgcc_s)\.' |
+        grep -Ev '^lib(cuda|cudart|nvrtc|nvrtc-builtins|nvJitLink|nvptxcompiler)[.-]' || true
 }
 
 pack() {
@@ -188,7 +191,9 @@ use_carried() {
     rm -rf "$dir" && mkdir -p "$dir"
     tar -xJf "$CARRY" -C "$dir" || { echo "cannot unpack $CARRY" >&2; return 1; }
     write_cc_wrapper "$dir" "$(cat "$dir/ORIGIN")"
-    export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    local cuda_lib=/usr/local/cuda/lib64
+    [ -d "$cuda_lib" ] || cuda_lib=""
+    export LD_LIBRARY_PATH="$dir/lib${cuda_lib:+:$cuda_lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export LIBRARY_PATH="$dir/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
     export CC="$dir/cc-wrap"
     IGRC="$dir/build/tools/igrc/igrc"
