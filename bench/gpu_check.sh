@@ -260,6 +260,12 @@ stage_env() {
     fi
     echo "gpu arch: ${GPU_ARCH:-the igrc default}"
     if command -v nvcc >/dev/null 2>&1; then nvcc --version | tail -1; else echo "nvcc: not on PATH"; fi
+    if command -v "${CC:-cc}" >/dev/null 2>&1; then
+        echo "C compiler: $("${CC:-cc}" --version | head -1)"
+    else
+        echo "no C compiler '${CC:-cc}': igrc compile links executables with it" >&2
+        return 1
+    fi
     "$PY" -c "import sys, numpy, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, \
 'cuda available', torch.cuda.is_available(), 'torch.compile', hasattr(torch, 'compile'))" ||
         { echo "$PY cannot import torch and numpy (set PYTHON)" >&2; return 1; }
