@@ -1,8 +1,8 @@
 """Checks of the GPU scripts' parsers and comparisons: bench/igrc_exe.py,
 bench/gpu_train_check.py (python3 bench/test_igrc_exe.py)."""
+import json
 import os
 import struct
-import json
 import sys
 import tempfile
 import unittest
