@@ -8,9 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "ir/print.h"
 #include "passes/pass.h"
+#include "runtime/safetensors.h"
+#include "tests/common/scratch.h"
+#include "tests/common/spawn.h"
 
 /* splitmix64 */
 double crng_unit(CRng *r) {
@@ -128,4 +133,127 @@ double cf_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- IGRC_CONFORMANCE_DEVICE: the compiled side out of process ---- */
+
+const char *cf_device(void) {
+    const char *v = getenv("IGRC_CONFORMANCE_DEVICE");
+    return v && *v ? v : NULL;
+}
+
+char *cf_device_ir_file(const Module *m) {
+    const char *tmp = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/igrc-conformance-XXXXXX.ir", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemps(path, 3);
+    char *text = fd >= 0 ? ir_module_to_string(m) : NULL;
+    FILE *f = text ? fdopen(fd, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0;
+    if (f) ok = fclose(f) == 0 && ok;
+    else if (fd >= 0) close(fd);
+    free(text);
+    if (ok) return strdup(path);
+    fprintf(stderr, "cf_device_ir_file: cannot write %s\n", path);
+    if (fd >= 0) unlink(path);
+    return NULL;
+}
+
+/* Values to a safetensors file: floats as f32/f64, i32, bool. */
+static bool cf_write_values(const char *path, const NamedValue *v, int n, Diag *d) {
+    StTensor *ts = calloc((size_t)n + 1, sizeof *ts);
+    for (int i = 0; i < n; i++) {
+        DType dt = v[i].type.dtype;
+        int64_t k = type_numel(&v[i].type);
+        ts[i] = (StTensor){(char *)v[i].name, dt == DT_F64 ? ST_F64 : dt == DT_I32 ? ST_I32 : dt == DT_BOOL ? ST_BOOL : ST_F32,
+                           v[i].type.rank, {0}, NULL, 0};
+        for (int j = 0; j < ts[i].rank; j++) ts[i].shape[j] = v[i].type.dim[j];
+        ts[i].nbytes = (size_t)k * st_dtype_size(ts[i].dtype);
+        ts[i].data = malloc(ts[i].nbytes + 1);
+        for (int64_t j = 0; j < k; j++) {
+            double x = v[i].data[j];
+            switch (ts[i].dtype) {
+            case ST_F64: ((double *)ts[i].data)[j] = x; break;
+            case ST_I32: ((int32_t *)ts[i].data)[j] = (int32_t)x; break;
+            case ST_BOOL: ((uint8_t *)ts[i].data)[j] = x != 0; break;
+            default: ((float *)ts[i].data)[j] = (float)x; break;
+            }
+        }
+    }
+    char err[1024];
+    bool ok = st_write(path, ts, n, NULL, 0, err, sizeof err);
+    for (int i = 0; i < n; i++) free(ts[i].data);
+    free(ts);
+    return ok || diag_error(d, EXIT_RUNTIME, "%s", err);
+}
+
+/* A tensor as a NamedValue whose name is stored after its data (one
+ * malloc, so named_values_free releases both). */
+static bool cf_read_value(const StTensor *t, NamedValue *v) {
+    static const DType map[] = {[ST_F32] = DT_F32, [ST_F64] = DT_F64, [ST_I32] = DT_I32,
+                                [ST_I64] = DT_I32, [ST_U8] = DT_BOOL, [ST_BOOL] = DT_BOOL};
+    int64_t n = 1;
+    for (int j = 0; j < t->rank; j++) n *= t->shape[j];
+    v->type = type_make(map[t->dtype], t->rank, t->shape);
+    v->data = malloc(sizeof(double) * (size_t)(n + 1) + strlen(t->name) + 1);
+    if (!v->data) return false;
+    char *name = (char *)(v->data + n + 1);
+    strcpy(name, t->name);
+    v->name = name;
+    for (int64_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case ST_F32: v->data[i] = ((const float *)t->data)[i]; break;
+        case ST_F64: v->data[i] = ((const double *)t->data)[i]; break;
+        case ST_I32: v->data[i] = ((const int32_t *)t->data)[i]; break;
+        case ST_I64: v->data[i] = (double)((const int64_t *)t->data)[i]; break;
+        default: v->data[i] = ((const uint8_t *)t->data)[i]; break;
+        }
+    }
+    return true;
+}
+
+static bool cf_read_outputs(const char *path, NamedValue **outs, int *nout, Diag *d) {
+    StFile f = {0};
+    char err[1024];
+    if (!st_read(path, &f, err, sizeof err)) return diag_error(d, EXIT_RUNTIME, "%s", err);
+    *outs = calloc((size_t)f.n + 1, sizeof **outs);
+    *nout = 0;
+    bool ok = true;
+    for (int i = 0; ok && i < f.n; i++)
+        if ((ok = cf_read_value(&f.tensors[i], &(*outs)[i]))) ++*nout;
+    st_free(&f);
+    return ok || diag_error(d, EXIT_RUNTIME, "%s: out of memory", path);
+}
+
+bool cf_device_call(const char *file, const char *const *defs, int ndefs, int64_t batch,
+                    const char *fn, const NamedValue *in, int nin, const NamedValue *params,
+                    int nparams, NamedValue **outs, int *nout, Diag *d) {
+    bool own_dir = !g_dir[0]; /* spawn_v needs a scratch directory */
+    if (own_dir) scratch_setup();
+    char ip[600], op[600], pp[600], nb[32];
+    snprintf(ip, sizeof ip, "%s/device_in.safetensors", g_dir);
+    snprintf(op, sizeof op, "%s/device_out.safetensors", g_dir);
+    snprintf(pp, sizeof pp, "%s/device_params.safetensors", g_dir);
+    snprintf(nb, sizeof nb, "%lld", (long long)batch);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s%s%s", file[0] == '/' ? "" : cf_source_dir(), file[0] == '/' ? "" : "/", file);
+    /* --dtype f64: outputs written as f64, lossless for f32 and f64 results
+     * (a compiled backend computes in the program's own types) */
+    const char *args[64] = {"exec", path, "--fn", fn, "--inputs", ip, "-o", op, "--backend", cf_device(),
+                            "--dtype", "f64"};
+    int k = 12;
+    if (nparams > 0) args[k++] = "--params", args[k++] = pp;
+    if (batch > 0) args[k++] = "--batch", args[k++] = nb;
+    for (int i = 0; i < ndefs && k < 62; i++) args[k++] = "-D", args[k++] = defs[i];
+    bool ok = cf_write_values(ip, in, nin, d) && (nparams <= 0 || cf_write_values(pp, params, nparams, d));
+    if (ok) {
+        Result r = spawn_v(igrc_bin(), args);
+        ok = r.rc == 0 ? cf_read_outputs(op, outs, nout, d)
+                       : diag_error(d, EXIT_RUNTIME, "igrc exec %s --fn %s --backend %s: exit %d: %s", path, fn,
+                                    cf_device(), r.rc, r.err);
+        result_free(&r);
+    }
+    unlink(ip), unlink(op), unlink(pp);
+    if (own_dir) scratch_teardown(), g_dir[0] = 0;
+    return ok;
 }

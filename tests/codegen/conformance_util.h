@@ -55,4 +55,24 @@ Module *cf_load_model(const char *rel, const char *const *defs, int ndefs, int64
 bool cf_pipeline(Module *m, const char *disable, Diag *d);
 double cf_now(void);
 
+/* ---- IGRC_CONFORMANCE_DEVICE: the compiled side out of process ----
+ * When $IGRC_CONFORMANCE_DEVICE names a backend (cpu, cuda), the suites
+ * run the compiled side through `$IGRC_BIN exec FILE --backend DEVICE`
+ * instead of cpu_load in this process, so the same comparisons check
+ * another backend (bench/gpu_check.sh sets it to cuda). */
+
+/* The backend named by $IGRC_CONFORMANCE_DEVICE, or NULL (unset or empty). */
+const char *cf_device(void);
+/* Writes m as IR text to a fresh temporary file; the malloc'd path, or
+ * NULL with a message on stderr. */
+char *cf_device_ir_file(const Module *m);
+/* Entry point fn of `file` (relative to cf_source_dir() unless absolute; a
+ * graph file with defs and batch > 0, or an .ir file with ndefs = batch = 0) on the inputs and params (nparams may be
+ * 0: the file's init specs, seed 0), through igrc exec on cf_device().
+ * Outputs in the function's order, as cpu_loaded_call gives them; their
+ * names live in the same allocation as their data. */
+bool cf_device_call(const char *file, const char *const *defs, int ndefs, int64_t batch,
+                    const char *fn, const NamedValue *in, int nin, const NamedValue *params,
+                    int nparams, NamedValue **outs, int *nout, Diag *d);
+
 #endif

@@ -160,11 +160,13 @@ static void suite_run(Suite *s) {
         cr_assert(ok, "%s: interpreting %s: %s", s->name, c->label, d.msg);
     }
     Diag d;
+    char *ir = cf_device() ? cf_device_ir_file(s->m) : NULL; /* igrc exec runs the pipeline */
+    cr_assert(ir || !cf_device(), "%s: cannot write the IR for %s", s->name, cf_device());
     cr_assert(cf_pipeline(s->m, NULL, &d), "%s: pipeline: %s", s->name, d.msg);
     diag_init(&d);
     double t0 = cf_now();
-    CpuLoaded *l = cpu_load(s->m, 2, &d);
-    cr_assert(l, "%s: cpu_load: %s", s->name, d.msg);
+    CpuLoaded *l = ir ? NULL : cpu_load(s->m, 2, &d);
+    cr_assert(l || ir, "%s: cpu_load: %s", s->name, d.msg);
     double t_compile = cf_now() - t0, worst = 0;
     int worst_case = -1, failed = 0;
     for (int i = 0; i < s->n; i++) {
@@ -172,7 +174,8 @@ static void suite_run(Suite *s) {
         NamedValue *got = NULL;
         int ngot = 0;
         diag_init(&d);
-        bool ok = cpu_loaded_call(l, c->fname, c->in, c->nin, NULL, 0, &got, &ngot, &d);
+        bool ok = l ? cpu_loaded_call(l, c->fname, c->in, c->nin, NULL, 0, &got, &ngot, &d)
+                    : cf_device_call(ir, NULL, 0, 0, c->fname, c->in, c->nin, NULL, 0, &got, &ngot, &d);
         cr_expect(ok, "%s: %s: compiled call: %s", s->name, c->label, d.msg);
         if (!ok) {
             failed++;
@@ -205,6 +208,7 @@ static void suite_run(Suite *s) {
             "compile %.2f s\n",
             s->name, s->n, failed, worst, worst_case >= 0 ? s->c[worst_case].label : "-", t_compile);
     cpu_loaded_free(l);
+    if (ir) remove(ir), free(ir);
     for (int i = 0; i < s->n; i++) cf_values_free(s->c[i].in, s->c[i].nin);
     module_free(s->m);
 }

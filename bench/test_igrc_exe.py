@@ -1,0 +1,77 @@
+"""Checks of the GPU scripts' parsers and comparisons: bench/igrc_exe.py,
+bench/gpu_train_check.py (python3 bench/test_igrc_exe.py)."""
+import json
+import os
+import struct
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_train_check  # noqa: E402
+import igrc_exe  # noqa: E402
+
+
+class PeakLine(unittest.TestCase):
+    def test_units_and_forms(self):
+        p = igrc_exe.parse_peak_device_bytes
+        self.assertEqual(p("trained 1 epochs\ncuda: peak device memory 812.5 MiB\n"), int(812.5 * 2**20))
+        self.assertEqual(p("peak device memory (cuda:0): 1048576 bytes"), 1048576)
+        self.assertEqual(p("GPU peak 2 GiB, pool 3 GiB"), 2 * 2**30)
+        self.assertEqual(p("peak gpu memory: 4096"), 4096)
+        self.assertEqual(p("device memory peak 1.5 GB"), 1500000000)
+
+    def test_absent(self):
+        p = igrc_exe.parse_peak_device_bytes
+        self.assertIsNone(p("epoch 1/1 step 3/3 loss 2.3 900 img/s\ntrained 1 epochs (3 steps) in 0.4 s"))
+        self.assertIsNone(p("peak resident set 123 MiB"))  # not device memory
+
+
+class Safetensors(unittest.TestCase):
+    def test_round_trip(self):
+        a = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+        b = np.array([7, -1], dtype=np.int32)
+        hdr = {"__metadata__": {"k": "v"},
+               "w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+               "y": {"dtype": "I32", "shape": [2], "data_offsets": [24, 32]}}
+        h = json.dumps(hdr).encode()
+        with tempfile.NamedTemporaryFile(suffix=".safetensors", delete=False) as f:
+            f.write(struct.pack("<Q", len(h)) + h + a.tobytes() + b.tobytes())
+        try:
+            t = igrc_exe.read_safetensors(f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(sorted(t), ["w", "y"])
+        np.testing.assert_array_equal(t["w"], a)
+        np.testing.assert_array_equal(t["y"], b)
+
+
+class TrainCheckCompare(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(0)
+        self.ref = {"w": rng.standard_normal((50, 20)).astype(np.float32), "fc3": np.zeros(10, np.float32)}
+
+    def test_rounding_passes(self):
+        got = {k: v * np.float32(1 + 1e-6) for k, v in self.ref.items()}
+        got["fc3"] = got["fc3"] + np.float32(1e-8)
+        _, worst = gpu_train_check.compare(self.ref, got, 1e-3)
+        self.assertLess(worst, 1)
+
+    def test_wrong_values_fail(self):
+        got = dict(self.ref, w=self.ref["w"] * np.float32(1.01))
+        rows, worst = gpu_train_check.compare(self.ref, got, 1e-3)
+        self.assertGreater(worst, 1)
+        self.assertEqual(rows[0][0], "w")
+        self.assertAlmostEqual(rows[0][1], 0.01, places=4)
+
+    def test_nan_and_missing_fail(self):
+        _, worst = gpu_train_check.compare(self.ref, dict(self.ref, fc3=np.full(10, np.nan, np.float32)), 1e-3)
+        self.assertEqual(worst, float("inf"))
+        with self.assertRaises(igrc_exe.RunError):
+            gpu_train_check.compare(self.ref, {"w": self.ref["w"]}, 1e-3)
+
+
+if __name__ == "__main__":
+    unittest.main()
