@@ -378,7 +378,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
                " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
         rc = run(&t, r, &d, opts[3].seen);
         if (dev == EXEC_CUDA)
-            printf("%s; peak device memory %" PRId64 " bytes\n", exec_describe(r),
+            printf("device: %s\npeak device memory %" PRId64 " bytes\n", exec_describe(r),
                    exec_memory_bytes(r));
     }
     exec_free(r);
