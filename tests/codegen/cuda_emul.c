@@ -290,7 +290,7 @@ static double *to_doubles(CpuDtype dt, const void *p, int64_t n) {
 }
 
 double cuda_emu_check_lib(CudaEmu *e, CpuOp op, CpuDtype dt, const int64_t *args,
-                          const CudaOptions *opt, uint64_t seed, const char *label) {
+                          const CudaOptions *opt, bool ties_nans, uint64_t seed, const char *label) {
     int64_t n[3], K;
     lib_sizes(op, args, n, &K);
     size_t es = dt == CPU_F32 ? 4 : 8;
@@ -299,7 +299,8 @@ double cuda_emu_check_lib(CudaEmu *e, CpuOp op, CpuDtype dt, const int64_t *args
     for (int i = 0; i < 4; i++) buf[i] = calloc((size_t)(i < 3 ? n[i] : n[0]) + 1, es);
     for (int i = 1; i < 3; i++)
         for (int64_t j = 0; j < n[i]; j++) {
-            double v = crng_range(&r, -2, 2);
+            double v = ties_nans ? (crng_unit(&r) < 0.03 ? NAN : (double)crng_int(&r, -2, 3))
+                                 : crng_range(&r, -2, 2);
             if (dt == CPU_F32) ((float *)buf[i])[j] = (float)v;
             else ((double *)buf[i])[j] = v;
         }

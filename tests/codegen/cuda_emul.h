@@ -40,12 +40,14 @@ void cuda_emu_check_kernels(CudaEmu *e, KernelDef *const *kernels, int n, uint64
                             const char *label, EmuCheck *out);
 
 /* Library op (op, dt, args) planned by cuda_lib_plan (opt), its launches
- * emulated, against cpu_op_run on the same random inputs (U(-2, 2)).
+ * emulated, against cpu_op_run on the same random inputs: U(-2, 2), or
+ * with ties_nans integers -2..2 (many ties) and about 3% NaNs (max
+ * pooling's tie and NaN rules).
  * Tolerance |emulated - cpu| <= tol (1 + |cpu|): pooling exact; matmul and
  * convolutions, whose sums run in another order (and OpenBLAS's kernels),
  * tol = 1e-5 sqrt(K) in f32 and 1e-12 sqrt(K) in f64 for K terms per
  * output. Returns the worst error / tolerance ratio (0 when exact). */
 double cuda_emu_check_lib(CudaEmu *e, CpuOp op, CpuDtype dt, const int64_t *args,
-                          const CudaOptions *opt, uint64_t seed, const char *label);
+                          const CudaOptions *opt, bool ties_nans, uint64_t seed, const char *label);
 
 #endif

@@ -45,7 +45,7 @@ static double check_lib_steps(CudaEmu *e, const Program *p, const char *label, i
             const PStep *st = &p->funcs[f].steps[i];
             if (st->kind != PS_LIB) continue;
             worst = fmax(worst, cuda_emu_check_lib(e, (CpuOp)st->index, (CpuDtype)st->dtype, st->args,
-                                                   &opt, 77 + (uint64_t)i, label));
+                                                   &opt, false, 77 + (uint64_t)i, label));
             (*count)++;
         }
     return worst;
