@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "codegen/program_build.h"
+#include "runtime/philox.h"
 #include "tests/codegen/cuda_emul.h"
 
 struct Suite;
@@ -80,4 +81,107 @@ static void cuda_suite_run(Suite *s) {
     compiled_free(&c);
     for (int i = 0; i < s->n; i++) cf_values_free(s->c[i].in, s->c[i].nin);
     module_free(s->m);
+}
+
+/* ---- Philox: the GPU draws the CPU's random numbers ---- */
+
+/* y[e] = random(seed, step, index = e * stride + offset) for KRandom r. */
+static KernelDef *random_kernel(KRandom r, KType t, int64_t stride, int64_t offset, int64_t stream, double p) {
+    KernelDef *k = kernel_new("k_random", 4096);
+    int y = kernel_add_buf(k, t, 4096, true, "y");
+    int key = kernel_add_buf(k, KT_I32, 2, false, "key");
+    int e = k_index(k);
+    int seed = k_load(k, key, k_const_i(k, KT_I64, 0)), step = k_load(k, key, k_const_i(k, KT_I64, 1));
+    int idx = k_binary(k, OP_ADD, k_binary(k, OP_MUL, e, k_const_i(k, KT_I64, stride)),
+                       k_const_i(k, KT_I64, offset));
+    k_store(k, y, e, k_random(k, r, t, seed, step, idx, stream, p));
+    return k;
+}
+
+/* Uniform and bernoulli are integer code and exact conversions, normal
+ * is the same double formula: with the host's libm on both sides every
+ * value must be identical to runtime/philox.c's, bit for bit (on a GPU,
+ * normal's log/cos/sqrt are CUDA's, within an ulp or two of glibc's). */
+Test(cuda_emulated_ops, philox_bit_identical) {
+    struct {
+        KRandom r;
+        KType t;
+        int64_t stride, offset, stream;
+        double p;
+    } cs[] = {{KRAND_UNIFORM, KT_F32, 1, 0, 0, 0},
+              {KRAND_UNIFORM, KT_F64, 977, (int64_t)1 << 33, 4294967295LL, 0},
+              {KRAND_NORMAL, KT_F64, 1, 5, 3, 0},
+              {KRAND_NORMAL, KT_F32, 65537, (int64_t)1 << 40, 7, 0},
+              {KRAND_BERNOULLI, KT_F32, 1, 0, 2, 0.3},
+              {KRAND_BERNOULLI, KT_F64, 3, 11, 9, 0.999}};
+    enum { NC = sizeof cs / sizeof cs[0] };
+    KernelDef *k[NC];
+    for (int i = 0; i < NC; i++) k[i] = random_kernel(cs[i].r, cs[i].t, cs[i].stride, cs[i].offset, cs[i].stream, cs[i].p);
+    char dir[] = "/tmp/igrc_cuda_rng_XXXXXX", err[8192];
+    cr_assert(mkdtemp(dir));
+    CudaEmu *e = cuda_emu_build(k, NC, dir, err, sizeof err);
+    cr_assert(e, "%s", err);
+    int32_t keys[2][2] = {{12345, 0}, {-7, 2147483647}};
+    for (int i = 0; i < NC; i++)
+        for (int kk = 0; kk < 2; kk++) {
+            double *y = calloc(4096, sizeof(double));
+            void *bufs[2] = {y, keys[kk]};
+            cuda_emu_kernel(e, i, bufs, 0, 4096, 5);
+            int64_t bad = 0, ones = 0;
+            for (int64_t j = 0; j < 4096; j++) {
+                uint64_t idx = (uint64_t)(j * cs[i].stride + cs[i].offset);
+                uint32_t s = (uint32_t)keys[kk][0], st = (uint32_t)keys[kk][1], str = (uint32_t)cs[i].stream;
+                double want = cs[i].r == KRAND_NORMAL ? philox_normal(s, st, str, idx)
+                              : cs[i].r == KRAND_UNIFORM ? philox_uniform(s, st, str, idx)
+                                                        : philox_uniform(s, st, str, idx) < cs[i].p;
+                if (cs[i].t == KT_F32) want = (float)want;
+                double got = cs[i].t == KT_F32 ? ((float *)y)[j] : y[j];
+                bad += got != want;
+                ones += got == 1.0;
+            }
+            cr_expect_eq(bad, 0, "random case %d key %d: %lld of 4096 values differ from runtime/philox.c", i,
+                         kk, (long long)bad);
+            if (cs[i].r == KRAND_BERNOULLI)
+                cr_expect(fabs((double)ones / 4096 - cs[i].p) < 0.05, "bernoulli(%g): %lld ones", cs[i].p,
+                          (long long)ones);
+            free(y);
+        }
+    cuda_emu_free(e);
+    for (int i = 0; i < NC; i++) kernel_free(k[i]);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- the generated kernels of whole models ---- */
+
+static void check_model(const char *rel, const char *const *defs, int ndefs) {
+    Module *m = cf_load_model(rel, defs, ndefs, 2);
+    cr_assert(m, "%s does not load", rel);
+    Diag d;
+    cr_assert(cf_pipeline(m, NULL, &d), "%s: pipeline: %s", rel, d.msg);
+    Compiled c;
+    diag_init(&d);
+    cr_assert(codegen_build(m, &c, &d), "%s: %s", rel, d.msg);
+    char dir[] = "/tmp/igrc_cuda_model_XXXXXX", err[8192];
+    cr_assert(mkdtemp(dir));
+    CudaEmu *e = cuda_emu_build(c.kernels, c.nkernels, dir, err, sizeof err);
+    cr_assert(e, "%s: %s", rel, err);
+    EmuCheck st;
+    cuda_emu_check_kernels(e, c.kernels, c.nkernels, 4242, rel, &st);
+    fprintf(stderr, "[cuda-emulation] %s: %d kernels, %d failing, %d with small indices; worst "
+            "error/tolerance %.3g (%s)\n", rel, st.kernels, st.failed, st.index_refills, st.worst, st.worst_name);
+    cuda_emu_free(e);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+    compiled_free(&c);
+    module_free(m);
+}
+
+Test(cuda_emulated_ops, model_kernels) {
+    const char *igr[] = {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"};
+    check_model("models/mnist_smallcnn_trades_igr.json", igr, 3);
+    const char *ssr[] = {"eval.ig_steps=2", "ssr_iterations=3"};
+    check_model("models/mnist_smallcnn_ssr.json", ssr, 2);
 }
