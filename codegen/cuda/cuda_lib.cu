@@ -132,7 +132,7 @@ template <typename T> struct IgrcConvBwdFilter {
  * thread reaches every barrier. */
 template <typename T, class G>
 IGRC_FN void igrc_gemm_tile(const G &g, i64 z, i64 k0, i64 k1, T *out) {
-    __shared__ T As[IGRC_TK][IGRC_TILE];
+    __shared__ T As[IGRC_TK][IGRC_TILE + 1]; /* +1: the k-fastest stores hit distinct banks */
     __shared__ T Bs[IGRC_TK][IGRC_TILE];
     int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     i64 m0 = (i64)blockIdx.y * IGRC_TILE, n0 = (i64)blockIdx.x * IGRC_TILE;
@@ -140,11 +140,14 @@ IGRC_FN void igrc_gemm_tile(const G &g, i64 z, i64 k0, i64 k1, T *out) {
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = (T)0;
     for (i64 kt = k0; kt < k1; kt += IGRC_TK) {
+        /* A is mostly contiguous along k (weights, row-major matrices), B
+         * along n (images, row-major matrices): neighbouring threads load
+         * neighbouring elements of each */
         for (int l = tid; l < IGRC_TK * IGRC_TILE; l += IGRC_GEMM_THREADS) {
-            int kk = l / IGRC_TILE, mm = l % IGRC_TILE;
-            i64 k = kt + kk, m = m0 + mm, n = n0 + mm;
-            As[kk][mm] = k < k1 && m < g.M ? g.a(z, m, k) : (T)0;
-            Bs[kk][mm] = k < k1 && n < g.N ? g.b(z, k, n) : (T)0;
+            int ak = l % IGRC_TK, am = l / IGRC_TK, bk = l / IGRC_TILE, bn = l % IGRC_TILE;
+            i64 m = m0 + am, n = n0 + bn;
+            As[ak][am] = kt + ak < k1 && m < g.M ? g.a(z, m, kt + ak) : (T)0;
+            Bs[bk][bn] = kt + bk < k1 && n < g.N ? g.b(z, kt + bk, n) : (T)0;
         }
         __syncthreads();
         for (int kk = 0; kk < IGRC_TK; kk++) {

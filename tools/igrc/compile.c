@@ -109,7 +109,7 @@ static bool compile_to(const CompileArgs *a, Module *m, const char *out, Diag *d
     if (!strcmp(a->emit, "ir")) return write_ir(m, a->out, d);
     if (!strcmp(a->emit, "cuda")) return cuda_emit_source(m, a->out, d);
     CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings, NULL, NULL};
-    CudaTarget cuda = {a->gpu_arch ? a->gpu_arch : "sm_90", a->tf32, a->c.pipe.dump_dir,
+    CudaTarget cuda = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, a->c.pipe.dump_dir,
                        a->c.pipe.timings};
     if (!strcmp(a->target, "cuda")) cuda_target_hook(&cuda, &o);
     if (!strcmp(a->emit, "llvm")) {
@@ -141,6 +141,10 @@ static int compile_module(CompileArgs *a, const char *out) {
     double t0 = now_s();
     Diag d;
     diag_init(&d);
+    /* a bad --gpu-arch is reported before seconds of lowering */
+    CudaTarget t = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, NULL, false};
+    if (!strcmp(a->target, "cuda") && strcmp(a->emit, "cuda") && !cuda_target_check(&t, &d))
+        return report(&d);
     Module *m = load_module(&a->c, &d);
     bool ok = m && pipeline_run(m, &a->c.pipe, &d) && compile_to(a, m, out, &d);
     module_free(m);

@@ -60,6 +60,8 @@ static bool add_image(const Compiled *c, CpuModule *cm, void *ctx, Diag *d) {
 
 bool cuda_target_available(void) { return true; }
 
+bool cuda_target_check(const CudaTarget *t, Diag *d) { return cuda_arch_check(t->arch, t->tf32, d); }
+
 void cuda_target_hook(CudaTarget *t, CpuCompileOptions *o) {
     o->extend = add_image;
     o->extend_ctx = t;
@@ -81,6 +83,11 @@ bool cuda_emit_source(const Module *m, const char *out, Diag *d) {
 #else
 
 bool cuda_target_available(void) { return false; }
+
+bool cuda_target_check(const CudaTarget *t, Diag *d) {
+    (void)t;
+    return diag_error(d, EXIT_BADINPUT, "this igrc was built without the CUDA backend");
+}
 
 void cuda_target_hook(CudaTarget *t, CpuCompileOptions *o) {
     (void)t;

@@ -7,6 +7,8 @@
 
 #include "codegen/cpu/cpu_compile.h"
 
+#define IGRC_DEFAULT_GPU_ARCH "sm_90" /* H100 / H200 */
+
 typedef struct {
     const char *arch; /* "sm_90" */
     bool tf32;
@@ -16,6 +18,8 @@ typedef struct {
 
 /* Whether this igrc was built with the CUDA backend. */
 bool cuda_target_available(void);
+/* Checks t's architecture and options before any work is done. */
+bool cuda_target_check(const CudaTarget *t, Diag *d);
 /* Makes the CPU compile add the image of t to the object (symbol
  * igrc_cuda_image); t must outlive the compile. */
 void cuda_target_hook(CudaTarget *t, CpuCompileOptions *o);
