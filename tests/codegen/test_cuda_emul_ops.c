@@ -185,3 +185,85 @@ Test(cuda_emulated_ops, model_kernels) {
     const char *ssr[] = {"eval.ig_steps=2", "ssr_iterations=3"};
     check_model("models/mnist_smallcnn_ssr.json", ssr, 2);
 }
+
+/* ---- corners the op cases do not reach ---- */
+
+/* NaN-aware reductions: x with NaNs where x < -1.5; per row of 5, the
+ * argmax (first NaN wins) and the max (NaN propagates). */
+static KernelDef *nan_reductions(void) {
+    KernelDef *k = kernel_new("k_nan_reductions", 64);
+    int am = kernel_add_buf(k, KT_I32, 64, true, "argmax");
+    int mx = kernel_add_buf(k, KT_F32, 64, true, "max");
+    int x = kernel_add_buf(k, KT_F32, 64 * 5, false, "x");
+    int e = k_index(k);
+    int base = k_binary(k, OP_MUL, e, k_const_i(k, KT_I64, 5));
+    int nan = k_const_f(k, KT_F32, NAN), lim = k_const_f(k, KT_F32, -1.5);
+    int vals[2];
+    for (int j = 0; j < 2; j++) {
+        int r = k_red_begin(k, 5);
+        int v = k_load(k, x, k_binary(k, OP_ADD, base, r));
+        int w = k_select(k, k_binary(k, OP_LT, v, lim), nan, v);
+        vals[j] = k_red_end(k, j ? KR_MAX : KR_ARGMAX, r, w);
+    }
+    k_store(k, am, e, vals[0]);
+    k_store(k, mx, e, vals[1]);
+    return k;
+}
+
+/* Conversions at their limits: f64 x 1e19 to i64 (saturating) and to i32
+ * (wrapping), the i64 product wrapped to i32, infinities to i32 (0). */
+static KernelDef *casts_at_limits(void) {
+    KernelDef *k = kernel_new("k_casts", 100);
+    int o64 = kernel_add_buf(k, KT_I64, 100, true, "o64");
+    int o32 = kernel_add_buf(k, KT_I32, 100, true, "o32");
+    int ow = kernel_add_buf(k, KT_I32, 100, true, "wrap");
+    int oi = kernel_add_buf(k, KT_I32, 100, true, "inf");
+    int x = kernel_add_buf(k, KT_F64, 100, false, "x");
+    int e = k_index(k);
+    int v = k_binary(k, OP_MUL, k_load(k, x, e), k_const_f(k, KT_F64, 1e19));
+    k_store(k, o64, e, k_cast(k, KT_I64, v));
+    k_store(k, o32, e, k_cast(k, KT_I32, k_binary(k, OP_MUL, k_load(k, x, e), k_const_f(k, KT_F64, 3e9))));
+    int big = k_binary(k, OP_MUL, e, k_const_i(k, KT_I64, 123456789012LL));
+    k_store(k, ow, e, k_cast(k, KT_I32, big));
+    int inf = k_select(k, k_binary(k, OP_GT, k_load(k, x, e), k_const_f(k, KT_F64, 0)),
+                       k_const_f(k, KT_F64, INFINITY), k_const_f(k, KT_F64, -INFINITY));
+    k_store(k, oi, e, k_cast(k, KT_I32, inf));
+    return k;
+}
+
+/* i32 minimum: -INT_MIN and INT_MIN / -1 wrap; x / 0 = 0; bools ordered
+ * false < true. */
+static KernelDef *int_limits(void) {
+    KernelDef *k = kernel_new("k_int_limits", 50);
+    int q = kernel_add_buf(k, KT_I32, 50, true, "q");
+    int n = kernel_add_buf(k, KT_I32, 50, true, "neg");
+    int b = kernel_add_buf(k, KT_BOOL, 50, true, "blt");
+    int d = kernel_add_buf(k, KT_I32, 50, false, "d");
+    int p = kernel_add_buf(k, KT_BOOL, 50, false, "p");
+    int e = k_index(k);
+    int mn = k_const_i(k, KT_I32, INT32_MIN), dv = k_load(k, d, e);
+    int m1 = k_select(k, k_binary(k, OP_GT, dv, k_const_i(k, KT_I32, 0)), k_const_i(k, KT_I32, -1),
+                      k_const_i(k, KT_I32, 0));
+    k_store(k, q, e, k_binary(k, OP_DIV, mn, m1));
+    k_store(k, n, e, k_unary(k, OP_NEG, mn, 0));
+    int pv = k_load(k, p, e);
+    k_store(k, b, e, k_binary(k, OP_LT, k_unary(k, OP_NOT, pv, 0), pv));
+    return k;
+}
+
+Test(cuda_emulated_ops, corners) {
+    KernelDef *k[3] = {nan_reductions(), casts_at_limits(), int_limits()};
+    char dir[] = "/tmp/igrc_cuda_corner_XXXXXX", err[8192];
+    cr_assert(mkdtemp(dir));
+    CudaEmu *e = cuda_emu_build(k, 3, dir, err, sizeof err);
+    cr_assert(e, "%s", err);
+    EmuCheck st;
+    cuda_emu_check_kernels(e, k, 3, 99, "corners", &st);
+    cr_expect_eq(st.failed, 0);
+    cr_expect_eq(st.kernels, 3);
+    cuda_emu_free(e);
+    for (int i = 0; i < 3; i++) kernel_free(k[i]);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
