@@ -31,6 +31,30 @@ static const char *const LIB_BASES[] = {
     "conv2d_bwd_filter_sum", "maxpool2d", "maxpool2d_bwd",  "maxpool2d_select",
     "avgpool2d",     "avgpool2d_bwd"};
 
+static char **g_dirs;
+static int g_ndirs;
+
+static void remove_dirs(void) {
+    for (int i = 0; i < g_ndirs; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dirs[i]);
+        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_dirs[i]);
+        free(g_dirs[i]);
+    }
+    free(g_dirs);
+}
+
+const char *cuda_emu_tmpdir(void) {
+    const char *tmp = getenv("TMPDIR");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/igrc_cuda_emu_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(mkdtemp(dir), "mkdtemp %s", dir);
+    if (g_ndirs == 0) atexit(remove_dirs);
+    g_dirs = realloc(g_dirs, sizeof *g_dirs * (size_t)(g_ndirs + 1));
+    g_dirs[g_ndirs++] = strdup(dir);
+    return g_dirs[g_ndirs - 1];
+}
+
 /* emu_k<i>: the launch of igrc_k<i> with the buffers cast to its types. */
 static void kernel_wrapper(FILE *o, const KernelDef *k, int i) {
     fprintf(o, "extern \"C\" void emu_k%d(void *const *b, long long begin, long long end, "

@@ -14,6 +14,10 @@
 
 typedef struct CudaEmu CudaEmu;
 
+/* A fresh temporary directory for one emulated module, removed with its
+ * contents when the test process exits (also after a failed assertion). */
+const char *cuda_emu_tmpdir(void);
+
 /* Renders kernels[0..n-1] with the prelude and library, compiles the text
  * with $CXX (else g++) into a shared library under dir and loads it; NULL
  * with the compiler's output in err on failure. */

@@ -58,8 +58,8 @@ static void cuda_suite_run(Suite *s) {
     Compiled c;
     diag_init(&d);
     cr_assert(codegen_build(s->m, &c, &d), "%s: codegen_build: %s", s->name, d.msg);
-    char dir[] = "/tmp/igrc_cuda_emu_XXXXXX", err[8192];
-    cr_assert(mkdtemp(dir));
+    const char *dir = cuda_emu_tmpdir();
+    char err[8192];
     double t0 = cf_now();
     CudaEmu *e = cuda_emu_build(c.kernels, c.nkernels, dir, err, sizeof err);
     cr_assert(e, "%s: the emulated module does not build:\n%s", s->name, err);
@@ -75,9 +75,6 @@ static void cuda_suite_run(Suite *s) {
             lib_worst, t_build);
     cr_expect_gt(st.kernels + nlib, 0, "%s: nothing generated", s->name);
     cuda_emu_free(e);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect_eq(system(cmd), 0);
     compiled_free(&c);
     for (int i = 0; i < s->n; i++) cf_values_free(s->c[i].in, s->c[i].nin);
     module_free(s->m);
@@ -117,8 +114,8 @@ Test(cuda_emulated_ops, philox_bit_identical) {
     enum { NC = sizeof cs / sizeof cs[0] };
     KernelDef *k[NC];
     for (int i = 0; i < NC; i++) k[i] = random_kernel(cs[i].r, cs[i].t, cs[i].stride, cs[i].offset, cs[i].stream, cs[i].p);
-    char dir[] = "/tmp/igrc_cuda_rng_XXXXXX", err[8192];
-    cr_assert(mkdtemp(dir));
+    const char *dir = cuda_emu_tmpdir();
+    char err[8192];
     CudaEmu *e = cuda_emu_build(k, NC, dir, err, sizeof err);
     cr_assert(e, "%s", err);
     int32_t keys[2][2] = {{12345, 0}, {-7, 2147483647}};
@@ -148,9 +145,6 @@ Test(cuda_emulated_ops, philox_bit_identical) {
         }
     cuda_emu_free(e);
     for (int i = 0; i < NC; i++) kernel_free(k[i]);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect_eq(system(cmd), 0);
 }
 
 /* ---- the generated kernels of whole models ---- */
@@ -163,8 +157,8 @@ static void check_model(const char *rel, const char *const *defs, int ndefs) {
     Compiled c;
     diag_init(&d);
     cr_assert(codegen_build(m, &c, &d), "%s: %s", rel, d.msg);
-    char dir[] = "/tmp/igrc_cuda_model_XXXXXX", err[8192];
-    cr_assert(mkdtemp(dir));
+    const char *dir = cuda_emu_tmpdir();
+    char err[8192];
     CudaEmu *e = cuda_emu_build(c.kernels, c.nkernels, dir, err, sizeof err);
     cr_assert(e, "%s: %s", rel, err);
     EmuCheck st;
@@ -172,9 +166,6 @@ static void check_model(const char *rel, const char *const *defs, int ndefs) {
     fprintf(stderr, "[cuda-emulation] %s: %d kernels, %d failing, %d with small indices; worst "
             "error/tolerance %.3g (%s)\n", rel, st.kernels, st.failed, st.index_refills, st.worst, st.worst_name);
     cuda_emu_free(e);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect_eq(system(cmd), 0);
     compiled_free(&c);
     module_free(m);
 }
@@ -253,8 +244,8 @@ static KernelDef *int_limits(void) {
 
 Test(cuda_emulated_ops, corners) {
     KernelDef *k[3] = {nan_reductions(), casts_at_limits(), int_limits()};
-    char dir[] = "/tmp/igrc_cuda_corner_XXXXXX", err[8192];
-    cr_assert(mkdtemp(dir));
+    const char *dir = cuda_emu_tmpdir();
+    char err[8192];
     CudaEmu *e = cuda_emu_build(k, 3, dir, err, sizeof err);
     cr_assert(e, "%s", err);
     EmuCheck st;
@@ -263,7 +254,4 @@ Test(cuda_emulated_ops, corners) {
     cr_expect_eq(st.kernels, 3);
     cuda_emu_free(e);
     for (int i = 0; i < 3; i++) kernel_free(k[i]);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect_eq(system(cmd), 0);
 }

@@ -27,22 +27,15 @@
 #include "tests/codegen/cuda_emul.h"
 
 static CudaEmu *g_emu;
-static char g_emu_dir[] = "/tmp/igrc_cuda_lib_XXXXXX";
 
 /* The library alone: a module without generated kernels. */
 static void lib_setup(void) {
     char err[8192];
-    cr_assert(mkdtemp(g_emu_dir));
-    g_emu = cuda_emu_build(NULL, 0, g_emu_dir, err, sizeof err);
+    g_emu = cuda_emu_build(NULL, 0, cuda_emu_tmpdir(), err, sizeof err);
     cr_assert(g_emu, "the emulated library does not build:\n%s", err);
 }
 
-static void lib_teardown(void) {
-    cuda_emu_free(g_emu);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_emu_dir);
-    cr_expect_eq(system(cmd), 0);
-}
+static void lib_teardown(void) { cuda_emu_free(g_emu); }
 
 TestSuite(cuda_lib, .init = lib_setup, .fini = lib_teardown, .timeout = 600);
 
