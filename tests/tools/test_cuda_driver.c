@@ -3,7 +3,7 @@
  * igrc_cuda_image (with igrc_cuda_image_size), found here through the
  * ELF symbol table and parsed with cuda_image_parse: arch, TF32 flag,
  * kernel count equal to the compile's, non-empty PTX holding every
- * kernel, and an ELF CUBIN. --emit cuda and --dump-dir write the CUDA C
+ * kernel, and an ELF CUBIN; neither it nor igrc needs libcuda. --emit cuda and --dump-dir write the CUDA C
  * and PTX; the NVRTC cache makes the second compile skip NVRTC; bad
  * options exit 2 naming the problem. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
@@ -53,6 +53,22 @@ static const void *elf_symbol(const char *f, size_t n, const char *name, size_t 
     return NULL;
 }
 
+/* Whether the ELF file image f lists a DT_NEEDED library starting with
+ * prefix. */
+static bool elf_needs(const char *f, const char *prefix) {
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(f + eh->e_shoff);
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_DYNAMIC) continue;
+        const Elf64_Dyn *dyn = (const Elf64_Dyn *)(f + sh[i].sh_offset);
+        const char *str = f + sh[sh[i].sh_link].sh_offset;
+        for (size_t k = 0; k < sh[i].sh_size / sizeof *dyn && dyn[k].d_tag != DT_NULL; k++)
+            if (dyn[k].d_tag == DT_NEEDED && !strncmp(str + dyn[k].d_un.d_val, prefix, strlen(prefix)))
+                return true;
+    }
+    return false;
+}
+
 /* The executable's image, parsed (data stays valid while *file lives). */
 static void read_image(const char *exe, char **file, CudaImage *img) {
     size_t n, sz_size = 0, data_size = 0;
@@ -93,7 +109,14 @@ Test(cuda_driver, executable_carries_the_image) {
     snprintf(last, sizeof last, ".entry igrc_k%d(", img.nkernels - 1);
     cr_expect(strstr(img.ptx, last), "PTX lacks %s", last);
     cr_expect(img.cubin_bytes > 4 && !memcmp(img.cubin, ELFMAG, SELFMAG), "the CUBIN is an ELF image");
+    /* neither the executable nor igrc needs the CUDA driver library (it
+     * is loaded with dlopen where there is one) */
+    cr_expect(!elf_needs(file, "libcuda.so"), "%s links libcuda", exe);
     free(file);
+    char *bin = slurp(igrc_bin(), NULL);
+    cr_expect(elf_needs(bin, "libnvrtc.so"), "igrc links NVRTC");
+    cr_expect(!elf_needs(bin, "libcuda.so"), "igrc links libcuda");
+    free(bin);
     /* the executable still runs on the CPU */
     r = spawn_v(exe, (const char *const[]){"info", NULL});
     cr_expect_eq(r.rc, 0, "info: exit %d: %s", r.rc, r.err);
