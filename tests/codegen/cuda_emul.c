@@ -313,9 +313,12 @@ static double *to_doubles(CpuDtype dt, const void *p, int64_t n) {
     return d;
 }
 
-double cuda_emu_check_lib(CudaEmu *e, CpuOp op, CpuDtype dt, const int64_t *args,
+double cuda_emu_check_lib(CudaEmu *e, CpuOp op, CpuDtype dt, const int64_t *op_args,
                           const CudaOptions *opt, bool ties_nans, uint64_t seed, const char *label) {
-    int64_t n[3], K;
+    /* the launches get all CPU_OP_MAX_ARGS args (IgrcLibArgs), the op's first */
+    int64_t args[CPU_OP_MAX_ARGS] = {0}, n[3], K;
+    cr_assert_gt(cpu_op_nargs(op), 0, "%s: op %d", label, (int)op);
+    memcpy(args, op_args, sizeof(int64_t) * (size_t)cpu_op_nargs(op));
     lib_sizes(op, args, n, &K);
     size_t es = dt == CPU_F32 ? 4 : 8;
     void *buf[4];
