@@ -23,31 +23,37 @@ static bool write_file(const char *path, const void *data, size_t n, Diag *d) {
     return ok || diag_error(d, EXIT_RUNTIME, "%s: write failed", path ? path : "stdout");
 }
 
-/* dump_dir/cuda/module.cu and module.ptx */
-static bool dump_cuda(const char *dir, const CudaSource *src, const CudaBinary *b, Diag *d) {
+/* dump_dir/cuda/<name> */
+static bool dump_file(const char *dir, const char *name, const char *text, size_t n, Diag *d) {
     char path[4200];
     snprintf(path, sizeof path, "%s/cuda", dir);
     mkdir(dir, 0777);
     mkdir(path, 0777);
-    snprintf(path, sizeof path, "%s/cuda/module.cu", dir);
-    if (!write_file(path, src->text, strlen(src->text), d)) return false;
-    snprintf(path, sizeof path, "%s/cuda/module.ptx", dir);
-    return write_file(path, b->ptx, b->ptx_bytes ? b->ptx_bytes - 1 : 0, d);
+    snprintf(path, sizeof path, "%s/cuda/%s", dir, name);
+    return write_file(path, text, n, d);
 }
 
+static void report_cache(const CudaCompileStats *st) {
+    fprintf(stderr, "igrc: %-28s %8.3f s (%s%s)\n", "NVRTC", st->nvrtc_s,
+            st->cache_hit       ? "cache hit: "
+            : st->cache_corrupt ? "corrupt cache entry replaced: "
+                                : "cache miss: ",
+            st->cache_file[0] ? st->cache_file : "not cached");
+}
+
+/* The module's text is dumped before NVRTC runs, so that a compile error's
+ * line can be looked up in DIR/cuda/module.cu. */
 static bool add_image(const Compiled *c, CpuModule *cm, void *ctx, Diag *d) {
     const CudaTarget *t = ctx;
     CudaCompileOptions o = {t->arch, {t->tf32}, NULL, false};
-    CudaBinary b;
     CudaSource src;
+    if (!cuda_render_module(c->kernels, c->nkernels, &src, d)) return false;
+    CudaBinary b = {0};
     CudaCompileStats st;
-    if (!cuda_compile_kernels(c->kernels, c->nkernels, &o, &b, &st, &src, d)) return false;
-    if (t->timings)
-        fprintf(stderr, "igrc: %-28s %8.3f s (%s%s)\n", "NVRTC", st.nvrtc_s,
-                st.cache_hit ? "cache hit: " : st.cache_corrupt ? "corrupt cache entry replaced: "
-                                                                : "cache miss: ",
-                st.cache_file[0] ? st.cache_file : "not cached");
-    bool ok = !t->dump_dir || dump_cuda(t->dump_dir, &src, &b, d);
+    bool ok = (!t->dump_dir || dump_file(t->dump_dir, "module.cu", src.text, strlen(src.text), d)) &&
+              cuda_compile_source(&src, c->kernels, &o, &b, &st, d);
+    if (ok && t->timings) report_cache(&st);
+    if (ok && t->dump_dir) ok = dump_file(t->dump_dir, "module.ptx", b.ptx, b.ptx_bytes - 1, d);
     size_t n = 0;
     void *img = ok ? cuda_binary_image(&b, &n) : NULL;
     ok = ok && (img ? cpu_add_blob(cm, "igrc_cuda_image", img, n, d)
