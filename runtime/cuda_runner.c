@@ -9,14 +9,6 @@
 #include "runtime/cuda_plan.h"
 #include "runtime/rt_error.h"
 
-/* runtime/cuda_lib_plan.c defines the launch geometry and library plans.
- * Until it is part of the build (CMake defines IGRC_HAVE_CUDA_LIB_PLAN when
- * it is), the references are weak so that CPU-only executables still link;
- * a CUDA runner then refuses to start. */
-#ifndef IGRC_HAVE_CUDA_LIB_PLAN
-#pragma weak cuda_kernel_grid
-#pragma weak cuda_lib_plan
-#endif
 
 /* One operation, resolved: the function and its parameter array point into
  * this record, which never moves once built. */
@@ -106,8 +98,7 @@ static bool load_module(CudaRunner *r, const void *image, size_t n, const CudaPl
     r->pick = cuda_image_pick(&r->img, r->d.cc_major, r->d.cc_minor);
     if (!cudrv_load_image(&r->d, &r->img, &r->mod, err, cap)) return false;
     if (!pl->kernel_grid || !pl->lib_plan)
-        return rt_fail(err, cap, "CUDA: this runtime was built without the CUDA library plans "
-                                 "(runtime/cuda_lib_plan.c)");
+        return rt_fail(err, cap, "CUDA: no launch planner (cuda_kernel_grid, cuda_lib_plan) given");
     r->pl = *pl;
     r->pl.opt = r->img.opt;
     return cudrv_ok(&r->d, r->d.cuStreamCreate(&r->stream, CU_STREAM_NON_BLOCKING),

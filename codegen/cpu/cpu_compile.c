@@ -68,6 +68,7 @@ static CpuModule *build_module(const Compiled *c, const char *text, const CpuCom
     ok = ok && cpu_add_blob(cm, "igrc_program", text, strlen(text), d) &&
          cpu_add_kernel_table(cm, "igrc_kernels", names, c->nkernels, d);
     if (ok) phase(o, "LLVM IR built", t0);
+    if (ok && o && o->extend && (ok = o->extend(c, cm, o->extend_ctx, d))) phase(o, "extension added", t0);
     ok = ok && cpu_optimize(cm, d);
     if (ok) phase(o, "LLVM O3", t0);
     if (ok && o && o->llvm_path) ok = cpu_emit_llvm(cm, o->llvm_path, d);

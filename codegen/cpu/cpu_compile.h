@@ -12,10 +12,16 @@
 #include "ir/interp.h"
 #include "runtime/program.h"
 
+typedef struct CpuModule CpuModule;
+
 typedef struct {
     const char *dump_dir;  /* plan.txt, program.txt and kernels/<name>.k here */
     const char *llvm_path; /* also write the optimised LLVM IR here */
     bool timings;          /* phase times on stderr */
+    /* Called once the kernels and program are in the LLVM module, before
+     * it is optimised, to add more (the CUDA target's image); may be NULL. */
+    bool (*extend)(const Compiled *c, CpuModule *cm, void *ctx, Diag *d);
+    void *extend_ctx;
 } CpuCompileOptions;
 
 /* Writes the object file; fills *stats (may be NULL) with the compiled

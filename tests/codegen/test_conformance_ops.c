@@ -59,7 +59,7 @@ typedef struct {
     double atol, rtol;
 } Case;
 
-typedef struct {
+typedef struct Suite {
     const char *name;
     Module *m;
     Diag d;
@@ -146,8 +146,14 @@ static void op_case(Suite *s, double atol, double rtol, OpKind op, const In *ins
 #define OP1(s, tol_a, tol_r, op, in0, ...) \
     op_case((s), (tol_a), (tol_r), (op), (In[]){in0}, 1, NULL, 0, NULL, NULL)
 
-/* Interprets every case, runs the pipeline, compiles once, compares. */
-static void suite_run(Suite *s) {
+/* Interprets every case, runs the pipeline, compiles once, compares.
+ * test_cuda_codegen includes this file with CONFORMANCE_RUN set to its own
+ * runner (the same cases through the CUDA backend's emulation). */
+#ifndef CONFORMANCE_RUN
+#define CONFORMANCE_RUN suite_run
+#endif
+
+__attribute__((unused)) static void suite_run(Suite *s) {
     NamedValue *want[MAX_CASES];
     int nwant[MAX_CASES];
     InterpOptions io = {INTERP_F32};
@@ -263,7 +269,7 @@ Test(conformance, unary_ops) {
     op_case(&s, 0, 0, OP_NOT, (In[]){INS(DT_BOOL, G_BOOL)}, 1, NULL, 0, NULL, NULL);
     op_case(&s, 0, 0, OP_NEG, (In[]){IDX(-50, 50, 3, 5, 7)}, 1, NULL, 0, NULL, "i32");
     op_case(&s, 0, 0, OP_ABS, (In[]){IDX(-50, 50, 3, 5, 7)}, 1, NULL, 0, NULL, "i32");
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, casts) {
@@ -283,7 +289,7 @@ Test(conformance, casts) {
             /* f64 -> f32 rounds once either way; everything else is exact */
             op_case(&s, 0, 0, OP_CAST, &in, 1, &dt, 1, NULL, dtype_name(cs[k].to));
         }
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, binary_ops) {
@@ -344,7 +350,7 @@ Test(conformance, binary_ops) {
     for (size_t k = 0; k < 5; k++)
         op_case(&s, 1e-12, 1e-12, fops[k], (In[]){IN(DT_F64, G_POS, 3, 5, 7), IN(DT_F64, G_SIGNED, 3, 5, 7)},
                 2, NULL, 0, NULL, "f64");
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, views) {
@@ -436,7 +442,7 @@ Test(conformance, views) {
             1, NULL, "i32 axis=1");
     op_case(&s, 0, 0, OP_CONCAT, (In[]){IN(DT_F32, G_SIGNED, 5)}, 1, (Attr[]){attr_int("axis", 0)}, 1, NULL,
             "one operand");
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, reductions) {
@@ -482,7 +488,7 @@ Test(conformance, reductions) {
             NULL, "ties");
     op_case(&s, 0, 0, OP_ARGMAX, (In[]){IN(DT_F32, G_SIGNED, 1)}, 1, (Attr[]){attr_int("axis", 0)}, 1,
             NULL, "one element");
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, indexing_and_sources) {
@@ -533,7 +539,7 @@ Test(conformance, indexing_and_sources) {
     op_case(&s, 0, 0, OP_CONSTANT, NULL, 0, (Attr[]){attr_float("value", 2.5)}, 1, &c35, "splat");
     op_case(&s, 0, 0, OP_CONSTANT, NULL, 0, (Attr[]){attr_floats("data", data, 6)}, 1, &c23, "data");
     op_case(&s, 0, 0, OP_CONSTANT, NULL, 0, (Attr[]){attr_floats("data", data, 6)}, 1, &i23, "data i32");
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, matmul) {
@@ -554,7 +560,7 @@ Test(conformance, matmul) {
         double t = mm[k].a.t.dtype == DT_F64 ? 1e-12 : sum_tol(mm[k].k);
         op_case(&s, t, t, OP_MATMUL, (In[]){mm[k].a, mm[k].b}, 2, NULL, 0, NULL, NULL);
     }
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 static int64_t conv_out(int64_t h, int64_t k, int64_t s, int64_t p) { return (h + 2 * p - k) / s + 1; }
@@ -589,7 +595,7 @@ Test(conformance, convolution) {
         op_case(&s, sum_tol(kw), sum_tol(kw), OP_CONV2D_BWD_FILTER, (In[]){x, dy}, 2, (Attr[]){st, pd, ks}, 3,
                 NULL, note);
     }
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 Test(conformance, pooling) {
@@ -637,7 +643,7 @@ Test(conformance, pooling) {
     op_case(&s, sum_tol(9), sum_tol(9), OP_AVGPOOL2D_BWD, (In[]){IN(DT_F32, G_SIGNED, 2, 2, 3, 4)}, 1,
             (Attr[]){INTS("kernel", 3, 3), INTS("stride", 2, 2), INTS("input_shape", 2, 2, 8, 9)}, 3, NULL,
             "k=3 s=2");
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 
 /* Small compositions: complex heads with epilogues (the fuse pass's head
@@ -740,6 +746,6 @@ Test(conformance, compositions) {
         y = b_binary(b, OP_MUL, "y", a, b_binary(b, OP_ADD, "z", io, b_const(b, "one", 1, t)));
     }
     case_end(&s, y);
-    suite_run(&s);
+    CONFORMANCE_RUN(&s);
 }
 

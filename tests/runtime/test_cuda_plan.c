@@ -5,10 +5,7 @@
  * every MNIST model in models/ (every step gets its launches with the right
  * parameter count and buffers).
  *
- * The library plans come from runtime/cuda_lib_plan.c when the build has
- * it; otherwise from plan_fixture below, which stands in only for the
- * geometry (one launch per op, two for the backward convolutions, with
- * scratch): what is checked is the flattening around it. */
+ * The library plans come from runtime/cuda_lib_plan.c. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
@@ -25,29 +22,7 @@
 
 TestSuite(cuda_plan, .timeout = 900);
 
-#ifndef IGRC_HAVE_CUDA_LIB_PLAN
-static unsigned grid_fixture(int64_t n) {
-    int64_t b = (n + IGRC_CUDA_BLOCK - 1) / IGRC_CUDA_BLOCK;
-    return (unsigned)(b > IGRC_CUDA_MAX_GRID ? IGRC_CUDA_MAX_GRID : b);
-}
-
-static int plan_fixture(CpuOp op, CpuDtype dt, const int64_t *args, const CudaOptions *opt,
-                        CudaLaunch *out, int64_t *scratch, char *err, size_t cap) {
-    (void)dt, (void)args, (void)opt, (void)err, (void)cap;
-    int n = op == CPU_CONV2D_BWD_DATA || op == CPU_CONV2D_BWD_FILTER ? 2 : 1;
-    for (int i = 0; i < n; i++) {
-        memset(&out[i], 0, sizeof out[i]);
-        snprintf(out[i].kernel, sizeof out[i].kernel, "fixture_%s_%d", cpu_op_name(op), i);
-        out[i].grid[0] = out[i].grid[1] = out[i].grid[2] = 1;
-        out[i].block[0] = 128, out[i].block[1] = out[i].block[2] = 1;
-    }
-    *scratch = n == 2 ? 1000 : 0;
-    return n;
-}
-static const CudaPlanner kPlanner = {grid_fixture, plan_fixture, {false}};
-#else
 static const CudaPlanner kPlanner = {cuda_kernel_grid, cuda_lib_plan, {false}};
-#endif
 
 static bool addr_eq(CudaAddr a, CudaSpace s, int index, int64_t off) {
     return a.space == s && a.index == index && a.off == off;

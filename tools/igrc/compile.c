@@ -9,10 +9,12 @@
 
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/print.h"
+#include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
 static const char HELP[] =
-    "usage: igrc compile FILE [-o OUT] [--target cpu] [--emit exe|obj|llvm|ir]\n"
+    "usage: igrc compile FILE [-o OUT] [--target cpu|cuda] [--emit exe|obj|llvm|ir|cuda]\n"
+    "                    [--gpu-arch sm_NN] [--tf32]\n"
     "                    [--batch N] [-D key=value]... [--dump-dir DIR]\n"
     "                    [--dump-after PASS,...] [--dump-after-all] [--disable PASS,...]\n"
     "                    [--verify-each] [--time-passes]\n"
@@ -25,11 +27,20 @@ static const char HELP[] =
     "program.txt, plan.txt (memory plan: arena offsets, peak bytes) and\n"
     "kernels/<name>.k. OUT defaults to the file's stem (resnet18_trades_igr.json ->\n"
     "./resnet18_trades_igr). igrc run compiles in memory (LLVM's JIT, no files) and\n"
-    "runs the executable's COMMAND (train, eval, info) in this process.\n";
+    "runs the executable's COMMAND (train, eval, info) in this process.\n"
+    "\n"
+    "--target cuda also compiles every kernel and the GPU library with NVRTC for\n"
+    "--gpu-arch (default sm_90) and embeds the PTX and CUBIN in the executable, which\n"
+    "then runs on the CPU or the GPU; --tf32 uses tensor cores (TF32) for f32 matmul\n"
+    "and convolutions (sm_80 or newer). Compiled modules are cached in\n"
+    "$IGRC_CACHE_DIR (default $XDG_CACHE_HOME/igrc, else ~/.cache/igrc). --emit cuda\n"
+    "writes the module's CUDA C to OUT (default stdout); --dump-dir also writes\n"
+    "cuda/module.cu and cuda/module.ptx.\n";
 
 typedef struct {
     CommonArgs c;
-    const char *out, *emit, *target;
+    const char *out, *emit, *target, *gpu_arch;
+    bool tf32;
     char **run_args; /* igrc run: after -- */
     int nrun;
 } CompileArgs;
@@ -49,15 +60,26 @@ static int parse(int argc, char **argv, CompileArgs *a, bool run) {
         if (!strcmp(o, "-o") && v && !run) a->out = v, i++;
         else if (!strcmp(o, "--emit") && v && !run) a->emit = v, i++;
         else if (!strcmp(o, "--target") && v) a->target = v, i++;
+        else if (!strcmp(o, "--gpu-arch") && v && !run) a->gpu_arch = v, i++;
+        else if (!strcmp(o, "--tf32") && !run) a->tf32 = true;
         else if (o[0] != '-' && !a->c.file) a->c.file = o;
         else return usage_error(run ? "run" : "compile", "unexpected or incomplete argument '%s'", o);
     }
     const char *cmd = run ? "run" : "compile";
     if (!a->c.file) return usage_error(cmd, "no graph file given");
-    if (strcmp(a->target, "cpu"))
-        return usage_error(cmd, "--target '%s' is not available (targets: cpu)", a->target);
-    if (strcmp(a->emit, "exe") && strcmp(a->emit, "obj") && strcmp(a->emit, "llvm") && strcmp(a->emit, "ir"))
-        return usage_error(cmd, "--emit must be exe, obj, llvm or ir, got '%s'", a->emit);
+    bool cuda = !strcmp(a->target, "cuda");
+    if (strcmp(a->target, "cpu") && !(cuda && !run))
+        return usage_error(cmd, "--target '%s' is not available (targets: cpu%s)", a->target,
+                           run ? "; igrc run runs on the CPU" : ", cuda");
+    if (cuda && !cuda_target_available())
+        return usage_error(cmd, "--target cuda: this igrc was built without the CUDA backend "
+                                "(no CUDA toolkit at configure time, or IGRC_CUDA=OFF)");
+    if (!cuda && (a->gpu_arch || a->tf32))
+        return usage_error(cmd, "%s needs --target cuda", a->gpu_arch ? "--gpu-arch" : "--tf32");
+    if (strcmp(a->emit, "exe") && strcmp(a->emit, "obj") && strcmp(a->emit, "llvm") &&
+        strcmp(a->emit, "ir") && strcmp(a->emit, "cuda"))
+        return usage_error(cmd, "--emit must be exe, obj, llvm, ir or cuda, got '%s'", a->emit);
+    if (!strcmp(a->emit, "cuda") && !cuda) return usage_error(cmd, "--emit cuda needs --target cuda");
     if (run && !a->nrun) return usage_error(cmd, "give the executable's command after --");
     return EXIT_OK;
 }
@@ -85,7 +107,11 @@ static bool write_ir(const Module *m, const char *out, Diag *d) {
 /* The executable (or what --emit asks for) at out. */
 static bool compile_to(const CompileArgs *a, Module *m, const char *out, Diag *d) {
     if (!strcmp(a->emit, "ir")) return write_ir(m, a->out, d);
-    CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings};
+    if (!strcmp(a->emit, "cuda")) return cuda_emit_source(m, a->out, d);
+    CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings, NULL, NULL};
+    CudaTarget cuda = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, a->c.pipe.dump_dir,
+                       a->c.pipe.timings};
+    if (!strcmp(a->target, "cuda")) cuda_target_hook(&cuda, &o);
     if (!strcmp(a->emit, "llvm")) {
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s.tmp.o", out);
@@ -115,6 +141,10 @@ static int compile_module(CompileArgs *a, const char *out) {
     double t0 = now_s();
     Diag d;
     diag_init(&d);
+    /* a bad --gpu-arch is reported before seconds of lowering */
+    CudaTarget t = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, NULL, false};
+    if (!strcmp(a->target, "cuda") && strcmp(a->emit, "cuda") && !cuda_target_check(&t, &d))
+        return report(&d);
     Module *m = load_module(&a->c, &d);
     bool ok = m && pipeline_run(m, &a->c.pipe, &d) && compile_to(a, m, out, &d);
     module_free(m);
@@ -129,7 +159,7 @@ int cmd_compile(int argc, char **argv) {
     if (rc) return rc < 0 ? EXIT_OK : rc;
     char out[4096];
     if (a.out) snprintf(out, sizeof out, "%s", a.out);
-    else if (strcmp(a.emit, "ir")) default_out(a.c.file, out, sizeof out);
+    else if (strcmp(a.emit, "ir") && strcmp(a.emit, "cuda")) default_out(a.c.file, out, sizeof out);
     return compile_module(&a, out);
 }
 
@@ -147,7 +177,7 @@ int cmd_run(int argc, char **argv) {
     default_out(a.c.file, name, sizeof name);
     args[0] = name;
     for (int i = 0; i < a.nrun; i++) args[i + 1] = a.run_args[i];
-    CpuCompileOptions o = {a.c.pipe.dump_dir, NULL, a.c.pipe.timings};
+    CpuCompileOptions o = {a.c.pipe.dump_dir, NULL, a.c.pipe.timings, NULL, NULL};
     bool ok = m && pipeline_run(m, &a.c.pipe, &d) && cpu_jit_run(m, a.nrun + 1, args, &o, &rc, &d);
     free(args);
     module_free(m);

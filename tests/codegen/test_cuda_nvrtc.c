@@ -1,0 +1,351 @@
+/* The CUDA backend through NVRTC (no GPU needed):
+ *   - every kernel of every model in models/ (ResNet-18 included) compiles
+ *     for sm_90 as igrc_k<i>, and every library launch the models' programs
+ *     plan (with and without --tf32) names an entry of the module's PTX;
+ *   - the kernel cache: a second compile of the same module does no NVRTC
+ *     work and gives the same bytes; a corrupt or truncated entry is
+ *     recompiled and replaced; another architecture is another entry; the
+ *     cache directory follows IGRC_CACHE_DIR / XDG_CACHE_HOME / HOME;
+ *   - errors: an architecture NVRTC does not know, --tf32 below sm_80, and
+ *     NVRTC's log naming the generated kernel that failed to compile. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codegen/cuda/cuda_compile.h"
+#include "codegen/program_build.h"
+#include "tests/codegen/conformance_util.h"
+#include "tests/common/scratch.h"
+
+/* The cheap variants of the models (short attacks and IG paths: every
+ * kernel's structure is the same as at full length). */
+typedef struct {
+    const char *file;
+    const char *defs[5];
+    int ndefs;
+} ModelSpec;
+
+static const ModelSpec MODELS[] = {
+    {"mnist_mlp_standard.json", {"eval.ig_steps=2"}, 1},
+    {"mnist_smallcnn.json", {"eval.ig_steps=2"}, 1},
+    {"mnist_smallcnn_standard.json", {"eval.ig_steps=2"}, 1},
+    {"mnist_smallcnn_at.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
+    {"mnist_smallcnn_trades.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
+    {"mnist_smallcnn_mart.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
+    {"mnist_smallcnn_at_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
+    {"mnist_smallcnn_trades_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
+    {"mnist_smallcnn_mart_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
+    {"mnist_smallcnn_ig_norm.json",
+     {"eval.ig_steps=2", "pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"}, 4},
+    {"mnist_smallcnn_ig_sum_norm.json",
+     {"eval.ig_steps=2", "pgd_steps=2", "ig_norm_steps=3", "ig_norm_attack_steps=2"}, 4},
+    {"mnist_smallcnn_advaat.json", {"eval.ig_steps=2", "pgd_steps=2", "advaat_ig_steps=2"}, 3},
+    {"mnist_smallcnn_art.json", {"eval.ig_steps=2", "pgd_steps=2"}, 2},
+    {"mnist_smallcnn_ssr.json", {"eval.ig_steps=2", "ssr_iterations=3"}, 2},
+    {"resnet18_trades_igr.json", {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2"}, 3},
+};
+#define NMODELS (int)(sizeof MODELS / sizeof MODELS[0])
+
+TestSuite(cuda_nvrtc, .init = scratch_setup, .fini = scratch_teardown, .timeout = 1800);
+
+/* Every .json file in models/ has a spec above: a new model cannot be missed. */
+static void expect_all_models_listed(void) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/models", cf_source_dir());
+    DIR *d = opendir(dir);
+    cr_assert(d, "cannot list %s", dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 5, ".json")) continue;
+        bool found = false;
+        for (int i = 0; i < NMODELS; i++) found = found || !strcmp(MODELS[i].file, e->d_name);
+        cr_expect(found, "models/%s has no entry in this test's model list", e->d_name);
+    }
+    closedir(d);
+}
+
+typedef struct {
+    KernelDef **k; /* distinct kernels across the models (borrowed) */
+    int n, cap;
+    PStep *lib;    /* distinct library steps (op, dtype, args) */
+    int nlib, libcap;
+} Union;
+
+static void add_kernel(Union *u, KernelDef *k) {
+    for (int i = 0; i < u->n; i++)
+        if (kernel_hash(u->k[i]) == kernel_hash(k) && kernel_same(u->k[i], k)) return;
+    if (u->n == u->cap) u->k = realloc(u->k, sizeof *u->k * (size_t)(u->cap = u->cap * 2 + 64));
+    u->k[u->n++] = k;
+}
+
+static void add_lib(Union *u, const PStep *s) {
+    for (int i = 0; i < u->nlib; i++)
+        if (u->lib[i].index == s->index && u->lib[i].dtype == s->dtype &&
+            !memcmp(u->lib[i].args, s->args, sizeof s->args))
+            return;
+    if (u->nlib == u->libcap) u->lib = realloc(u->lib, sizeof *u->lib * (size_t)(u->libcap = u->libcap * 2 + 16));
+    u->lib[u->nlib++] = *s;
+}
+
+/* ".entry NAME(" in the PTX. */
+static bool has_entry(const char *ptx, const char *name) {
+    char pat[IGRC_CUDA_NAME_MAX + 16];
+    snprintf(pat, sizeof pat, ".entry %.*s(", IGRC_CUDA_NAME_MAX, name);
+    return strstr(ptx, pat) != NULL;
+}
+
+static void expect_lib_entries(const Union *u, const CudaBinary *b, bool tf32) {
+    CudaOptions opt = {tf32};
+    for (int i = 0; i < u->nlib; i++) {
+        CudaLaunch l[IGRC_CUDA_LIB_MAX_LAUNCHES];
+        int64_t scratch;
+        char err[256];
+        const PStep *s = &u->lib[i];
+        int n = cuda_lib_plan((CpuOp)s->index, (CpuDtype)s->dtype, s->args, &opt, l, &scratch, err, sizeof err);
+        cr_expect_gt(n, 0, "cuda_lib_plan(%s): %s", cpu_op_name((CpuOp)s->index), err);
+        for (int j = 0; j < n; j++)
+            cr_expect(has_entry(b->ptx, l[j].kernel), "%s: planned kernel %s is not in the PTX%s",
+                      cpu_op_name((CpuOp)s->index), l[j].kernel, tf32 ? " (tf32)" : "");
+    }
+}
+
+Test(cuda_nvrtc, every_model_kernel_compiles) {
+    expect_all_models_listed();
+    Compiled c[NMODELS];
+    Module *m[NMODELS];
+    Union u = {0};
+    int launches = 0;
+    for (int i = 0; i < NMODELS; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "models/%s", MODELS[i].file);
+        m[i] = cf_load_model(rel, MODELS[i].defs, MODELS[i].ndefs, 2);
+        cr_assert(m[i], "%s does not load", rel);
+        Diag d;
+        cr_assert(cf_pipeline(m[i], NULL, &d), "%s: pipeline: %s", rel, d.msg);
+        diag_init(&d);
+        cr_assert(codegen_build(m[i], &c[i], &d), "%s: codegen_build: %s", rel, d.msg);
+        for (int k = 0; k < c[i].nkernels; k++) add_kernel(&u, c[i].kernels[k]);
+        for (int f = 0; f < c[i].prog->nfuncs; f++)
+            for (int s = 0; s < c[i].prog->funcs[f].nsteps; s++)
+                if (c[i].prog->funcs[f].steps[s].kind == PS_LIB) add_lib(&u, &c[i].prog->funcs[f].steps[s]);
+        launches += c[i].nkernels;
+    }
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+        CudaCompileOptions o = {"sm_90", {tf32 != 0}, NULL, true};
+        CudaBinary b;
+        CudaCompileStats st;
+        Diag d;
+        diag_init(&d);
+        double t0 = cf_now();
+        cr_assert(cuda_compile_kernels(u.k, u.n, &o, &b, &st, NULL, &d), "NVRTC%s: %s", tf32 ? " (tf32)" : "", d.msg);
+        cr_expect_eq(st.nvrtc_runs, 1);
+        cr_expect_gt(b.cubin_bytes, 0);
+        cr_expect_eq(b.nkernels, u.n);
+        for (int k = 0; k < u.n; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "igrc_k%d", k);
+            cr_expect(has_entry(b.ptx, name), "kernel %s (%s) missing from the PTX", name, u.k[k]->name);
+        }
+        expect_lib_entries(&u, &b, tf32);
+        if (tf32) cr_expect(strstr(b.ptx, "mma.sync.aligned.m16n8k8"), "the TF32 kernels use mma.sync");
+        fprintf(stderr, "[cuda-nvrtc] %d models: %d distinct kernels (of %d), %d distinct library steps; "
+                "sm_90%s: NVRTC %.1f s, PTX %zu bytes, CUBIN %zu bytes\n", NMODELS, u.n, launches, u.nlib,
+                tf32 ? " tf32" : "", cf_now() - t0, b.ptx_bytes, b.cubin_bytes);
+        cuda_binary_free(&b);
+    }
+    free(u.k);
+    free(u.lib);
+    for (int i = 0; i < NMODELS; i++) {
+        compiled_free(&c[i]);
+        module_free(m[i]);
+    }
+}
+
+/* ---- the cache ---- */
+
+/* out[i] = in[i] * 2 + 1 over 100 elements. */
+static KernelDef *small_kernel(void) {
+    KernelDef *k = kernel_new("k0_small", 100);
+    int out = kernel_add_buf(k, KT_F32, 100, true, "y");
+    int in = kernel_add_buf(k, KT_F32, 100, false, "x");
+    int i = k_index(k);
+    int v = k_binary(k, OP_MUL, k_load(k, in, i), k_const_f(k, KT_F32, 2.0));
+    k_store(k, out, i, k_binary(k, OP_ADD, v, k_const_f(k, KT_F32, 1.0)));
+    return k;
+}
+
+static bool compile_small(const char *arch, const char *cache, CudaBinary *b, CudaCompileStats *st, Diag *d) {
+    KernelDef *k = small_kernel();
+    CudaCompileOptions o = {arch, {false}, cache, false};
+    diag_init(d);
+    bool ok = cuda_compile_kernels(&k, 1, &o, b, st, NULL, d);
+    kernel_free(k);
+    return ok;
+}
+
+static size_t file_size(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (size_t)sb.st_size : 0;
+}
+
+Test(cuda_nvrtc, cache_hit_does_no_nvrtc_work) {
+    const char *cache = in_dir("cache/nested");
+    CudaBinary a, b;
+    CudaCompileStats s1, s2;
+    Diag d;
+    cr_assert(compile_small("sm_90", cache, &a, &s1, &d), "%s", d.msg);
+    cr_expect(!s1.cache_hit);
+    cr_expect_eq(s1.nvrtc_runs, 1);
+    cr_expect_gt(file_size(s1.cache_file), a.cubin_bytes, "entry written: %s", s1.cache_file);
+    cr_assert(compile_small("sm_90", cache, &b, &s2, &d), "%s", d.msg);
+    cr_expect(s2.cache_hit, "the second compile hits the cache");
+    cr_expect_eq(s2.nvrtc_runs, 0, "no NVRTC work on a hit");
+    cr_expect_str_eq(s2.cache_file, s1.cache_file);
+    cr_expect_eq(a.ptx_bytes, b.ptx_bytes);
+    cr_expect_eq(memcmp(a.ptx, b.ptx, a.ptx_bytes), 0);
+    cr_expect_eq(a.cubin_bytes, b.cubin_bytes);
+    cr_expect_eq(memcmp(a.cubin, b.cubin, a.cubin_bytes), 0);
+    cr_expect_str_eq(b.arch, "sm_90");
+    cr_expect_eq(b.nkernels, 1);
+    cuda_binary_free(&b);
+    /* another architecture is another entry */
+    cr_assert(compile_small("sm_80", cache, &b, &s2, &d), "%s", d.msg);
+    cr_expect(!s2.cache_hit);
+    cr_expect_str_neq(s2.cache_file, s1.cache_file);
+    cr_expect_str_eq(b.arch, "sm_80");
+    cuda_binary_free(&a);
+    cuda_binary_free(&b);
+}
+
+/* Damages the entry at path: keep `keep` bytes, or flip the byte at -flip. */
+static void damage(const char *path, long keep, long flip) {
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    fseek(f, 0, SEEK_END);
+    n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc(n);
+    cr_assert_eq(fread(buf, 1, n, f), n);
+    fclose(f);
+    if (flip) buf[n - (size_t)flip] ^= 0x5a;
+    if (keep >= 0) n = (size_t)keep;
+    f = fopen(path, "wb");
+    cr_assert(f);
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    free(buf);
+}
+
+Test(cuda_nvrtc, corrupt_entry_is_recompiled) {
+    const char *cache = in_dir("cache");
+    CudaBinary a, b;
+    CudaCompileStats s1, s2;
+    Diag d;
+    cr_assert(compile_small("sm_90", cache, &a, &s1, &d), "%s", d.msg);
+    size_t full = file_size(s1.cache_file);
+    struct {
+        long keep, flip;
+        const char *what;
+    } cases[] = {{(long)full / 2, 0, "truncated"}, {-1, 10, "a flipped CUBIN byte"}, {0, 0, "empty"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        damage(s1.cache_file, cases[i].keep, cases[i].flip);
+        cr_assert(compile_small("sm_90", cache, &b, &s2, &d), "%s: %s", cases[i].what, d.msg);
+        cr_expect(!s2.cache_hit && s2.cache_corrupt, "%s entry detected", cases[i].what);
+        cr_expect_eq(s2.nvrtc_runs, 1, "%s entry recompiled", cases[i].what);
+        cr_expect_eq(b.cubin_bytes, a.cubin_bytes);
+        cr_expect_eq(memcmp(b.cubin, a.cubin, a.cubin_bytes), 0, "%s: the recompiled CUBIN", cases[i].what);
+        cr_expect_eq(file_size(s1.cache_file), full, "%s entry replaced", cases[i].what);
+        cuda_binary_free(&b);
+        cr_assert(compile_small("sm_90", cache, &b, &s2, &d), "%s", d.msg);
+        cr_expect(s2.cache_hit, "the replaced entry is used (%s)", cases[i].what);
+        cuda_binary_free(&b);
+    }
+    cuda_binary_free(&a);
+}
+
+Test(cuda_nvrtc, cache_directory) {
+    char buf[4096];
+    setenv("IGRC_CACHE_DIR", "/x/igrc-cache", 1);
+    setenv("XDG_CACHE_HOME", "/y", 1);
+    setenv("HOME", "/z", 1);
+    cuda_cache_dir(buf, sizeof buf);
+    cr_expect_str_eq(buf, "/x/igrc-cache");
+    unsetenv("IGRC_CACHE_DIR");
+    cuda_cache_dir(buf, sizeof buf);
+    cr_expect_str_eq(buf, "/y/igrc");
+    unsetenv("XDG_CACHE_HOME");
+    cuda_cache_dir(buf, sizeof buf);
+    cr_expect_str_eq(buf, "/z/.cache/igrc");
+    /* the default directory is used when none is given */
+    setenv("IGRC_CACHE_DIR", in_dir("envcache"), 1);
+    KernelDef *k = small_kernel();
+    CudaCompileOptions o = {"sm_90", {false}, NULL, false};
+    CudaBinary b;
+    CudaCompileStats st;
+    Diag d;
+    diag_init(&d);
+    cr_assert(cuda_compile_kernels(&k, 1, &o, &b, &st, NULL, &d), "%s", d.msg);
+    cr_expect_eq(strncmp(st.cache_file, in_dir("envcache/"), strlen(in_dir("envcache/"))), 0, "%s",
+                 st.cache_file);
+    cuda_binary_free(&b);
+    kernel_free(k);
+}
+
+/* ---- errors ---- */
+
+Test(cuda_nvrtc, unsupported_arch) {
+    Diag d;
+    diag_init(&d);
+    cr_expect(!cuda_arch_check("sm_70", false, &d));
+    cr_expect_eq(d.code, EXIT_BADINPUT);
+    cr_expect(strstr(d.msg, "sm_70") && strstr(d.msg, "supported: ") && strstr(d.msg, "sm_90"), "%s", d.msg);
+    const char *bad[] = {"sm_", "90", "sm_9x", "compute_90", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        diag_init(&d);
+        cr_expect(!cuda_arch_check(bad[i], false, &d), "'%s' is refused", bad[i]);
+    }
+    diag_init(&d);
+    cr_expect(!cuda_arch_check("sm_75", true, &d));
+    cr_expect(strstr(d.msg, "--tf32") && strstr(d.msg, "sm_80"), "%s", d.msg);
+    diag_init(&d);
+    cr_expect(cuda_arch_check("sm_80", true, &d), "%s", d.msg);
+    /* and compiling asks first, without touching the cache */
+    CudaBinary b;
+    CudaCompileStats st;
+    cr_expect(!compile_small("sm_70", in_dir("cache"), &b, &st, &d));
+    cr_expect_eq(st.nvrtc_runs, 0);
+    cr_expect(strstr(d.msg, "sm_70"), "%s", d.msg);
+}
+
+Test(cuda_nvrtc, error_names_the_kernel) {
+    KernelDef *k[2] = {small_kernel(), small_kernel()};
+    free(k[1]->name);
+    k[1]->name = strdup("k1_broken");
+    CudaSource src;
+    Diag d;
+    diag_init(&d);
+    cr_assert(cuda_render_module(k, 2, &src, &d), "%s", d.msg);
+    /* break the second kernel's body: an undeclared identifier */
+    char *body = strstr(src.text, "igrc_k1(");
+    cr_assert(body);
+    char *e = strstr(body, "igrc_first(begin)");
+    cr_assert(e);
+    memcpy(e, "igrc_firzt", 10);
+    CudaCompileOptions o = {"sm_90", {false}, NULL, true};
+    CudaBinary b;
+    diag_init(&d);
+    cr_expect(!cuda_compile_source(&src, k, &o, &b, NULL, &d));
+    cr_expect(strstr(d.msg, "igrc_k1") && strstr(d.msg, "k1_broken"), "names the kernel: %s", d.msg);
+    cr_expect(strstr(d.msg, "igrc_firzt"), "includes NVRTC's log: %s", d.msg);
+    cuda_source_free(&src);
+    kernel_free(k[0]);
+    kernel_free(k[1]);
+}
