@@ -12,6 +12,7 @@
 
 #include "codegen/cpu/llvm_backend.h"
 #include "runtime/app.h"
+#include "runtime/exec.h"
 
 #ifndef IGRC_RT_LINK
 #define IGRC_RT_LINK ""
@@ -161,7 +162,7 @@ bool cpu_link_executable(const char *obj_path, const char *out, Diag *d) {
 struct CpuLoaded {
     void *so;
     Program *prog;
-    Runner *runner;
+    Exec *exec;
     char dir[256];
 };
 
@@ -176,6 +177,29 @@ static void remove_dir(const char *dir) {
 }
 
 CpuLoaded *cpu_load(const Module *m, int threads, Diag *d) {
+    return cpu_load_on(m, NULL, EXEC_CPU, threads, d);
+}
+
+/* The program, kernel table and (for --target cuda) image of the loaded
+ * library, and an Exec on dev over them. */
+static bool open_loaded(CpuLoaded *l, const char *so, ExecDevice dev, int threads, Diag *d) {
+    char err[2048];
+    const char *text = dlsym(l->so, "igrc_program");
+    const PKernelFn *table = dlsym(l->so, "igrc_kernels");
+    const int32_t *count = dlsym(l->so, "igrc_kernels_count");
+    const char *image = dlsym(l->so, "igrc_cuda_image");
+    const int64_t *image_size = dlsym(l->so, "igrc_cuda_image_size");
+    if (!text || !table || !count)
+        return diag_error(d, EXIT_RUNTIME, "%s lacks the program symbols", so);
+    if (!(l->prog = program_parse(text, *count, err, sizeof err)))
+        return diag_error(d, EXIT_RUNTIME, "generated program: %s", err);
+    l->exec = exec_new(l->prog, table, *count, image, image && image_size ? *image_size : 0, dev,
+                       threads, 0, err, sizeof err);
+    return l->exec || diag_error(d, EXIT_RUNTIME, "%s: %s", exec_device_name(dev), err);
+}
+
+CpuLoaded *cpu_load_on(const Module *m, const CpuCompileOptions *o, ExecDevice dev, int threads,
+                       Diag *d) {
     CpuLoaded *l = calloc(1, sizeof *l);
     const char *tmp = getenv("TMPDIR");
     snprintf(l->dir, sizeof l->dir, "%s/igrc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -184,24 +208,14 @@ CpuLoaded *cpu_load(const Module *m, int threads, Diag *d) {
         free(l);
         return NULL;
     }
-    char obj[512], so[512], err[1024];
+    char obj[512], so[512];
     snprintf(obj, sizeof obj, "%s/k.o", l->dir);
     snprintf(so, sizeof so, "%s/k.so", l->dir);
     const char *objs[1] = {obj};
-    bool ok = cpu_compile_object(m, obj, NULL, NULL, d) && cpu_link(objs, 1, so, true, NULL, 0, d);
+    bool ok = cpu_compile_object(m, obj, o, NULL, d) && cpu_link(objs, 1, so, true, NULL, 0, d);
     if (ok && !(l->so = dlopen(so, RTLD_NOW | RTLD_LOCAL)))
         ok = diag_error(d, EXIT_RUNTIME, "dlopen %s: %s", so, dlerror());
-    if (ok) {
-        const char *text = dlsym(l->so, "igrc_program");
-        const PKernelFn *table = dlsym(l->so, "igrc_kernels");
-        const int32_t *count = dlsym(l->so, "igrc_kernels_count");
-        if (!text || !table || !count)
-            ok = diag_error(d, EXIT_RUNTIME, "%s lacks the program symbols", so);
-        else if (!(l->prog = program_parse(text, *count, err, sizeof err)))
-            ok = diag_error(d, EXIT_RUNTIME, "generated program: %s", err);
-        else if (!(l->runner = runner_new(l->prog, table, *count, threads, 0, err, sizeof err)))
-            ok = diag_error(d, EXIT_RUNTIME, "runner: %s", err);
-    }
+    if (ok) ok = open_loaded(l, so, dev, threads, d);
     if (!ok) {
         cpu_loaded_free(l);
         return NULL;
@@ -211,14 +225,14 @@ CpuLoaded *cpu_load(const Module *m, int threads, Diag *d) {
 
 void cpu_loaded_free(CpuLoaded *l) {
     if (!l) return;
-    if (l->runner) runner_free(l->runner);
+    exec_free(l->exec);
     if (l->prog) program_free(l->prog);
     if (l->so) dlclose(l->so);
     remove_dir(l->dir);
     free(l);
 }
 
-Runner *cpu_loaded_runner(CpuLoaded *l) { return l->runner; }
+Runner *cpu_loaded_runner(CpuLoaded *l) { return exec_runner(l->exec); }
 
 static void to_typed(const double *src, int64_t n, PDtype t, void *dst) {
     for (int64_t i = 0; i < n; i++) switch (t) {
@@ -254,9 +268,12 @@ static bool bind_params(CpuLoaded *l, const NamedValue *params, int nparams, Dia
         if (type_numel(&v->type) != ptensor_numel(t))
             return diag_error(d, EXIT_BADINPUT, "param '%s': %lld elements given, %lld expected",
                               t->name, (long long)type_numel(&v->type), (long long)ptensor_numel(t));
-        to_typed(v->data, ptensor_numel(t), t->dtype, runner_param(l->runner, i));
+        void *host = exec_param(l->exec, i);
+        if (!host) return diag_error(d, EXIT_RUNTIME, "param '%s': %s", t->name, exec_error(l->exec));
+        to_typed(v->data, ptensor_numel(t), t->dtype, host);
     }
-    return true;
+    return exec_params_changed(l->exec) ||
+           diag_error(d, EXIT_RUNTIME, "parameters: %s", exec_error(l->exec));
 }
 
 bool cpu_loaded_call(CpuLoaded *l, const char *fn, const NamedValue *inputs, int ninputs,
@@ -279,7 +296,9 @@ bool cpu_loaded_call(CpuLoaded *l, const char *fn, const NamedValue *inputs, int
         to_typed(v->data, ptensor_numel(t), t->dtype, in[k]);
     }
     for (int k = 0; ok && k < pf->noutputs; k++) out[k] = calloc(ptensor_bytes(&pf->outputs[k]) + 8, 1);
-    if (ok) runner_call(l->runner, f, (const void *const *)in, out);
+    if (ok && !exec_call(l->exec, f, (const void *const *)in, out))
+        ok = diag_error(d, EXIT_RUNTIME, "%s on %s: %s", fn, exec_device_name(exec_device(l->exec)),
+                        exec_error(l->exec));
     NamedValue *res = ok ? calloc((size_t)pf->noutputs + 1, sizeof *res) : NULL;
     for (int k = 0; ok && k < pf->noutputs; k++) {
         const PTensor *t = &pf->outputs[k];

@@ -10,6 +10,7 @@
 
 #include "codegen/program_build.h"
 #include "ir/interp.h"
+#include "runtime/exec.h"
 #include "runtime/program.h"
 
 typedef struct CpuModule CpuModule;
@@ -41,10 +42,15 @@ bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions
                  Diag *d);
 
 /* A module compiled into a shared library in a temporary directory and
- * loaded into this process, with a Runner over it. */
+ * loaded into this process, with an Exec (CPU runner or CUDA device) over
+ * it; cpu_loaded_runner is the CPU runner (NULL on a device). */
 typedef struct CpuLoaded CpuLoaded;
 
 CpuLoaded *cpu_load(const Module *m, int threads, Diag *d);
+/* cpu_load with compile options (o may be NULL; a CUDA target's hook adds
+ * its image) and the device the program runs on. */
+CpuLoaded *cpu_load_on(const Module *m, const CpuCompileOptions *o, ExecDevice dev, int threads,
+                       Diag *d);
 void cpu_loaded_free(CpuLoaded *l);
 Runner *cpu_loaded_runner(CpuLoaded *l);
 /* Runs function `fn` like interp_run does: inputs by name, params by name

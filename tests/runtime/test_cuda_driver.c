@@ -222,8 +222,11 @@ Test(cuda_driver, cpu_executable_refuses_cuda) {
     result_free(&c);
     const char *cmds[][4] = {{"info", "--device", "cuda", NULL},
                              {"train", "--device", "cuda", NULL},
-                             {"eval", "--device", "cuda", NULL}};
-    for (int i = 0; i < 3; i++) {
+                             {"eval", "--device", "cuda", NULL},
+                             {"attrib", "--device", "cuda", NULL},
+                             {"consistency", "--device", "cuda", NULL},
+                             {"ig", "--device", "cuda", NULL}};
+    for (int i = 0; i < 6; i++) {
         Result r = spawn_v(exe, cmds[i]);
         cr_expect_neq(r.rc, 0, "%s --device cuda: exit 0", cmds[i][0]);
         cr_expect(strstr(r.err, "this executable was compiled without --target cuda"),
@@ -233,6 +236,32 @@ Test(cuda_driver, cpu_executable_refuses_cuda) {
     Result r = spawn_v(exe, (const char *const[]){"info", "--device", "cpu", NULL});
     cr_expect_eq(r.rc, 0, "info --device cpu: exit %d\n%s", r.rc, r.err);
     cr_expect(strstr(r.out, "runner memory"), "%s", r.out);
+    result_free(&r);
+}
+
+/* A --target cuda executable runs on the CPU where there is no driver and
+ * says so when asked for the GPU; igrc exec --backend cuda likewise. */
+Test(cuda_driver, cuda_executable_without_driver) {
+    setenv("IGRC_LIBCUDA", "/nonexistent/libcuda.so.1", 1);
+    const char *exe = in_dir("mlp_cuda");
+    const char *model = src_path("models/mnist_mlp_standard.json");
+    Result c = spawn_v(igrc_bin(), (const char *const[]){"compile", model, "-o", exe, "--batch",
+                                                          "8", "--target", "cuda", NULL});
+    cr_assert_eq(c.rc, 0, "igrc compile --target cuda: exit %d\n%s", c.rc, c.err);
+    result_free(&c);
+    Result r = spawn_v(exe, (const char *const[]){"info", "--device", "cuda", NULL});
+    cr_expect_eq(r.rc, 1, "info --device cuda: exit %d\n%s", r.rc, r.err);
+    cr_expect(strstr(r.err, "no CUDA driver found"), "%s", r.err);
+    result_free(&r);
+    r = spawn_v(exe, (const char *const[]){"info", "--device", "cpu", NULL});
+    cr_expect_eq(r.rc, 0, "info --device cpu: exit %d\n%s", r.rc, r.err);
+    cr_expect(strstr(r.out, "cuda image"), "%s", r.out);
+    result_free(&r);
+    r = spawn_v(igrc_bin(), (const char *const[]){"exec", model, "--fn", "predict", "--batch", "2",
+                                                   "--backend", "cuda", "--inputs", "/nonexistent",
+                                                   "-o", in_dir("out.safetensors"), NULL});
+    cr_expect_eq(r.rc, 1, "exec --backend cuda: exit %d\n%s", r.rc, r.err);
+    cr_expect(strstr(r.err, "no CUDA driver found"), "%s", r.err);
     result_free(&r);
 }
 

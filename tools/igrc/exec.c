@@ -11,6 +11,7 @@
 #include "runtime/idx.h"
 #include "runtime/init.h"
 #include "runtime/safetensors.h"
+#include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
 #ifndef IGRC_SOURCE_DIR
@@ -21,7 +22,8 @@ static const char HELP[] =
     "usage: igrc exec FILE --fn NAME (--inputs I.safetensors -o OUT.safetensors |\n"
     "                 --data NAME|DIR [--split test|train] [--limit N])\n"
     "                 [--params P.safetensors | --seed N] [--save-params P.safetensors]\n"
-    "                 [--backend interp|cpu] [--dtype f32|f64] [-D key=value]... [--batch N]\n"
+    "                 [--backend interp|cpu|cuda] [--gpu-arch sm_NN] [--dtype f32|f64]\n"
+    "                 [-D key=value]... [--batch N]\n"
     "\n"
     "Runs entry point NAME of FILE after the full pass pipeline. Inputs bind by name\n"
     "from --inputs; outputs are written by name to -o. Parameters come from --params\n"
@@ -32,7 +34,9 @@ static const char HELP[] =
     "x (scaled to [0,1]), and reports accuracy from the output `logits`.\n"
     "--dtype f64 computes in double precision; f32 rounds every f32 result to float\n"
     "(interpreter only). --backend cpu compiles FILE with the CPU backend (LLVM) and\n"
-    "runs the generated kernels in this process.\n";
+    "runs the generated kernels in this process; --backend cuda compiles it for the\n"
+    "GPU as well (NVRTC, --gpu-arch, default " IGRC_DEFAULT_GPU_ARCH ") and runs it on the\n"
+    "CUDA device (the driver loaded at run time).\n";
 
 typedef struct {
     CommonArgs c;
@@ -41,9 +45,23 @@ typedef struct {
     uint32_t seed;
     bool seed_given;
     InterpPrecision prec;
-    bool cpu;
-    CpuLoaded *loaded; /* --backend cpu */
+    bool cpu, cuda;
+    const char *gpu_arch;
+    CpuLoaded *loaded; /* --backend cpu or cuda */
 } ExecArgs;
+
+/* The module compiled for the CUDA target and loaded on the device. */
+static CpuLoaded *load_cuda(const Module *m, const ExecArgs *e, Diag *d) {
+    CudaTarget t = {e->gpu_arch ? e->gpu_arch : IGRC_DEFAULT_GPU_ARCH, false, NULL, false};
+    CpuCompileOptions o = {0};
+    if (!cuda_target_available()) {
+        diag_error(d, EXIT_BADINPUT, "--backend cuda: this igrc was built without the CUDA backend");
+        return NULL;
+    }
+    if (!cuda_target_check(&t, d)) return NULL;
+    cuda_target_hook(&t, &o);
+    return cpu_load_on(m, &o, EXEC_CUDA, 0, d);
+}
 
 /* One entry point on the chosen backend. */
 static bool run_fn(const Module *m, const Function *f, const ExecArgs *e, const NamedValue *in,
@@ -323,8 +341,11 @@ static int parse(int argc, char **argv, ExecArgs *e) {
             e->limit = strtol(v, &end, 10), i++;
         } else if (strcmp(o, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
             e->prec = v[1] == '6' ? INTERP_F64 : INTERP_F32, i++;
-        } else if (strcmp(o, "--backend") == 0 && v && (!strcmp(v, "interp") || !strcmp(v, "cpu"))) {
-            e->cpu = strcmp(v, "cpu") == 0, i++;
+        } else if (strcmp(o, "--backend") == 0 && v &&
+                   (!strcmp(v, "interp") || !strcmp(v, "cpu") || !strcmp(v, "cuda"))) {
+            e->cpu = strcmp(v, "cpu") == 0, e->cuda = strcmp(v, "cuda") == 0, i++;
+        } else if (strcmp(o, "--gpu-arch") == 0 && v) {
+            e->gpu_arch = v, i++;
         } else if (o[0] != '-' && !e->c.file) {
             e->c.file = o;
         } else {
@@ -364,6 +385,8 @@ int cmd_exec(int argc, char **argv) {
     } else if (e.save_params && !write_values(e.save_params, params, m->nparams, e.prec, &d)) {
         rc = report(&d);
     } else if (e.cpu && !(e.loaded = cpu_load(m, 0, &d))) {
+        rc = report(&d);
+    } else if (e.cuda && !(e.loaded = load_cuda(m, &e, &d))) {
         rc = report(&d);
     } else {
         rc = e.data ? run_on_data(m, f, &e, params, &d) : run_on_file(m, f, &e, params, &d);
