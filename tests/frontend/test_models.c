@@ -142,6 +142,33 @@ Test(models, every_graph_file_loads_verifies_and_round_trips, .timeout = 300) {
     cr_expect_eq(known, 4, "smallcnn, resnet18, mlp and mnist_smallcnn are all there");
 }
 
+/* The CIFAR-10 rows of the paper's tables (models/cifar10/): every file
+ * loads and verifies with ResNet-18's parameters and the entry points the
+ * evaluation needs (the full pipeline on ResNet-18 is covered above). */
+Test(models, cifar10_model_files_load_with_resnet18) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/models/cifar10", source_dir());
+    DIR *dp = opendir(dir);
+    cr_assert(dp, "cannot open %s", dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        if (!is_json(e->d_name)) continue;
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%.255s", dir, e->d_name);
+        Module *m = load(path, NULL);
+        verify(m, path);
+        cr_expect_eq(module_param_count(m, true), 11173962, "%s", path);
+        static const char *const fns[] = {"predict", "train_step", "grad_ce", "attrib_step",
+                                          "activations"};
+        for (int k = 0; k < 5; k++)
+            cr_expect(module_find_func(m, fns[k]), "%s: no %s", path, fns[k]);
+        module_free(m);
+        n++;
+    }
+    closedir(dp);
+    cr_expect_eq(n, 6, "standard, AT, AT+IGR, TRADES, MART, MART+IGR");
+}
+
 Test(models, round_trip_at_other_batches_and_defines) {
     const char *defs[] = {"act=softplus"};
     FrontendOptions o = {defs, 1, 3};
