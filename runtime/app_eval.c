@@ -262,17 +262,22 @@ static int evaluate(Eval *v, const Program *p, const Dataset *d) {
     return write_json(v, p, d->source, n);
 }
 
+/* The attacks' settings from the program (flags override them). */
+static void eval_defaults(Eval *v, const Program *p) {
+    memset(v, 0, sizeof *v);
+    v->out = "run";
+    v->eps = app_setting_num(p, "eval.eps", 0.3);
+    v->pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
+    v->alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
+    v->seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    v->device = "cpu";
+}
+
 int app_eval(const AppCtx *ctx, int argc, char **argv) {
     const Program *p = ctx->p;
     Eval v;
-    memset(&v, 0, sizeof v);
-    v.out = "run";
+    eval_defaults(&v, p);
     v.attacks = "natural,fgsm,pgd,cw";
-    v.eps = app_setting_num(p, "eval.eps", 0.3);
-    v.pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
-    v.alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
-    v.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
-    v.device = "cpu";
     AppOpt opts[] = {
         {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
         {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
@@ -439,14 +444,8 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     const Program *p = ctx->p;
     Eval v;
     Acts c;
-    memset(&v, 0, sizeof v);
+    eval_defaults(&v, p);
     memset(&c, 0, sizeof c);
-    v.out = "run";
-    v.eps = app_setting_num(p, "eval.eps", 0.3);
-    v.pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
-    v.alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
-    v.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
-    v.device = "cpu";
     AppOpt opts[] = {
         {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
         {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
