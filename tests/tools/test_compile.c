@@ -130,7 +130,7 @@ Test(compile, dump_dir) {
 
 Test(compile, bad_input) {
     expect_bad(igrc("compile", in_dir("missing.json"), "-o", in_dir("m")), "missing.json", NULL);
-    expect_bad(igrc("compile", src_path(MLP), "--target", "cuda", "-o", in_dir("m")), "cuda",
+    expect_bad(igrc("compile", src_path(MLP), "--target", "tpu", "-o", in_dir("m")), "tpu",
                "--target");
     expect_bad(igrc("compile", src_path(MLP), "--emit", "bogus", "-o", in_dir("m")), "bogus",
                "--emit");
