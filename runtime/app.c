@@ -227,6 +227,12 @@ double app_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void app_default_path(const char **path, char *buf, size_t n, const char *dir, const char *name) {
+    if (*path) return;
+    snprintf(buf, n, "%s/%s", dir, name);
+    *path = buf;
+}
+
 /* mkdir -p: parents first, so --out run/main works on a fresh checkout. */
 bool app_mkdir(const char *dir) {
     struct stat sb;

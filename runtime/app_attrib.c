@@ -308,26 +308,21 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     Attrib a;
     defaults(&a, ctx->p);
     AppOpt opts[] = {
-        {"ckpt", OPT_STR, &a.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
-        {"out", OPT_STR, &a.out, "DIR", "the training run's directory (./run)", 0},
-        {"data", OPT_STR, &a.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        APP_RUN_OPTS(&a.ckpt, &a.out, &a.data),
         {"n", OPT_INT, &a.n, "N", "attack the first N test images (default: all)", 0},
         {"k", OPT_INT, &a.k, "K", "top-k size (default: setting eval.topk)", 0},
         {"steps", OPT_INT, &a.steps, "S", "attack steps (default: eval.attack_steps, 200)", 0},
         {"eps", OPT_NUM, &a.eps, "E", "L-inf radius (default: eval.eps)", 0},
         {"alpha", OPT_NUM, &a.alpha, "A", "step size (default: eval.attack_alpha, 0.01)", 0},
         {"json", OPT_STR, &a.json, "FILE", "results as JSON (default: DIR/attrib.json)", 0},
-        {"threads", OPT_INT, &a.threads, "N", "worker threads (default: all cores)", 0},
-        APP_DEVICE_OPT(&a.device),
+        APP_EXEC_OPTS(&a.threads, &a.device),
     };
     int rc = app_parse("attrib", "Attacks the attributions (IFIA top-k) of test images.", argc,
                        argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
     char json[1100], ckpt[1100];
-    snprintf(json, sizeof json, "%s/attrib.json", a.out);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.out);
-    if (!a.json) a.json = json;
-    if (!a.ckpt) a.ckpt = ckpt;
+    app_default_path(&a.json, json, sizeof json, a.out, "attrib.json");
+    app_default_path(&a.ckpt, ckpt, sizeof ckpt, a.out, "checkpoint.safetensors");
     Dataset d;
     memset(&d, 0, sizeof d);
     rc = open_model("attrib", ctx, &a, &d, opts[0].seen);
@@ -407,9 +402,7 @@ int app_ig(const AppCtx *ctx, int argc, char **argv) {
     const char *dir = NULL;
     int64_t scale = 8;
     AppOpt opts[] = {
-        {"ckpt", OPT_STR, &a.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
-        {"out", OPT_STR, &a.out, "DIR", "the training run's directory (./run)", 0},
-        {"data", OPT_STR, &a.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        APP_RUN_OPTS(&a.ckpt, &a.out, &a.data),
         {"images", OPT_STR, &a.select, "LIST", "test image indices, e.g. 0,7,42 (default 0)", 0},
         {"maps", OPT_STR, &dir, "DIR", "where the PNG files go (default: DIR/ig)", 0},
         {"scale", OPT_INT, &scale, "S", "pixels per map value (default 8)", 0},
@@ -417,8 +410,7 @@ int app_ig(const AppCtx *ctx, int argc, char **argv) {
         {"steps", OPT_INT, &a.steps, "S", "attack steps (default: eval.attack_steps, 200)", 0},
         {"eps", OPT_NUM, &a.eps, "E", "L-inf radius (default: eval.eps)", 0},
         {"alpha", OPT_NUM, &a.alpha, "A", "step size (default: eval.attack_alpha, 0.01)", 0},
-        {"threads", OPT_INT, &a.threads, "N", "worker threads (default: all cores)", 0},
-        APP_DEVICE_OPT(&a.device),
+        APP_EXEC_OPTS(&a.threads, &a.device),
     };
     int rc = app_parse("ig", "Writes integrated-gradients maps of test images and of their "
                        "attributionally attacked copies as PNG (original, IG, attacked, IG).",
@@ -429,10 +421,8 @@ int app_ig(const AppCtx *ctx, int argc, char **argv) {
         return APP_USAGE;
     }
     char ckpt[1100], maps[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.out);
-    snprintf(maps, sizeof maps, "%s/ig", a.out);
-    if (!a.ckpt) a.ckpt = ckpt;
-    if (!dir) dir = maps;
+    app_default_path(&a.ckpt, ckpt, sizeof ckpt, a.out, "checkpoint.safetensors");
+    app_default_path(&dir, maps, sizeof maps, a.out, "ig");
     Dataset d;
     memset(&d, 0, sizeof d);
     rc = open_model("ig", ctx, &a, &d, opts[0].seen);

@@ -273,15 +273,33 @@ static void eval_defaults(Eval *v, const Program *p) {
     v->device = "cpu";
 }
 
+/* What eval and consistency both release (unbind and free accept empties). */
+static void eval_release(Eval *v, Dataset *d) {
+    exec_free(v->r);
+    dataset_free(d);
+    unbind(&v->predict);
+    unbind(&v->grad_ce);
+    unbind(&v->grad_cw);
+    free(v->x0);
+    free(v->xa);
+    free(v->y);
+    free(v->mask);
+}
+
+/* --eps and --pgd-alpha: NaN or negative is a usage error. */
+static int check_radius(const char *cmd, const Eval *v) {
+    if (v->eps >= 0 && v->alpha >= 0) return APP_OK;
+    fprintf(stderr, "%s: --eps and --pgd-alpha must be >= 0\n", cmd);
+    return APP_USAGE;
+}
+
 int app_eval(const AppCtx *ctx, int argc, char **argv) {
     const Program *p = ctx->p;
     Eval v;
     eval_defaults(&v, p);
     v.attacks = "natural,fgsm,pgd,cw";
     AppOpt opts[] = {
-        {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
-        {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
-        {"data", OPT_STR, &v.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        APP_RUN_OPTS(&v.ckpt, &v.out, &v.data),
         {"n", OPT_INT, &v.n, "N", "evaluate the first N test images (default: all)", 0},
         {"attacks", OPT_STR, &v.attacks, "LIST", "comma-separated: natural,fgsm,pgd,cw", 0},
         {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
@@ -289,24 +307,17 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD / CW step size (default: eval.pgd_alpha)", 0},
         {"seed", OPT_U32, &v.seed, "S", "seed of the random starts", 0},
         {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/eval.json)", 0},
-        {"threads", OPT_INT, &v.threads, "N", "worker threads (default: all cores)", 0},
-        APP_DEVICE_OPT(&v.device),
+        APP_EXEC_OPTS(&v.threads, &v.device),
     };
     int rc = app_parse("eval", "Evaluates accuracy under attacks on the test split.", argc, argv,
                        opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
-    if (!(v.eps >= 0) || !(v.alpha >= 0)) {
-        fprintf(stderr, "eval: --eps and --pgd-alpha must be >= 0\n");
-        return APP_USAGE;
-    }
-    if ((rc = parse_attacks(&v))) return rc;
+    if ((rc = check_radius("eval", &v)) || (rc = parse_attacks(&v))) return rc;
     ExecDevice dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", v.out);
-    snprintf(json, sizeof json, "%s/eval.json", v.out);
-    if (!v.ckpt) v.ckpt = ckpt;
-    if (!v.json) v.json = json;
+    app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
+    app_default_path(&v.json, json, sizeof json, v.out, "eval.json");
     Dataset d;
     memset(&d, 0, sizeof d);
     if (!bind(p, "predict", false, &v.predict) || !bind(p, "grad_ce", true, &v.grad_ce) ||
@@ -319,15 +330,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
     } else {
         rc = evaluate(&v, p, &d);
     }
-    exec_free(v.r);
-    dataset_free(&d);
-    unbind(&v.predict);
-    unbind(&v.grad_ce);
-    unbind(&v.grad_cw);
-    free(v.x0);
-    free(v.xa);
-    free(v.y);
-    free(v.mask);
+    eval_release(&v, &d);
     return rc;
 }
 
@@ -447,32 +450,24 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     eval_defaults(&v, p);
     memset(&c, 0, sizeof c);
     AppOpt opts[] = {
-        {"ckpt", OPT_STR, &v.ckpt, "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},
-        {"out", OPT_STR, &v.out, "DIR", "the training run's directory (./run)", 0},
-        {"data", OPT_STR, &v.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
+        APP_RUN_OPTS(&v.ckpt, &v.out, &v.data),
         {"n", OPT_INT, &v.n, "N", "the first N test images (default: all)", 0},
         {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
         {"pgd-steps", OPT_INT, &v.pgd_steps, "S", "PGD steps (default: eval.pgd_steps)", 0},
         {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD step size (default: eval.pgd_alpha)", 0},
         {"seed", OPT_U32, &v.seed, "S", "seed of the random start", 0},
         {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/consistency.json)", 0},
-        {"threads", OPT_INT, &v.threads, "N", "worker threads (default: all cores)", 0},
-        APP_DEVICE_OPT(&v.device),
+        APP_EXEC_OPTS(&v.threads, &v.device),
     };
     int rc = app_parse("consistency", "Activation consistency between test images and their PGD "
                        "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
-    if (!(v.eps >= 0) || !(v.alpha >= 0)) {
-        fprintf(stderr, "consistency: --eps and --pgd-alpha must be >= 0\n");
-        return APP_USAGE;
-    }
+    if ((rc = check_radius("consistency", &v))) return rc;
     ExecDevice dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", v.out);
-    snprintf(json, sizeof json, "%s/consistency.json", v.out);
-    if (!v.ckpt) v.ckpt = ckpt;
-    if (!v.json) v.json = json;
+    app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
+    app_default_path(&v.json, json, sizeof json, v.out, "consistency.json");
     v.want[ATK_PGD] = true;
     Dataset d;
     memset(&d, 0, sizeof d);
@@ -485,14 +480,8 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     } else {
         rc = measure_consistency(&v, &c, p, &d);
     }
-    exec_free(v.r);
-    dataset_free(&d);
-    unbind(&v.grad_ce);
+    eval_release(&v, &d);
     if (c.fn) app_free_outputs(c.fn, c.outs);
     free(c.pre0);
-    free(v.x0);
-    free(v.xa);
-    free(v.y);
-    free(v.mask);
     return rc;
 }

@@ -45,6 +45,22 @@ typedef struct {
 #define APP_DEVICE_OPT(dst) \
     {"device", OPT_STR, (dst), "cpu|cuda", "where the program runs (default cpu)", 0}
 
+/* The options of every command that reads a trained run: where its weights,
+ * its directory and its data are. ckpt must stay first: a command asks
+ * opts[0].seen whether the user named the weights file. */
+#define APP_RUN_OPTS(ckpt, out, data)                                                         \
+    {"ckpt", OPT_STR, (ckpt), "FILE", "weights (default: DIR/checkpoint.safetensors)", 0},    \
+    {"out", OPT_STR, (out), "DIR", "the training run's directory (./run)", 0},                 \
+    {"data", OPT_STR, (data), "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0}
+
+/* --threads and --device of a command that runs the program. */
+#define APP_EXEC_OPTS(threads, device)                                                 \
+    {"threads", OPT_INT, (threads), "N", "worker threads (default: all cores)", 0}, \
+    APP_DEVICE_OPT(device)
+
+/* *path = dir/name in buf (size n) unless the user gave *path. */
+void app_default_path(const char **path, char *buf, size_t n, const char *dir, const char *name);
+
 /* Checks --device NAME before any work: an unknown name is a usage error,
  * cuda in an executable without a CUDA image a failure; prints why. */
 int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev);
