@@ -19,6 +19,7 @@
 #include "frontend/frontend.h"
 #include "passes/pass.h"
 #include "runtime/cuda_plan.h"
+#include "tests/runtime/loop_fixture.h"
 
 TestSuite(cuda_plan, .timeout = 900);
 
@@ -43,20 +44,7 @@ static const char kLoops[] =
     "  out y f32 [4] a256\n"
     "  loop outer 2 16 a256 i0 p0 # while_outer\n"
     "end\n"
-    "func outer arena 256\n"
-    "  in t i32 []\n"
-    "  in c f32 [4]\n"
-    "  in w f32 [4]\n"
-    "  out n f32 [4] a0\n"
-    "  loop inner 3 16 a0 i1 i2 # while_inner\n"
-    "end\n"
-    "func inner arena 256\n"
-    "  in t i32 []\n"
-    "  in c f32 [4]\n"
-    "  in w f32 [4]\n"
-    "  out n f32 [4] a64\n"
-    "  kernel 0 4 1 a64 i1 i2 i0 # add\n"
-    "end\n";
+    NESTED_LOOP_FUNCS;
 
 static Program *parse(const char *text, int nkernels) {
     char err[1024];

@@ -19,6 +19,7 @@
 #include "runtime/cuda_runner.h"
 #include "runtime/exec.h"
 #include "tests/runtime/fake_cuda.h"
+#include "tests/runtime/loop_fixture.h"
 
 static void *g_fake; /* our handle: keeps the library (and its counters) loaded */
 
@@ -57,20 +58,7 @@ static const char kProgram[] =
     "  kernel 1 1 1 a512 a256 # sum\n"
     "  lib matmul f32 1 2 4 3 0 0 ; a768 i1 p1 # mm\n"
     "end\n"
-    "func outer arena 256\n"
-    "  in t i32 []\n"
-    "  in c f32 [4]\n"
-    "  in w f32 [4]\n"
-    "  out n f32 [4] a0\n"
-    "  loop inner 3 16 a0 i1 i2 # while_inner\n"
-    "end\n"
-    "func inner arena 256\n"
-    "  in t i32 []\n"
-    "  in c f32 [4]\n"
-    "  in w f32 [4]\n"
-    "  out n f32 [4] a64\n"
-    "  kernel 0 4 1 a64 i1 i2 i0 # add\n"
-    "end\n";
+    NESTED_LOOP_FUNCS;
 
 /* The CPU versions of the fake driver's igrc_k0 and igrc_k1. */
 static void k0(void *const *b, int64_t begin, int64_t end) {
