@@ -20,70 +20,56 @@
 typedef enum { OPT_STR, OPT_INT, OPT_NUM, OPT_U32 } AppOptKind;
 
 typedef struct {
-  const char *name; /* without the leading "--" */
-  AppOptKind kind;
-  void *dst;        /* const char **, int64_t *, double *, uint32_t * */
-  const char *meta; /* "N", "DIR"... */
-  const char *help;
-  bool seen; /* set by app_parse */
+    const char *name; /* without the leading "--" */
+    AppOptKind kind;
+    void *dst;        /* const char **, int64_t *, double *, uint32_t * */
+    const char *meta; /* "N", "DIR"... */
+    const char *help;
+    bool seen;        /* set by app_parse */
 } AppOpt;
 
 /* Parses --name VALUE and --name=VALUE; APP_OK, APP_HELP or APP_USAGE (with
  * the message on stderr). */
-int app_parse(const char *cmd, const char *summary, int argc, char **argv,
-              AppOpt *opts, int nopts);
+int app_parse(const char *cmd, const char *summary, int argc, char **argv, AppOpt *opts,
+              int nopts);
 
 typedef struct {
-  const Program *p;
-  const PKernelFn *kernels;
-  int nkernels;
-  const void *cuda_image; /* NULL: compiled without --target cuda */
-  int64_t cuda_image_size;
+    const Program *p;
+    const PKernelFn *kernels;
+    int nkernels;
+    const void *cuda_image; /* NULL: compiled without --target cuda */
+    int64_t cuda_image_size;
 } AppCtx;
 
 /* The --device option every command that runs the program takes. */
-#define APP_DEVICE_OPT(dst)                                                    \
-  {                                                                            \
-    "device", OPT_STR, (dst), "cpu|cuda",                                      \
-        "where the program runs (default cpu)", 0                              \
-  }
+#define APP_DEVICE_OPT(dst) \
+    {"device", OPT_STR, (dst), "cpu|cuda", "where the program runs (default cpu)", 0}
 
 /* The options of every command that reads a trained run: where its weights,
  * its directory and its data are. ckpt must stay first: a command asks
  * opts[0].seen whether the user named the weights file. */
-#define APP_RUN_OPTS(ckpt, out, data)                                            \
-  {"ckpt",                                                                       \
-   OPT_STR,                                                                      \
-   (ckpt),                                                                       \
-   "FILE",                                                                       \
-   "weights (default: DIR/checkpoint.safetensors)",                              \
-   0},                                                                           \
-      {"out", OPT_STR, (out), "DIR", "the training run's directory (./run)", 0}, \
-  {                                                                              \
-    "data", OPT_STR, (data), "NAME|DIR",                                         \
-        "mnist, fashion-mnist, cifar10 or a directory", 0                        \
-  }
+#define APP_RUN_OPTS(ckpt, out, data)                                                    \
+    {"ckpt", OPT_STR, (ckpt), "FILE", "weights (default: DIR/checkpoint.safetensors)", 0}, \
+    {"out", OPT_STR, (out), "DIR", "the training run's directory (./run)", 0},             \
+    {"data", OPT_STR, (data), "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0}
 
 /* --threads and --device of a command that runs the program. */
-#define APP_EXEC_OPTS(threads, device)                                         \
-  {"threads", OPT_INT, (threads), "N", "worker threads (default: all cores)",  \
-   0},                                                                         \
-      APP_DEVICE_OPT(device)
+#define APP_EXEC_OPTS(threads, device)                                              \
+    {"threads", OPT_INT, (threads), "N", "worker threads (default: all cores)", 0}, \
+        APP_DEVICE_OPT(device)
 
 /* *path = dir/name in buf (size n) unless the user gave *path. */
-void app_default_path(const char **path, char *buf, size_t n, const char *dir,
-                      const char *name);
+void app_default_path(const char **path, char *buf, size_t n, const char *dir, const char *name);
 
 /* Checks --device NAME before any work: an unknown name is a usage error,
  * cuda in an executable without a CUDA image a failure; prints why. */
 int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev);
 /* exec_new for the command; prints the error and returns NULL on failure. */
-Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads,
-                   uint32_t seed);
+Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed);
 /* app_exec_new, then the weights from ckpt (ckpt_named: the user named the
  * file, else a hint to train first goes with a failure); NULL on error. */
-Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads,
-                       uint32_t seed, const char *ckpt, bool ckpt_named);
+Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed,
+                       const char *ckpt, bool ckpt_named);
 /* exec_call; prints the error on a device failure. */
 bool app_call(Exec *e, int f, const void *const *inputs, void *const *outputs);
 
@@ -91,7 +77,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv);
 int app_eval(const AppCtx *ctx, int argc, char **argv);
 int app_consistency(const AppCtx *ctx, int argc, char **argv); /* app_eval.c */
 int app_attrib(const AppCtx *ctx, int argc, char **argv);
-int app_ig(const AppCtx *ctx, int argc, char **argv); /* app_attrib.c */
+int app_ig(const AppCtx *ctx, int argc, char **argv);          /* app_attrib.c */
 
 double app_setting_num(const Program *p, const char *key, double def);
 const char *app_setting_str(const Program *p, const char *key, const char *def);
@@ -105,8 +91,7 @@ bool app_image_shape(const Program *p, int64_t chw[3], int64_t *batch);
 
 /* Loads a split (data set from --data, else setting "data") and checks its
  * shape against the program; prints the error and returns false. */
-bool app_load_data(const Program *p, const char *data, bool train,
-                   int64_t limit, Dataset *d);
+bool app_load_data(const Program *p, const char *data, bool train, int64_t limit, Dataset *d);
 
 /* malloc'd buffers for every output of f (NULL on out of memory). */
 void **app_alloc_outputs(const PFunc *f);
