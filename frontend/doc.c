@@ -158,14 +158,25 @@ static bool same_file(const char *a, const char *b) {
     return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
 }
 
+/* src's section sec (*from, NULL if absent) and dst's, created if needed
+ * (*to); false, with the error, if src's is not an object. */
+static bool section_pair(cJSON *dst, cJSON *src, const char *sec, const char *file, Diag *d,
+                         cJSON **from, cJSON **to) {
+    *from = cJSON_GetObjectItemCaseSensitive(src, sec);
+    *to = NULL;
+    if (!*from) return true;
+    if (!cJSON_IsObject(*from)) return ferr(d, file, sec, "must be an object");
+    *to = cJSON_GetObjectItemCaseSensitive(dst, sec);
+    if (!*to) *to = cJSON_AddObjectToObject(dst, sec);
+    return true;
+}
+
 /* Moves every entry of src's section into dst's, tagging definitions with
  * their file; a name defined twice is an error naming both files. */
 static bool merge_union(cJSON *dst, cJSON *src, const char *sec, const char *file, Diag *d) {
-    cJSON *from = cJSON_GetObjectItemCaseSensitive(src, sec);
+    cJSON *from, *to;
+    if (!section_pair(dst, src, sec, file, d, &from, &to)) return false;
     if (!from) return true;
-    if (!cJSON_IsObject(from)) return ferr(d, file, sec, "must be an object");
-    cJSON *to = cJSON_GetObjectItemCaseSensitive(dst, sec);
-    if (!to) to = cJSON_AddObjectToObject(dst, sec);
     while (from->child) {
         cJSON *item = cJSON_DetachItemViaPointer(from, from->child);
         if (!cJSON_IsObject(item)) {
@@ -195,11 +206,9 @@ static bool merge_union(cJSON *dst, cJSON *src, const char *sec, const char *fil
 
 /* Later definitions override earlier ones key by key. */
 static bool merge_override(cJSON *dst, cJSON *src, const char *sec, const char *file, Diag *d) {
-    cJSON *from = cJSON_GetObjectItemCaseSensitive(src, sec);
+    cJSON *from, *to;
+    if (!section_pair(dst, src, sec, file, d, &from, &to)) return false;
     if (!from) return true;
-    if (!cJSON_IsObject(from)) return ferr(d, file, sec, "must be an object");
-    cJSON *to = cJSON_GetObjectItemCaseSensitive(dst, sec);
-    if (!to) to = cJSON_AddObjectToObject(dst, sec);
     while (from->child) {
         cJSON *item = cJSON_DetachItemViaPointer(from, from->child);
         cJSON_DeleteItemFromObjectCaseSensitive(to, item->string);
