@@ -9,9 +9,6 @@
 
 #include "runtime/rt_error.h"
 
-#define CUDRV_STR(x) #x
-#define CUDRV_NAME(x) CUDRV_STR(x)
-
 bool cudrv_ok(const CudaDriver *d, CUresult rc, const char *call, const char *what, char *err,
               size_t errcap) {
     if (rc == CUDA_SUCCESS) return true;
@@ -30,8 +27,8 @@ static bool resolve_symbols(CudaDriver *d, char *err, size_t errcap) {
         const char *name;
         void **slot;
     } syms[] = {
-#define CUDRV_ENTRY(fn) {CUDRV_NAME(fn), (void **)&d->fn},
-        CUDRV_SYMBOLS(CUDRV_ENTRY)
+#define CUDRV_ENTRY(name, symbol, params) {#symbol, (void **)&d->name},
+        CUDA_API_FUNCTIONS(CUDRV_ENTRY)
 #undef CUDRV_ENTRY
     };
     for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {

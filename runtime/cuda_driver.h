@@ -1,10 +1,10 @@
 /* The CUDA driver API, loaded at run time with dlopen("libcuda.so.1").
  *
  * Generated executables must start on machines without a GPU driver (the
- * CPU backend needs none), so nothing links libcuda: cuda.h supplies only
- * the types, and every entry point is looked up by the versioned name its
- * header macro expands to (cuMemAlloc -> "cuMemAlloc_v2"), which is the ABI
- * the header's prototypes describe. IGRC_LIBCUDA names another library
+ * CPU backend needs none), so nothing links libcuda: runtime/cuda_api.h
+ * declares the entry points used, each looked up by the versioned symbol
+ * cuda.h's macros give it (cuMemAlloc -> "cuMemAlloc_v2"), which is the ABI
+ * its prototype describes. IGRC_LIBCUDA names another library
  * file (tests point it at a missing file or at the toolkit's stub).
  *
  * Every call goes through cudrv_ok(), whose message names the call, the
@@ -12,25 +12,13 @@
 #ifndef IGRC_RUNTIME_CUDA_DRIVER_H
 #define IGRC_RUNTIME_CUDA_DRIVER_H
 
-#include <cuda.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/cuda_abi.h"
+#include "runtime/cuda_api.h"
 
-/* The entry points used; X(fn) sees the macro-expanded (versioned) name. */
-#define CUDRV_SYMBOLS(X)                                                                    \
-    X(cuInit) X(cuDriverGetVersion) X(cuGetErrorName) X(cuGetErrorString)                   \
-    X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute)           \
-    X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent)             \
-    X(cuModuleLoadDataEx) X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute)    \
-    X(cuMemAlloc) X(cuMemFree) X(cuMemHostAlloc) X(cuMemFreeHost) X(cuMemGetInfo)           \
-    X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync)               \
-    X(cuMemcpyDtoDAsync) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)        \
-    X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch)    \
-    X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuLaunchKernel)
-
-#define CUDRV_MEMBER(fn) __typeof__(fn) *fn;
+#define CUDRV_MEMBER(name, symbol, params) CUresult (*name) params;
 
 typedef struct {
     void *lib;
@@ -40,7 +28,7 @@ typedef struct {
     int cc_major, cc_minor;
     char name[128];     /* the device's name */
     int version;        /* cuDriverGetVersion */
-    CUDRV_SYMBOLS(CUDRV_MEMBER)
+    CUDA_API_FUNCTIONS(CUDRV_MEMBER)
 } CudaDriver;
 
 /* Opens the driver, initialises it and makes device 0's primary context

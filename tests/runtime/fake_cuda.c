@@ -13,13 +13,14 @@
  *   fake_matmul(out, a, b, scratch, IgrcLibArgs {batch, M, K, N, 0, 0})
  *
  * FAKE_CUDA_FAIL=NAME makes launches of kernel NAME fail. Every entry point
- * is defined under the name cuda.h's macros give it (cuMemAlloc_v2...). */
-#include <cuda.h>
+ * is defined under the symbol runtime/cuda_api.h lists (cuMemAlloc_v2...),
+ * with its prototype (checked at the end of this file). */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cuda_abi.h"
+#include "runtime/cuda_api.h"
 #include "tests/runtime/fake_cuda.h"
 
 #define MAX_PTR 8
@@ -119,68 +120,68 @@ static CUresult copy(void *dst, const void *src, size_t n) {
 
 /* ---- the driver API ---- */
 
-CUresult CUDAAPI cuInit(unsigned int flags) { return flags ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS; }
-CUresult CUDAAPI cuDriverGetVersion(int *v) { return *v = 13000, CUDA_SUCCESS; }
+CUresult cuInit(unsigned int flags) { return flags ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS; }
+CUresult cuDriverGetVersion(int *v) { return *v = 13000, CUDA_SUCCESS; }
 
-CUresult CUDAAPI cuGetErrorName(CUresult e, const char **s) {
+CUresult cuGetErrorName(CUresult e, const char **s) {
     *s = e == CUDA_ERROR_LAUNCH_FAILED ? "CUDA_ERROR_LAUNCH_FAILED"
          : e == CUDA_ERROR_NOT_FOUND   ? "CUDA_ERROR_NOT_FOUND"
                                        : "CUDA_ERROR_UNKNOWN";
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuGetErrorString(CUresult e, const char **s) {
+CUresult cuGetErrorString(CUresult e, const char **s) {
     *s = e == CUDA_ERROR_LAUNCH_FAILED ? "unspecified launch failure" : "fake error";
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuDeviceGetCount(int *n) { return *n = 1, CUDA_SUCCESS; }
-CUresult CUDAAPI cuDeviceGet(CUdevice *d, int i) { return *d = i, i ? CUDA_ERROR_INVALID_DEVICE : CUDA_SUCCESS; }
+CUresult cuDeviceGetCount(int *n) { return *n = 1, CUDA_SUCCESS; }
+CUresult cuDeviceGet(CUdevice *d, int i) { return *d = i, i ? CUDA_ERROR_INVALID_DEVICE : CUDA_SUCCESS; }
 
-CUresult CUDAAPI cuDeviceGetName(char *name, int len, CUdevice d) {
+CUresult cuDeviceGetName(char *name, int len, CUdevice d) {
     (void)d;
     strncpy(name, "Fake GPU", (size_t)len - 1);
     name[len - 1] = 0;
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d) {
+CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d) {
     (void)d;
     *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR ? 9 : 0;
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) {
+CUresult cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) {
     (void)d;
     *c = (CUcontext)&g_stats;
     return CUDA_SUCCESS;
 }
-CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice d) { return (void)d, CUDA_SUCCESS; }
-CUresult CUDAAPI cuCtxSetCurrent(CUcontext c) { return (void)c, CUDA_SUCCESS; }
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d) { return (void)d, CUDA_SUCCESS; }
+CUresult cuCtxSetCurrent(CUcontext c) { return (void)c, CUDA_SUCCESS; }
 
 /* The image's CUBIN is "FAKECUBIN..."; anything else is taken as PTX. */
-CUresult CUDAAPI cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned int n,
+CUresult cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned int n,
                                     CUjit_option *o, void **v) {
     (void)n, (void)o, (void)v;
     strcpy(g_stats.loaded, memcmp(image, "FAKECUBIN", 9) ? "ptx" : "cubin");
     *m = (CUmodule)kFns;
     return CUDA_SUCCESS;
 }
-CUresult CUDAAPI cuModuleUnload(CUmodule m) { return (void)m, CUDA_SUCCESS; }
+CUresult cuModuleUnload(CUmodule m) { return (void)m, CUDA_SUCCESS; }
 
-CUresult CUDAAPI cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
+CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
     (void)m;
     for (size_t i = 0; i < sizeof kFns / sizeof *kFns; i++)
         if (!strcmp(kFns[i].name, name)) return *f = (CUfunction)&kFns[i], CUDA_SUCCESS;
     return CUDA_ERROR_NOT_FOUND;
 }
 
-CUresult CUDAAPI cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v) {
+CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v) {
     return (void)f, (void)a, (void)v, CUDA_SUCCESS;
 }
 
 /* Allocations carry their size in front, for the live byte count. */
-CUresult CUDAAPI cuMemAlloc(CUdeviceptr *p, size_t n) {
+CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
     size_t *b = calloc(1, n + 16);
     if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
     b[0] = n;
@@ -189,62 +190,62 @@ CUresult CUDAAPI cuMemAlloc(CUdeviceptr *p, size_t n) {
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuMemFree(CUdeviceptr p) {
+CUresult cuMemFree_v2(CUdeviceptr p) {
     size_t *b = (size_t *)((char *)(uintptr_t)p - 16);
     g_stats.live_allocs--, g_stats.live_bytes -= (int64_t)b[0];
     free(b);
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuMemHostAlloc(void **p, size_t n, unsigned int flags) {
+CUresult cuMemHostAlloc(void **p, size_t n, unsigned int flags) {
     (void)flags;
     *p = calloc(1, n);
     g_stats.live_host++;
     return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
-CUresult CUDAAPI cuMemFreeHost(void *p) {
+CUresult cuMemFreeHost(void *p) {
     free(p);
     g_stats.live_host--;
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuMemGetInfo(size_t *free_b, size_t *total) {
+CUresult cuMemGetInfo_v2(size_t *free_b, size_t *total) {
     *free_b = (size_t)1 << 30, *total = (size_t)1 << 31;
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuMemcpyHtoD(CUdeviceptr d, const void *h, size_t n) {
+CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *h, size_t n) {
     memcpy((void *)(uintptr_t)d, h, n);
     return CUDA_SUCCESS;
 }
-CUresult CUDAAPI cuMemcpyDtoH(void *h, CUdeviceptr d, size_t n) {
+CUresult cuMemcpyDtoH_v2(void *h, CUdeviceptr d, size_t n) {
     memcpy(h, (const void *)(uintptr_t)d, n);
     return CUDA_SUCCESS;
 }
-CUresult CUDAAPI cuMemcpyHtoDAsync(CUdeviceptr d, const void *h, size_t n, CUstream s) {
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *h, size_t n, CUstream s) {
     (void)s;
     return copy((void *)(uintptr_t)d, h, n);
 }
-CUresult CUDAAPI cuMemcpyDtoHAsync(void *h, CUdeviceptr d, size_t n, CUstream s) {
+CUresult cuMemcpyDtoHAsync_v2(void *h, CUdeviceptr d, size_t n, CUstream s) {
     (void)s;
     return copy(h, (const void *)(uintptr_t)d, n);
 }
-CUresult CUDAAPI cuMemcpyDtoDAsync(CUdeviceptr d, CUdeviceptr src, size_t n, CUstream s) {
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr src, size_t n, CUstream s) {
     (void)s;
     return copy((void *)(uintptr_t)d, (const void *)(uintptr_t)src, n);
 }
 
-CUresult CUDAAPI cuStreamCreate(CUstream *s, unsigned int flags) {
+CUresult cuStreamCreate(CUstream *s, unsigned int flags) {
     (void)flags;
     *s = (CUstream)&g_capture;
     return CUDA_SUCCESS;
 }
-CUresult CUDAAPI cuStreamDestroy(CUstream s) { return (void)s, CUDA_SUCCESS; }
-CUresult CUDAAPI cuStreamSynchronize(CUstream s) {
+CUresult cuStreamDestroy_v2(CUstream s) { return (void)s, CUDA_SUCCESS; }
+CUresult cuStreamSynchronize(CUstream s) {
     return (void)s, g_capture ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode) {
+CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode) {
     (void)s, (void)mode;
     if (g_capture) return CUDA_ERROR_ILLEGAL_STATE;
     g_capture = calloc(1, sizeof *g_capture);
@@ -252,7 +253,7 @@ CUresult CUDAAPI cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode) {
     return g_capture ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-CUresult CUDAAPI cuStreamEndCapture(CUstream s, CUgraph *g) {
+CUresult cuStreamEndCapture(CUstream s, CUgraph *g) {
     (void)s;
     if (!g_capture) return CUDA_ERROR_ILLEGAL_STATE;
     *g = (CUgraph)g_capture;
@@ -260,7 +261,7 @@ CUresult CUDAAPI cuStreamEndCapture(CUstream s, CUgraph *g) {
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuGraphInstantiate(CUgraphExec *e, CUgraph g, unsigned long long flags) {
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *e, CUgraph g, unsigned long long flags) {
     (void)flags;
     const Graph *src = (const Graph *)g;
     Graph *x = calloc(1, sizeof *x);
@@ -277,10 +278,10 @@ static void graph_free(Graph *g) {
     free(g->nodes);
     free(g);
 }
-CUresult CUDAAPI cuGraphDestroy(CUgraph g) { return graph_free((Graph *)g), CUDA_SUCCESS; }
-CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec e) { return graph_free((Graph *)e), CUDA_SUCCESS; }
+CUresult cuGraphDestroy(CUgraph g) { return graph_free((Graph *)g), CUDA_SUCCESS; }
+CUresult cuGraphExecDestroy(CUgraphExec e) { return graph_free((Graph *)e), CUDA_SUCCESS; }
 
-CUresult CUDAAPI cuGraphLaunch(CUgraphExec e, CUstream s) {
+CUresult cuGraphLaunch(CUgraphExec e, CUstream s) {
     (void)s;
     const Graph *g = (const Graph *)e;
     g_stats.graph_launches++;
@@ -289,7 +290,7 @@ CUresult CUDAAPI cuGraphLaunch(CUgraphExec e, CUstream s) {
 }
 
 /* Parameter values are read now: a captured launch keeps them. */
-CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
                                 unsigned int bx, unsigned int by, unsigned int bz,
                                 unsigned int shmem, CUstream s, void **params, void **extra) {
     (void)gy, (void)gz, (void)by, (void)bz, (void)shmem, (void)s, (void)extra;
@@ -306,3 +307,10 @@ CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, 
     }
     return submit(&nd);
 }
+
+/* Each entry point the runtime resolves is defined here, by its symbol,
+ * with the prototype runtime/cuda_api.h declares. */
+#define FAKE_CHECK(name, symbol, params)                                                \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(&symbol), CUresult(*) params), \
+                   #symbol " differs from runtime/cuda_api.h");
+CUDA_API_FUNCTIONS(FAKE_CHECK)

@@ -242,6 +242,9 @@ Test(cuda_driver, cpu_executable_refuses_cuda) {
 /* A --target cuda executable runs on the CPU where there is no driver and
  * says so when asked for the GPU; igrc exec --backend cuda likewise. */
 Test(cuda_driver, cuda_executable_without_driver) {
+#ifndef IGRC_HAVE_CUDA
+    cr_skip_test("igrc built without the CUDA backend: no --target cuda");
+#endif
     setenv("IGRC_LIBCUDA", "/nonexistent/libcuda.so.1", 1);
     const char *exe = in_dir("mlp_cuda");
     const char *model = src_path("models/mnist_mlp_standard.json");
