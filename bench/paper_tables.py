@@ -6,13 +6,15 @@ paper's numbers.
 
     python3 bench/paper_tables.py [--schedule quick|medium|paper] [--datasets mnist,fashion-mnist]
                                   [--methods standard,trades,trades_igr,...] [--out run/tables]
+                                  [--report]
 
 For each (data set, method) it compiles models/mnist_smallcnn_<method>.json
 (Fashion-MNIST: the same file with -D data=fashion-mnist; CIFAR-10: the
 ResNet-18 model files), trains, then runs the executable's `eval`, `attrib`
 and `consistency` commands, and writes results.json and results.md into
 --out. Runs that already finished (their JSON exists) are reused, so an
-interrupted run continues where it stopped.
+interrupted run continues where it stopped; --report runs nothing and
+writes the tables of the rows that have finished.
 
 Schedules (every number in the tables states its schedule):
   quick  what a 2-core CPU finishes in about an hour per data set: training
@@ -244,6 +246,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "run", "tables"))
     ap.add_argument("--igrc", default=os.path.join(ROOT, "build", "tools", "igrc", "igrc"))
     ap.add_argument("--data-root", default=os.path.join(ROOT, "data"))
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: the tables from the rows that have finished")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="where the executables run (cuda: compiled with --target cuda)")
     args = ap.parse_args()
@@ -252,7 +256,7 @@ def main():
     for m in methods:
         if m not in METHODS:
             sys.exit(f"paper_tables: unknown method '{m}' (one of {', '.join(METHODS)})")
-    if not os.access(args.igrc, os.X_OK):
+    if not args.report and not os.access(args.igrc, os.X_OK):
         sys.exit(f"paper_tables: no igrc at {args.igrc}: build first (cmake --build build)")
     os.environ.setdefault("IGRC_DATA", args.data_root)
     sched = SCHEDULES[args.schedule]
@@ -267,6 +271,17 @@ def main():
             if not os.path.exists(model_file(ds, m)):
                 log(f"{ds}/{m}: no model file {os.path.relpath(model_file(ds, m), ROOT)}; skipped")
                 continue
+            if args.report:
+                row = os.path.join(args.out, ds, m, "row.json")
+                if os.path.exists(row):
+                    with open(row) as f:
+                        r = json.load(f)
+                    if r["schedule"] == args.schedule:
+                        rows.append(r)
+                    else:
+                        log(f"{ds}/{m}: finished at schedule {r['schedule']}, not "
+                            f"{args.schedule}; left out")
+                continue
             log(f"{ds}/{m}: start")
             try:
                 rows.append(one(args, sched, ds, m, args.igrc))
@@ -280,6 +295,9 @@ def main():
                 json.dump(rows, f, indent=1)
             with open(os.path.join(args.out, "results.md"), "w") as f:
                 f.write(markdown(rows, args))
+    if args.report:
+        with open(os.path.join(args.out, "results.md"), "w") as f:
+            f.write(markdown(rows, args))
     print(markdown(rows, args))
 
 
