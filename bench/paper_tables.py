@@ -33,6 +33,7 @@ Schedules (every number in the tables states its schedule):
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -129,6 +130,28 @@ def data_available(ds, data_root):
     return any(os.path.isdir(os.path.join(data_root, n)) for n in names)
 
 
+def with_spread(row, d):
+    """Adds the standard errors of the mean top-k and tau over the attacked
+    images (from d/attrib.json's per-image rows) to a row that lacks them."""
+    if "topk_se" in row:
+        return row
+    with open(os.path.join(d, "attrib.json")) as f:
+        imgs = [i for i in json.load(f)["images"] if i["attacked"]]
+    for key, name in (("topk", "topk"), ("kendall_tau", "kendall")):
+        v = [i[key] for i in imgs]
+        n = len(v)
+        mean = sum(v) / n if n else 0.0
+        var = sum((x - mean) ** 2 for x in v) / (n - 1) if n > 1 else 0.0
+        row[name + "_se"] = math.sqrt(var / n) if n else None
+    return row
+
+
+def acc_se(row):
+    """Binomial standard error (points) of the PGD accuracy."""
+    p = row["pgd"] / 100
+    return 100 * math.sqrt(p * (1 - p) / row["eval_n"])
+
+
 def one(args, sched, ds, method, igrc):
     """Compiles, trains and evaluates one (data set, method); returns its row."""
     d = os.path.join(args.out, ds, method)
@@ -138,7 +161,7 @@ def one(args, sched, ds, method, igrc):
     row_path = os.path.join(d, "row.json")
     if os.path.exists(row_path):
         with open(row_path) as f:
-            return json.load(f)
+            return with_spread(json.load(f), d)
     t0 = time.time()
     if not os.path.exists(exe):
         cmd = [igrc, "compile", model_file(ds, method), "-o", exe]
@@ -183,6 +206,7 @@ def one(args, sched, ds, method, igrc):
            "ig_steps": a["ig_steps"], "attack_ig_steps": a["attack_ig_steps"],
            "consistency": c["consistency"], "minutes": (time.time() - t0) / 60,
            "train_minutes": t_train / 60}
+    with_spread(row, d)
     with open(row_path, "w") as f:
         json.dump(row, f, indent=1)
     return row
@@ -192,6 +216,24 @@ def fmt(v, pct=False, nd=2):
     if v is None:
         return "–"
     return f"{100 * v:.{nd}f}" if pct else f"{v:.{nd}f}"
+
+
+def claim(m, b, rm, rb):
+    """One line: the IGR row against its base, each difference with the
+    standard error of the difference. Raised: top-k and tau both up (beyond
+    noise: both by more than 2 SE); kept: PGD down by at most 1 SE."""
+    se = lambda k: math.sqrt(rm[k] ** 2 + rb[k] ** 2)
+    dk, dt, dp = rm["topk"] - rb["topk"], rm["kendall"] - rb["kendall"], rm["pgd"] - rb["pgd"]
+    sk, st, sp = se("topk_se"), se("kendall_se"), math.hypot(acc_se(rm), acc_se(rb))
+    up = dk > 0 and dt > 0
+    clear = up and dk > 2 * sk and dt > 2 * st
+    kept = dp >= -sp
+    return (f"- {LABELS[m]} vs {LABELS[b]}: top-k {fmt(rb['topk'], True)} → "
+            f"{fmt(rm['topk'], True)} ({100 * dk:+.2f} ± {100 * sk:.2f}), τ "
+            f"{fmt(rb['kendall'], nd=4)} → {fmt(rm['kendall'], nd=4)} ({dt:+.4f} ± {st:.4f}), "
+            f"PGD {fmt(rb['pgd'])} → {fmt(rm['pgd'])} ({dp:+.2f} ± {sp:.2f}): attribution "
+            f"robustness {'raised beyond noise' if clear else 'raised, within noise' if up else 'NOT raised'}"
+            f", adversarial accuracy {'kept' if kept else 'LOST'}.")
 
 
 def markdown(rows, args):
@@ -205,7 +247,8 @@ def markdown(rows, args):
         out += [f"### {ds}", "",
                 f"IFIA: first {r0['attrib_steps']} steps, k {r0['k']}, m {r0['ig_steps']} "
                 f"(saliency) / {r0['attack_ig_steps']} (softplus surrogate); accuracy on "
-                f"{r0['eval_n']} test images, PGD/CW {r0['pgd_steps']} steps.", "",
+                f"{r0['eval_n']} test images, PGD/CW {r0['pgd_steps']} steps. ± is the "
+                f"standard error of the mean over the attacked images.", "",
                 "| method | top-k % | Kendall τ | paper top-k % / τ | natural | FGSM | PGD | CW∞ "
                 "| consistency | attacked | paper natural / FGSM / PGD / CW∞ |",
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -213,7 +256,8 @@ def markdown(rows, args):
             p2 = PAPER_T2.get(ds, {}).get(r["method"])
             p3 = PAPER_T3.get(ds, {}).get(r["method"])
             out.append(
-                f"| {LABELS[r['method']]} | {fmt(r['topk'], True)} | {fmt(r['kendall'], nd=4)} | "
+                f"| {LABELS[r['method']]} | {fmt(r['topk'], True)} ± {fmt(r['topk_se'], True, 1)} "
+                f"| {fmt(r['kendall'], nd=4)} ± {fmt(r['kendall_se'], nd=3)} | "
                 f"{f'{p2[0]:.2f} / {p2[1]:.4f}' if p2 else '–'} | {fmt(r['natural'])} | "
                 f"{fmt(r['fgsm'])} | {fmt(r['pgd'])} | {fmt(r['cw'])} | "
                 f"{fmt(r['consistency'], nd=4)} | {r['attacked']} | "
@@ -223,14 +267,7 @@ def markdown(rows, args):
             rm = next((r for r in rs if r["method"] == m), None)
             rb = next((r for r in rs if r["method"] == b), None)
             if rm and rb:
-                up = rm["topk"] > rb["topk"] and rm["kendall"] > rb["kendall"]
-                kept = rm["pgd"] >= rb["pgd"] - 1.0
-                claims.append(f"- {LABELS[m]} vs {LABELS[b]}: top-k {fmt(rb['topk'], True)} → "
-                              f"{fmt(rm['topk'], True)}, τ {fmt(rb['kendall'], nd=4)} → "
-                              f"{fmt(rm['kendall'], nd=4)}, PGD {fmt(rb['pgd'])} → "
-                              f"{fmt(rm['pgd'])}: attribution robustness "
-                              f"{'raised' if up else 'NOT raised'}, adversarial accuracy "
-                              f"{'kept (within 1 point)' if kept else 'LOST'}.")
+                claims.append(claim(m, b, rm, rb))
         if claims:
             out += ["", "The claim (IGR raises top-k and τ over its base without losing PGD "
                     "accuracy), row by row:", ""] + claims
@@ -275,7 +312,7 @@ def main():
                 row = os.path.join(args.out, ds, m, "row.json")
                 if os.path.exists(row):
                     with open(row) as f:
-                        r = json.load(f)
+                        r = with_spread(json.load(f), os.path.dirname(row))
                     if r["schedule"] == args.schedule:
                         rows.append(r)
                     else:
