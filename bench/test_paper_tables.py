@@ -1,0 +1,83 @@
+"""Checks of bench/paper_tables.py's statistics and claim verdicts
+(python3 bench/test_paper_tables.py)."""
+import json
+import math
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import paper_tables as pt  # noqa: E402
+
+
+def write_attrib(d, topk, tau, skipped=()):
+    imgs = [{"index": i, "attacked": True, "topk": a, "kendall_tau": b}
+            for i, (a, b) in enumerate(zip(topk, tau))]
+    imgs += [{"index": 100 + i, "attacked": False, "topk": 1.0, "kendall_tau": 1.0}
+             for i in range(len(skipped))]
+    with open(os.path.join(d, "attrib.json"), "w") as f:
+        json.dump({"images": imgs}, f)
+
+
+def row(topk, tau, pgd, topk_se=0.01, tau_se=0.01, n=500):
+    return {"topk": topk, "kendall": tau, "pgd": pgd, "topk_se": topk_se, "kendall_se": tau_se,
+            "eval_n": n}
+
+
+class Spread(unittest.TestCase):
+    def test_standard_error_over_attacked_images_only(self):
+        with tempfile.TemporaryDirectory() as d:
+            write_attrib(d, [0.5, 0.7, 0.9], [0.1, 0.2, 0.6], skipped=[0])
+            r = pt.with_spread({}, d)
+        # sample sd of (0.5, 0.7, 0.9) is 0.2; of (0.1, 0.2, 0.6) sqrt(0.07)
+        self.assertAlmostEqual(r["topk_se"], 0.2 / math.sqrt(3), places=12)
+        self.assertAlmostEqual(r["kendall_se"], math.sqrt(0.07 / 3), places=12)
+
+    def test_kept_when_present(self):
+        r = {"topk_se": 0.5, "kendall_se": 0.25}
+        self.assertEqual(pt.with_spread(dict(r), "/nonexistent"), r)
+
+    def test_binomial_accuracy_error(self):
+        self.assertAlmostEqual(pt.acc_se({"pgd": 80.0, "eval_n": 400}), 2.0, places=12)
+
+
+class Claim(unittest.TestCase):
+    def test_raised_beyond_noise_and_kept(self):
+        line = pt.claim("trades_igr", "trades", row(0.78, 0.40, 87.6), row(0.72, 0.35, 88.8))
+        self.assertIn("raised beyond noise", line)
+        self.assertIn("adversarial accuracy kept", line)
+        self.assertIn("+6.00", line)
+
+    def test_raised_within_noise(self):
+        line = pt.claim("trades_igr", "trades", row(0.73, 0.36, 88.0, 0.02, 0.02),
+                        row(0.72, 0.35, 88.0, 0.02, 0.02))
+        self.assertIn("raised, within noise", line)
+
+    def test_not_raised_when_either_falls(self):
+        line = pt.claim("at_igr", "at", row(0.80, 0.30, 50.0), row(0.70, 0.35, 50.0))
+        self.assertIn("NOT raised", line)
+
+    def test_lost_beyond_one_standard_error(self):
+        # SE of the difference: hypot(2.09, 2.0), about 2.9 points, on 400 images each
+        kept = pt.claim("mart_igr", "mart", row(0.8, 0.4, 77.5, n=400), row(0.7, 0.3, 80.0, n=400))
+        lost = pt.claim("mart_igr", "mart", row(0.8, 0.4, 77.0, n=400), row(0.7, 0.3, 80.0, n=400))
+        self.assertIn("accuracy kept", kept)
+        self.assertIn("accuracy LOST", lost)
+
+
+class Schedules(unittest.TestCase):
+    def test_medium_is_quick_on_the_whole_set_with_a_longer_warmup(self):
+        self.assertNotIn("--limit", pt.MEDIUM["train"])
+        self.assertEqual(pt.MEDIUM["eval_n"], pt.QUICK["eval_n"])
+        self.assertIn("igr_warmup=0.5", pt.MEDIUM["objective"]["trades_igr"])
+        self.assertIn("igr_warmup=0.25", pt.QUICK["objective"]["trades_igr"])
+        self.assertEqual(pt.MEDIUM["objective"]["trades"], pt.QUICK["objective"]["trades"])
+
+    def test_every_method_has_paper_numbers_on_mnist(self):
+        for m in pt.METHODS:
+            self.assertIn(m, pt.PAPER_T2["mnist"], m)
+
+
+if __name__ == "__main__":
+    unittest.main()
