@@ -232,7 +232,7 @@ def claim(m, b, rm, rb):
             f"{fmt(rm['topk'], True)} ({100 * dk:+.2f} ± {100 * sk:.2f}), τ "
             f"{fmt(rb['kendall'], nd=4)} → {fmt(rm['kendall'], nd=4)} ({dt:+.4f} ± {st:.4f}), "
             f"PGD {fmt(rb['pgd'])} → {fmt(rm['pgd'])} ({dp:+.2f} ± {sp:.2f}): attribution "
-            f"robustness {'raised beyond noise' if clear else 'raised, within noise' if up else 'NOT raised'}"
+            f"robustness {'raised beyond noise' if clear else 'raised (within noise)' if up else 'NOT raised'}"
             f", adversarial accuracy {'kept' if kept else 'LOST'}.")
 
 

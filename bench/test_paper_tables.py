@@ -52,7 +52,7 @@ class Claim(unittest.TestCase):
     def test_raised_within_noise(self):
         line = pt.claim("trades_igr", "trades", row(0.73, 0.36, 88.0, 0.02, 0.02),
                         row(0.72, 0.35, 88.0, 0.02, 0.02))
-        self.assertIn("raised, within noise", line)
+        self.assertIn("raised (within noise)", line)
 
     def test_not_raised_when_either_falls(self):
         line = pt.claim("at_igr", "at", row(0.80, 0.30, 50.0), row(0.70, 0.35, 50.0))
