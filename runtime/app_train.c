@@ -212,120 +212,155 @@ static int start_position(Train *t, Exec *r, int64_t n, int64_t *epoch, int64_t 
     return APP_OK;
 }
 
-static int run(Train *t, Exec *r, const Dataset *d, bool seed_given) {
+/* The state of one training run between steps. */
+typedef struct {
+    float *x;
+    int32_t *y;
+    int64_t *perm;
+    double scal[3][2]; /* lr, step, progress: room for f64 */
+    int64_t key[2];    /* room for i32[2] or i64[2] */
+    void **outs;
+    const void **ins;
+    bool tty;
+    double t0, last_print;
+    int64_t step, total, done0; /* global step; steps of the run; steps done before it */
+    /* this epoch so far */
+    double loss_sum, loss_mean, acc, ips, lr;
+    int64_t correct, seen, nsteps;
+} Loop;
+
+static bool loop_alloc(const Train *t, const Dataset *d, Loop *L) {
     const PFunc *fn = t->fn;
-    const int64_t B = t->B, img = d->c * d->h * d->w;
-    int64_t epoch0, batch0, step;
-    int rc = start_position(t, r, d->n, &epoch0, &batch0, &step, seed_given);
+    L->x = malloc((size_t)(t->B * d->c * d->h * d->w) * sizeof(float));
+    L->y = malloc((size_t)t->B * sizeof(int32_t));
+    L->perm = malloc((size_t)d->n * sizeof(int64_t));
+    L->outs = app_alloc_outputs(fn);
+    L->ins = calloc((size_t)fn->ninputs + 1, sizeof *L->ins);
+    if (!L->x || !L->y || !L->perm || !L->outs || !L->ins) {
+        fprintf(stderr, "error: out of memory\n");
+        return false;
+    }
+    L->ins[t->in_x] = L->x, L->ins[t->in_y] = L->y;
+    if (t->in_lr >= 0) L->ins[t->in_lr] = L->scal[0];
+    if (t->in_step >= 0) L->ins[t->in_step] = L->scal[1];
+    if (t->in_progress >= 0) L->ins[t->in_progress] = L->scal[2];
+    if (t->in_key >= 0) L->ins[t->in_key] = L->key;
+    return true;
+}
+
+static void loop_free(const Train *t, Loop *L) {
+    free(L->x);
+    free(L->y);
+    free(L->perm);
+    free(L->ins);
+    app_free_outputs(t->fn, L->outs);
+}
+
+/* The scalar inputs of global step L->step at batch b of epoch e. */
+static void store_scalars(const Train *t, Loop *L, int64_t e, int64_t b) {
+    const PTensor *in = t->fn->inputs;
+    if (t->in_lr >= 0) app_store_num(&in[t->in_lr], L->scal[0], 0, L->lr);
+    if (t->in_step >= 0) app_store_num(&in[t->in_step], L->scal[1], 0, (double)L->step);
+    if (t->in_progress >= 0)
+        app_store_num(&in[t->in_progress], L->scal[2], 0, (double)e + (double)b / (double)t->nb);
+    if (t->in_key >= 0) {
+        app_store_num(&in[t->in_key], L->key, 0, (double)t->seed);
+        app_store_num(&in[t->in_key], L->key, 1, (double)(uint32_t)L->step);
+    }
+}
+
+/* Adds the step's loss and accuracy to the epoch's; false on a non-finite
+ * loss (reported here). */
+static bool record_step(const Train *t, Loop *L, int64_t e, int64_t b) {
+    const PFunc *fn = t->fn;
+    const PTensor *lt = &fn->outputs[t->out_loss];
+    double loss = lt->dtype == PD_F64 ? *(double *)L->outs[t->out_loss]
+                                      : (double)*(float *)L->outs[t->out_loss];
+    if (!isfinite(loss)) {
+        fprintf(stderr, "%serror: the loss is %s at epoch %" PRId64 " step %" PRId64 "/%" PRId64
+                        " (global step %" PRId64 "); training stopped, the last good checkpoint "
+                        "(if any) is %s\n",
+                L->tty ? "\n" : "", isnan(loss) ? "nan" : "inf", e + 1, b + 1, t->nb, L->step,
+                t->ckpt_path);
+        return false;
+    }
+    L->loss_sum += loss, L->nsteps++;
+    L->loss_mean = L->loss_sum / (double)L->nsteps;
+    if (t->out_logits >= 0) {
+        for (int64_t k = 0; k < t->B; k++)
+            L->correct += app_argmax(&fn->outputs[t->out_logits], L->outs[t->out_logits], k,
+                                     t->K) == L->y[k];
+        L->seen += t->B;
+        L->acc = 100.0 * (double)L->correct / (double)L->seen;
+    }
+    return true;
+}
+
+/* The progress line: redrawn in place on a terminal, else one line per
+ * epoch and every --log-every steps. */
+static void show_progress(const Train *t, Loop *L, int64_t e, int64_t b) {
+    double now = app_now() - L->t0;
+    int64_t done = e * t->nb + b + 1 - L->done0;
+    L->ips = (double)(done * t->B) / (now > 0 ? now : 1e-9);
+    bool last = b + 1 == t->nb;
+    bool show = L->tty ? (now - L->last_print >= 0.1 || last)
+                       : (last || (t->log_every > 0 && L->step % t->log_every == 0));
+    if (!show) return;
+    char eta[32], accs[32] = "";
+    fmt_time(eta, sizeof eta, now / (double)done * (double)(L->total - L->done0 - done));
+    if (L->acc >= 0) snprintf(accs, sizeof accs, "  acc %.1f%%", L->acc);
+    printf("%sepoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64
+           "  loss %.4f%s  %.0f img/s  ETA %s%s",
+           L->tty ? "\r" : "", e + 1, t->epochs, b + 1, t->nb, L->loss_mean, accs, L->ips, eta,
+           L->tty && !last ? "\033[K" : "\n");
+    fflush(stdout);
+    L->last_print = now;
+}
+
+/* Epoch e from batch b0; the checkpoint and last.json at its end. */
+static bool run_epoch(Train *t, Exec *r, const Dataset *d, Loop *L, int64_t e, int64_t b0) {
+    dataset_permutation(d->n, t->seed, (uint32_t)e, L->perm);
+    L->lr = lr_at(t, e);
+    L->loss_sum = 0, L->correct = L->seen = L->nsteps = 0;
+    for (int64_t b = b0; b < t->nb; b++) {
+        dataset_batch(d, L->perm, b * t->B, t->B, true, L->x, L->y, NULL);
+        L->step++;
+        store_scalars(t, L, e, b);
+        if (!app_call(r, t->f, L->ins, L->outs) || !record_step(t, L, e, b)) return false;
+        show_progress(t, L, e, b);
+        if (t->ckpt_every > 0 && L->step % t->ckpt_every == 0 && b + 1 < t->nb &&
+            !save(t, r, e, b + 1, L->step, d->n))
+            return false;
+    }
+    return save(t, r, e + 1, 0, L->step, d->n) &&
+           write_last(t, e + 1, L->step, L->loss_mean, L->acc, L->ips, app_now() - L->t0, L->lr);
+}
+
+static int run(Train *t, Exec *r, const Dataset *d, bool seed_given) {
+    int64_t epoch0, batch0;
+    Loop L = {.acc = -1, .lr = t->lr};
+    int rc = start_position(t, r, d->n, &epoch0, &batch0, &L.step, seed_given);
     if (rc) return rc;
     if (epoch0 >= t->epochs) {
         printf("nothing to do: the checkpoint has %" PRId64 " of %" PRId64 " epochs done\n",
                epoch0, t->epochs);
         return APP_OK;
     }
-    float *x = malloc((size_t)(B * img) * sizeof(float));
-    int32_t *y = malloc((size_t)B * sizeof(int32_t));
-    int64_t *perm = malloc((size_t)d->n * sizeof(int64_t));
-    double scal[3][2]; /* lr, step, progress: room for f64 */
-    int64_t key[2];    /* room for i32[2] or i64[2] */
-    void **outs = app_alloc_outputs(fn);
-    const void **ins = calloc((size_t)fn->ninputs + 1, sizeof *ins);
-    if (!x || !y || !perm || !outs || !ins) {
-        fprintf(stderr, "error: out of memory\n");
-        rc = APP_FAIL;
-        goto done;
+    if (!loop_alloc(t, d, &L)) {
+        loop_free(t, &L);
+        return APP_FAIL;
     }
-    ins[t->in_x] = x, ins[t->in_y] = y;
-    if (t->in_lr >= 0) ins[t->in_lr] = scal[0];
-    if (t->in_step >= 0) ins[t->in_step] = scal[1];
-    if (t->in_progress >= 0) ins[t->in_progress] = scal[2];
-    if (t->in_key >= 0) ins[t->in_key] = key;
-    const bool tty = isatty(fileno(stdout));
-    const double t0 = app_now();
-    const int64_t total = t->epochs * t->nb, done0 = epoch0 * t->nb + batch0;
-    double last_print = 0, loss_mean = 0, acc = -1, ips = 0, lr = t->lr;
-    int64_t last_epoch = epoch0;
-    for (int64_t e = epoch0; e < t->epochs; e++) {
-        dataset_permutation(d->n, t->seed, (uint32_t)e, perm);
-        lr = lr_at(t, e);
-        double loss_sum = 0;
-        int64_t correct = 0, seen = 0, nsteps = 0;
-        for (int64_t b = (e == epoch0 ? batch0 : 0); b < t->nb; b++) {
-            dataset_batch(d, perm, b * B, B, true, x, y, NULL);
-            step++;
-            if (t->in_lr >= 0) app_store_num(&fn->inputs[t->in_lr], scal[0], 0, lr);
-            if (t->in_step >= 0) app_store_num(&fn->inputs[t->in_step], scal[1], 0, (double)step);
-            if (t->in_progress >= 0)
-                app_store_num(&fn->inputs[t->in_progress], scal[2], 0,
-                              (double)e + (double)b / (double)t->nb);
-            if (t->in_key >= 0) {
-                app_store_num(&fn->inputs[t->in_key], key, 0, (double)t->seed);
-                app_store_num(&fn->inputs[t->in_key], key, 1, (double)(uint32_t)step);
-            }
-            if (!app_call(r, t->f, ins, outs)) {
-                rc = APP_FAIL;
-                goto done;
-            }
-            const PTensor *lt = &fn->outputs[t->out_loss];
-            double loss = lt->dtype == PD_F64 ? *(double *)outs[t->out_loss]
-                                              : (double)*(float *)outs[t->out_loss];
-            if (!isfinite(loss)) {
-                fprintf(stderr, "%serror: the loss is %s at epoch %" PRId64 " step %" PRId64
-                                "/%" PRId64 " (global step %" PRId64 "); training stopped, "
-                                "the last good checkpoint (if any) is %s\n",
-                        tty ? "\n" : "", isnan(loss) ? "nan" : "inf", e + 1, b + 1, t->nb, step,
-                        t->ckpt_path);
-                rc = APP_FAIL;
-                goto done;
-            }
-            loss_sum += loss, nsteps++;
-            if (t->out_logits >= 0) {
-                for (int64_t k = 0; k < B; k++)
-                    correct += app_argmax(&fn->outputs[t->out_logits], outs[t->out_logits], k,
-                                          t->K) == y[k];
-                seen += B;
-                acc = 100.0 * (double)correct / (double)seen;
-            }
-            loss_mean = loss_sum / (double)nsteps;
-            double now = app_now() - t0;
-            int64_t done = e * t->nb + b + 1 - done0;
-            ips = (double)(done * B) / (now > 0 ? now : 1e-9);
-            bool last = b + 1 == t->nb;
-            bool show = tty ? (now - last_print >= 0.1 || last)
-                            : (last || (t->log_every > 0 && step % t->log_every == 0));
-            if (show) {
-                char eta[32], accs[32] = "";
-                fmt_time(eta, sizeof eta, now / (double)done * (double)(total - done0 - done));
-                if (acc >= 0) snprintf(accs, sizeof accs, "  acc %.1f%%", acc);
-                printf("%sepoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64
-                       "  loss %.4f%s  %.0f img/s  ETA %s%s",
-                       tty ? "\r" : "", e + 1, t->epochs, b + 1, t->nb, loss_mean, accs, ips, eta,
-                       tty && !last ? "\033[K" : "\n");
-                fflush(stdout);
-                last_print = now;
-            }
-            if (t->ckpt_every > 0 && step % t->ckpt_every == 0 && !last &&
-                !save(t, r, e, b + 1, step, d->n)) {
-                rc = APP_FAIL;
-                goto done;
-            }
-        }
-        last_epoch = e + 1;
-        if (!save(t, r, e + 1, 0, step, d->n) ||
-            !write_last(t, last_epoch, step, loss_mean, acc, ips, app_now() - t0, lr)) {
-            rc = APP_FAIL;
-            goto done;
-        }
-    }
-    printf("trained %" PRId64 " epochs (%" PRId64 " steps) in %.1f s; checkpoint %s\n",
-           last_epoch, step, app_now() - t0, t->ckpt_path);
-done:
-    free(x);
-    free(y);
-    free(perm);
-    free(ins);
-    app_free_outputs(fn, outs);
-    return rc;
+    L.tty = isatty(fileno(stdout));
+    L.t0 = app_now();
+    L.total = t->epochs * t->nb, L.done0 = epoch0 * t->nb + batch0;
+    int64_t e = epoch0;
+    for (; e < t->epochs; e++)
+        if (!run_epoch(t, r, d, &L, e, e == epoch0 ? batch0 : 0)) break;
+    if (e == t->epochs)
+        printf("trained %" PRId64 " epochs (%" PRId64 " steps) in %.1f s; checkpoint %s\n", e,
+               L.step, app_now() - L.t0, t->ckpt_path);
+    loop_free(t, &L);
+    return e == t->epochs ? APP_OK : APP_FAIL;
 }
 
 int app_train(const AppCtx *ctx, int argc, char **argv) {
