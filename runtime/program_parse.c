@@ -759,136 +759,165 @@ static bool is_step_keyword(const char *w) {
            !strcmp(w, "loop");
 }
 
-static bool parse_lines(Parser *ps, char *text) {
-    Program *p = ps->p;
-    int section = -1; /* the last top-level section seen */
-    bool in_func = false;
-    int fn_part = FN_IN;
-    char *line = text;
-    ps->line = 0;
-    while (*line) {
-        ps->line++;
-        char *nl = strchr(line, '\n');
-        char *next = nl ? nl + 1 : line + strlen(line);
-        if (nl) *nl = '\0';
-        char *w = line;
-        while (is_blank(*w)) w++;
-        if (!*w) {
-            line = next;
-            continue;
-        }
-        char *we = w;
-        while (*we && !is_blank(*we)) we++;
-        size_t wl = (size_t)(we - w);
-        char kw[16] = "";
-        if (wl < sizeof kw) memcpy(kw, w, wl);
-        bool step = is_step_keyword(kw);
-        char *label = NULL;
-        if (step) {
-            char *hash = strchr(line, '#');
-            if (hash) {
-                *hash = '\0';
-                label = hash + 1;
-                while (is_blank(*label)) label++;
-                size_t ll = strlen(label);
-                while (ll && is_blank(label[ll - 1])) label[--ll] = '\0';
-                if (!ll) label = NULL;
-            }
-        }
-        if (!strcmp(kw, "setting") && !in_func) {
-            if (section > SEC_SETTING)
-                return fail(ps, "'setting' after '%s' lines (order: program, param, input, "
-                                "setting, const, func)", kSections[section]);
-            if (section < 0) return fail(ps, "the first line must be 'program NAME batch B'");
-            section = SEC_SETTING;
-            if (!line_setting(ps, line)) return false;
-            line = next;
-            continue;
-        }
-        if (!tokenize(ps, line)) return false;
-        if (in_func) {
-            PFunc *f = cur_func(ps);
-            if (!strcmp(kw, "end")) {
-                if (ps->ntok != 1) return fail(ps, "'end' takes no fields");
-                in_func = false;
-            } else if (!strcmp(kw, "in")) {
-                if (fn_part != FN_IN)
-                    return fail(ps, "func %s: 'in' after out or step lines (order: in, out, "
-                                    "steps)", f->name);
-                if (!line_in(ps)) return false;
-            } else if (!strcmp(kw, "out")) {
-                if (fn_part == FN_STEPS)
-                    return fail(ps, "func %s: 'out' after step lines (order: in, out, steps)",
-                                f->name);
-                fn_part = FN_OUT;
-                if (!line_out(ps)) return false;
-            } else if (step) {
-                fn_part = FN_STEPS;
-                PStep *ns = grow(f->steps, f->nsteps, &ps->cap_steps, sizeof *ns);
-                if (!ns) return oom(ps);
-                f->steps = ns;
-                PStep *s = &f->steps[f->nsteps++];
-                if (label && !(s->label = dupstr(label))) return oom(ps);
-                bool ok = !strcmp(kw, "kernel") ? line_kernel(ps)
-                        : !strcmp(kw, "lib")    ? line_lib(ps)
-                        : !strcmp(kw, "copy")   ? line_copy(ps)
-                                                : line_loop(ps);
-                if (!ok) return false;
-            } else {
-                for (int k = 0; k <= SEC_FUNC; k++)
-                    if (!strcmp(kw, kSections[k]))
-                        return fail(ps, "'%s' inside func %s (missing 'end'?)", kw, f->name);
-                return fail(ps, "unknown keyword '%s' in func %s", ps->tok[0], f->name);
-            }
-        } else {
-            int sec = -1;
-            for (int k = 0; k <= SEC_FUNC; k++)
-                if (!strcmp(kw, kSections[k])) sec = k;
-            if (sec < 0) {
-                if (step || !strcmp(kw, "in") || !strcmp(kw, "out") || !strcmp(kw, "end"))
-                    return fail(ps, "'%s' outside a function", ps->tok[0]);
-                return fail(ps, "unknown keyword '%s'", ps->tok[0]);
-            }
-            if (section < 0 && sec != SEC_PROGRAM)
-                return fail(ps, "the first line must be 'program NAME batch B', got '%s'", kw);
-            if (sec == SEC_PROGRAM && section >= 0) return fail(ps, "a second 'program' line");
-            if (sec < section)
-                return fail(ps, "'%s' after '%s' lines (order: program, param, input, setting, "
-                                "const, func)", kw, kSections[section]);
-            section = sec;
-            bool ok = true;
-            switch (sec) {
-            case SEC_PROGRAM: ok = line_program(ps); break;
-            case SEC_PARAM: ok = line_param(ps); break;
-            case SEC_INPUT: ok = line_input(ps); break;
-            case SEC_CONST: ok = line_const(ps); break;
-            case SEC_FUNC:
-                ok = line_func(ps);
-                in_func = true;
-                fn_part = FN_IN;
-                break;
-            }
-            if (!ok) return false;
-        }
-        line = next;
+/* Where the driver is: the last top-level section and, inside a func, which
+ * part of it. */
+typedef struct {
+    int section; /* -1 before the program line */
+    bool in_func;
+    int fn_part;
+} Where;
+
+static int section_of(const char *kw) {
+    for (int k = 0; k <= SEC_FUNC; k++)
+        if (!strcmp(kw, kSections[k])) return k;
+    return -1;
+}
+
+/* The line's first word into kw (empty when too long to be a keyword); on a
+ * step line the label after '#' is cut off and returned (NULL if none). */
+static char *split_keyword(char *line, char kw[16]) {
+    char *w = line;
+    while (is_blank(*w)) w++;
+    char *we = w;
+    while (*we && !is_blank(*we)) we++;
+    size_t wl = (size_t)(we - w);
+    kw[0] = '\0';
+    if (wl < 16) memcpy(kw, w, wl), kw[wl] = '\0';
+    char *hash = is_step_keyword(kw) ? strchr(line, '#') : NULL;
+    if (!hash) return NULL;
+    *hash = '\0';
+    char *label = hash + 1;
+    while (is_blank(*label)) label++;
+    size_t ll = strlen(label);
+    while (ll && is_blank(label[ll - 1])) label[--ll] = '\0';
+    return ll ? label : NULL;
+}
+
+/* A step line of the current func. */
+static bool add_step(Parser *ps, const char *kw, const char *label) {
+    PFunc *f = cur_func(ps);
+    PStep *ns = grow(f->steps, f->nsteps, &ps->cap_steps, sizeof *ns);
+    if (!ns) return oom(ps);
+    f->steps = ns;
+    PStep *s = &f->steps[f->nsteps++];
+    if (label && !(s->label = dupstr(label))) return oom(ps);
+    return !strcmp(kw, "kernel") ? line_kernel(ps)
+         : !strcmp(kw, "lib")    ? line_lib(ps)
+         : !strcmp(kw, "copy")   ? line_copy(ps)
+                                 : line_loop(ps);
+}
+
+/* A line between 'func' and 'end': in, out, then steps. */
+static bool func_line(Parser *ps, Where *at, const char *kw, const char *label) {
+    const PFunc *f = cur_func(ps);
+    if (!strcmp(kw, "end")) {
+        if (ps->ntok != 1) return fail(ps, "'end' takes no fields");
+        at->in_func = false;
+        return true;
     }
-    if (section < 0) return fail(ps, "empty program (expected 'program NAME batch B')");
-    if (in_func) {
+    if (!strcmp(kw, "in")) {
+        if (at->fn_part != FN_IN)
+            return fail(ps, "func %s: 'in' after out or step lines (order: in, out, steps)",
+                        f->name);
+        return line_in(ps);
+    }
+    if (!strcmp(kw, "out")) {
+        if (at->fn_part == FN_STEPS)
+            return fail(ps, "func %s: 'out' after step lines (order: in, out, steps)", f->name);
+        at->fn_part = FN_OUT;
+        return line_out(ps);
+    }
+    if (is_step_keyword(kw)) {
+        at->fn_part = FN_STEPS;
+        return add_step(ps, kw, label);
+    }
+    if (section_of(kw) >= 0) return fail(ps, "'%s' inside func %s (missing 'end'?)", kw, f->name);
+    return fail(ps, "unknown keyword '%s' in func %s", ps->tok[0], f->name);
+}
+
+/* Sections come in the order of kSections, the program line first and once. */
+static bool check_order(Parser *ps, const Where *at, int sec, const char *kw) {
+    if (at->section < 0 && sec != SEC_PROGRAM)
+        return fail(ps, "the first line must be 'program NAME batch B', got '%s'", kw);
+    if (sec == SEC_PROGRAM && at->section >= 0) return fail(ps, "a second 'program' line");
+    if (sec < at->section)
+        return fail(ps, "'%s' after '%s' lines (order: program, param, input, setting, const, "
+                        "func)", kw, kSections[at->section]);
+    return true;
+}
+
+/* A line outside any func (setting lines are handled before tokenizing). */
+static bool top_line(Parser *ps, Where *at, const char *kw) {
+    int sec = section_of(kw);
+    if (sec < 0) {
+        if (is_step_keyword(kw) || !strcmp(kw, "in") || !strcmp(kw, "out") || !strcmp(kw, "end"))
+            return fail(ps, "'%s' outside a function", ps->tok[0]);
+        return fail(ps, "unknown keyword '%s'", ps->tok[0]);
+    }
+    if (!check_order(ps, at, sec, kw)) return false;
+    at->section = sec;
+    switch (sec) {
+    case SEC_PROGRAM: return line_program(ps);
+    case SEC_PARAM: return line_param(ps);
+    case SEC_INPUT: return line_input(ps);
+    case SEC_CONST: return line_const(ps);
+    default:
+        at->in_func = true;
+        at->fn_part = FN_IN;
+        return line_func(ps);
+    }
+}
+
+/* One non-blank line. A setting's string value may hold blanks, so it is
+ * parsed from the raw line. */
+static bool one_line(Parser *ps, Where *at, char *line) {
+    char kw[16];
+    char *label = split_keyword(line, kw);
+    if (!strcmp(kw, "setting") && !at->in_func) {
+        if (at->section < 0) return fail(ps, "the first line must be 'program NAME batch B'");
+        if (!check_order(ps, at, SEC_SETTING, kw)) return false;
+        at->section = SEC_SETTING;
+        return line_setting(ps, line);
+    }
+    if (!tokenize(ps, line)) return false;
+    return at->in_func ? func_line(ps, at, kw, label) : top_line(ps, at, kw);
+}
+
+/* After the last line: every func closed, loop bodies resolved and checked,
+ * no recursion. */
+static bool finish(Parser *ps, const Where *at) {
+    Program *p = ps->p;
+    if (at->section < 0) return fail(ps, "empty program (expected 'program NAME batch B')");
+    if (at->in_func) {
         int fl = ps->loop_lines[p->nfuncs - 1];
         return fail(ps, "func %s (line %d) has no 'end'", cur_func(ps)->name, fl);
     }
     for (int k = 0; k < ps->nloops; k++)
         if (!check_loop(ps, &ps->loops[k])) return false;
-    if (p->nfuncs) {
-        char *state = calloc((size_t)p->nfuncs, 1);
-        if (!state) return oom(ps);
-        bool ok = true;
-        for (int fi = 0; fi < p->nfuncs && ok; fi++)
-            if (!state[fi]) ok = no_cycle(ps, fi, state);
-        free(state);
-        if (!ok) return false;
+    if (!p->nfuncs) return true;
+    char *state = calloc((size_t)p->nfuncs, 1);
+    if (!state) return oom(ps);
+    bool ok = true;
+    for (int fi = 0; fi < p->nfuncs && ok; fi++)
+        if (!state[fi]) ok = no_cycle(ps, fi, state);
+    free(state);
+    return ok;
+}
+
+static bool parse_lines(Parser *ps, char *text) {
+    Where at = {.section = -1, .in_func = false, .fn_part = FN_IN};
+    ps->line = 0;
+    for (char *line = text; *line;) {
+        ps->line++;
+        char *nl = strchr(line, '\n');
+        char *next = nl ? nl + 1 : line + strlen(line);
+        if (nl) *nl = '\0';
+        const char *w = line;
+        while (is_blank(*w)) w++;
+        if (*w && !one_line(ps, &at, line)) return false;
+        line = next;
     }
-    return true;
+    return finish(ps, &at);
 }
 
 Program *program_parse(const char *text, int nkernels, char *err, size_t errcap) {

@@ -226,6 +226,9 @@ Test(program, bad_structure) {
     bad(HEAD PARAMS "param w f32 [1] init zeros 0 state\n", 3, "duplicate param 'w'");
     bad(HEAD "func f arena 0\nend\n" PARAMS, 4, "'param' after 'func' lines");
     bad(HEAD "input x f32 [1] batched 0 1 0\n" PARAMS, 3, "'param' after 'input' lines");
+    bad(HEAD "func f arena 0\nend\nsetting a num 1\n", 4, "'setting' after 'func' lines");
+    bad("setting a num 1\n", 1, "first line must be 'program");
+    bad(HEAD FHEAD "  kernel 0 4 1 o0 i0 i0 # a label\n", 5, "func f (line 2) has no 'end'");
     bad(HEAD "kernel 0 1 1 a0\n", 2, "'kernel' outside a function");
     bad(HEAD "end\n", 2, "'end' outside a function");
     bad(HEAD FHEAD "  kernel 0 4 1 o0 i0 i0\n", 5, "func f (line 2) has no 'end'");
