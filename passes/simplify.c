@@ -118,6 +118,45 @@ static int emit(Rewriter *rw, const Node *n, OpKind op, const int *ins, int nin,
     return func_add_node(rw->b.m, rw->b.f, op, n->name, ins, nin, a, na, n->type);
 }
 
+/* transpose(transpose(v, p1), p2) = transpose(v, p1 ∘ p2), and the identity
+ * permutation dropped; -1 when neither applies. */
+static int simplify_transpose(Rewriter *rw, const Node *n, int x) {
+    const Node *xn = &rw->b.f->nodes[x];
+    int64_t p2[IR_MAX_RANK], p1[IR_MAX_RANK], q[IR_MAX_RANK];
+    int r = node_ints(n, "perm", p2, IR_MAX_RANK);
+    if (r != n->type.rank) return -1;
+    int src = x;
+    for (int j = 0; j < r; j++) q[j] = p2[j];
+    if (xn->op == OP_TRANSPOSE && node_ints(xn, "perm", p1, IR_MAX_RANK) == r) {
+        /* out.dim[j] = mid.dim[p2[j]] = x.dim[p1[p2[j]]] */
+        for (int j = 0; j < r; j++) q[j] = p1[p2[j]];
+        src = xn->inputs[0];
+    }
+    bool ident = true;
+    for (int j = 0; j < r; j++) ident = ident && q[j] == j;
+    if (ident) return src;
+    if (src == x) return -1;
+    Attr a = attr_ints("perm", q, r);
+    return emit(rw, n, OP_TRANSPOSE, &src, 1, &a, 1);
+}
+
+/* An elementwise or layout op whose operands are all splat constants
+ * becomes one constant; -1 otherwise. */
+static int fold_constant(Rewriter *rw, const Node *n, const int *in) {
+    const Function *nf = rw->b.f;
+    if (!foldable(n)) return -1;
+    double vals[3];
+    DType dts[3];
+    for (int i = 0; i < n->ninputs; i++) {
+        if (!splat(nf, in[i], &vals[i])) return -1;
+        dts[i] = nf->nodes[in[i]].type.dtype;
+    }
+    double v;
+    if (!fold_value(n, vals, dts, &v)) return -1;
+    Attr a = attr_float("value", v);
+    return emit(rw, n, OP_CONSTANT, NULL, 0, &a, 1);
+}
+
 /* The new value for old node n (operands in already remapped), or -1 to
  * copy it unchanged. */
 static int simplify_node(Rewriter *rw, const Node *n, const int *in, bool drop_sg) {
@@ -162,40 +201,13 @@ static int simplify_node(Rewriter *rw, const Node *n, const int *in, bool drop_s
         }
         break;
     case OP_TRANSPOSE: {
-        int64_t p2[IR_MAX_RANK], p1[IR_MAX_RANK], q[IR_MAX_RANK];
-        int r = node_ints(n, "perm", p2, IR_MAX_RANK);
-        if (r != n->type.rank) break;
-        int src = x;
-        for (int j = 0; j < r; j++) q[j] = p2[j];
-        if (xn->op == OP_TRANSPOSE && node_ints(xn, "perm", p1, IR_MAX_RANK) == r) {
-            /* out.dim[j] = mid.dim[p2[j]] = x.dim[p1[p2[j]]] */
-            for (int j = 0; j < r; j++) q[j] = p1[p2[j]];
-            src = xn->inputs[0];
-        }
-        bool ident = true;
-        for (int j = 0; j < r; j++) ident = ident && q[j] == j;
-        if (ident) return src;
-        if (src != x) {
-            Attr a = attr_ints("perm", q, r);
-            return emit(rw, n, OP_TRANSPOSE, &src, 1, &a, 1);
-        }
+        int t = simplify_transpose(rw, n, x);
+        if (t >= 0) return t;
         break;
     }
     default: break;
     }
-    if (foldable(n)) {
-        double vals[3];
-        DType dts[3];
-        for (int i = 0; i < n->ninputs; i++) {
-            if (!splat(nf, in[i], &vals[i])) return -1;
-            dts[i] = nf->nodes[in[i]].type.dtype;
-        }
-        double v;
-        if (!fold_value(n, vals, dts, &v)) return -1;
-        Attr a = attr_float("value", v);
-        return emit(rw, n, OP_CONSTANT, NULL, 0, &a, 1);
-    }
-    return -1;
+    return fold_constant(rw, n, in);
 }
 
 static bool simplify_function(Module *m, Function *f, bool drop_sg, Diag *d) {
