@@ -6,7 +6,7 @@ paper's numbers.
 
     python3 bench/paper_tables.py [--schedule quick|medium|paper] [--datasets mnist,fashion-mnist]
                                   [--methods standard,trades,trades_igr,...] [--out run/tables]
-                                  [--report]
+                                  [--jobs N] [--report]
 
 For each (data set, method) it compiles models/mnist_smallcnn_<method>.json
 (Fashion-MNIST: the same file with -D data=fashion-mnist; CIFAR-10: the
@@ -14,7 +14,12 @@ ResNet-18 model files), trains, then runs the executable's `eval`, `attrib`
 and `consistency` commands, and writes results.json and results.md into
 --out. Runs that already finished (their JSON exists) are reused, so an
 interrupted run continues where it stopped; --report runs nothing and
-writes the tables of the rows that have finished.
+writes the tables of the rows that have finished. --jobs N runs N rows at
+once with the cores shared out among them (IGRC_THREADS = cores / N): on 2
+cores two single-threaded rows finish sooner together than one after the
+other at 2 threads each. A row being run by another live process (its
+directory's `running` file names the pid) is refused, so two runs of the
+script can share an --out directory.
 
 Schedules (every number in the tables states its schedule):
   quick  what a 2-core CPU finishes in about an hour per data set: training
@@ -32,11 +37,13 @@ Schedules (every number in the tables states its schedule):
          (--device cuda), as are the CIFAR-10 rows (ResNet-18) at any schedule.
 """
 import argparse
+import concurrent.futures
 import json
 import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,12 +110,12 @@ def log(msg):
     print(f"[tables {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run(cmd, logfile):
+def run(cmd, logfile, env=None):
     """Runs cmd with its output appended to logfile; raises with the tail on failure."""
     with open(logfile, "a") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     if rc != 0:
         with open(logfile) as f:
             tail = f.read()[-2000:]
@@ -152,16 +159,59 @@ def acc_se(row):
     return 100 * math.sqrt(p * (1 - p) / row["eval_n"])
 
 
-def one(args, sched, ds, method, igrc):
-    """Compiles, trains and evaluates one (data set, method); returns its row."""
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_row(d):
+    """Marks row directory d as being run by this process (d/running holds
+    the pid); raises if a live process holds it, takes over a stale mark."""
+    mark = os.path.join(d, "running")
+    for _ in range(2):
+        try:
+            fd = os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(mark) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid > 0 and pid_alive(pid):
+                raise RuntimeError(f"{d} is being run by process {pid} (remove {mark} if not)")
+            os.unlink(mark)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return mark
+    raise RuntimeError(f"could not claim {d}")
+
+
+def one(args, sched, ds, method, igrc, env=None):
+    """Compiles, trains and evaluates one (data set, method); returns its row.
+    A row already being run by another process is refused."""
     d = os.path.join(args.out, ds, method)
     os.makedirs(d, exist_ok=True)
-    logf = os.path.join(d, "log.txt")
-    exe = os.path.join(d, "model")
     row_path = os.path.join(d, "row.json")
     if os.path.exists(row_path):
         with open(row_path) as f:
             return with_spread(json.load(f), d)
+    mark = claim_row(d)
+    try:
+        return run_row(args, sched, ds, method, igrc, env, d)
+    finally:
+        os.unlink(mark)
+
+
+def run_row(args, sched, ds, method, igrc, env, d):
+    logf = os.path.join(d, "log.txt")
+    exe = os.path.join(d, "model")
+    row_path = os.path.join(d, "row.json")
     t0 = time.time()
     if not os.path.exists(exe):
         cmd = [igrc, "compile", model_file(ds, method), "-o", exe]
@@ -172,24 +222,24 @@ def one(args, sched, ds, method, igrc):
             extra = [x for x in extra if not x.startswith(("pgd_steps=", "alpha="))]
         for x in sched["defines"] + extra + ([f"data={ds}"] if ds == "fashion-mnist" else []):
             cmd += ["-D", x]
-        run(cmd, logf)
+        run(cmd, logf, env)
     ckpt = os.path.join(d, "checkpoint.safetensors")
     if not os.path.exists(ckpt):
         run([exe, "train", "--data", ds, "--out", d, "--device", args.device] + sched["train"],
-            logf)
+            logf, env)
     t_train = time.time() - t0
     common = ["--out", d, "--data", ds, "--device", args.device]
     ev = os.path.join(d, "eval.json")
     if not os.path.exists(ev):
-        run([exe, "eval"] + common + ["--n", str(sched["eval_n"]), "--json", ev], logf)
+        run([exe, "eval"] + common + ["--n", str(sched["eval_n"]), "--json", ev], logf, env)
     at = os.path.join(d, "attrib.json")
     if not os.path.exists(at):
         run([exe, "attrib"] + common + ["--n", str(sched["attrib_n"]), "--steps",
-                                        str(sched["attrib_steps"]), "--json", at], logf)
+                                        str(sched["attrib_steps"]), "--json", at], logf, env)
     co = os.path.join(d, "consistency.json")
     if not os.path.exists(co):
         run([exe, "consistency"] + common + ["--n", str(sched["consistency_n"]), "--json", co],
-            logf)
+            logf, env)
     with open(ev) as f:
         e = json.load(f)
     with open(at) as f:
@@ -275,6 +325,61 @@ def markdown(rows, args):
     return "\n".join(out)
 
 
+def finished_rows(args, todo):
+    """The rows of todo that have finished at args.schedule."""
+    rows = []
+    for ds, m in todo:
+        row = os.path.join(args.out, ds, m, "row.json")
+        if not os.path.exists(row):
+            continue
+        with open(row) as f:
+            r = with_spread(json.load(f), os.path.dirname(row))
+        if r["schedule"] == args.schedule:
+            rows.append(r)
+        else:
+            log(f"{ds}/{m}: finished at schedule {r['schedule']}, not {args.schedule}; left out")
+    return rows
+
+
+def row_env(jobs):
+    """The executables' environment: with several rows at once, the cores
+    are shared out (IGRC_THREADS), unless the caller set IGRC_THREADS."""
+    env = dict(os.environ)
+    if jobs > 1 and "IGRC_THREADS" not in env:
+        env["IGRC_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+def run_rows(args, sched, todo, one_row=None):
+    """Runs the rows of todo, args.jobs at a time, in todo's order; writes
+    results.json and results.md as each finishes; returns the finished rows
+    in todo's order."""
+    one_row = one_row or one
+    env, lock, done = row_env(args.jobs), threading.Lock(), {}
+
+    def task(ds, m):
+        log(f"{ds}/{m}: start")
+        try:
+            r = one_row(args, sched, ds, m, args.igrc, env)
+        except RuntimeError as e:
+            log(f"{ds}/{m}: FAILED: {e}")
+            return
+        log(f"{ds}/{m}: top-k {fmt(r['topk'], True)} τ {fmt(r['kendall'], nd=4)} natural "
+            f"{fmt(r['natural'])} PGD {fmt(r['pgd'])} ({r['minutes']:.1f} min)")
+        with lock:
+            done[(ds, m)] = r
+            rows = [done[k] for k in todo if k in done]
+            with open(os.path.join(args.out, "results.json"), "w") as f:
+                json.dump(rows, f, indent=1)
+            with open(os.path.join(args.out, "results.md"), "w") as f:
+                f.write(markdown(rows, args))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        for fut in [ex.submit(task, ds, m) for ds, m in todo]:
+            fut.result()
+    return [done[k] for k in todo if k in done]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--schedule", choices=list(SCHEDULES), default="quick")
@@ -285,10 +390,14 @@ def main():
     ap.add_argument("--data-root", default=os.path.join(ROOT, "data"))
     ap.add_argument("--report", action="store_true",
                     help="run nothing: the tables from the rows that have finished")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="rows run at once, the cores shared out among them (IGRC_THREADS)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="where the executables run (cuda: compiled with --target cuda)")
     args = ap.parse_args()
     args.datasets = [d for d in args.datasets.split(",") if d]
+    if args.jobs < 1:
+        sys.exit("paper_tables: --jobs must be at least 1")
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
         if m not in METHODS:
@@ -298,7 +407,7 @@ def main():
     os.environ.setdefault("IGRC_DATA", args.data_root)
     sched = SCHEDULES[args.schedule]
     os.makedirs(args.out, exist_ok=True)
-    rows = []
+    todo = []
     for ds in args.datasets:
         if not data_available(ds, args.data_root):
             log(f"{ds}: no data installed under {args.data_root} (CIFAR-10: the binary version "
@@ -308,30 +417,8 @@ def main():
             if not os.path.exists(model_file(ds, m)):
                 log(f"{ds}/{m}: no model file {os.path.relpath(model_file(ds, m), ROOT)}; skipped")
                 continue
-            if args.report:
-                row = os.path.join(args.out, ds, m, "row.json")
-                if os.path.exists(row):
-                    with open(row) as f:
-                        r = with_spread(json.load(f), os.path.dirname(row))
-                    if r["schedule"] == args.schedule:
-                        rows.append(r)
-                    else:
-                        log(f"{ds}/{m}: finished at schedule {r['schedule']}, not "
-                            f"{args.schedule}; left out")
-                continue
-            log(f"{ds}/{m}: start")
-            try:
-                rows.append(one(args, sched, ds, m, args.igrc))
-            except RuntimeError as e:
-                log(f"{ds}/{m}: FAILED: {e}")
-                continue
-            r = rows[-1]
-            log(f"{ds}/{m}: top-k {fmt(r['topk'], True)} τ {fmt(r['kendall'], nd=4)} natural "
-                f"{fmt(r['natural'])} PGD {fmt(r['pgd'])} ({r['minutes']:.1f} min)")
-            with open(os.path.join(args.out, "results.json"), "w") as f:
-                json.dump(rows, f, indent=1)
-            with open(os.path.join(args.out, "results.md"), "w") as f:
-                f.write(markdown(rows, args))
+            todo.append((ds, m))
+    rows = finished_rows(args, todo) if args.report else run_rows(args, sched, todo)
     if args.report:
         with open(os.path.join(args.out, "results.md"), "w") as f:
             f.write(markdown(rows, args))

@@ -3,8 +3,12 @@
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
+import threading
+import time
+import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +68,77 @@ class Claim(unittest.TestCase):
         lost = pt.claim("mart_igr", "mart", row(0.8, 0.4, 77.0, n=400), row(0.7, 0.3, 80.0, n=400))
         self.assertIn("accuracy kept", kept)
         self.assertIn("accuracy LOST", lost)
+
+
+class RowMark(unittest.TestCase):
+    def test_a_live_mark_refuses_and_a_stale_one_is_taken_over(self):
+        with tempfile.TemporaryDirectory() as d:
+            mark = pt.claim_row(d)
+            with open(mark) as f:
+                self.assertEqual(int(f.read()), os.getpid())
+            with self.assertRaisesRegex(RuntimeError, f"being run by process {os.getpid()}"):
+                pt.claim_row(d)
+            gone = subprocess.Popen([sys.executable, "-c", "pass"])
+            gone.wait()  # a pid that no longer runs
+            with open(mark, "w") as f:
+                f.write(f"{gone.pid}\n")
+            self.assertEqual(pt.claim_row(d), mark)
+            with open(mark) as f:
+                self.assertEqual(int(f.read()), os.getpid())
+
+
+class Jobs(unittest.TestCase):
+    def run_fake(self, jobs, todo, fail=()):
+        """run_rows with a stand-in for one(): records the environment and
+        how many rows ran at once."""
+        state = {"now": 0, "most": 0, "env": None}
+        lock = threading.Lock()
+
+        def fake(args, sched, ds, m, igrc, env):
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+                state["env"] = env
+            time.sleep(0.2)
+            with lock:
+                state["now"] -= 1
+            if m in fail:
+                raise RuntimeError("broken")
+            return {"dataset": ds, "method": m, "topk": 0.5, "kendall": 0.3, "natural": 90.0,
+                    "pgd": 50.0, "minutes": 0.0}
+
+        with tempfile.TemporaryDirectory() as out:
+            args = types.SimpleNamespace(jobs=jobs, out=out, igrc="igrc", schedule="quick",
+                                         datasets=["mnist"])
+            pt.markdown = lambda rows, a: "\n".join(r["method"] for r in rows)
+            rows = pt.run_rows(args, {}, todo, one_row=fake)
+            with open(os.path.join(out, "results.json")) as f:
+                written = json.load(f)
+        return rows, written, state
+
+    def setUp(self):
+        self.markdown = pt.markdown
+        self.threads = os.environ.pop("IGRC_THREADS", None)
+
+    def tearDown(self):
+        pt.markdown = self.markdown
+        if self.threads is not None:
+            os.environ["IGRC_THREADS"] = self.threads
+
+    def test_rows_run_at_once_and_come_back_in_order(self):
+        todo = [("mnist", m) for m in ("standard", "at", "trades", "mart")]
+        rows, written, state = self.run_fake(2, todo)
+        self.assertEqual(state["most"], 2)
+        self.assertEqual([r["method"] for r in rows], [m for _, m in todo])
+        self.assertEqual(written, rows)
+        self.assertEqual(state["env"]["IGRC_THREADS"], str(max(1, (os.cpu_count() or 1) // 2)))
+
+    def test_one_job_runs_rows_one_by_one_and_a_failed_row_is_left_out(self):
+        todo = [("mnist", m) for m in ("standard", "at", "trades")]
+        rows, _, state = self.run_fake(1, todo, fail=("at",))
+        self.assertEqual(state["most"], 1)
+        self.assertEqual([r["method"] for r in rows], ["standard", "trades"])
+        self.assertNotIn("IGRC_THREADS", state["env"])
 
 
 class Schedules(unittest.TestCase):
