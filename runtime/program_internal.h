@@ -1,4 +1,5 @@
-/* Shared by runtime/program.c (printer, lookups) and runtime/program_parse.c. */
+/* Shared by runtime/program.c (printer, lookups) and the parser (runtime/program_parse.c,
+ * runtime/program_fields.c). */
 #ifndef IGRC_RUNTIME_PROGRAM_INTERNAL_H
 #define IGRC_RUNTIME_PROGRAM_INTERNAL_H
 

@@ -8,14 +8,13 @@
  * program on any error path. Loop steps name their body by function name;
  * those are resolved (and the bodies' signatures checked, and recursion
  * refused) after the last line, with the loop's line number kept for the
- * message.
+ * message. The fields of a line (numbers, dims, references) are read by
+ * runtime/program_fields.c.
  */
 #include "runtime/program.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,262 +22,7 @@
 #include "runtime/cpu_ops.h"
 #include "runtime/init.h"
 #include "runtime/program_internal.h"
-
-/* ---- small helpers ---- */
-
-static void *grow(void *arr, int n, int *cap, size_t elem) {
-    if (n < *cap) return arr;
-    int nc = *cap ? 2 * *cap : 8;
-    void *na = realloc(arr, elem * (size_t)nc);
-    if (!na) return NULL;
-    memset((char *)na + elem * (size_t)*cap, 0, elem * (size_t)(nc - *cap));
-    *cap = nc;
-    return na;
-}
-
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
-static bool mul_ok(int64_t a, int64_t b, int64_t *out) {
-    if (a < 0 || b < 0) return false;
-    if (a != 0 && b > INT64_MAX / a) return false;
-    *out = a * b;
-    return true;
-}
-
-/* ---- parser state ---- */
-
-typedef struct {
-    int func, step, line;
-    char *name; /* the body's name until resolved */
-} PendingLoop;
-
-typedef struct {
-    Program *p;
-    int nkernels;
-    char *err;
-    size_t errcap;
-    int line;
-    /* capacities of the Program's arrays */
-    int cap_params, cap_inputs, cap_settings, cap_consts, cap_funcs;
-    int cap_fin, cap_fout, cap_steps; /* of the function being read */
-    PendingLoop *loops;
-    int nloops, cap_loops;
-    int *loop_lines; /* per func: the line of its func keyword */
-    int cap_lines;
-    char **tok;
-    int ntok, cap_tok;
-} Parser;
-
-static bool fail(Parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool fail(Parser *ps, const char *fmt, ...) {
-    if (!ps->err || !ps->errcap) return false;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(ps->err, ps->errcap, "program:%d: %s", ps->line > 0 ? ps->line : 1, msg);
-    return false;
-}
-
-static bool oom(Parser *ps) { return fail(ps, "out of memory"); }
-
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-/* Splits line (modified in place) into blank-separated tokens. */
-static bool tokenize(Parser *ps, char *line) {
-    ps->ntok = 0;
-    char *q = line;
-    for (;;) {
-        while (is_blank(*q)) q++;
-        if (!*q) return true;
-        char **nt = grow(ps->tok, ps->ntok, &ps->cap_tok, sizeof *ps->tok);
-        if (!nt) return oom(ps);
-        ps->tok = nt;
-        ps->tok[ps->ntok++] = q;
-        while (*q && !is_blank(*q)) q++;
-        if (*q) *q++ = '\0';
-    }
-}
-
-/* A name: printable ASCII without blanks, '#', '"' or '\'. */
-static bool check_name(Parser *ps, const char *what, const char *s) {
-    for (const char *q = s; *q; q++) {
-        unsigned char c = (unsigned char)*q;
-        if (c <= 0x20 || c >= 0x7f || c == '#' || c == '"' || c == '\\')
-            return fail(ps, "%s name '%s' has a character other than printable ASCII "
-                            "without '#', '\"' and '\\'", what, s);
-    }
-    return true;
-}
-
-static bool parse_i64(Parser *ps, const char *what, const char *s, int64_t lo, int64_t hi,
-                      int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')))
-        return fail(ps, "%s '%s' is not an integer", what, s);
-    if (v < lo || v > hi) {
-        if (hi == INT64_MAX) return fail(ps, "%s %s is below %lld", what, s, (long long)lo);
-        return fail(ps, "%s %s is outside [%lld, %lld]", what, s, (long long)lo,
-                    (long long)hi);
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_num(Parser *ps, const char *what, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || (errno == ERANGE && fabs(v) > 1.0))
-        return fail(ps, "%s '%s' is not a number", what, s);
-    *out = v;
-    return true;
-}
-
-static bool parse_dtype(Parser *ps, const char *s, PDtype *out) {
-    int d = pdtype_from_name(s);
-    if (d < 0) return fail(ps, "unknown dtype '%s' (f32 f64 i32 i64 bool)", s);
-    *out = (PDtype)d;
-    return true;
-}
-
-/* [d0,d1,...] with no blanks; [] for a scalar. */
-static bool parse_dims(Parser *ps, const char *s, PTensor *t) {
-    size_t n = strlen(s);
-    if (n < 2 || s[0] != '[' || s[n - 1] != ']')
-        return fail(ps, "dims '%s' are not written [d0,d1,...]", s);
-    t->rank = 0;
-    if (n == 2) return true;
-    const char *q = s + 1;
-    int64_t total = (int64_t)pdtype_size(t->dtype);
-    for (;;) {
-        if (t->rank == PROG_MAX_RANK)
-            return fail(ps, "dims '%s' have more than %d dimensions", s, PROG_MAX_RANK);
-        if (!(*q >= '0' && *q <= '9')) return fail(ps, "dims '%s': expected a size at '%s'", s, q);
-        char *end;
-        errno = 0;
-        long long v = strtoll(q, &end, 10);
-        if (errno || (*end != ',' && *end != ']'))
-            return fail(ps, "dims '%s': bad size at '%s'", s, q);
-        t->dim[t->rank++] = v;
-        if (!mul_ok(total, v, &total) || total > (INT64_C(1) << 60))
-            return fail(ps, "dims '%s' are too large", s);
-        if (*end == ']') {
-            if (end[1]) return fail(ps, "dims '%s': text after ']'", s);
-            return true;
-        }
-        q = end + 1;
-    }
-}
-
-/* NAME DTYPE [dims] starting at token k. */
-static bool parse_tensor(Parser *ps, const char *what, int k, PTensor *t) {
-    if (!check_name(ps, what, ps->tok[k])) return false;
-    if (!(t->name = dupstr(ps->tok[k]))) return oom(ps);
-    return parse_dtype(ps, ps->tok[k + 1], &t->dtype) && parse_dims(ps, ps->tok[k + 2], t);
-}
-
-static bool want_tokens(Parser *ps, int n, const char *form) {
-    if (ps->ntok != n)
-        return fail(ps, "'%s' takes %d fields, got %d (%s)", ps->tok[0], n - 1, ps->ntok - 1,
-                    form);
-    return true;
-}
-
-static const char *space_name(PBufSpace s) {
-    switch (s) {
-    case PB_ARENA: return "arena";
-    case PB_PARAM: return "param";
-    case PB_INPUT: return "input";
-    case PB_OUTPUT: return "output";
-    case PB_CONST: return "const";
-    }
-    return "?";
-}
-
-static bool parse_ref(Parser *ps, const char *s, PRef *r) {
-    const char *sp = "apioc";
-    const char *at = *s ? strchr(sp, s[0]) : NULL;
-    bool digits = s[0] && s[1];
-    for (const char *q = s + 1; digits && *q; q++)
-        if (!(*q >= '0' && *q <= '9')) digits = false;
-    if (!at || !digits)
-        return fail(ps, "'%s' is not a buffer reference (a<offset> p<k> i<k> o<k> c<k>)", s);
-    r->space = (PBufSpace)(at - sp);
-    errno = 0;
-    long long v = strtoll(s + 1, NULL, 10);
-    if (errno || (r->space != PB_ARENA && v > INT_MAX))
-        return fail(ps, "reference '%s' is out of range", s);
-    r->at = v;
-    return true;
-}
-
-
-/* The size in bytes of what r names in function f, or -1 when unknown
- * (arena values). */
-static int64_t ref_size(const Program *p, const PFunc *f, PRef r) {
-    switch (r.space) {
-    case PB_ARENA: return -1;
-    case PB_PARAM: return (int64_t)ptensor_bytes(&p->params[r.at].t);
-    case PB_INPUT: return (int64_t)ptensor_bytes(&f->inputs[r.at]);
-    case PB_OUTPUT: return (int64_t)ptensor_bytes(&f->outputs[r.at]);
-    case PB_CONST: return (int64_t)ptensor_bytes(&p->consts[r.at].t);
-    }
-    return -1;
-}
-
-/* Checks r in function f: index in range, bytes (when >= 0) fit what it
- * names; writable refuses inputs and constants. what names the step. */
-static bool check_ref(Parser *ps, const PFunc *f, PRef r, int64_t bytes, bool writable,
-                      const char *what) {
-    const Program *p = ps->p;
-    char rt[32];
-    program_ref_text(r, rt);
-    int64_t count = 0;
-    switch (r.space) {
-    case PB_ARENA:
-        if (r.at >= f->arena_bytes)
-            return fail(ps, "%s names buffer %s beyond the arena (%lld bytes)", what, rt,
-                        (long long)f->arena_bytes);
-        if (bytes >= 0 && bytes > f->arena_bytes - r.at)
-            return fail(ps, "%s names buffer %s of %lld bytes beyond the arena (%lld bytes)",
-                        what, rt, (long long)bytes, (long long)f->arena_bytes);
-        return true;
-    case PB_PARAM: count = p->nparams; break;
-    case PB_INPUT: count = f->ninputs; break;
-    case PB_OUTPUT: count = f->noutputs; break;
-    case PB_CONST: count = p->nconsts; break;
-    }
-    if (r.at >= count)
-        return fail(ps, "%s names %s %s but there %s %lld %ss", what, space_name(r.space), rt,
-                    count == 1 ? "is" : "are", (long long)count, space_name(r.space));
-    if (writable && (r.space == PB_INPUT || r.space == PB_CONST))
-        return fail(ps, "%s writes into %s %s, which is read-only", what, space_name(r.space),
-                    rt);
-    int64_t have = ref_size(p, f, r);
-    if (bytes >= 0 && bytes > have)
-        return fail(ps, "%s needs %lld bytes at %s %s of %lld bytes", what, (long long)bytes,
-                    space_name(r.space), rt, (long long)have);
-    return true;
-}
-
-/* Parses and checks refs tok[k..ntok) into a new array. */
-static bool parse_refs(Parser *ps, int k, PStep *s) {
-    s->nrefs = ps->ntok - k;
-    if (s->nrefs > 0 && !(s->refs = calloc((size_t)s->nrefs, sizeof *s->refs))) return oom(ps);
-    for (int i = 0; i < s->nrefs; i++)
-        if (!parse_ref(ps, ps->tok[k + i], &s->refs[i])) return false;
-    return true;
-}
+#include "runtime/program_parser.h"
 
 /* ---- lines ---- */
 
@@ -289,61 +33,61 @@ static const char *const kSections[] = {"program", "param", "input", "setting", 
 static PFunc *cur_func(Parser *ps) { return &ps->p->funcs[ps->p->nfuncs - 1]; }
 
 static bool line_program(Parser *ps) {
-    if (!want_tokens(ps, 4, "program NAME batch B")) return false;
+    if (!pf_want_tokens(ps, 4, "program NAME batch B")) return false;
     if (strcmp(ps->tok[2], "batch"))
-        return fail(ps, "expected 'batch', got '%s' (program NAME batch B)", ps->tok[2]);
-    if (!check_name(ps, "program", ps->tok[1])) return false;
-    if (!(ps->p->name = dupstr(ps->tok[1]))) return oom(ps);
-    return parse_i64(ps, "batch", ps->tok[3], 1, INT32_MAX, &ps->p->batch);
+        return pf_fail(ps, "expected 'batch', got '%s' (program NAME batch B)", ps->tok[2]);
+    if (!pf_check_name(ps, "program", ps->tok[1])) return false;
+    if (!(ps->p->name = pf_dupstr(ps->tok[1]))) return pf_oom(ps);
+    return pf_parse_i64(ps, "batch", ps->tok[3], 1, INT32_MAX, &ps->p->batch);
 }
 
 static bool line_param(Parser *ps) {
     Program *p = ps->p;
-    if (!want_tokens(ps, 8, "param NAME DTYPE [dims] init KIND A trainable|state")) return false;
-    PParam *np = grow(p->params, p->nparams, &ps->cap_params, sizeof *np);
-    if (!np) return oom(ps);
+    if (!pf_want_tokens(ps, 8, "param NAME DTYPE [dims] init KIND A trainable|state")) return false;
+    PParam *np = pf_grow(p->params, p->nparams, &ps->cap_params, sizeof *np);
+    if (!np) return pf_oom(ps);
     p->params = np;
     PParam *pp = &p->params[p->nparams++];
-    if (!parse_tensor(ps, "param", 1, &pp->t)) return false;
+    if (!pf_parse_tensor(ps, "param", 1, &pp->t)) return false;
     if (program_find_param(p, pp->t.name) < p->nparams - 1)
-        return fail(ps, "duplicate param '%s'", pp->t.name);
+        return pf_fail(ps, "duplicate param '%s'", pp->t.name);
     if (strcmp(ps->tok[4], "init"))
-        return fail(ps, "param %s: expected 'init', got '%s'", pp->t.name, ps->tok[4]);
+        return pf_fail(ps, "param %s: expected 'init', got '%s'", pp->t.name, ps->tok[4]);
     pp->init_kind = -1;
     for (int k = 0; k < 4; k++)
         if (!strcmp(ps->tok[5], program_init_names[k])) pp->init_kind = k;
     if (pp->init_kind < 0)
-        return fail(ps, "param %s: unknown init '%s' (zeros ones uniform normal)", pp->t.name,
+        return pf_fail(ps, "param %s: unknown init '%s' (zeros ones uniform normal)", pp->t.name,
                     ps->tok[5]);
-    if (!parse_num(ps, "init scale", ps->tok[6], &pp->init_a)) return false;
+    if (!pf_parse_num(ps, "init scale", ps->tok[6], &pp->init_a)) return false;
     if (!isfinite(pp->init_a))
-        return fail(ps, "param %s: init scale '%s' is not finite", pp->t.name, ps->tok[6]);
+        return pf_fail(ps, "param %s: init scale '%s' is not finite", pp->t.name, ps->tok[6]);
     if (!strcmp(ps->tok[7], "trainable")) pp->trainable = true;
     else if (strcmp(ps->tok[7], "state"))
-        return fail(ps, "param %s: expected 'trainable' or 'state', got '%s'", pp->t.name,
+        return pf_fail(ps, "param %s: expected 'trainable' or 'state', got '%s'", pp->t.name,
                     ps->tok[7]);
     return true;
 }
 
 static bool line_input(Parser *ps) {
     Program *p = ps->p;
-    if (!want_tokens(ps, 8, "input NAME DTYPE [dims] batched|fixed LO HI CLASSES")) return false;
-    PInput *ni = grow(p->inputs, p->ninputs, &ps->cap_inputs, sizeof *ni);
-    if (!ni) return oom(ps);
+    if (!pf_want_tokens(ps, 8, "input NAME DTYPE [dims] batched|fixed LO HI CLASSES")) return false;
+    PInput *ni = pf_grow(p->inputs, p->ninputs, &ps->cap_inputs, sizeof *ni);
+    if (!ni) return pf_oom(ps);
     p->inputs = ni;
     PInput *in = &p->inputs[p->ninputs++];
-    if (!parse_tensor(ps, "input", 1, &in->t)) return false;
+    if (!pf_parse_tensor(ps, "input", 1, &in->t)) return false;
     for (int k = 0; k < p->ninputs - 1; k++)
         if (!strcmp(p->inputs[k].t.name, in->t.name))
-            return fail(ps, "duplicate input '%s'", in->t.name);
+            return pf_fail(ps, "duplicate input '%s'", in->t.name);
     if (!strcmp(ps->tok[4], "batched")) in->batched = true;
     else if (strcmp(ps->tok[4], "fixed"))
-        return fail(ps, "input %s: expected 'batched' or 'fixed', got '%s'", in->t.name,
+        return pf_fail(ps, "input %s: expected 'batched' or 'fixed', got '%s'", in->t.name,
                     ps->tok[4]);
     int64_t classes;
-    if (!parse_num(ps, "input lo", ps->tok[5], &in->lo) ||
-        !parse_num(ps, "input hi", ps->tok[6], &in->hi) ||
-        !parse_i64(ps, "input classes", ps->tok[7], 0, INT32_MAX, &classes))
+    if (!pf_parse_num(ps, "input lo", ps->tok[5], &in->lo) ||
+        !pf_parse_num(ps, "input hi", ps->tok[6], &in->hi) ||
+        !pf_parse_i64(ps, "input classes", ps->tok[7], 0, INT32_MAX, &classes))
         return false;
     in->classes = (int)classes;
     return true;
@@ -353,44 +97,44 @@ static bool line_input(Parser *ps) {
  * the raw line because the string may hold blanks and '#'. */
 static bool line_setting(Parser *ps, char *line) {
     Program *p = ps->p;
-    PSetting *ns = grow(p->settings, p->nsettings, &ps->cap_settings, sizeof *ns);
-    if (!ns) return oom(ps);
+    PSetting *ns = pf_grow(p->settings, p->nsettings, &ps->cap_settings, sizeof *ns);
+    if (!ns) return pf_oom(ps);
     p->settings = ns;
     PSetting *s = &p->settings[p->nsettings++];
     char *q = line;
     char *f[3];
     for (int k = 0; k < 3; k++) { /* "setting", KEY, kind */
-        while (is_blank(*q)) q++;
-        if (!*q) return fail(ps, "'setting' takes KEY num V or KEY str \"S\"");
+        while (pf_is_blank(*q)) q++;
+        if (!*q) return pf_fail(ps, "'setting' takes KEY num V or KEY str \"S\"");
         f[k] = q;
-        while (*q && !is_blank(*q)) q++;
+        while (*q && !pf_is_blank(*q)) q++;
         if (*q) *q++ = '\0';
     }
-    if (!check_name(ps, "setting", f[1])) return false;
-    if (!(s->key = dupstr(f[1]))) return oom(ps);
-    if (program_setting(p, s->key) != s) return fail(ps, "duplicate setting '%s'", s->key);
-    while (is_blank(*q)) q++;
+    if (!pf_check_name(ps, "setting", f[1])) return false;
+    if (!(s->key = pf_dupstr(f[1]))) return pf_oom(ps);
+    if (program_setting(p, s->key) != s) return pf_fail(ps, "duplicate setting '%s'", s->key);
+    while (pf_is_blank(*q)) q++;
     if (!strcmp(f[2], "num")) {
         char *v = q;
-        while (*q && !is_blank(*q)) q++;
+        while (*q && !pf_is_blank(*q)) q++;
         if (*q) *q++ = '\0';
-        while (is_blank(*q)) q++;
-        if (!*v) return fail(ps, "setting %s: missing value", s->key);
-        if (*q) return fail(ps, "setting %s: text after the value: '%s'", s->key, q);
-        return parse_num(ps, "setting value", v, &s->num);
+        while (pf_is_blank(*q)) q++;
+        if (!*v) return pf_fail(ps, "setting %s: missing value", s->key);
+        if (*q) return pf_fail(ps, "setting %s: text after the value: '%s'", s->key, q);
+        return pf_parse_num(ps, "setting value", v, &s->num);
     }
     if (strcmp(f[2], "str"))
-        return fail(ps, "setting %s: expected 'num' or 'str', got '%s'", s->key, f[2]);
+        return pf_fail(ps, "setting %s: expected 'num' or 'str', got '%s'", s->key, f[2]);
     s->is_str = true;
-    if (*q != '"') return fail(ps, "setting %s: expected a string in double quotes", s->key);
+    if (*q != '"') return pf_fail(ps, "setting %s: expected a string in double quotes", s->key);
     q++;
     size_t cap = strlen(q) + 1, n = 0;
-    if (!(s->str = malloc(cap))) return oom(ps);
+    if (!(s->str = malloc(cap))) return pf_oom(ps);
     for (;;) {
         unsigned char c = (unsigned char)*q++;
-        if (!c) return fail(ps, "setting %s: unterminated string", s->key);
+        if (!c) return pf_fail(ps, "setting %s: unterminated string", s->key);
         if (c == '"') break;
-        if (c < 0x20 && c != '\t') return fail(ps, "setting %s: raw control byte in string",
+        if (c < 0x20 && c != '\t') return pf_fail(ps, "setting %s: raw control byte in string",
                                                s->key);
         if (c == '\\') {
             c = (unsigned char)*q++;
@@ -403,19 +147,19 @@ static bool line_setting(Parser *ps, char *line) {
                     int d = h >= '0' && h <= '9' ? h - '0'
                           : h >= 'a' && h <= 'f' ? h - 'a' + 10
                           : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-                    if (d < 0) return fail(ps, "setting %s: bad \\x escape", s->key);
+                    if (d < 0) return pf_fail(ps, "setting %s: bad \\x escape", s->key);
                     v = v * 16 + d;
                 }
-                if (!v) return fail(ps, "setting %s: \\x00 in string", s->key);
+                if (!v) return pf_fail(ps, "setting %s: \\x00 in string", s->key);
                 c = (unsigned char)v;
             } else if (c != '\\' && c != '"')
-                return fail(ps, "setting %s: unknown escape '\\%c'", s->key, c ? c : '0');
+                return pf_fail(ps, "setting %s: unknown escape '\\%c'", s->key, c ? c : '0');
         }
         s->str[n++] = (char)c;
     }
     s->str[n] = '\0';
-    while (is_blank(*q)) q++;
-    if (*q) return fail(ps, "setting %s: text after the string: '%s'", s->key, q);
+    while (pf_is_blank(*q)) q++;
+    if (*q) return pf_fail(ps, "setting %s: text after the string: '%s'", s->key, q);
     return true;
 }
 
@@ -428,27 +172,27 @@ static int hexval(char h) {
 
 static bool line_const(Parser *ps) {
     Program *p = ps->p;
-    if (!want_tokens(ps, 5, "const NAME DTYPE [dims] HEX")) return false;
-    PConst *nc = grow(p->consts, p->nconsts, &ps->cap_consts, sizeof *nc);
-    if (!nc) return oom(ps);
+    if (!pf_want_tokens(ps, 5, "const NAME DTYPE [dims] HEX")) return false;
+    PConst *nc = pf_grow(p->consts, p->nconsts, &ps->cap_consts, sizeof *nc);
+    if (!nc) return pf_oom(ps);
     p->consts = nc;
     PConst *c = &p->consts[p->nconsts++];
-    if (!parse_tensor(ps, "const", 1, &c->t)) return false;
+    if (!pf_parse_tensor(ps, "const", 1, &c->t)) return false;
     for (int k = 0; k < p->nconsts - 1; k++)
         if (!strcmp(p->consts[k].t.name, c->t.name))
-            return fail(ps, "duplicate const '%s'", c->t.name);
+            return pf_fail(ps, "duplicate const '%s'", c->t.name);
     size_t bytes = ptensor_bytes(&c->t);
     const char *h = ps->tok[4];
     size_t hl = strlen(h);
     if (!strcmp(h, "-")) hl = 0;
     if (hl % 2 || hl / 2 != bytes)
-        return fail(ps, "const %s: %zu hex digits, expected %zu (%zu bytes of %s %s)",
+        return pf_fail(ps, "const %s: %zu hex digits, expected %zu (%zu bytes of %s %s)",
                     c->t.name, hl, 2 * bytes, bytes, pdtype_name(c->t.dtype), ps->tok[3]);
-    if (!(c->data = malloc(bytes ? bytes : 1))) return oom(ps);
+    if (!(c->data = malloc(bytes ? bytes : 1))) return pf_oom(ps);
     for (size_t i = 0; i < bytes; i++) {
         int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return fail(ps, "const %s: '%c%c' is not a hex byte", c->t.name, h[2 * i],
+            return pf_fail(ps, "const %s: '%c%c' is not a hex byte", c->t.name, h[2 * i],
                         h[2 * i + 1]);
         ((unsigned char *)c->data)[i] = (unsigned char)(hi * 16 + lo);
     }
@@ -457,23 +201,23 @@ static bool line_const(Parser *ps) {
 
 static bool line_func(Parser *ps) {
     Program *p = ps->p;
-    if (!want_tokens(ps, 4, "func NAME arena BYTES")) return false;
-    PFunc *nf = grow(p->funcs, p->nfuncs, &ps->cap_funcs, sizeof *nf);
-    if (!nf) return oom(ps);
+    if (!pf_want_tokens(ps, 4, "func NAME arena BYTES")) return false;
+    PFunc *nf = pf_grow(p->funcs, p->nfuncs, &ps->cap_funcs, sizeof *nf);
+    if (!nf) return pf_oom(ps);
     p->funcs = nf;
-    int *nl = grow(ps->loop_lines, p->nfuncs, &ps->cap_lines, sizeof *nl);
-    if (!nl) return oom(ps);
+    int *nl = pf_grow(ps->loop_lines, p->nfuncs, &ps->cap_lines, sizeof *nl);
+    if (!nl) return pf_oom(ps);
     ps->loop_lines = nl;
     ps->loop_lines[p->nfuncs] = ps->line;
     PFunc *f = &p->funcs[p->nfuncs++];
     ps->cap_fin = ps->cap_fout = ps->cap_steps = 0;
-    if (!check_name(ps, "func", ps->tok[1])) return false;
-    if (!(f->name = dupstr(ps->tok[1]))) return oom(ps);
+    if (!pf_check_name(ps, "func", ps->tok[1])) return false;
+    if (!(f->name = pf_dupstr(ps->tok[1]))) return pf_oom(ps);
     if (program_find_func(p, f->name) < p->nfuncs - 1)
-        return fail(ps, "duplicate func '%s'", f->name);
+        return pf_fail(ps, "duplicate func '%s'", f->name);
     if (strcmp(ps->tok[2], "arena"))
-        return fail(ps, "func %s: expected 'arena', got '%s'", f->name, ps->tok[2]);
-    return parse_i64(ps, "arena size", ps->tok[3], 0, INT64_C(1) << 60, &f->arena_bytes);
+        return pf_fail(ps, "func %s: expected 'arena', got '%s'", f->name, ps->tok[2]);
+    return pf_parse_i64(ps, "arena size", ps->tok[3], 0, INT64_C(1) << 60, &f->arena_bytes);
 }
 
 /* Where within a function we are: in lines, out lines, then steps. */
@@ -481,39 +225,39 @@ enum { FN_IN, FN_OUT, FN_STEPS };
 
 static bool line_in(Parser *ps) {
     PFunc *f = cur_func(ps);
-    if (!want_tokens(ps, 4, "in NAME DTYPE [dims]")) return false;
-    PTensor *ni = grow(f->inputs, f->ninputs, &ps->cap_fin, sizeof *ni);
-    if (!ni) return oom(ps);
+    if (!pf_want_tokens(ps, 4, "in NAME DTYPE [dims]")) return false;
+    PTensor *ni = pf_grow(f->inputs, f->ninputs, &ps->cap_fin, sizeof *ni);
+    if (!ni) return pf_oom(ps);
     f->inputs = ni;
-    return parse_tensor(ps, "in", 1, &f->inputs[f->ninputs++]);
+    return pf_parse_tensor(ps, "in", 1, &f->inputs[f->ninputs++]);
 }
 
 static bool line_out(Parser *ps) {
     PFunc *f = cur_func(ps);
-    if (!want_tokens(ps, 5, "out NAME DTYPE [dims] REF")) return false;
+    if (!pf_want_tokens(ps, 5, "out NAME DTYPE [dims] REF")) return false;
     int cap = ps->cap_fout;
-    PTensor *no = grow(f->outputs, f->noutputs, &cap, sizeof *no);
-    if (!no) return oom(ps);
+    PTensor *no = pf_grow(f->outputs, f->noutputs, &cap, sizeof *no);
+    if (!no) return pf_oom(ps);
     f->outputs = no;
     cap = ps->cap_fout;
-    PRef *nr = grow(f->out_refs, f->noutputs, &cap, sizeof *nr);
-    if (!nr) return oom(ps);
+    PRef *nr = pf_grow(f->out_refs, f->noutputs, &cap, sizeof *nr);
+    if (!nr) return pf_oom(ps);
     f->out_refs = nr;
     ps->cap_fout = cap;
     int k = f->noutputs++;
     PTensor *t = &f->outputs[k];
-    if (!parse_tensor(ps, "out", 1, t)) return false;
+    if (!pf_parse_tensor(ps, "out", 1, t)) return false;
     PRef *r = &f->out_refs[k];
-    if (!parse_ref(ps, ps->tok[4], r)) return false;
+    if (!pf_parse_ref(ps, ps->tok[4], r)) return false;
     char what[160];
     snprintf(what, sizeof what, "output %s", t->name);
     if (r->space == PB_OUTPUT) {
         if (r->at != k)
-            return fail(ps, "%s refers to output o%lld; an output may name only itself (o%d)",
+            return pf_fail(ps, "%s refers to output o%lld; an output may name only itself (o%d)",
                         what, (long long)r->at, k);
         return true;
     }
-    return check_ref(ps, f, *r, (int64_t)ptensor_bytes(t), false, what);
+    return pf_check_ref(ps, f, *r, (int64_t)ptensor_bytes(t), false, what);
 }
 
 static bool line_kernel(Parser *ps) {
@@ -521,21 +265,21 @@ static bool line_kernel(Parser *ps) {
     PStep *s = &f->steps[f->nsteps - 1];
     s->kind = PS_KERNEL;
     if (ps->ntok < 5)
-        return fail(ps, "'kernel' takes K DOMAIN GRAIN REF... (at least one buffer)");
+        return pf_fail(ps, "'kernel' takes K DOMAIN GRAIN REF... (at least one buffer)");
     int64_t k;
-    if (!parse_i64(ps, "kernel index", ps->tok[1], 0, INT32_MAX, &k)) return false;
+    if (!pf_parse_i64(ps, "kernel index", ps->tok[1], 0, INT32_MAX, &k)) return false;
     if (k >= ps->nkernels)
-        return fail(ps, "kernel index %lld is beyond the kernel table (%d kernels)",
+        return pf_fail(ps, "kernel index %lld is beyond the kernel table (%d kernels)",
                     (long long)k, ps->nkernels);
     s->index = (int)k;
-    if (!parse_i64(ps, "kernel domain", ps->tok[2], 0, INT64_MAX, &s->domain) ||
-        !parse_i64(ps, "kernel grain", ps->tok[3], 1, INT64_MAX, &s->grain) ||
-        !parse_refs(ps, 4, s))
+    if (!pf_parse_i64(ps, "kernel domain", ps->tok[2], 0, INT64_MAX, &s->domain) ||
+        !pf_parse_i64(ps, "kernel grain", ps->tok[3], 1, INT64_MAX, &s->grain) ||
+        !pf_parse_refs(ps, 4, s))
         return false;
     char what[64];
     snprintf(what, sizeof what, "kernel step (kernel %d)", s->index);
     for (int i = 0; i < s->nrefs; i++)
-        if (!check_ref(ps, f, s->refs[i], -1, false, what)) return false;
+        if (!pf_check_ref(ps, f, s->refs[i], -1, false, what)) return false;
     return true;
 }
 
@@ -585,7 +329,7 @@ static bool lib_sizes(CpuOp op, const int64_t *a, int64_t esize, int64_t sz[3], 
     for (int i = 0; i < *nbufs; i++) {
         int64_t t = esize;
         for (int j = 0; j < 4; j++)
-            if (!mul_ok(t, x[i][j], &t)) return false;
+            if (!pf_mul_ok(t, x[i][j], &t)) return false;
         sz[i] = t;
     }
     return true;
@@ -595,7 +339,7 @@ static bool line_lib(Parser *ps) {
     PFunc *f = cur_func(ps);
     PStep *s = &f->steps[f->nsteps - 1];
     s->kind = PS_LIB;
-    if (ps->ntok < 4) return fail(ps, "'lib' takes OP DTYPE ARG... ; REF...");
+    if (ps->ntok < 4) return pf_fail(ps, "'lib' takes OP DTYPE ARG... ; REF...");
     int op = program_lib_op(ps->tok[1]);
     if (op < 0) {
         char names[256] = "";
@@ -604,39 +348,39 @@ static bool line_lib(Parser *ps) {
             size_t l = strlen(names);
             snprintf(names + l, sizeof names - l, "%s%s", k ? " " : "", n ? n : "?");
         }
-        return fail(ps, "unknown lib op '%s' (%s)", ps->tok[1], names);
+        return pf_fail(ps, "unknown lib op '%s' (%s)", ps->tok[1], names);
     }
     s->index = op;
     if (!strcmp(ps->tok[2], "f32")) s->dtype = CPU_F32;
     else if (!strcmp(ps->tok[2], "f64")) s->dtype = CPU_F64;
-    else return fail(ps, "lib %s: dtype '%s' is not f32 or f64", ps->tok[1], ps->tok[2]);
+    else return pf_fail(ps, "lib %s: dtype '%s' is not f32 or f64", ps->tok[1], ps->tok[2]);
     int semi = -1;
     for (int k = 3; k < ps->ntok && semi < 0; k++)
         if (!strcmp(ps->tok[k], ";")) semi = k;
-    if (semi < 0) return fail(ps, "lib %s: missing ';' between the args and the buffers",
+    if (semi < 0) return pf_fail(ps, "lib %s: missing ';' between the args and the buffers",
                               ps->tok[1]);
     int want = cpu_op_nargs((CpuOp)op);
     if (semi - 3 != want)
-        return fail(ps, "lib %s takes %d args, got %d", ps->tok[1], want, semi - 3);
+        return pf_fail(ps, "lib %s takes %d args, got %d", ps->tok[1], want, semi - 3);
     s->nargs = want;
     for (int k = 0; k < want; k++)
-        if (!parse_i64(ps, "lib arg", ps->tok[3 + k], INT64_MIN, INT64_MAX, &s->args[k]))
+        if (!pf_parse_i64(ps, "lib arg", ps->tok[3 + k], INT64_MIN, INT64_MAX, &s->args[k]))
             return false;
     char cerr[256] = "";
     if (!cpu_op_check((CpuOp)op, s->args, cerr, sizeof cerr))
-        return fail(ps, "lib %s: %s", ps->tok[1], cerr);
+        return pf_fail(ps, "lib %s: %s", ps->tok[1], cerr);
     int64_t sz[3];
     int nbufs = 0;
     if (!lib_sizes((CpuOp)op, s->args, s->dtype == CPU_F64 ? 8 : 4, sz, &nbufs))
-        return fail(ps, "lib %s: buffer sizes overflow", ps->tok[1]);
-    if (!parse_refs(ps, semi + 1, s)) return false;
+        return pf_fail(ps, "lib %s: buffer sizes overflow", ps->tok[1]);
+    if (!pf_parse_refs(ps, semi + 1, s)) return false;
     if (s->nrefs != nbufs)
-        return fail(ps, "lib %s takes %d buffers (out, inputs), got %d", ps->tok[1], nbufs,
+        return pf_fail(ps, "lib %s takes %d buffers (out, inputs), got %d", ps->tok[1], nbufs,
                     s->nrefs);
     char what[64];
     snprintf(what, sizeof what, "lib step (%s)", ps->tok[1]);
     for (int i = 0; i < s->nrefs; i++)
-        if (!check_ref(ps, f, s->refs[i], sz[i], i == 0, what)) return false;
+        if (!pf_check_ref(ps, f, s->refs[i], sz[i], i == 0, what)) return false;
     /* The output must not overlap an input (cpu_op_run's contract). */
     for (int i = 1; i < s->nrefs; i++) {
         PRef o = s->refs[0], in = s->refs[i];
@@ -647,7 +391,7 @@ static bool line_lib(Parser *ps) {
             char a[32], b[32];
             program_ref_text(o, a);
             program_ref_text(in, b);
-            return fail(ps, "%s: output %s (%lld bytes) overlaps input %s (%lld bytes)", what,
+            return pf_fail(ps, "%s: output %s (%lld bytes) overlaps input %s (%lld bytes)", what,
                         a, (long long)sz[0], b, (long long)sz[i]);
         }
     }
@@ -658,12 +402,12 @@ static bool line_copy(Parser *ps) {
     PFunc *f = cur_func(ps);
     PStep *s = &f->steps[f->nsteps - 1];
     s->kind = PS_COPY;
-    if (!want_tokens(ps, 4, "copy BYTES DST SRC")) return false;
-    if (!parse_i64(ps, "copy size", ps->tok[1], 0, INT64_MAX, &s->domain) ||
-        !parse_refs(ps, 2, s))
+    if (!pf_want_tokens(ps, 4, "copy BYTES DST SRC")) return false;
+    if (!pf_parse_i64(ps, "copy size", ps->tok[1], 0, INT64_MAX, &s->domain) ||
+        !pf_parse_refs(ps, 2, s))
         return false;
-    return check_ref(ps, f, s->refs[0], s->domain, true, "copy step (destination)") &&
-           check_ref(ps, f, s->refs[1], s->domain, false, "copy step (source)");
+    return pf_check_ref(ps, f, s->refs[0], s->domain, true, "copy step (destination)") &&
+           pf_check_ref(ps, f, s->refs[1], s->domain, false, "copy step (source)");
 }
 
 static bool line_loop(Parser *ps) {
@@ -672,25 +416,25 @@ static bool line_loop(Parser *ps) {
     PStep *s = &f->steps[f->nsteps - 1];
     s->kind = PS_LOOP;
     s->index = -1;
-    if (ps->ntok < 6) return fail(ps, "'loop' takes FUNC TRIPS CARRYBYTES OUT INIT CAPTURE...");
-    if (!parse_i64(ps, "loop trips", ps->tok[2], 0, INT32_MAX, &s->domain) ||
-        !parse_i64(ps, "loop carry size", ps->tok[3], 0, INT64_MAX, &s->grain) ||
-        !parse_refs(ps, 4, s))
+    if (ps->ntok < 6) return pf_fail(ps, "'loop' takes FUNC TRIPS CARRYBYTES OUT INIT CAPTURE...");
+    if (!pf_parse_i64(ps, "loop trips", ps->tok[2], 0, INT32_MAX, &s->domain) ||
+        !pf_parse_i64(ps, "loop carry size", ps->tok[3], 0, INT64_MAX, &s->grain) ||
+        !pf_parse_refs(ps, 4, s))
         return false;
-    if (!check_ref(ps, f, s->refs[0], s->grain, true, "loop step (carry out)") ||
-        !check_ref(ps, f, s->refs[1], s->grain, false, "loop step (carry init)"))
+    if (!pf_check_ref(ps, f, s->refs[0], s->grain, true, "loop step (carry out)") ||
+        !pf_check_ref(ps, f, s->refs[1], s->grain, false, "loop step (carry init)"))
         return false;
     for (int i = 2; i < s->nrefs; i++)
-        if (!check_ref(ps, f, s->refs[i], -1, false, "loop step (capture)")) return false;
-    PendingLoop *nl = grow(ps->loops, ps->nloops, &ps->cap_loops, sizeof *nl);
-    if (!nl) return oom(ps);
+        if (!pf_check_ref(ps, f, s->refs[i], -1, false, "loop step (capture)")) return false;
+    PendingLoop *nl = pf_grow(ps->loops, ps->nloops, &ps->cap_loops, sizeof *nl);
+    if (!nl) return pf_oom(ps);
     ps->loops = nl;
     PendingLoop *pl = &ps->loops[ps->nloops++];
     pl->func = p->nfuncs - 1;
     pl->step = f->nsteps - 1;
     pl->line = ps->line;
-    if (!check_name(ps, "loop body", ps->tok[1])) return false;
-    if (!(pl->name = dupstr(ps->tok[1]))) return oom(ps);
+    if (!pf_check_name(ps, "loop body", ps->tok[1])) return false;
+    if (!(pl->name = pf_dupstr(ps->tok[1]))) return pf_oom(ps);
     return true;
 }
 
@@ -702,31 +446,31 @@ static bool check_loop(Parser *ps, PendingLoop *pl) {
     PStep *s = &f->steps[pl->step];
     ps->line = pl->line;
     int g = program_find_func(p, pl->name);
-    if (g < 0) return fail(ps, "loop body '%s' is not a function of the program", pl->name);
+    if (g < 0) return pf_fail(ps, "loop body '%s' is not a function of the program", pl->name);
     s->index = g;
     const PFunc *b = &p->funcs[g];
     int ncap = s->nrefs - 2;
     if (b->ninputs != 2 + ncap)
-        return fail(ps, "loop body %s takes %d inputs; the loop passes %d (trip, carry and "
+        return pf_fail(ps, "loop body %s takes %d inputs; the loop passes %d (trip, carry and "
                         "%d captures)", b->name, b->ninputs, 2 + ncap, ncap);
     if (b->noutputs != 1)
-        return fail(ps, "loop body %s has %d outputs; a body has one (the next carry)",
+        return pf_fail(ps, "loop body %s has %d outputs; a body has one (the next carry)",
                     b->name, b->noutputs);
     if (b->inputs[0].dtype != PD_I32 || ptensor_numel(&b->inputs[0]) != 1)
-        return fail(ps, "loop body %s: input 0 (%s) must be an i32 scalar (the trip index)",
+        return pf_fail(ps, "loop body %s: input 0 (%s) must be an i32 scalar (the trip index)",
                     b->name, b->inputs[0].name);
     if ((int64_t)ptensor_bytes(&b->inputs[1]) != s->grain)
-        return fail(ps, "loop body %s: carry input %s has %zu bytes, the loop carries %lld",
+        return pf_fail(ps, "loop body %s: carry input %s has %zu bytes, the loop carries %lld",
                     b->name, b->inputs[1].name, ptensor_bytes(&b->inputs[1]),
                     (long long)s->grain);
     if ((int64_t)ptensor_bytes(&b->outputs[0]) != s->grain)
-        return fail(ps, "loop body %s: output %s has %zu bytes, the loop carries %lld", b->name,
+        return pf_fail(ps, "loop body %s: output %s has %zu bytes, the loop carries %lld", b->name,
                     b->outputs[0].name, ptensor_bytes(&b->outputs[0]), (long long)s->grain);
     for (int i = 0; i < ncap; i++) {
         char what[200];
         snprintf(what, sizeof what, "loop step (capture %d for %s's input %s)", i, b->name,
                  b->inputs[2 + i].name);
-        if (!check_ref(ps, f, s->refs[2 + i], (int64_t)ptensor_bytes(&b->inputs[2 + i]), false,
+        if (!pf_check_ref(ps, f, s->refs[2 + i], (int64_t)ptensor_bytes(&b->inputs[2 + i]), false,
                        what))
             return false;
     }
@@ -743,7 +487,7 @@ static bool no_cycle(Parser *ps, int fi, char *state) {
         int g = p->funcs[fi].steps[pl->step].index;
         if (state[g] == 1) {
             ps->line = pl->line;
-            return fail(ps, "loop in %s calls %s recursively", p->funcs[fi].name,
+            return pf_fail(ps, "loop in %s calls %s recursively", p->funcs[fi].name,
                         p->funcs[g].name);
         }
         if (state[g] == 0 && !no_cycle(ps, g, state)) return false;
@@ -777,9 +521,9 @@ static int section_of(const char *kw) {
  * step line the label after '#' is cut off and returned (NULL if none). */
 static char *split_keyword(char *line, char kw[16]) {
     char *w = line;
-    while (is_blank(*w)) w++;
+    while (pf_is_blank(*w)) w++;
     char *we = w;
-    while (*we && !is_blank(*we)) we++;
+    while (*we && !pf_is_blank(*we)) we++;
     size_t wl = (size_t)(we - w);
     kw[0] = '\0';
     if (wl < 16) memcpy(kw, w, wl), kw[wl] = '\0';
@@ -787,20 +531,20 @@ static char *split_keyword(char *line, char kw[16]) {
     if (!hash) return NULL;
     *hash = '\0';
     char *label = hash + 1;
-    while (is_blank(*label)) label++;
+    while (pf_is_blank(*label)) label++;
     size_t ll = strlen(label);
-    while (ll && is_blank(label[ll - 1])) label[--ll] = '\0';
+    while (ll && pf_is_blank(label[ll - 1])) label[--ll] = '\0';
     return ll ? label : NULL;
 }
 
 /* A step line of the current func. */
 static bool add_step(Parser *ps, const char *kw, const char *label) {
     PFunc *f = cur_func(ps);
-    PStep *ns = grow(f->steps, f->nsteps, &ps->cap_steps, sizeof *ns);
-    if (!ns) return oom(ps);
+    PStep *ns = pf_grow(f->steps, f->nsteps, &ps->cap_steps, sizeof *ns);
+    if (!ns) return pf_oom(ps);
     f->steps = ns;
     PStep *s = &f->steps[f->nsteps++];
-    if (label && !(s->label = dupstr(label))) return oom(ps);
+    if (label && !(s->label = pf_dupstr(label))) return pf_oom(ps);
     return !strcmp(kw, "kernel") ? line_kernel(ps)
          : !strcmp(kw, "lib")    ? line_lib(ps)
          : !strcmp(kw, "copy")   ? line_copy(ps)
@@ -811,19 +555,19 @@ static bool add_step(Parser *ps, const char *kw, const char *label) {
 static bool func_line(Parser *ps, Where *at, const char *kw, const char *label) {
     const PFunc *f = cur_func(ps);
     if (!strcmp(kw, "end")) {
-        if (ps->ntok != 1) return fail(ps, "'end' takes no fields");
+        if (ps->ntok != 1) return pf_fail(ps, "'end' takes no fields");
         at->in_func = false;
         return true;
     }
     if (!strcmp(kw, "in")) {
         if (at->fn_part != FN_IN)
-            return fail(ps, "func %s: 'in' after out or step lines (order: in, out, steps)",
+            return pf_fail(ps, "func %s: 'in' after out or step lines (order: in, out, steps)",
                         f->name);
         return line_in(ps);
     }
     if (!strcmp(kw, "out")) {
         if (at->fn_part == FN_STEPS)
-            return fail(ps, "func %s: 'out' after step lines (order: in, out, steps)", f->name);
+            return pf_fail(ps, "func %s: 'out' after step lines (order: in, out, steps)", f->name);
         at->fn_part = FN_OUT;
         return line_out(ps);
     }
@@ -831,17 +575,18 @@ static bool func_line(Parser *ps, Where *at, const char *kw, const char *label) 
         at->fn_part = FN_STEPS;
         return add_step(ps, kw, label);
     }
-    if (section_of(kw) >= 0) return fail(ps, "'%s' inside func %s (missing 'end'?)", kw, f->name);
-    return fail(ps, "unknown keyword '%s' in func %s", ps->tok[0], f->name);
+    if (section_of(kw) >= 0)
+        return pf_fail(ps, "'%s' inside func %s (missing 'end'?)", kw, f->name);
+    return pf_fail(ps, "unknown keyword '%s' in func %s", ps->tok[0], f->name);
 }
 
 /* Sections come in the order of kSections, the program line first and once. */
 static bool check_order(Parser *ps, const Where *at, int sec, const char *kw) {
     if (at->section < 0 && sec != SEC_PROGRAM)
-        return fail(ps, "the first line must be 'program NAME batch B', got '%s'", kw);
-    if (sec == SEC_PROGRAM && at->section >= 0) return fail(ps, "a second 'program' line");
+        return pf_fail(ps, "the first line must be 'program NAME batch B', got '%s'", kw);
+    if (sec == SEC_PROGRAM && at->section >= 0) return pf_fail(ps, "a second 'program' line");
     if (sec < at->section)
-        return fail(ps, "'%s' after '%s' lines (order: program, param, input, setting, const, "
+        return pf_fail(ps, "'%s' after '%s' lines (order: program, param, input, setting, const, "
                         "func)", kw, kSections[at->section]);
     return true;
 }
@@ -851,8 +596,8 @@ static bool top_line(Parser *ps, Where *at, const char *kw) {
     int sec = section_of(kw);
     if (sec < 0) {
         if (is_step_keyword(kw) || !strcmp(kw, "in") || !strcmp(kw, "out") || !strcmp(kw, "end"))
-            return fail(ps, "'%s' outside a function", ps->tok[0]);
-        return fail(ps, "unknown keyword '%s'", ps->tok[0]);
+            return pf_fail(ps, "'%s' outside a function", ps->tok[0]);
+        return pf_fail(ps, "unknown keyword '%s'", ps->tok[0]);
     }
     if (!check_order(ps, at, sec, kw)) return false;
     at->section = sec;
@@ -874,12 +619,12 @@ static bool one_line(Parser *ps, Where *at, char *line) {
     char kw[16];
     char *label = split_keyword(line, kw);
     if (!strcmp(kw, "setting") && !at->in_func) {
-        if (at->section < 0) return fail(ps, "the first line must be 'program NAME batch B'");
+        if (at->section < 0) return pf_fail(ps, "the first line must be 'program NAME batch B'");
         if (!check_order(ps, at, SEC_SETTING, kw)) return false;
         at->section = SEC_SETTING;
         return line_setting(ps, line);
     }
-    if (!tokenize(ps, line)) return false;
+    if (!pf_tokenize(ps, line)) return false;
     return at->in_func ? func_line(ps, at, kw, label) : top_line(ps, at, kw);
 }
 
@@ -887,16 +632,16 @@ static bool one_line(Parser *ps, Where *at, char *line) {
  * no recursion. */
 static bool finish(Parser *ps, const Where *at) {
     Program *p = ps->p;
-    if (at->section < 0) return fail(ps, "empty program (expected 'program NAME batch B')");
+    if (at->section < 0) return pf_fail(ps, "empty program (expected 'program NAME batch B')");
     if (at->in_func) {
         int fl = ps->loop_lines[p->nfuncs - 1];
-        return fail(ps, "func %s (line %d) has no 'end'", cur_func(ps)->name, fl);
+        return pf_fail(ps, "func %s (line %d) has no 'end'", cur_func(ps)->name, fl);
     }
     for (int k = 0; k < ps->nloops; k++)
         if (!check_loop(ps, &ps->loops[k])) return false;
     if (!p->nfuncs) return true;
     char *state = calloc((size_t)p->nfuncs, 1);
-    if (!state) return oom(ps);
+    if (!state) return pf_oom(ps);
     bool ok = true;
     for (int fi = 0; fi < p->nfuncs && ok; fi++)
         if (!state[fi]) ok = no_cycle(ps, fi, state);
@@ -913,7 +658,7 @@ static bool parse_lines(Parser *ps, char *text) {
         char *next = nl ? nl + 1 : line + strlen(line);
         if (nl) *nl = '\0';
         const char *w = line;
-        while (is_blank(*w)) w++;
+        while (pf_is_blank(*w)) w++;
         if (*w && !one_line(ps, &at, line)) return false;
         line = next;
     }
@@ -924,13 +669,13 @@ Program *program_parse(const char *text, int nkernels, char *err, size_t errcap)
     if (err && errcap) err[0] = '\0';
     Parser ps = {.nkernels = nkernels, .err = err, .errcap = errcap};
     if (!text) {
-        fail(&ps, "no text");
+        pf_fail(&ps, "no text");
         return NULL;
     }
-    char *copy = dupstr(text);
+    char *copy = pf_dupstr(text);
     ps.p = calloc(1, sizeof *ps.p);
     bool ok = false;
-    if (!copy || !ps.p) oom(&ps);
+    if (!copy || !ps.p) pf_oom(&ps);
     else ok = parse_lines(&ps, copy);
     free(copy);
     for (int k = 0; k < ps.nloops; k++) free(ps.loops[k].name);
