@@ -22,7 +22,9 @@ directory's `running` file names the pid) is refused, so two runs of the
 script can share an --out directory.
 
 Schedules (every number in the tables states its schedule):
-  quick  what a 2-core CPU finishes in about an hour per data set: training
+  quick  what a 2-core CPU finishes in 3 to 100 minutes per row (the
+         IG-based baselines the longest; about 4 hours per data set for
+         all twelve methods, with two rows sharing the cores): training
          on the first 4,096 images for 2 epochs at lr 1e-3, inner PGD of 10
          steps of 0.04 (instead of 40 of 0.01), IG of 10 path points, IGR
          warm-up a quarter epoch; eval on 500 test images; the IFIA attack
