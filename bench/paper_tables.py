@@ -15,9 +15,9 @@ and `consistency` commands, and writes results.json and results.md into
 --out. Runs that already finished (their JSON exists) are reused, so an
 interrupted run continues where it stopped; --report runs nothing and
 writes the tables of the rows that have finished. --jobs N runs N rows at
-once with the cores shared out among them (IGRC_THREADS = cores / N): on 2
-cores two single-threaded rows finish sooner together than one after the
-other at 2 threads each. A row being run by another live process (its
+once with the cores shared out among them (IGRC_THREADS = cores / N): one
+executable at 2 threads kept a 2-core machine's cores about 82% busy, two
+at 1 thread each keep both busy. A row being run by another live process (its
 directory's `running` file names the pid) is refused, so two runs of the
 script can share an --out directory.
 
