@@ -619,7 +619,6 @@ static bool one_line(Parser *ps, Where *at, char *line) {
     char kw[16];
     char *label = split_keyword(line, kw);
     if (!strcmp(kw, "setting") && !at->in_func) {
-        if (at->section < 0) return pf_fail(ps, "the first line must be 'program NAME batch B'");
         if (!check_order(ps, at, SEC_SETTING, kw)) return false;
         at->section = SEC_SETTING;
         return line_setting(ps, line);
