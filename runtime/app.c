@@ -20,7 +20,8 @@ static void print_help(const char *cmd, const char *summary, const AppOpt *opts,
     printf("usage: %s [options]\n%s\n\noptions:\n", cmd, summary);
     for (int i = 0; i < nopts; i++) {
         char left[64];
-        snprintf(left, sizeof left, "--%s %s", opts[i].name, opts[i].meta);
+        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].kind == OPT_FLAG ? "" : " ",
+                 opts[i].kind == OPT_FLAG ? "" : opts[i].meta);
         printf("  %-24s %s\n", left, opts[i].help);
     }
     printf("  %-24s %s\n", "--help", "show this help");
@@ -31,6 +32,7 @@ static bool set_opt(const char *cmd, AppOpt *o, const char *v) {
     errno = 0;
     switch (o->kind) {
     case OPT_STR: *(const char **)o->dst = v; return true;
+    case OPT_FLAG: *(bool *)o->dst = true; return true;
     case OPT_INT: {
         long long x = strtoll(v, &end, 10);
         if (*v && !*end && !errno && x >= 0) {
@@ -86,7 +88,11 @@ int app_parse(const char *cmd, const char *summary, int argc, char **argv, AppOp
             return APP_USAGE;
         }
         const char *v = eq ? eq + 1 : NULL;
-        if (!v) {
+        if (o->kind == OPT_FLAG && v) {
+            fprintf(stderr, "%s: --%s takes no value\n", cmd, o->name);
+            return APP_USAGE;
+        }
+        if (!v && o->kind != OPT_FLAG) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "%s: --%s needs a value (%s)\n", cmd, o->name, o->meta);
                 return APP_USAGE;

@@ -17,12 +17,12 @@
 #define APP_USAGE 2 /* bad command line */
 #define APP_HELP -1 /* --help was printed: exit 0 */
 
-typedef enum { OPT_STR, OPT_INT, OPT_NUM, OPT_U32 } AppOptKind;
+typedef enum { OPT_STR, OPT_INT, OPT_NUM, OPT_U32, OPT_FLAG } AppOptKind;
 
 typedef struct {
     const char *name; /* without the leading "--" */
     AppOptKind kind;
-    void *dst;        /* const char **, int64_t *, double *, uint32_t * */
+    void *dst;        /* const char **, int64_t *, double *, uint32_t *, bool * (a flag: no value) */
     const char *meta; /* "N", "DIR"... */
     const char *help;
     bool seen;        /* set by app_parse */
