@@ -66,13 +66,37 @@ static Type rebatch(const Type *t, int n) {
     return r;
 }
 
+/* The saliency of SPEC section 6: sum over channels of |IG|, [B, 1, H, W]
+ * (an image input's rank is checked by the runtime; other ranks keep |IG|). */
+static int saliency(Builder *b, const char *name, int ig) {
+    int a = b_unary(b, OP_ABS, arena_printf(b->m->arena, "%s.abs", name), ig);
+    if (a < 0 || b_type(b, a)->rank != 4) return a;
+    int64_t channels = 1;
+    return b_reduce(b, OP_REDUCE_SUM, name, a, &channels, 1, true);
+}
+
+/* D(x) = sum over rows of sum(mask * s) / sum(s): the share of each row's
+ * saliency inside its original top-k (Ghorbani et al. 2019, Chen et al.
+ * 2019). Normalised, the attack cannot lower D by shrinking the whole map. */
+static int topk_share(Builder *b, int s, int mask) {
+    Type t = *b_type(b, s);
+    int64_t rows[IR_MAX_RANK], batch = 0;
+    for (int i = 1; i < t.rank; i++) rows[i - 1] = i;
+    int in = b_reduce(b, OP_REDUCE_SUM, "attack.inside", b_binary(b, OP_MUL, "attack.masked", s, mask),
+                      rows, t.rank - 1, false);
+    int all = b_reduce(b, OP_REDUCE_SUM, "attack.total", s, rows, t.rank - 1, false);
+    int share = b_binary(b, OP_DIV, "attack.share", in, all);
+    return b_reduce(b, OP_REDUCE_SUM, "attack.D", share, &batch, 1, false);
+}
+
 /* attrib_step(x, y, mask) -> logits, attributions, dx: one iterate of the
  * IFIA top-k attack (SPEC section 6). logits and attributions are the real
- * (ReLU) network's prediction and IG saliency at x (the label check and
- * Kendall's tau); dx is the gradient of D(x) = sum(mask * IG~(x)), IG~ the
- * saliency of the same network with every ReLU replaced by softplus (beta 1),
- * since a ReLU network's second derivative is zero. The batch is
- * eval.attack_batch rows (attacks run few images), evaluation mode. */
+ * (ReLU) network's prediction and saliency at x (the label check and
+ * Kendall's tau); dx is the gradient of the normalised top-k share D(x) of
+ * the saliency of the same network with every ReLU replaced by softplus
+ * (beta 1), since a ReLU network's second derivative is zero. mask has the
+ * saliency's shape [B, 1, H, W]. The batch is eval.attack_batch rows
+ * (attacks run few images), evaluation mode. */
 static bool build_attrib_step(Ctx *c) {
     const InputDesc *x = input(c, "x"), *y = input(c, "y");
     int m = 0, mt = 0, batch = 0;
@@ -80,26 +104,22 @@ static bool build_attrib_step(Ctx *c) {
         !int_setting(c, "eval.attack_ig_steps", 100, 1, 100000, &mt) ||
         !int_setting(c, "eval.attack_batch", 16, 1, 65536, &batch))
         return false;
-    Type xt = rebatch(&x->type, batch), yt = rebatch(&y->type, batch);
+    Type xt = rebatch(&x->type, batch), yt = rebatch(&y->type, batch), st = xt;
+    if (st.rank == 4) st.dim[1] = 1;
     Builder b = {c->m, module_add_func(c->m, "attrib_step"), c->d};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1};
     ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = "attrib_step"};
-    int xv = b_input(&b, "x", xt), yv = b_input(&b, "y", yt), mask = b_input(&b, "mask", xt);
+    int xv = b_input(&b, "x", xt), yv = b_input(&b, "y", yt), mask = b_input(&b, "mask", st);
     int z = net_emit(&env, c->network, xv);
-    IgSpec real = {m, false, c->network, "logit", -1, "attributions"};
-    int a = z < 0 ? -1 : ig_emit(&oe, &real, xv, yv);
+    IgSpec real = {m, false, c->network, "logit", -1, "ig"};
+    int a = z < 0 ? -1 : saliency(&b, "attributions", ig_emit(&oe, &real, xv, yv));
     NetEnv smooth = env;
     smooth.smooth_relu = true;
     ObjEnv soe = oe;
     soe.env = &smooth;
     IgSpec sur = {mt, false, c->network, "logit", -1, "surrogate"};
-    int s = a < 0 ? -1 : ig_emit(&soe, &sur, xv, yv);
-    if (s < 0) return false;
-    int64_t all[IR_MAX_RANK];
-    for (int i = 0; i < xt.rank; i++) all[i] = i;
-    int dsum = b_reduce(&b, OP_REDUCE_SUM, "attack.D", b_binary(&b, OP_MUL, "attack.masked", s, mask),
-                        all, xt.rank, false);
-    int g = b_node(&b, OP_GRAD, "dx", (int[]){dsum, xv}, 2, NULL, 0);
+    int s = a < 0 ? -1 : saliency(&b, "surrogate.saliency", ig_emit(&soe, &sur, xv, yv));
+    int g = s < 0 ? -1 : b_node(&b, OP_GRAD, "dx", (int[]){topk_share(&b, s, mask), xv}, 2, NULL, 0);
     if (g < 0) return false;
     func_add_output(c->m, b.f, "logits", z);
     func_add_output(c->m, b.f, "attributions", a);

@@ -1,11 +1,12 @@
 /* The evaluation entry points of the attribution attack and of activation
  * consistency (frontend/entry.c), checked by independent computations:
- *  - attrib_step's dx against central finite differences of
- *    D(x) = sum(mask * IG(x)) where IG comes from the `ig` entry point of the
- *    same model compiled with every activation a softplus (-D act=softplus):
- *    the surrogate is smooth, so the differences converge;
- *  - attrib_step's logits and attributions against `predict` and `ig` of the
- *    ReLU model;
+ *  - attrib_step's dx against central finite differences of the normalised
+ *    top-k share D(x) = sum_rows sum(mask * S) / sum(S), S = |IG| (one
+ *    channel) where IG comes from the `ig` entry point of the same model
+ *    compiled with every activation a softplus (-D act=softplus): the
+ *    surrogate is smooth, so the differences converge;
+ *  - attrib_step's logits and attributions against `predict` and |`ig`| of
+ *    the ReLU model;
  *  - activations' `pre`: its length is the sum of the ReLU layers' sizes and
  *    its last block reproduces the logits through the last linear layer. */
 #include <criterion/criterion.h>
@@ -29,14 +30,18 @@ static NamedValue nv_mask(const double *m) {
     return v;
 }
 
-/* D(x) = sum(mask * IG_softplus(x)). */
+/* D(x) = sum over rows of sum(mask * S) / sum(S), S = |IG_softplus(x)|. */
 static double surrogate_d(const Module *soft, const Params *p, const double *x, const int *y,
                           const double *mask) {
     NamedValue in[2] = {nv_image("x", x, B), nv_labels("y", y, B)};
     Outs o = run_fn(soft, "ig", INTERP_F64, in, 2, p->v, p->n);
     const double *a = out_get(&o, "attributions")->data;
     double d = 0;
-    for (int i = 0; i < B * NPIX; i++) d += mask[i] * a[i];
+    for (int r = 0; r < B; r++) {
+        double in = 0, all = 0;
+        for (int i = r * NPIX; i < (r + 1) * NPIX; i++) in += mask[i] * fabs(a[i]), all += fabs(a[i]);
+        d += in / all;
+    }
     outs_free(&o);
     nvs_free(in, 2);
     return d;
@@ -96,11 +101,12 @@ Test(attack_entries, attrib_step_dx_matches_finite_differences_of_the_softplus_s
     module_free(soft);
 }
 
-static double max_diff(const NamedValue *a, const NamedValue *b) {
+/* max |a - f(b)|, f the identity or fabs. */
+static double max_diff_of(const NamedValue *a, const NamedValue *b, double (*f)(double)) {
     int64_t n = type_numel(&a->type);
     cr_assert_eq(n, type_numel(&b->type), "%s and %s differ in size", a->name, b->name);
     double d = 0;
-    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs(a->data[i] - b->data[i]));
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs(a->data[i] - (f ? f(b->data[i]) : b->data[i])));
     return d;
 }
 
@@ -118,8 +124,11 @@ Test(attack_entries, attrib_step_logits_and_attributions_are_the_relu_models) {
     Outs z = run_fn(plain, "predict", INTERP_F64, in, 1, p.v, p.n);
     const NamedValue *a = out_get(&o, "attributions");
     cr_expect_gt(max_abs(a->data, B * NPIX), 0);
-    cr_expect_leq(max_diff(a, out_get(&ig, "attributions")), 1e-12);
-    cr_expect_leq(max_diff(out_get(&o, "logits"), out_get(&z, "logits")), 1e-12);
+    /* The saliency: |IG| summed over MNIST's one channel. */
+    cr_expect_eq(a->type.rank, 4);
+    cr_expect_eq(a->type.dim[1], 1);
+    cr_expect_leq(max_diff_of(a, out_get(&ig, "attributions"), fabs), 1e-12);
+    cr_expect_leq(max_diff_of(out_get(&o, "logits"), out_get(&z, "logits"), NULL), 1e-12);
     /* A zero mask makes D zero, so its gradient is exactly zero. */
     cr_expect_eq(max_abs(out_get(&o, "dx")->data, B * NPIX), 0);
     outs_free(&o);
