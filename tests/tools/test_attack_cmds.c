@@ -3,8 +3,9 @@
  * ig. Checked: the JSON's aggregates are the means of its per-image rows
  * and lie in range; identities that must hold exactly (eps 0: every iterate
  * is the original, so top-k = tau = 1 and consistency = 1; zero steps: no
- * candidate, recorded as 1); the PNG strip's size follows the layout; bad
- * options and a missing checkpoint are clear errors. */
+ * candidate, recorded as 1); the two selections' per-image order; a seeded
+ * random start; the PNG strip's size follows the layout; bad options and a
+ * missing checkpoint are clear errors. */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -107,6 +108,55 @@ Test(attack_cmds, attrib_identities_at_eps_zero_and_zero_steps) {
     }
 }
 
+/* The per-image rows of an attrib JSON: topk and tau of attacked images. */
+static int image_rows(const cJSON *j, double *topk, double *tau, int cap) {
+    int n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(j, "images")) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "attacked")) || n == cap) continue;
+        topk[n] = num(row, "topk"), tau[n] = num(row, "kendall_tau"), n++;
+    }
+    return n;
+}
+
+/* Both selections choose among the same label-preserving iterates, so per
+ * image the topk selection's intersection is at most the kendall one's, and
+ * the kendall selection's tau at most the topk one's. A random start is a
+ * function of the seed. */
+Test(attack_cmds, attrib_selection_attack_k_and_random_start) {
+    char dir[PATH_MAX];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    const char *jk = in_dir("kendall.json"), *jt = in_dir("topk.json");
+    const char *jr1 = in_dir("rs1.json"), *jr2 = in_dir("rs2.json");
+    expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
+                  "--json", jk), "attrib --select kendall");
+    expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
+                  "--select", "topk", "--json", jt), "attrib --select topk");
+    for (int i = 0; i < 2; i++)
+        expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
+                      "--random-start", "--seed", "7", "--attack-k", "40", "--json", i ? jr2 : jr1),
+                  "attrib --random-start");
+    cJSON *k = load_json(jk), *t = load_json(jt), *r1 = load_json(jr1), *r2 = load_json(jr2);
+    double tk[16], kk[16], tt[16], kt[16], a1[16], b1[16], a2[16], b2[16];
+    int n = image_rows(k, tk, kk, 16);
+    cr_assert_gt(n, 3, "only %d images attacked", n);
+    cr_assert_eq(image_rows(t, tt, kt, 16), n);
+    for (int i = 0; i < n; i++) {
+        cr_expect_leq(tt[i], tk[i], "image row %d: top-k selection %g > kendall selection's %g", i,
+                      tt[i], tk[i]);
+        cr_expect_leq(kk[i], kt[i], "image row %d: kendall selection's tau %g > %g", i, kk[i], kt[i]);
+    }
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(t, "select")->valuestring, "topk");
+    cr_expect_eq(num(k, "attack_k"), num(k, "k"), "--attack-k defaults to --k");
+    cr_expect_eq(num(r1, "attack_k"), 40);
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r1, "random_start")));
+    cr_expect_eq(image_rows(r1, a1, b1, 16), image_rows(r2, a2, b2, 16));
+    for (int i = 0; i < n; i++)
+        cr_expect(a1[i] == a2[i] && b1[i] == b2[i], "row %d: the same seed gave %g/%g and %g/%g", i,
+                  a1[i], b1[i], a2[i], b2[i]);
+    cJSON_Delete(k), cJSON_Delete(t), cJSON_Delete(r1), cJSON_Delete(r2);
+}
+
 Test(attack_cmds, consistency_is_one_at_eps_zero_and_below_one_under_attack) {
     char dir[PATH_MAX];
     const char *exe = trained_mlp(dir, sizeof dir);
@@ -163,6 +213,15 @@ Test(attack_cmds, bad_options_and_missing_checkpoint) {
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "--k"), "%s", r.err);
     result_free(&r);
+    const char *const bad[][2] = {{"--select", "lowest"}, {"--attack-k", "0"},
+                                  {"--attack-k", "785"}, {"--random-start=1", NULL}};
+    for (int i = 0; i < 4; i++) {
+        r = bad[i][1] ? run(exe, "attrib", "--out", dir, "--data", "mnist", bad[i][0], bad[i][1])
+                      : run(exe, "attrib", "--out", dir, "--data", "mnist", bad[i][0]);
+        cr_expect_eq(r.rc, 2, "%s: exit %d: %s", bad[i][0], r.rc, r.err);
+        cr_expect(strstr(r.err, bad[i][1] ? bad[i][0] : "--random-start"), "%s", r.err);
+        result_free(&r);
+    }
     r = run(exe, "ig", "--out", dir, "--data", "mnist", "--images", "5,99999");
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "--images"), "%s", r.err);
