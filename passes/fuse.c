@@ -155,26 +155,51 @@ static bool member(const Fuse *fz, int root, int v) {
     return true;
 }
 
-static int body_value(Fuse *fz, Body *bd, int root, int v);
-
-static int body_operand(Fuse *fz, Body *bd, int root, int v) {
-    if (bd->map[v] >= 0) return bd->map[v];
-    if (member(fz, root, v)) return body_value(fz, bd, root, v);
+/* A value of the group not copied yet, or an outside operand (which becomes
+ * a body input on first use): true when v still has to be copied first. */
+static bool pending_member(Fuse *fz, Body *bd, int root, int v) {
+    if (bd->map[v] >= 0) return false;
+    if (member(fz, root, v)) return true;
     const Node *n = &fz->f->nodes[v];
     bd->ins[bd->nins++] = v;
-    return bd->map[v] = func_add_node(fz->m, bd->b.f, OP_INPUT, n->name, NULL, 0, NULL, 0, n->type);
+    bd->map[v] = func_add_node(fz->m, bd->b.f, OP_INPUT, n->name, NULL, 0, NULL, 0, n->type);
+    return false;
 }
 
-/* Copies member v (and, first, its operands) into the body. Recursion
- * depth is the group's depth: chains are tens of nodes, not thousands. */
-static int body_value(Fuse *fz, Body *bd, int root, int v) {
+/* Copies node v, whose operands are all in the body, into it. */
+static void copy_node(Fuse *fz, Body *bd, int v) {
     const Node *n = &fz->f->nodes[v];
     int stack[64] = {0}, *ins = n->ninputs > 64 ? malloc(sizeof(int) * (size_t)n->ninputs) : stack;
-    for (int k = 0; k < n->ninputs; k++) ins[k] = body_operand(fz, bd, root, n->inputs[k]);
-    int id = func_add_node(fz->m, bd->b.f, n->op, n->name, ins, n->ninputs, n->attrs, n->nattrs,
-                           n->type);
+    for (int k = 0; k < n->ninputs; k++) ins[k] = bd->map[n->inputs[k]];
+    bd->map[v] = func_add_node(fz->m, bd->b.f, n->op, n->name, ins, n->ninputs, n->attrs,
+                               n->nattrs, n->type);
     if (ins != stack) free(ins);
-    return bd->map[v] = id;
+}
+
+/* Copies member v and, first, its operands into the body, depth first in
+ * operand order. An explicit stack: an elementwise chain can be as long as
+ * the network is deep (tens of thousands of nodes). */
+static int body_value(Fuse *fz, Body *bd, int root, int v) {
+    int *node = malloc(sizeof(int) * (size_t)(fz->f->n + 1));
+    int *next = malloc(sizeof(int) * (size_t)(fz->f->n + 1)); /* operand to look at */
+    int depth = 0;
+    node[0] = v, next[0] = 0;
+    while (depth >= 0) {
+        const Node *n = &fz->f->nodes[node[depth]];
+        while (next[depth] < n->ninputs &&
+               !pending_member(fz, bd, root, n->inputs[next[depth]]))
+            next[depth]++;
+        if (next[depth] < n->ninputs) { /* copy the operand first */
+            int u = n->inputs[next[depth]];
+            depth++;
+            node[depth] = u, next[depth] = 0;
+            continue;
+        }
+        copy_node(fz, bd, node[depth--]);
+    }
+    free(node);
+    free(next);
+    return bd->map[v];
 }
 
 /* Emits `fused` for the group of root r into the rewritten function. */

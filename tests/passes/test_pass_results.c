@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "ir/builder.h"
 #include "ir/interp.h"
 #include "ir/shape.h"
 #include "passes/pass.h"
@@ -280,4 +281,39 @@ Test(pass_results, objective_of_small_models_is_unchanged) {
     static const char *const fns[] = {"predict", "objective"};
     check_model("mnist_smallcnn_trades_igr.json", 2, fns, 2);
     check_model("mnist_mlp_standard.json", 2, fns, 2);
+}
+
+/* A chain of 30,000 elementwise nodes is one fused group; copying it into
+ * the group's body once recursed per node and overflowed the stack. The
+ * body must hold the whole chain and compute what the chain computes. */
+Test(pass_results, fuse_copies_a_30000_node_chain_without_recursing) {
+    enum { DEPTH = 30000, N = 8 };
+    Module *m = module_new("deep");
+    Diag d;
+    diag_init(&d);
+    Builder b = {m, module_add_func(m, "predict"), &d};
+    int v = b_input(&b, "x", type_make(DT_F32, 1, (int64_t[]){N}));
+    for (int i = 0; i < DEPTH; i++)
+        v = b_unary(&b, i % 2 ? OP_RELU : OP_NEG, arena_printf(m->arena, "n%d", i), v);
+    cr_assert(v >= 0, "builder: %s", d.msg);
+    func_add_output(m, b.f, "y", v);
+    PassCtx ctx = {&d};
+    cr_assert(pass_fuse(m, &ctx), "fuse: %s", d.msg);
+    verify(m, "deep chain after fuse");
+    const Function *f = module_find_func(m, "predict");
+    int fused = 0;
+    for (int i = 0; i < f->n; i++) fused += f->nodes[i].op == OP_FUSED;
+    cr_expect_eq(fused, 1, "%d fused nodes", fused);
+    const Function *body = module_find_func(m, "predict.fused.n29999");
+    cr_assert(body, "no body named predict.fused.n29999");
+    cr_expect_eq(body->n, DEPTH + 1, "the body has %d nodes", body->n);
+    /* neg then relu, 15,000 times: relu(-x), then relu(-relu(-x)) = 0 */
+    double x[N] = {-2, -1, -0.5, 0, 0.25, 1, 3, -7};
+    NamedValue in = {"x", type_make(DT_F32, 1, (int64_t[]){N}), x}, *out = NULL;
+    InterpOptions io = {INTERP_F64};
+    int nout = 0;
+    cr_assert(interp_run(m, f, &io, &in, 1, NULL, 0, &out, &nout, &d), "interp: %s", d.msg);
+    for (int i = 0; i < N; i++) cr_expect_eq(out[0].data[i], 0.0, "y[%d]", i);
+    named_values_free(out, nout);
+    module_free(m);
 }
