@@ -550,8 +550,9 @@ Test(llvm, emit_llvm_names_kernels_and_vectorises) {
     cr_assert(strstr(a, "noalias"), "%s", a);
     cr_assert(strstr(b, "define void @saxpy_like("));
     cr_assert(strstr(b, "<16 x float>") || strstr(b, "<8 x float>"), "not vectorised:\n%s", b);
-    /* The body was inlined and dropped. */
-    cr_assert_null(strstr(b, "define internal"), "%s", b);
+    /* The body stays a function of its own with noalias buffers: inlined,
+     * they would become scoped alias metadata, quadratic in the buffers. */
+    cr_assert(strstr(b, "@saxpy_like.body(ptr noalias"), "%s", b);
     free(a);
     free(b);
     kernel_free(k);
