@@ -300,7 +300,7 @@ Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint3
                        const char *ckpt, bool ckpt_named) {
     Exec *e = app_exec_new(ctx, dev, threads, seed);
     char err[2048];
-    if (e && !ckpt_load(ckpt, e, NULL, err, sizeof err)) {
+    if (e && !ckpt_load(ckpt, e, WEIGHTS_ONLY, NULL, stderr, err, sizeof err)) {
         fprintf(stderr, "error: %s%s\n", err,
                 ckpt_named ? "" : " (train first, or name the weights with --ckpt FILE)");
         exec_free(e);
@@ -377,6 +377,7 @@ static void usage(FILE *f, const char *prog, const char *name) {
             "  attrib  the IFIA top-k attack on attributions: top-k intersection, Kendall tau\n"
             "  consistency  activation consistency between images and their PGD examples\n"
             "  ig      integrated-gradients maps (and of attacked copies) as PNG\n"
+            "  export  the weights alone, as safetensors for PyTorch's load_state_dict\n"
             "  info    the program: parameters, entry points, memory\n\n"
             "'%s COMMAND --help' lists a command's options.\n",
             prog, name, prog);
@@ -437,10 +438,13 @@ int igrc_app_main_cuda(int argc, char **argv, const char *program_text, int64_t 
         rc = app_consistency(&ctx, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "ig")) {
         rc = app_ig(&ctx, argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "export")) {
+        rc = app_export(&ctx, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "info")) {
         rc = app_info(&ctx, argc - 2, argv + 2);
     } else {
-        fprintf(stderr, "%s: unknown command '%s' (train, eval, attrib, consistency, ig, info; see --help)\n", prog, cmd);
+        fprintf(stderr, "%s: unknown command '%s' (train, eval, attrib, consistency, ig, export, "
+                        "info; see --help)\n", prog, cmd);
         rc = APP_USAGE;
     }
     program_free(p);

@@ -45,12 +45,17 @@ typedef struct {
 #define APP_DEVICE_OPT(dst) \
     {"device", OPT_STR, (dst), "cpu|cuda", "where the program runs (default cpu)", 0}
 
-/* The options of every command that reads a trained run: where its weights,
- * its directory and its data are. ckpt must stay first: a command asks
- * opts[0].seen whether the user named the weights file. */
-#define APP_RUN_OPTS(ckpt, out, data)                                                    \
+/* Where a trained run's weights are: the file, else the run's directory.
+ * ckpt must stay first: a command asks opts[0].seen whether the user named
+ * the weights file. */
+#define APP_WEIGHTS_OPTS(ckpt, out)                                                      \
     {"ckpt", OPT_STR, (ckpt), "FILE", "weights (default: DIR/checkpoint.safetensors)", 0}, \
-    {"out", OPT_STR, (out), "DIR", "the training run's directory (./run)", 0},             \
+    {"out", OPT_STR, (out), "DIR", "the training run's directory (./run)", 0}
+
+/* The options of every command that reads a trained run: where its weights,
+ * its directory and its data are. */
+#define APP_RUN_OPTS(ckpt, out, data)                                                    \
+    APP_WEIGHTS_OPTS(ckpt, out),                                                         \
     {"data", OPT_STR, (data), "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0}
 
 /* --threads and --device of a command that runs the program. */
@@ -66,8 +71,9 @@ void app_default_path(const char **path, char *buf, size_t n, const char *dir, c
 int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev);
 /* exec_new for the command; prints the error and returns NULL on failure. */
 Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed);
-/* app_exec_new, then the weights from ckpt (ckpt_named: the user named the
- * file, else a hint to train first goes with a failure); NULL on error. */
+/* app_exec_new, then the weights from ckpt (a checkpoint or a weights-only
+ * state_dict: ckpt_load's WEIGHTS_ONLY; ckpt_named: the user named the file,
+ * else a hint to train first goes with a failure); NULL on error. */
 Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed,
                        const char *ckpt, bool ckpt_named);
 /* exec_call; prints the error on a device failure. */
@@ -78,6 +84,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv);
 int app_consistency(const AppCtx *ctx, int argc, char **argv); /* app_eval.c */
 int app_attrib(const AppCtx *ctx, int argc, char **argv);
 int app_ig(const AppCtx *ctx, int argc, char **argv);          /* app_attrib.c */
+int app_export(const AppCtx *ctx, int argc, char **argv);
 
 double app_setting_num(const Program *p, const char *key, double def);
 const char *app_setting_str(const Program *p, const char *key, const char *def);

@@ -15,7 +15,7 @@
 
 typedef struct {
     /* options */
-    const char *data, *out, *resume, *device;
+    const char *data, *out, *resume, *init_from, *device;
     int64_t epochs, batches, limit, ckpt_every, threads, log_every;
     double lr;
     uint32_t seed;
@@ -179,14 +179,24 @@ static bool write_last(const Train *t, int64_t epoch, int64_t step, double loss,
     return app_write_json(j, t->last_path);
 }
 
-/* Where the run starts: from scratch or a checkpoint. */
+/* Where the run starts: from scratch, from weights (--init-from: step 0) or
+ * from a training checkpoint (--resume: its position and optimiser state). */
 static int start_position(Train *t, Exec *r, int64_t n, int64_t *epoch, int64_t *batch,
                           int64_t *step, bool seed_given) {
     *epoch = *batch = *step = 0;
-    if (!t->resume) return APP_OK;
     CkptInfo info;
     char err[2048];
-    if (!ckpt_load(t->resume, r, &info, err, sizeof err)) {
+    if (t->init_from) {
+        if (!ckpt_load(t->init_from, r, WEIGHTS_FRESH, NULL, stderr, err, sizeof err)) {
+            fprintf(stderr, "error: --init-from: %s\n", err);
+            return APP_FAIL;
+        }
+        printf("starting from the weights in %s (step 0, a fresh optimiser state)\n",
+               t->init_from);
+        return APP_OK;
+    }
+    if (!t->resume) return APP_OK;
+    if (!ckpt_load(t->resume, r, WEIGHTS_ALL, &info, stderr, err, sizeof err)) {
         fprintf(stderr, "error: --resume: %s\n", err);
         return APP_FAIL;
     }
@@ -383,6 +393,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         {"limit", OPT_INT, &t.limit, "N", "use only the first N training images", 0},
         {"out", OPT_STR, &t.out, "DIR", "where checkpoint.safetensors and last.json go (./run)", 0},
         {"resume", OPT_STR, &t.resume, "CKPT", "continue a run from its checkpoint", 0},
+        {"init-from", OPT_STR, &t.init_from, "FILE", "start from these weights (step 0)", 0},
         {"checkpoint-every", OPT_INT, &t.ckpt_every, "N", "also checkpoint every N steps", 0},
         {"threads", OPT_INT, &t.threads, "N", "worker threads (default: all cores)", 0},
         {"log-every", OPT_INT, &t.log_every, "N", "progress line every N steps when not a TTY", 0},
@@ -391,6 +402,11 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     int rc = app_parse("train", "Trains the model and writes checkpoints.", argc, argv, opts,
                        (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if (t.resume && t.init_from) {
+        fprintf(stderr, "train: --resume continues a run, --init-from starts one: give one of "
+                        "them\n");
+        return APP_USAGE;
+    }
     ExecDevice dev;
     if ((rc = app_check_device(ctx, t.device, &dev))) return rc;
     if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/safetensors.h"
 #include "runtime/rt_error.h"
+#include "runtime/safetensors.h"
 
 
 static StDtype st_of(PDtype t) {
@@ -66,11 +66,48 @@ bool ckpt_save(const char *path, Exec *e, const CkptInfo *info, char *err, size_
     return ok;
 }
 
-static void shape_str(char *buf, size_t cap, int rank, const int64_t *dims) {
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < rank && used < cap; d++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%" PRId64, d ? "," : "", dims[d]);
-    if (used < cap) snprintf(buf + used, cap - used, "]");
+/* "<bn>.num_batches_tracked" when parameter i is a batch norm's running
+ * variance (its running_mean a parameter too), else "": PyTorch keeps the
+ * counter after the two. */
+static void bn_counter_name(const Program *p, int i, char *buf, size_t cap) {
+    const char *name = p->params[i].t.name, *suf = ".running_var";
+    size_t len = strlen(name), sl = strlen(suf);
+    buf[0] = 0;
+    if (p->params[i].trainable || len <= sl || strcmp(name + len - sl, suf)) return;
+    char mean[512];
+    snprintf(mean, sizeof mean, "%.*s.running_mean", (int)(len - sl), name);
+    if (program_find_param(p, mean) >= 0)
+        snprintf(buf, cap, "%.*s.num_batches_tracked", (int)(len - sl), name);
+}
+
+bool ckpt_export(const char *path, Exec *e, const CkptInfo *info, char *err, size_t errcap) {
+    const Program *p = exec_program(e);
+    StTensor *ts = calloc(2 * (size_t)p->nparams + 1, sizeof *ts);
+    char (*counters)[512] = calloc((size_t)p->nparams + 1, sizeof *counters);
+    int64_t steps = info->step;
+    int n = 0;
+    bool ok = ts && counters ? true : rt_fail(err, errcap, "%s: out of memory", path);
+    for (int i = 0; ok && i < p->nparams; i++) {
+        const PTensor *t = &p->params[i].t;
+        if (weights_is_optim(t->name, p->params[i].trainable)) continue;
+        ts[n] = (StTensor){.name = t->name, .dtype = st_of(t->dtype), .rank = t->rank,
+                           .data = exec_param(e, i), .nbytes = ptensor_bytes(t)};
+        for (int d = 0; d < t->rank; d++) ts[n].shape[d] = t->dim[d];
+        if (!ts[n++].data) ok = rt_fail(err, errcap, "%s: %s", path, exec_error(e));
+        bn_counter_name(p, i, counters[i], sizeof counters[i]);
+        if (counters[i][0])
+            ts[n++] = (StTensor){.name = counters[i], .dtype = ST_I64, .rank = 0, .data = &steps,
+                                 .nbytes = sizeof steps};
+    }
+    char step[32];
+    snprintf(step, sizeof step, "%" PRId64, info->step);
+    StMeta meta[] = {{"format", "pt"},
+                     {(char *)meta_keys[META_PROGRAM], p->name},
+                     {(char *)meta_keys[META_STEP], step}};
+    ok = ok && st_write(path, ts, n, meta, 3, err, errcap);
+    free(counters);
+    free(ts);
+    return ok;
 }
 
 /* A non-negative decimal integer metadata value. */
@@ -120,46 +157,49 @@ static bool read_meta(const char *path, const StFile *f, CkptInfo *info, char *e
     return true;
 }
 
-/* Every parameter present with the program's dtype and shape. */
-static bool check_tensors(const char *path, const Program *p, const StFile *f, char *err,
-                          size_t errcap) {
-    for (int i = 0; i < p->nparams; i++) {
-        const PTensor *t = &p->params[i].t;
-        const StTensor *s = st_find(f, t->name);
-        if (!s)
-            return rt_fail(err, errcap, "%s: tensor '%s' is missing (program %s has %d parameters)",
-                        path, t->name, p->name, p->nparams);
-        if (s->dtype != st_of(t->dtype))
-            return rt_fail(err, errcap, "%s: tensor '%s' has dtype %s, the program expects %s", path,
-                        t->name, st_dtype_name(s->dtype), st_dtype_name(st_of(t->dtype)));
-        bool same = s->rank == t->rank;
-        for (int d = 0; same && d < t->rank; d++) same = s->shape[d] == t->dim[d];
-        if (!same) {
-            char a[160], b[160];
-            shape_str(a, sizeof a, s->rank, s->shape);
-            shape_str(b, sizeof b, t->rank, t->dim);
-            return rt_fail(err, errcap, "%s: tensor '%s' has shape %s, the program expects %s", path,
-                        t->name, a, b);
-        }
+/* The program's parameters as the weights matcher sees them. */
+static WeightsParam *weights_params(const Program *p) {
+    WeightsParam *ps = calloc((size_t)p->nparams + 1, sizeof *ps);
+    for (int i = 0; ps && i < p->nparams; i++) {
+        const PParam *pp = &p->params[i];
+        ps[i] = (WeightsParam){pp->t.name, st_of(pp->t.dtype), pp->t.rank, pp->t.dim,
+                               weights_is_optim(pp->t.name, pp->trainable)};
     }
+    return ps;
+}
+
+/* Writes the matched values (zeros where m has none) into e's parameters. */
+static bool apply(const char *path, Exec *e, const WeightsMatch *m, char *err, size_t errcap) {
+    const Program *p = exec_program(e);
+    for (int i = 0; i < p->nparams; i++) {
+        void *dst = exec_param(e, i);
+        if (!dst) return rt_fail(err, errcap, "%s: %s", path, exec_error(e));
+        size_t n = ptensor_bytes(&p->params[i].t);
+        if (m->data[i]) memcpy(dst, m->data[i], n);
+        else memset(dst, 0, n);
+    }
+    if (!exec_params_changed(e)) return rt_fail(err, errcap, "%s: %s", path, exec_error(e));
     return true;
 }
 
-bool ckpt_load(const char *path, Exec *e, CkptInfo *info, char *err, size_t errcap) {
+bool ckpt_load(const char *path, Exec *e, WeightsMode mode, CkptInfo *info, FILE *notes,
+               char *err, size_t errcap) {
     const Program *p = exec_program(e);
     StFile f;
     if (!st_read(path, &f, err, errcap)) return false;
     CkptInfo tmp;
     memset(&tmp, 0, sizeof tmp);
-    bool ok = read_meta(path, &f, &tmp, err, errcap) && check_tensors(path, p, &f, err, errcap);
-    for (int i = 0; ok && i < p->nparams; i++) {
-        const StTensor *s = st_find(&f, p->params[i].t.name);
-        void *dst = exec_param(e, i);
-        if (dst) memcpy(dst, s->data, s->nbytes);
-        else ok = rt_fail(err, errcap, "%s: %s", path, exec_error(e));
-    }
-    if (ok && !exec_params_changed(e)) ok = rt_fail(err, errcap, "%s: %s", path, exec_error(e));
+    WeightsParam *ps = weights_params(p);
+    WeightsMatch m;
+    memset(&m, 0, sizeof m);
+    bool ok = ps ? true : rt_fail(err, errcap, "%s: out of memory", path);
+    ok = ok && read_meta(path, &f, &tmp, err, errcap) &&
+         weights_match(path, p->name, &f, ps, p->nparams, mode, &m, err, errcap) &&
+         apply(path, e, &m, err, errcap);
+    if (ok) weights_notes(&m, path, "note: ", notes);
     if (ok && info) *info = tmp;
+    weights_match_free(&m);
+    free(ps);
     st_free(&f);
     return ok;
 }

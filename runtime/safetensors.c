@@ -8,11 +8,13 @@
 #define _FILE_OFFSET_BITS 64
 
 #include "runtime/safetensors.h"
+#include "runtime/rt_error.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ static const struct {
 } DTYPES[] = {
     [ST_F32] = {"F32", 4}, [ST_F64] = {"F64", 8}, [ST_I32] = {"I32", 4},
     [ST_I64] = {"I64", 8}, [ST_U8] = {"U8", 1},   [ST_BOOL] = {"BOOL", 1},
+    [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2},
 };
 #define ST_NDTYPES (sizeof DTYPES / sizeof DTYPES[0])
 
@@ -200,7 +203,9 @@ static bool parse_dtype(const Ctx *c, const char *name, const cJSON *e, StDtype 
             *out = (StDtype)t;
             return true;
         }
-    return fail(c, "tensor %s: unsupported dtype %s (supported: F32, F64, I32, I64, U8, BOOL)",
+    return fail(c,
+                "tensor %s: unsupported dtype %s (supported: F32, F64, F16, BF16, I32, I64, U8, "
+                "BOOL)",
                 quote(name).s, quote(j->valuestring).s);
 }
 
@@ -643,6 +648,67 @@ bool st_write(const char *path, const StTensor *ts, int n, const StMeta *meta, i
     bool ok = write_atomic(&c, path, hdr, hlen, ts, n);
     free(hdr);
     return ok;
+}
+
+/* ---- float conversion ---- */
+
+bool st_dtype_is_float(StDtype t) {
+    return t == ST_F32 || t == ST_F64 || t == ST_F16 || t == ST_BF16;
+}
+
+static float f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+float st_bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
+
+/* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 fraction bits. */
+float st_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = h >> 10 & 0x1f, frac = h & 0x3ffu;
+    if (exp == 0x1f) return f32_from_bits(sign | 0x7f800000u | frac << 13); /* inf, NaN */
+    if (exp == 0) {
+        /* zero or subnormal: frac * 2^-24, exact in float */
+        float v = (float)frac * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    return f32_from_bits(sign | (exp + 112) << 23 | frac << 13);
+}
+
+static double float_elem(const StTensor *t, size_t i) {
+    const void *d = t->data;
+    switch (t->dtype) {
+    case ST_F16: return st_f16_to_f32(((const uint16_t *)d)[i]);
+    case ST_BF16: return st_bf16_to_f32(((const uint16_t *)d)[i]);
+    case ST_F32: return ((const float *)d)[i];
+    default: return ((const double *)d)[i];
+    }
+}
+
+bool st_convert_float(const StTensor *src, StDtype to, void *dst, char *err, size_t errcap) {
+    if (!st_dtype_is_float(src->dtype) || (to != ST_F32 && to != ST_F64))
+        return rt_fail(err, errcap, "tensor %s: cannot convert %s to %s", quote(src->name).s,
+                       st_dtype_name(src->dtype), st_dtype_name(to));
+    size_t n = src->nbytes / st_dtype_size(src->dtype);
+    if (src->dtype == to) {
+        if (n) memcpy(dst, src->data, src->nbytes);
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double v = float_elem(src, i);
+        if (to == ST_F64) {
+            ((double *)dst)[i] = v;
+            continue;
+        }
+        /* Rounds to nearest; beyond FLT_MAX by at least half an ulp it would be inf. */
+        float f = (float)v;
+        if (isinf(f) && !isinf(v))
+            return rt_fail(err, errcap, "tensor %s: element %zu = %g is beyond the range of F32",
+                           quote(src->name).s, i, v);
+        ((float *)dst)[i] = f;
+    }
+    return true;
 }
 
 /* ---- lookup and cleanup ---- */

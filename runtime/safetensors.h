@@ -8,7 +8,8 @@
  * reader validates everything before it allocates or copies tensor data.
  *
  * Tensor data is kept in the file's byte order (little-endian), so these
- * functions assume a little-endian host.
+ * functions assume a little-endian host. F16 (IEEE half) and BF16 (bfloat16)
+ * are read and written as they are; st_convert_float widens them.
  */
 #ifndef IGRC_RUNTIME_SAFETENSORS_H
 #define IGRC_RUNTIME_SAFETENSORS_H
@@ -17,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ST_F32, ST_F64, ST_I32, ST_I64, ST_U8, ST_BOOL } StDtype;
+typedef enum { ST_F32, ST_F64, ST_I32, ST_I64, ST_U8, ST_BOOL, ST_F16, ST_BF16 } StDtype;
 
 #define ST_MAX_RANK 8
 
@@ -44,8 +45,21 @@ typedef struct {
 
 /* Bytes per element; 0 for a value outside the enum. */
 size_t st_dtype_size(StDtype t);
-/* The format's spelling ("F32", ..., "BOOL"); "?" for a value outside the enum. */
+/* The format's spelling ("F32", ..., "BF16"); "?" for a value outside the enum. */
 const char *st_dtype_name(StDtype t);
+/* F16, BF16, F32 or F64. */
+bool st_dtype_is_float(StDtype t);
+
+/* One F16 or BF16 value (its bits) as a float: exact, since F32 holds
+ * every value of both (F16 subnormals, infinities and NaN included). */
+float st_f16_to_f32(uint16_t h);
+float st_bf16_to_f32(uint16_t h);
+
+/* Converts the elements of a float tensor (F16, BF16, F32 or F64) to F32
+ * or F64 (`to`) into dst (numel * st_dtype_size(to) bytes). Exact except
+ * F64 -> F32, which rounds to nearest; a finite F64 value beyond F32's
+ * range is an error naming the tensor and the element. */
+bool st_convert_float(const StTensor *src, StDtype to, void *dst, char *err, size_t errcap);
 
 /* All return true on success. On failure they fill err (if non-NULL) with a
  * one-line message that starts with the path (or label) and names the tensor

@@ -424,7 +424,7 @@ Test(app, checkpoint_round_trip) {
     cr_assert(ckpt_save(path, a, &in, err, sizeof err), "%s", err);
     cr_assert_neq(memcmp(exec_param(a, 0), exec_param(b, 0), 32), 0);
     CkptInfo out;
-    cr_assert(ckpt_load(path, b, &out, err, sizeof err), "%s", err);
+    cr_assert(ckpt_load(path, b, WEIGHTS_ALL, &out, NULL, err, sizeof err), "%s", err);
     for (int i = 0; i < p->nparams; i++)
         cr_assert_eq(memcmp(exec_param(a, i), exec_param(b, i), ptensor_bytes(&p->params[i].t)),
                      0);
@@ -447,7 +447,7 @@ static void write_variant(const char *path, int which, StDtype dt, int rank, con
         {.name = "count", .dtype = ST_F32, .rank = 0, .data = &c, .nbytes = 4},
     };
     int n = 3;
-    if (which == 1) ts[0].dtype = dt, ts[0].data = wd, ts[0].nbytes = 64;
+    if (which == 1) ts[0].dtype = dt, ts[0].data = wd, ts[0].nbytes = 8 * st_dtype_size(dt);
     if (which == 2) ts[0].rank = rank, ts[0].shape[0] = 8, ts[0].shape[1] = 1;
     if (which == 3) ts[1] = ts[2], n = 2; /* b missing */
     StMeta meta[4] = {{"epoch", (char *)meta_v}, {"batch", "0"}, {"step", "1"}, {"seed", "1"}};
@@ -469,7 +469,7 @@ Test(app, checkpoint_errors) {
         int rank;
         const char *meta, *want;
     } cases[] = {
-        {1, ST_F64, 2, "0", "'W' has dtype F64, the program expects F32"},
+        {1, ST_I32, 2, "0", "'W' has dtype I32, the program expects F32 (a float type)"},
         {2, ST_F32, 2, "0", "'W' has shape [8,1], the program expects [2,4]"},
         {2, ST_F32, 1, "0", "'W' has shape [8], the program expects [2,4]"},
         {3, ST_F32, 2, "0", "'b' is missing"},
@@ -478,18 +478,18 @@ Test(app, checkpoint_errors) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_variant(path, cases[i].which, cases[i].dt, cases[i].rank, cases[i].meta);
-        cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err), "case %zu", i);
+        cr_assert_not(ckpt_load(path, r, WEIGHTS_ALL, NULL, NULL, err, sizeof err), "case %zu", i);
         cr_assert(strstr(err, path) && strstr(err, cases[i].want), "case %zu: %s", i, err);
         cr_assert_eq(memcmp(before, exec_param(r, 0), sizeof before), 0, "unchanged");
     }
     write_variant(path, 0, ST_F32, 2, "2");
     CkptInfo info;
-    cr_assert(ckpt_load(path, r, &info, err, sizeof err), "%s", err);
+    cr_assert(ckpt_load(path, r, WEIGHTS_ALL, &info, NULL, err, sizeof err), "%s", err);
     cr_assert(info.has_position && info.epoch == 2);
 
     /* not a checkpoint at all, a torn one, a missing one */
     write_bytes(path, "garbage!", 8);
-    cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err));
+    cr_assert_not(ckpt_load(path, r, WEIGHTS_ALL, NULL, NULL, err, sizeof err));
     cr_assert(strstr(err, path), "%s", err);
     CkptInfo ci = {0};
     cr_assert(ckpt_save(path, r, &ci, err, sizeof err), "%s", err);
@@ -500,9 +500,10 @@ Test(app, checkpoint_errors) {
     fwrite(full, 1, (size_t)sb.st_size - 5, f);
     fclose(f);
     free(full);
-    cr_assert_not(ckpt_load(path, r, NULL, err, sizeof err));
+    cr_assert_not(ckpt_load(path, r, WEIGHTS_ALL, NULL, NULL, err, sizeof err));
     cr_assert(strstr(err, path), "%s", err);
-    cr_assert_not(ckpt_load(in_dir("none.safetensors"), r, NULL, err, sizeof err));
+    cr_assert_not(ckpt_load(in_dir("none.safetensors"), r, WEIGHTS_ALL, NULL, NULL, err,
+                            sizeof err));
     cr_assert(strstr(err, "none.safetensors"), "%s", err);
     exec_free(r);
     program_free(p);
@@ -735,5 +736,94 @@ Test(app, info) {
     cr_assert(strstr(log, "grad_cw") && strstr(log, "kernels  4") && strstr(log, "runner memory"),
               "%s", log);
     cr_assert(strstr(log, "x                        f32[8,1,2,2]"), "%s", log);
+    free(log);
+}
+
+/* ---- weights alone: --init-from, export, data from elsewhere ----------- */
+
+/* The tiny program's weights as a PyTorch state_dict would hold them: no
+ * metadata, W in F16 (0x3400 = 0.25), b = {1, -1}, count = 100. */
+static void write_weights_only(const char *path) {
+    uint16_t w[8];
+    for (int i = 0; i < 8; i++) w[i] = 0x3400;
+    float bb[2] = {1, -1}, c = 100;
+    StTensor ts[3] = {
+        {.name = "W", .dtype = ST_F16, .rank = 2, .shape = {2, 4}, .data = w, .nbytes = 16},
+        {.name = "b", .dtype = ST_F32, .rank = 1, .shape = {2}, .data = bb, .nbytes = 8},
+        {.name = "count", .dtype = ST_F32, .rank = 0, .data = &c, .nbytes = 4},
+    };
+    char err[1024];
+    cr_assert(st_write(path, ts, 3, NULL, 0, err, sizeof err), "%s", err);
+}
+
+Test(app, init_from_and_export) {
+    const char *data = make_idx_dir("data");
+    char w[600], run[600], ck[700], exported[700];
+    snprintf(w, sizeof w, "%s", in_dir("w.safetensors"));
+    snprintf(run, sizeof run, "%s", in_dir("run"));
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", run);
+    snprintf(exported, sizeof exported, "%s/weights.safetensors", run);
+    write_weights_only(w);
+
+    /* lr 0 keeps the weights: the checkpoint shows exactly what was loaded */
+    cr_assert_eq(RUN(true, "train", "--data", data, "--epochs", "1", "--batches", "2", "--lr", "0",
+                     "--out", run, "--init-from", w), 0);
+    char *log = app_log();
+    cr_assert(strstr(log, "starting from the weights in") && strstr(log, "step 0"), "%s", log);
+    free(log);
+    StFile f = load_ckpt(ck);
+    for (int i = 0; i < 8; i++) cr_assert_eq(((float *)st_find(&f, "W")->data)[i], 0.25f);
+    cr_assert_eq(((float *)st_find(&f, "b")->data)[1], -1.0f);
+    cr_assert_eq(*(float *)st_find(&f, "count")->data, 102.0f, "state loaded, then 2 steps");
+    cr_assert_str_eq(meta(&f, "step"), "2");
+    st_free(&f);
+
+    cr_assert_eq(RUN(true, "export", "--out", run), 0);
+    log = app_log();
+    cr_assert(strstr(log, "wrote ") && strstr(log, "weights.safetensors"), "%s", log);
+    free(log);
+    f = load_ckpt(exported);
+    cr_assert_eq(f.n, 3);
+    cr_assert_eq(st_find(&f, "W")->dtype, ST_F32);
+    cr_assert_eq(((float *)st_find(&f, "W")->data)[7], 0.25f);
+    cr_assert_eq(*(float *)st_find(&f, "count")->data, 102.0f);
+    cr_assert_str_eq(meta(&f, "program"), "tiny");
+    cr_assert_str_eq(meta(&f, "format"), "pt");
+    cr_assert_str_eq(meta(&f, "step"), "2");
+    cr_assert_str_eq(meta(&f, "epoch"), "", "no training position: not for --resume");
+    st_free(&f);
+
+    /* the exported weights evaluate like the checkpoint */
+    cr_assert_eq(RUN(true, "eval", "--ckpt", exported, "--out", run, "--data", data, "--attacks",
+                     "natural"), 0);
+    cr_assert_eq(RUN(true, "export", "--out", run, "--to", ck), 2);
+    cr_assert_eq(RUN(true, "export", "--out", in_dir("norun")), 1);
+    log = app_log();
+    cr_assert(strstr(log, "norun/checkpoint.safetensors") && strstr(log, "train first"), "%s", log);
+    free(log);
+}
+
+Test(app, init_from_refusals) {
+    const char *data = make_idx_dir("data");
+    char w[600];
+    snprintf(w, sizeof w, "%s", in_dir("w.safetensors"));
+    write_weights_only(w);
+    cr_assert_eq(RUN(true, "train", "--data", data, "--init-from", w, "--resume", w), 2);
+    char *log = app_log();
+    cr_assert(strstr(log, "--resume") && strstr(log, "--init-from"), "%s", log);
+    free(log);
+    /* weights alone cannot be resumed from: no position */
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", in_dir("r"), "--resume", w), 1);
+    log = app_log();
+    cr_assert(strstr(log, "has no training position"), "%s", log);
+    free(log);
+    /* a weight missing: the file and the tensor named */
+    float bb[2] = {0};
+    StTensor t = {.name = "b", .dtype = ST_F32, .rank = 1, .shape = {2}, .data = bb, .nbytes = 8};
+    char err[1024];
+    cr_assert(st_write(w, &t, 1, NULL, 0, err, sizeof err), "%s", err);
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", in_dir("r"), "--init-from", w), 1);
+    log = app_log();
+    cr_assert(strstr(log, "w.safetensors: tensor 'W' is missing"), "%s", log);
     free(log);
 }

@@ -246,6 +246,33 @@ Test(safetensors, gaps_and_empty_tensors_accepted) {
     free(img);
 }
 
+/* Half-precision tensors read as they are (2 bytes each) and widen exactly. */
+Test(safetensors, f16_bf16_read_and_convert) {
+    static const uint16_t h[3] = {0x3c00, 0xbc00, 0x3555}, bf[2] = {0x3f80, 0xc0a0};
+    const StTensor ts[] = {mk("h", ST_F16, 1, (int64_t[]){3}, h, sizeof h),
+                           mk("bf", ST_BF16, 2, (int64_t[]){1, 2}, bf, sizeof bf)};
+    const char *path = in_dir("half.safetensors");
+    char err[256] = "";
+    cr_assert(st_write(path, ts, 2, NULL, 0, err, sizeof err), "%s", err);
+    StFile f;
+    cr_assert(st_read(path, &f, err, sizeof err), "%s", err);
+    expect_same_tensor(st_find(&f, "h"), &ts[0]);
+    expect_same_tensor(st_find(&f, "bf"), &ts[1]);
+    float out[3];
+    double out64[2];
+    cr_assert(st_convert_float(st_find(&f, "h"), ST_F32, out, err, sizeof err), "%s", err);
+    cr_expect(out[0] == 1 && out[1] == -1 && out[2] == 0.333251953125f);
+    cr_assert(st_convert_float(st_find(&f, "bf"), ST_F64, out64, err, sizeof err), "%s", err);
+    cr_expect(out64[0] == 1 && out64[1] == -5);
+    cr_expect(st_dtype_is_float(ST_BF16) && !st_dtype_is_float(ST_I64));
+    cr_expect_eq(st_dtype_size(ST_F16), 2);
+    cr_expect_str_eq(st_dtype_name(ST_BF16), "BF16");
+    StTensor i = mk("i", ST_I32, 1, (int64_t[]){1}, h, 4);
+    cr_expect_not(st_convert_float(&i, ST_F32, out, err, sizeof err));
+    cr_expect(strstr(err, "'i': cannot convert I32 to F32"), "%s", err);
+    st_free(&f);
+}
+
 Test(safetensors, free_and_names) {
     StFile f = {0};
     st_free(&f);
@@ -312,10 +339,10 @@ Test(safetensors, reject_bad_entries) {
     EXPECT_REJECT_JSON("{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "'w'", "dtype");
     EXPECT_REJECT_JSON("{\"w\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "'w'",
                        "dtype");
-    EXPECT_REJECT_JSON("{\"w\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8, "'w'",
-                       "unsupported dtype 'F16'");
-    EXPECT_REJECT_JSON("{\"w\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8,
-                       "'w'", "BF16");
+    EXPECT_REJECT_JSON("{\"w\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8, "'w'",
+                       "unsupported dtype 'I16'", "F16, BF16");
+    EXPECT_REJECT_JSON("{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 8,
+                       "'w'", "F8_E4M3");
     EXPECT_REJECT_JSON("{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "'w'", "shape");
     EXPECT_REJECT_JSON("{\"w\":{\"dtype\":\"F32\",\"shape\":3,\"data_offsets\":[0,8]}}", 8, "'w'",
                        "shape");
@@ -395,8 +422,8 @@ Test(safetensors, reject_bad_metadata) {
 }
 
 Test(safetensors, hostile_names_keep_message_on_one_line) {
-    EXPECT_REJECT_JSON("{\"line\\nbreak\":{\"dtype\":\"F16\",\"shape\":[],\"data_offsets\":[0,2]}}",
-                       2, "'line?break'", "F16");
+    EXPECT_REJECT_JSON("{\"line\\nbreak\":{\"dtype\":\"I16\",\"shape\":[],\"data_offsets\":[0,2]}}",
+                       2, "'line?break'", "I16");
     char json[512];
     char name[301];
     memset(name, 'n', 300);

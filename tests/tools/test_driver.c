@@ -315,6 +315,91 @@ static bool same_tensor(const StTensor *a, const StTensor *b) {
     return a->dtype == b->dtype && a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
 }
 
+/* The weights of a --save-params file as a PyTorch state_dict holds them:
+ * no optim.* tensors, and one tensor the model does not have. bf16: every
+ * float cut to a BF16 value, as BF16 (bits) or as the same values in F32. */
+static void write_state_dict(const char *from, const char *to, bool bf16, bool as_bf16,
+                             const char *drop) {
+    StFile f;
+    char err[512];
+    cr_assert(st_read(from, &f, err, sizeof err), "%s", err);
+    StTensor *ts = calloc((size_t)f.n + 1, sizeof *ts);
+    int n = 0;
+    for (int i = 0; i < f.n; i++) {
+        StTensor t = f.tensors[i];
+        if (!strncmp(t.name, "optim.", 6) || (drop && !strcmp(t.name, drop))) continue;
+        size_t k = t.nbytes / 4;
+        uint32_t *u = t.data;
+        for (size_t j = 0; bf16 && j < k; j++) u[j] &= 0xffff0000u;
+        if (as_bf16) {
+            for (size_t j = 0; j < k; j++) ((uint16_t *)t.data)[j] = (uint16_t)(u[j] >> 16);
+            t.dtype = ST_BF16, t.nbytes = 2 * k;
+        }
+        ts[n++] = t;
+    }
+    float extra[2] = {1, 2};
+    ts[n++] = (StTensor){.name = "head.weight", .dtype = ST_F32, .rank = 1, .shape = {2},
+                         .data = extra, .nbytes = 8};
+    cr_assert(st_write(to, ts, n, NULL, 0, err, sizeof err), "%s", err);
+    free(ts);
+    st_free(&f);
+}
+
+/* A state_dict of weights alone: the optimiser state is zero-filled with one
+ * note, the extra tensor is named in another, BF16 converts exactly, and a
+ * missing weight is named with the file. */
+Test(driver, exec_params_weights_only) {
+    char x[600], full[600], w[600], r[600], h[600];
+    snprintf(x, sizeof x, "%s", write_x("x.safetensors", 2));
+    snprintf(full, sizeof full, "%s", in_dir("full.safetensors"));
+    snprintf(w, sizeof w, "%s", in_dir("w.safetensors"));
+    snprintf(r, sizeof r, "%s", in_dir("r.safetensors"));
+    snprintf(h, sizeof h, "%s", in_dir("h.safetensors"));
+    const char *net = model("models/mnist_mlp_standard.json");
+    StFile a, b, c, d;
+    Result res = igrc("exec", net, "--inputs", x, "--batch", "2", "--fn", "predict", "-o",
+                      in_dir("a.safetensors"), "--seed", "3", "--save-params", full);
+    expect_ok(res);
+    done(&res);
+    read_logits(in_dir("a.safetensors"), 2, &a);
+    write_state_dict(full, w, false, false, NULL);
+    res = igrc("exec", net, "--inputs", x, "--batch", "2", "--fn", "predict", "-o",
+               in_dir("b.safetensors"), "--params", w);
+    expect_ok(res);
+    char note[1400];
+    snprintf(note, sizeof note,
+             "igrc exec: note: %s: 6 optimiser tensors (optim.*) not in the file: zero-filled\n"
+             "igrc exec: note: %s: 1 tensor of the file not in the program, ignored: "
+             "head.weight\n", w, w);
+    cr_expect_str_eq(res.err, note);
+    done(&res);
+    read_logits(in_dir("b.safetensors"), 2, &b);
+    cr_expect(same_tensor(st_find(&a, "logits"), st_find(&b, "logits")));
+
+    write_state_dict(full, r, true, false, NULL);
+    write_state_dict(full, h, true, true, NULL);
+    res = igrc("exec", net, "--inputs", x, "--batch", "2", "--fn", "predict", "-o",
+               in_dir("c.safetensors"), "--params", r);
+    expect_ok(res);
+    done(&res);
+    res = igrc("exec", net, "--inputs", x, "--batch", "2", "--fn", "predict", "-o",
+               in_dir("d.safetensors"), "--params", h);
+    expect_ok(res);
+    done(&res);
+    read_logits(in_dir("c.safetensors"), 2, &c);
+    read_logits(in_dir("d.safetensors"), 2, &d);
+    cr_expect(same_tensor(st_find(&c, "logits"), st_find(&d, "logits")), "BF16 is not exact");
+    cr_expect(!same_tensor(st_find(&a, "logits"), st_find(&c, "logits")), "nothing was cut");
+
+    write_state_dict(full, w, false, false, "fc2.bias");
+    char want[700];
+    snprintf(want, sizeof want, "igrc: %s: tensor 'fc2.bias' is missing (program ", w);
+    expect_error(igrc("exec", net, "--inputs", x, "--batch", "2", "--fn", "predict", "-o",
+                      in_dir("e.safetensors"), "--params", w),
+                 2, want);
+    st_free(&a), st_free(&b), st_free(&c), st_free(&d);
+}
+
 Test(driver, save_params_then_params_reproduces_seed) {
     const char *x = write_x("x.safetensors", 2);
     const char *p = in_dir("p.safetensors");

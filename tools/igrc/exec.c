@@ -11,6 +11,7 @@
 #include "runtime/idx.h"
 #include "runtime/init.h"
 #include "runtime/safetensors.h"
+#include "runtime/weights.h"
 #include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
@@ -27,7 +28,8 @@ static const char HELP[] =
     "\n"
     "Runs entry point NAME of FILE after the full pass pipeline. Inputs bind by name\n"
     "from --inputs; outputs are written by name to -o. Parameters come from --params\n"
-    "(PyTorch state_dict names; extra tensors are ignored with a note) or are\n"
+    "(PyTorch state_dict names: weights required, optimiser state zero when absent,\n"
+    "F16/BF16/F64 converted, extra tensors ignored with a note) or are\n"
     "initialised from the graph's init specs with --seed (default 0); --save-params\n"
     "writes the parameters used. --data runs NAME over a data set (mnist,\n"
     "fashion-mnist, or a directory of IDX files) in batches, binding the image input\n"
@@ -74,15 +76,20 @@ static bool run_fn(const Module *m, const Function *f, const ExecArgs *e, const 
 
 /* ---- tensors between safetensors and the interpreter ---- */
 
-static bool st_to_doubles(const StTensor *t, double *out, int64_t n) {
+/* n elements of data (dtype t) as doubles; floats of any width go through
+ * st_convert_float, so F16 and BF16 values arrive exactly. */
+static bool st_to_doubles(const char *name, StDtype t, const void *data, double *out, int64_t n,
+                          char *err, size_t errcap) {
+    if (st_dtype_is_float(t)) {
+        StTensor s = {.name = (char *)name, .dtype = t, .rank = 1, .shape = {n},
+                      .data = (void *)data, .nbytes = (size_t)n * st_dtype_size(t)};
+        return st_convert_float(&s, ST_F64, out, err, errcap);
+    }
     for (int64_t i = 0; i < n; i++) {
-        switch (t->dtype) {
-        case ST_F32: out[i] = ((const float *)t->data)[i]; break;
-        case ST_F64: out[i] = ((const double *)t->data)[i]; break;
-        case ST_I32: out[i] = ((const int32_t *)t->data)[i]; break;
-        case ST_I64: out[i] = (double)((const int64_t *)t->data)[i]; break;
-        case ST_U8:
-        case ST_BOOL: out[i] = ((const uint8_t *)t->data)[i]; break;
+        switch (t) {
+        case ST_I32: out[i] = ((const int32_t *)data)[i]; break;
+        case ST_I64: out[i] = (double)((const int64_t *)data)[i]; break;
+        default: out[i] = ((const uint8_t *)data)[i]; break; /* U8, BOOL */
         }
     }
     return true;
@@ -92,7 +99,7 @@ static bool st_to_doubles(const StTensor *t, double *out, int64_t n) {
  * and that floats go to floats and integers to integers. */
 static bool bind(const StTensor *t, const char *what, const Type *want, NamedValue *nv,
                  const char *file, Diag *d) {
-    bool t_float = t->dtype == ST_F32 || t->dtype == ST_F64;
+    bool t_float = st_dtype_is_float(t->dtype);
     /* The file's shape as text ("[2,1,28,28]"); a safetensors tensor may
      * have more dims than an IR type holds. */
     char a[256] = "[", b[128];
@@ -108,7 +115,10 @@ static bool bind(const StTensor *t, const char *what, const Type *want, NamedVal
                           t->name, st_dtype_name(t->dtype), a, type_str(want, b, sizeof b));
     nv->type = *want;
     nv->data = malloc(sizeof(double) * (size_t)(type_numel(want) + 1));
-    return st_to_doubles(t, nv->data, type_numel(want));
+    char err[512];
+    if (!st_to_doubles(t->name, t->dtype, t->data, nv->data, type_numel(want), err, sizeof err))
+        return diag_error(d, EXIT_BADINPUT, "%s: %s", file, err);
+    return true;
 }
 
 static void free_bound(NamedValue *v, int n) {
@@ -116,38 +126,74 @@ static void free_bound(NamedValue *v, int n) {
     free(v);
 }
 
-/* Parameters from a file, or from the module's init specs and a seed. */
-static NamedValue *load_params(const Module *m, const ExecArgs *e, Diag *d) {
-    NamedValue *p = calloc((size_t)m->nparams + 1, sizeof *p);
-    StFile f = {0};
-    char err[1024];
-    if (e->params && !st_read(e->params, &f, err, sizeof err)) {
-        diag_error(d, EXIT_BADINPUT, "%s", err);
-        free(p);
-        return NULL;
+/* What a parameter of dtype t holds: with --dtype f64 every float is a
+ * double, so files convert to F64 then. */
+static StDtype st_of_dtype(DType t, InterpPrecision prec) {
+    switch (t) {
+    case DT_F64: return ST_F64;
+    case DT_I32: return ST_I32;
+    case DT_BOOL: return ST_BOOL;
+    default: return prec == INTERP_F64 ? ST_F64 : ST_F32;
     }
+}
+
+/* Parameters from the init specs and a seed. */
+static NamedValue *init_params(const Module *m, uint32_t seed) {
+    NamedValue *p = calloc((size_t)m->nparams + 1, sizeof *p);
     for (int i = 0; i < m->nparams; i++) {
         const Param *pr = &m->params[i];
         p[i].name = pr->name;
-        if (!e->params) {
-            p[i].type = pr->type;
-            p[i].data = malloc(sizeof(double) * (size_t)(type_numel(&pr->type) + 1));
-            rt_init_fill(p[i].data, type_numel(&pr->type), (RtInitKind)pr->init.kind, pr->init.a,
-                         e->seed, rt_init_stream(pr->name));
-            continue;
-        }
-        const StTensor *t = st_find(&f, pr->name);
-        if (!t) diag_error(d, EXIT_BADINPUT, "%s: no tensor for parameter '%s'", e->params, pr->name);
-        if (!t || !bind(t, "parameter", &pr->type, &p[i], e->params, d)) {
-            free_bound(p, i + 1);
-            st_free(&f);
-            return NULL;
-        }
+        p[i].type = pr->type;
+        p[i].data = malloc(sizeof(double) * (size_t)(type_numel(&pr->type) + 1));
+        rt_init_fill(p[i].data, type_numel(&pr->type), (RtInitKind)pr->init.kind, pr->init.a,
+                     seed, rt_init_stream(pr->name));
     }
-    for (int i = 0; e->params && i < f.n; i++)
-        if (module_find_param(m, f.tensors[i].name) < 0)
-            fprintf(stderr, "igrc exec: note: %s: tensor '%s' is no parameter of the model; ignored\n",
-                    e->params, f.tensors[i].name);
+    return p;
+}
+
+/* Every parameter's values from a matched file: converted to its dtype
+ * (an f32 parameter gets F32-rounded values, as a compiled program would,
+ * unless --dtype f64), zeros where the match has none. */
+static NamedValue *bind_params(const Module *m, const WeightsParam *ws, const WeightsMatch *wm) {
+    NamedValue *p = calloc((size_t)m->nparams + 1, sizeof *p);
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t n = type_numel(&m->params[i].type);
+        p[i].name = m->params[i].name;
+        p[i].type = m->params[i].type;
+        p[i].data = calloc((size_t)n + 1, sizeof(double));
+        if (wm->data[i])
+            st_to_doubles(ws[i].name, ws[i].dtype, wm->data[i], p[i].data, n, NULL, 0);
+    }
+    return p;
+}
+
+/* Parameters from --params under the shared weights rules
+ * (runtime/weights.h), or from the module's init specs and a seed. */
+static NamedValue *load_params(const Module *m, const ExecArgs *e, Diag *d) {
+    if (!e->params) return init_params(m, e->seed);
+    StFile f = {0};
+    char err[1024];
+    if (!st_read(e->params, &f, err, sizeof err)) {
+        diag_error(d, EXIT_BADINPUT, "%s", err);
+        return NULL;
+    }
+    WeightsParam *ws = calloc((size_t)m->nparams + 1, sizeof *ws);
+    for (int i = 0; i < m->nparams; i++) {
+        const Param *pr = &m->params[i];
+        ws[i] = (WeightsParam){pr->name, st_of_dtype(pr->type.dtype, e->prec), pr->type.rank,
+                               pr->type.dim, weights_is_optim(pr->name, pr->trainable)};
+    }
+    WeightsMatch wm;
+    NamedValue *p = NULL;
+    if (!weights_match(e->params, m->name, &f, ws, m->nparams, WEIGHTS_ONLY, &wm, err,
+                       sizeof err)) {
+        diag_error(d, EXIT_BADINPUT, "%s", err);
+    } else {
+        weights_notes(&wm, e->params, "igrc exec: note: ", stderr);
+        p = bind_params(m, ws, &wm);
+        weights_match_free(&wm);
+    }
+    free(ws);
     st_free(&f);
     return p;
 }
