@@ -163,7 +163,7 @@ bool app_load_data(const Program *p, const char *data, bool train, int64_t limit
                         "[B,C,H,W]\n", p->name);
         return false;
     }
-    if (!dataset_load(data, ".", train, limit, d, err, sizeof err) ||
+    if (!dataset_load(data, NULL, train, limit, d, err, sizeof err) ||
         !dataset_check_shape(d, chw, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         dataset_free(d);

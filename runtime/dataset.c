@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "runtime/datadirs.h"
 #include "runtime/idx.h"
 #include "runtime/philox.h"
 #include "runtime/rt_error.h"
@@ -158,31 +159,22 @@ static bool load_cifar(const char *dir, bool train, int64_t limit, Dataset *d, c
     return true;
 }
 
-/* A named CIFAR-10 set: the usual directory names under $IGRC_DATA and
- * <data_root>/data. */
+/* A named CIFAR-10 set: the usual directory names in the data directories
+ * (runtime/datadirs.h). */
 static bool find_cifar(const char *name, const char *data_root, char *dir, size_t cap,
                        char *err, size_t errcap) {
-    const char *env = getenv("IGRC_DATA");
-    const char *bases[2] = {env && *env ? env : NULL, NULL};
-    char rootdata[1100];
-    if (data_root) {
-        snprintf(rootdata, sizeof rootdata, "%s/data", data_root);
-        bases[1] = rootdata;
+    static const char *const subs[] = {"cifar10", "cifar-10", "cifar-10-batches-bin"};
+    DataDirs dirs;
+    data_dirs(subs, 3, data_root, &dirs);
+    char tried[4096] = "";
+    for (int i = 0; i < dirs.n; i++) {
+        snprintf(dir, cap, "%s", dirs.dir[i]);
+        if (is_cifar_dir(dir)) return true;
+        size_t used = strlen(tried);
+        snprintf(tried + used, sizeof tried - used, "%s%s", used ? ", " : "", dir);
     }
-    static const char *subs[] = {"cifar10", "cifar-10", "cifar-10-batches-bin"};
-    char tried[2048] = "";
-    for (int b = 0; b < 2; b++) {
-        if (!bases[b]) continue;
-        for (int s = 0; s < 3; s++) {
-            snprintf(dir, cap, "%s/%s", bases[b], subs[s]);
-            if (is_cifar_dir(dir)) return true;
-            size_t used = strlen(tried);
-            snprintf(tried + used, sizeof tried - used, "%s%s", used ? ", " : "", dir);
-        }
-    }
-    (void)name;
     return rt_fail(err, errcap, "data set '%s' not found (searched: %s; set IGRC_DATA)", name,
-                tried[0] ? tried : "nothing: no IGRC_DATA and no data root");
+                   tried[0] ? tried : "nothing");
 }
 
 bool dataset_load(const char *name_or_dir, const char *data_root, bool train, int64_t limit,

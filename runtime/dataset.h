@@ -22,8 +22,9 @@ typedef struct {
 } Dataset;
 
 /* Loads the train (train = true) or test split of name_or_dir: "mnist",
- * "fashion-mnist", "cifar10" / "cifar-10" (looked up under $IGRC_DATA and
- * <data_root>/data), or a directory holding IDX or CIFAR-10 binary files
+ * "fashion-mnist", "cifar10" / "cifar-10" (looked up in the directories of
+ * runtime/datadirs.h; data_root is the repository root, NULL for the
+ * default one), or a directory holding IDX or CIFAR-10 binary files
  * (recognised by the files present). limit > 0 keeps the first limit
  * images. false with a message naming the directory on failure; *out is
  * then zeroed (safe to dataset_free). */

@@ -2,6 +2,7 @@
  * get wrong before trusting it, and never allocates more than the file
  * actually delivers plus one growth step. */
 #include "runtime/idx.h"
+#include "runtime/datadirs.h"
 #include "runtime/rt_error.h"
 
 #include <errno.h>
@@ -188,7 +189,7 @@ void idx_free(IdxArray *a) {
 
 /* ---- data set discovery ---- */
 
-enum { MAX_DIRS = 3, PATH_CAP = sizeof(((IdxDataset *)0)->train_images) };
+enum { PATH_CAP = sizeof(((IdxDataset *)0)->train_images) };
 
 static const char *const IDX_FILES[4] = {
     "train-images-idx3-ubyte",
@@ -228,18 +229,13 @@ static bool try_dir(const char *dir, IdxDataset *out, const char **missing) {
 }
 
 /* Directories to search for name_or_dir, most explicit first. */
-static int candidate_dirs(const char *name, const char *root, char dirs[MAX_DIRS][PATH_CAP]) {
-    bool fashion = strcmp(name, "fashion-mnist") == 0;
-    if (!fashion && strcmp(name, "mnist") != 0) {
-        snprintf(dirs[0], PATH_CAP, "%s", name);
-        return 1;
+static void candidate_dirs(const char *name, const char *root, DataDirs *dirs) {
+    if (strcmp(name, "fashion-mnist") != 0 && strcmp(name, "mnist") != 0) {
+        dirs->n = 1;
+        snprintf(dirs->dir[0], DATA_PATH_CAP, "%s", name);
+        return;
     }
-    int n = 0;
-    const char *env = getenv("IGRC_DATA");
-    if (env && *env && join(dirs[n], PATH_CAP, env, name, "")) n++;
-    if (root && *root && join(dirs[n], PATH_CAP, root, "data/", name)) n++;
-    if (fashion) snprintf(dirs[n++], PATH_CAP, "/usr/share/datasets/fashion-mnist");
-    return n;
+    data_dirs(&name, 1, root, dirs);
 }
 
 bool idx_find_dataset(const char *name_or_dir, const char *data_root, IdxDataset *out,
@@ -247,18 +243,20 @@ bool idx_find_dataset(const char *name_or_dir, const char *data_root, IdxDataset
     if (!out) return rt_fail(err, errcap, "idx_find_dataset: no output");
     memset(out, 0, sizeof *out);
     if (!name_or_dir || !*name_or_dir) return rt_fail(err, errcap, "idx_find_dataset: no name");
-    char dirs[MAX_DIRS][PATH_CAP], tried[2048] = "";
-    int n = candidate_dirs(name_or_dir, data_root, dirs);
+    DataDirs dirs;
+    char tried[4096] = "";
+    candidate_dirs(name_or_dir, data_root, &dirs);
+    int n = dirs.n;
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         IdxDataset found = {0};
         const char *missing = "";
-        if (try_dir(dirs[i], &found, &missing)) {
+        if (try_dir(dirs.dir[i], &found, &missing)) {
             *out = found;
             return true;
         }
         int k = snprintf(tried + len, sizeof tried - len, "%s%s (no %s[.gz])", i ? "; " : "",
-                         dirs[i], missing);
+                         dirs.dir[i], missing);
         if (k > 0) len += (size_t)k < sizeof tried - len ? (size_t)k : sizeof tried - len - 1;
     }
     return rt_fail(err, errcap, "data set '%s' not found; searched: %s", name_or_dir,

@@ -40,10 +40,11 @@ typedef struct {
 
 /* Finds the four files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
  * (plain preferred over .gz when both exist).
- * name_or_dir "mnist" or "fashion-mnist": tries $IGRC_DATA/<name>, then
- * <data_root>/data/<name> (data_root is the repository root; may be NULL),
- * and for "fashion-mnist" also /usr/share/datasets/fashion-mnist (Debian's
- * dataset-fashion-mnist). Anything else is a directory holding the files
+ * name_or_dir "mnist" or "fashion-mnist": tries the directories of
+ * data_dirs (runtime/datadirs.h: $IGRC_DATA/<name>, ./data/<name>,
+ * <data_root>/data/<name> with data_root the repository root, NULL for the
+ * default one, and for "fashion-mnist" Debian's
+ * /usr/share/datasets/fashion-mnist). Anything else is a directory holding the files
  * (write "./mnist" for a local directory named like a known data set).
  * On failure *out is zeroed and err lists every directory searched. */
 bool idx_find_dataset(const char *name_or_dir, const char *data_root, IdxDataset *out,

@@ -827,3 +827,33 @@ Test(app, init_from_refusals) {
     cr_assert(strstr(log, "w.safetensors: tensor 'W' is missing"), "%s", log);
     free(log);
 }
+
+/* `--data mnist` is found through the repository's data/ from any working
+ * directory, and a miss lists every place searched. */
+Test(app, named_data_from_another_directory) {
+    mkdir(in_dir("repo"), 0777);
+    mkdir(in_dir("repo/data"), 0777);
+    make_idx_dir("repo/data/mnist");
+    mkdir(in_dir("elsewhere"), 0777);
+    char run[600];
+    snprintf(run, sizeof run, "%s", in_dir("run"));
+    setenv("IGRC_SOURCE_DIR", in_dir("repo"), 1);
+    unsetenv("IGRC_DATA");
+    cr_assert_eq(chdir(in_dir("elsewhere")), 0);
+    cr_assert_eq(RUN(true, "train", "--data", "mnist", "--epochs", "1", "--batches", "1", "--out",
+                     run), 0);
+    char *log = app_log();
+    cr_assert(strstr(log, "/repo/data/mnist: 100 images"), "%s", log);
+    free(log);
+
+    setenv("IGRC_SOURCE_DIR", in_dir("norepo"), 1);
+    setenv("IGRC_DATA", in_dir("env"), 1);
+    cr_assert_eq(RUN(true, "train", "--data", "mnist", "--out", run), 1);
+    log = app_log();
+    char want[3][700];
+    snprintf(want[0], sizeof want[0], "searched: %s (no train-images", in_dir("env/mnist"));
+    snprintf(want[1], sizeof want[1], "; ./data/mnist (no train-images");
+    snprintf(want[2], sizeof want[2], "; %s (no train-images", in_dir("norepo/data/mnist"));
+    for (int i = 0; i < 3; i++) cr_assert(strstr(log, want[i]), "lacks '%s':\n%s", want[i], log);
+    free(log);
+}

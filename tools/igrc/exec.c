@@ -15,10 +15,6 @@
 #include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
-#ifndef IGRC_SOURCE_DIR
-#define IGRC_SOURCE_DIR "."
-#endif
-
 static const char HELP[] =
     "usage: igrc exec FILE --fn NAME (--inputs I.safetensors -o OUT.safetensors |\n"
     "                 --data NAME|DIR [--split test|train] [--limit N])\n"
@@ -281,8 +277,7 @@ typedef struct {
 static bool load_data(const ExecArgs *e, Data *data, Diag *d) {
     IdxDataset ds;
     char err[4096];
-    const char *root = getenv("IGRC_SOURCE_DIR") ? getenv("IGRC_SOURCE_DIR") : IGRC_SOURCE_DIR;
-    if (!idx_find_dataset(e->data, root, &ds, err, sizeof err))
+    if (!idx_find_dataset(e->data, NULL, &ds, err, sizeof err))
         return diag_error(d, EXIT_BADINPUT, "%s", err);
     bool test = strcmp(e->split, "test") == 0;
     if (!idx_load(test ? ds.test_images : ds.train_images, &data->images, err, sizeof err) ||
