@@ -38,9 +38,9 @@ double ir_unary_f64(OpKind op, double x, double beta) {
     case OP_SQRT: return sqrt(x);
     case OP_RSQRT: return 1.0 / sqrt(x);
     case OP_RECIP: return 1.0 / x;
-    /* Literally x > 0 ? x : 0, so relu(NaN) = 0 and relu(-0) = +0: what
-     * fmax(x, 0) gives in the C and CUDA backends. */
-    case OP_RELU: return x > 0 ? x : 0.0;
+    /* relu(NaN) = NaN, as in PyTorch, so a NaN is never hidden from the
+     * training guard; relu(-0) = +0. The backends spell the same test. */
+    case OP_RELU: return x <= 0 ? 0.0 : x;
     case OP_SIGMOID: return sigmoid(x);
     case OP_TANH: return tanh(x);
     case OP_SOFTPLUS: return softplus(x, beta);

@@ -81,7 +81,7 @@ static LLVMValueRef unary_f(CpuEmit *e, const KInst *in, LLVMValueRef x) {
     case OP_SQRT: return cpu_call1(e, "llvm.sqrt", ty, x);
     case OP_RSQRT: return LLVMBuildFDiv(B, one, cpu_call1(e, "llvm.sqrt", ty, x), "");
     case OP_RECIP: return LLVMBuildFDiv(B, one, x, "");
-    case OP_RELU: return sel(e, fcmp(e, LLVMRealOGT, x, zero), x, zero);
+    case OP_RELU: return sel(e, fcmp(e, LLVMRealUGT, x, zero), x, zero); /* NaN stays NaN */
     case OP_SIGMOID: return sigmoid(e, t, x);
     case OP_TANH: return tanh_ir(e, t, x);
     case OP_SOFTPLUS: return softplus(e, t, x, in->f);

@@ -50,7 +50,8 @@ IGRC_FN double igrc_tanh(double x) { return tanh(x); }
 template <typename T> IGRC_FN T igrc_sign(T x) {
     return x > (T)0 ? (T)1 : x < (T)0 ? (T)-1 : x;
 }
-template <typename T> IGRC_FN T igrc_relu(T x) { return x > (T)0 ? x : (T)0; }
+/* NaN stays NaN (as in PyTorch and the interpreter). */
+template <typename T> IGRC_FN T igrc_relu(T x) { return x <= (T)0 ? (T)0 : x; }
 
 /* 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|): never overflows. */
 template <typename T> IGRC_FN T igrc_sigmoid(T x) {

@@ -46,6 +46,11 @@ NamedValue cf_value(const char *name, Type t, Gen g, int64_t lo, int64_t hi, CRn
         case G_INT: x = (double)crng_int(r, lo, hi); break;
         case G_UNIT: x = crng_unit(r); break;
         case G_WIDE: x = (double)(int32_t)(uint32_t)(crng_unit(r) * 4294967296.0); break;
+        case G_SPECIAL: {
+            static const double sp[] = {NAN, INFINITY, -INFINITY, -0.0, 0.0, -1.5, 2.5, 0.75};
+            x = sp[crng_int(r, 0, 8)];
+            break;
+        }
         default: x = crng_range(r, -2.0, 2.0); break;
         }
         v.data[i] = x;

@@ -31,6 +31,7 @@ typedef enum {
     G_INT,      /* integers in [lo, hi) (i32 data, indices) */
     G_UNIT,     /* U(0, 1): images */
     G_WIDE,     /* i32 over the whole range (wrap-around arithmetic) */
+    G_SPECIAL,  /* NaN, +-inf, +-0 among ordinary values: NaN must propagate */
 } Gen;
 
 /* A NamedValue of type t filled by g (lo/hi for G_INT); data malloc'd. */

@@ -241,7 +241,8 @@ Test(conformance, unary_ops) {
                {OP_EXP, G_SIGNED},  {OP_LOG, G_POS},      {OP_SQRT, G_POS},
                {OP_RSQRT, G_POS},   {OP_RECIP, G_SIGNED}, {OP_RELU, G_SMALL},
                {OP_SIGMOID, G_SIGNED}, {OP_TANH, G_SIGNED}, {OP_SOFTPLUS, G_SIGNED},
-               {OP_STOP_GRADIENT, G_SIGNED}, {OP_RELU, G_SIGNED}};
+               {OP_STOP_GRADIENT, G_SIGNED}, {OP_RELU, G_SIGNED}, {OP_RELU, G_SPECIAL},
+               {OP_NEG, G_SPECIAL}, {OP_ABS, G_SPECIAL}};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         for (int sh = 0; sh < 4; sh++) {
             bool exact = ops[k].op == OP_NEG || ops[k].op == OP_ABS || ops[k].op == OP_SIGN ||
@@ -302,7 +303,8 @@ Test(conformance, binary_ops) {
     } ops[] = {{OP_ADD, G_SIGNED, G_SIGNED, false}, {OP_SUB, G_SIGNED, G_SIGNED, false},
                {OP_MUL, G_SIGNED, G_SIGNED, false}, {OP_DIV, G_SIGNED, G_POS, false},
                {OP_MAX, G_SIGNED, G_SIGNED, true},  {OP_MIN, G_SIGNED, G_SIGNED, true},
-               {OP_POW, G_POS, G_SIGNED, false},    {OP_MAX, G_SMALL, G_SMALL, true}};
+               {OP_POW, G_POS, G_SIGNED, false},    {OP_MAX, G_SMALL, G_SMALL, true},
+               {OP_MAX, G_SPECIAL, G_SPECIAL, true}, {OP_MIN, G_SPECIAL, G_SPECIAL, true}};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         for (int sh = 0; sh < 4; sh++) {
             In in[2] = {{shape_of(DT_F32, sh), ops[k].ga, 0, 0}, {shape_of(DT_F32, sh), ops[k].gb, 0, 0}};
