@@ -153,11 +153,16 @@ Module *frontend_load(const char *path, const FrontendOptions *o, Diag *d) {
     cJSON *doc = doc_load(path, d);
     if (!doc) return NULL;
     Module *m = NULL;
-    if (o && !doc_apply_defines(doc, path, o->defines, o->ndefines, d)) goto done;
+    if ((o && !doc_apply_defines(doc, path, o->defines, o->ndefines, d)) ||
+        !frontend_check_names(doc, path, d))
+        goto done;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     char stem[256];
     snprintf(stem, sizeof stem, "%.*s", (int)strcspn(base, "."), base);
+    for (char *c = stem; *c; c++) /* "my model.json" is program my_model */
+        if (!frontend_name_ok((char[]){*c, 0})) *c = '_';
+    if (!stem[0]) snprintf(stem, sizeof stem, "model");
     m = module_new(cJSON_IsString(name) ? name->valuestring : stem);
     if (!read_batch(doc, path, o, &m->batch, d)) goto fail;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(doc, "inputs");

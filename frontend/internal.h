@@ -22,6 +22,12 @@ const char *doc_file_of(const cJSON *obj, const char *fallback);
 bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Names (frontend/names.c): 1 to 128 characters of A-Z a-z 0-9 _ . : - */
+bool frontend_name_ok(const char *s);
+/* Checks every name the merged document gives: the model's, the inputs',
+ * networks', blocks', losses' and every node id. */
+bool frontend_check_names(const cJSON *doc, const char *root_file, Diag *d);
+
 /* Checks that obj has only keys from the NULL-terminated list. */
 bool check_keys(Diag *d, const char *file, const char *jpath, const cJSON *obj,
                 const char *const *allowed);

@@ -67,6 +67,11 @@ static const char *put_block_net(const char *name, const char *nodes) {
                nodes);
 }
 
+static const char NET_N_PLAIN[] =
+    "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, \"networks\": {\"n\": "
+    "{\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"x\"]}], "
+    "\"output\": \"out\"}}}\n";
+
 static const char *base_of(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -230,6 +235,46 @@ Test(bad_input, node_not_an_object_or_without_id) {
     expect_bad(put_net("noinputs.json", "{\"id\": \"out\", \"op\": \"relu\"}"), "'out'", "'inputs'");
     expect_bad(put_net("noop.json", "{\"id\": \"out\", \"inputs\": [\"x\"]}"), "'out'", "'op'",
                "required");
+}
+
+/* Names become program tokens: a blank, quote, '#' or newline in one
+ * would compile into an executable that cannot start. */
+Test(bad_input, names_outside_the_identifier_set) {
+    static const char *const bad_ids[] = {"a b", "a\\\"b", "x#1", "a\\nb", ""};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++) {
+        char nodes[256], file[32];
+        snprintf(nodes, sizeof nodes,
+                 "{\"id\": \"%s\", \"op\": \"relu\", \"inputs\": [\"x\"]},\n"
+                 "{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"x\"]}", bad_ids[i]);
+        snprintf(file, sizeof file, "id%zu.json", i);
+        expect_bad(put_net(file, nodes), "networks.n.nodes[0].id", "not a valid name");
+    }
+    static const char *const bad_names[] = {"\"my model\"", "\"\"", "null", "3", "[\"a\"]"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+        char file[32];
+        snprintf(file, sizeof file, "name%zu.json", i);
+        const char *p = put(file, "{\"name\": %s, \"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, "
+                            "\"networks\": {\"n\": {\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", "
+                            "\"inputs\": [\"x\"]}], \"output\": \"out\"}}}\n", bad_names[i]);
+        expect_bad(p, "name");
+    }
+    expect_bad(put("inp.json", "{\"inputs\": {\"x y\": {\"shape\": [\"B\", 4]}}}\n"), "inputs.x y",
+               "not a valid name");
+    /* the error names the included file the bad id is in */
+    put_net("inner_id.json", "{\"id\": \"o ut\", \"op\": \"relu\", \"inputs\": [\"x\"]}");
+    Diag d;
+    diag_init(&d);
+    cr_assert_null(frontend_load(put("outer_id.json", "{\"include\": [\"inner_id.json\"]}\n"),
+                                 NULL, &d));
+    cr_expect(strstr(d.msg, "inner_id.json: networks.n.nodes[0].id") && strstr(d.msg, "'o ut'"),
+              "%s", d.msg);
+}
+
+Test(frontend_ok, a_file_name_outside_the_identifier_set_gives_a_clean_program_name) {
+    const char *p = put("my model (1).json", NET_N_PLAIN);
+    Module *m = load_ok(p, NULL);
+    cr_expect_str_eq(m->name, "my_model__1_");
+    module_free(m);
 }
 
 Test(bad_input, long_chain_listed_backwards) {
