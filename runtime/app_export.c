@@ -12,13 +12,18 @@ int app_export(const AppCtx *ctx, int argc, char **argv) {
     char ckbuf[1100], tobuf[1100], err[2048];
     AppOpt opts[] = {
         APP_WEIGHTS_OPTS(&ckpt, &out),
-        {"to", OPT_STR, &to, "FILE", "where the weights go (default: DIR/weights.safetensors)", 0},
+        {"to", OPT_STR, &to, "FILE", "where the weights go (default: DIR/weights.safetensors; "
+                                     "--out FILE.safetensors also names it)", 0},
     };
     int rc = app_parse("export",
                        "Writes the weights alone (trainable parameters and batch-norm statistics, "
                        "no optimiser state)\nas safetensors that PyTorch's load_state_dict takes.",
                        argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
+    /* --out W.safetensors names the file (the weights of ./run unless
+     * --ckpt); --out DIR the run directory, as in every other command. */
+    size_t n = strlen(out), ext = strlen(".safetensors");
+    if (!to && n > ext && !strcmp(out + n - ext, ".safetensors")) to = out, out = "run";
     app_default_path(&ckpt, ckbuf, sizeof ckbuf, out, "checkpoint.safetensors");
     app_default_path(&to, tobuf, sizeof tobuf, out, "weights.safetensors");
     if (!strcmp(ckpt, to)) {

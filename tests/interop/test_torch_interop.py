@@ -121,8 +121,8 @@ def compare(name, got, want):
 def igrc_to_torch(st, args, work, exe, x, y):
     run([exe, "train", "--data", "mnist", "--limit", "1024", "--epochs", "1", "--lr", "0.002",
          "--out", "run", "--threads", "2"], cwd=work, env=outside_env())
-    run([exe, "export", "--out", "run"], cwd=work)
-    weights = os.path.join(work, "run", "weights.safetensors")
+    run([exe, "export", "--out", "W.safetensors"], cwd=work)  # the weights of ./run
+    weights = os.path.join(work, "W.safetensors")
     sd, meta = st.load_safetensors(weights)
     if meta.get("program") != "mnist_smallcnn_standard" or any(k.startswith("optim.") for k in sd):
         raise AssertionError(f"{weights}: metadata {meta}, tensors {list(sd)}")
