@@ -147,7 +147,40 @@ static void fmt_time(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%ld:%02ld", v / 60, v % 60);
 }
 
+/* The first parameter holding a NaN or an infinity, or -1 (with *bad its
+ * index in the tensor, *v the value). -2 if a device copy failed. */
+static int nonfinite_param(Exec *r, int64_t *bad, double *v) {
+    const Program *p = exec_program(r);
+    for (int i = 0; i < p->nparams; i++) {
+        const PTensor *t = &p->params[i].t;
+        if (t->dtype != PD_F32 && t->dtype != PD_F64) continue;
+        const void *data = exec_param(r, i);
+        if (!data) return -2;
+        for (int64_t k = 0; k < ptensor_numel(t); k++) {
+            double x = t->dtype == PD_F32 ? ((const float *)data)[k] : ((const double *)data)[k];
+            if (!isfinite(x)) return *bad = k, *v = x, i;
+        }
+    }
+    return -1;
+}
+
+/* Stops a run whose parameters are no longer finite (a non-finite gradient
+ * or update), naming the tensor; what: where the check ran. */
+static bool params_finite(const Train *t, Exec *r, const char *what) {
+    int64_t k = 0;
+    double v = 0;
+    int i = nonfinite_param(r, &k, &v);
+    if (i == -1) return true;
+    if (i == -2) fprintf(stderr, "\nerror: %s\n", exec_error(r));
+    else
+        fprintf(stderr, "\nerror: parameter '%s' holds %s (element %" PRId64 ") %s; training "
+                        "stopped, the last good checkpoint (if any) is %s\n",
+                t->p->params[i].t.name, isnan(v) ? "nan" : "inf", k, what, t->ckpt_path);
+    return false;
+}
+
 static bool save(Train *t, Exec *r, int64_t epoch, int64_t batch, int64_t step, int64_t n) {
+    if (!params_finite(t, r, "before the checkpoint")) return false; /* keep the last good one */
     CkptInfo info;
     memset(&info, 0, sizeof info);
     snprintf(info.program, sizeof info.program, "%s", t->p->name);
@@ -191,6 +224,7 @@ static int start_position(Train *t, Exec *r, int64_t n, int64_t *epoch, int64_t 
             fprintf(stderr, "error: --init-from: %s\n", err);
             return APP_FAIL;
         }
+        if (!params_finite(t, r, "in --init-from's weights")) return APP_FAIL;
         printf("starting from the weights in %s (step 0, a fresh optimiser state)\n",
                t->init_from);
         return APP_OK;
@@ -200,6 +234,7 @@ static int start_position(Train *t, Exec *r, int64_t n, int64_t *epoch, int64_t 
         fprintf(stderr, "error: --resume: %s\n", err);
         return APP_FAIL;
     }
+    if (!params_finite(t, r, "in the checkpoint to resume")) return APP_FAIL;
     if (!info.has_position) {
         fprintf(stderr, "error: --resume: %s has no training position (epoch, batch, step, seed "
                         "metadata); it is not an igrc training checkpoint\n", t->resume);
@@ -280,7 +315,7 @@ static void store_scalars(const Train *t, Loop *L, int64_t e, int64_t b) {
 }
 
 /* Adds the step's loss and accuracy to the epoch's; false on a non-finite
- * loss (reported here). */
+ * loss (reported here; the caller then names a non-finite parameter). */
 static bool record_step(const Train *t, Loop *L, int64_t e, int64_t b) {
     const PFunc *fn = t->fn;
     const PTensor *lt = &fn->outputs[t->out_loss];
@@ -336,7 +371,8 @@ static bool run_epoch(Train *t, Exec *r, const Dataset *d, Loop *L, int64_t e, i
         dataset_batch(d, L->perm, b * t->B, t->B, true, L->x, L->y, NULL);
         L->step++;
         store_scalars(t, L, e, b);
-        if (!app_call(r, t->f, L->ins, L->outs) || !record_step(t, L, e, b)) return false;
+        if (!app_call(r, t->f, L->ins, L->outs)) return false;
+        if (!record_step(t, L, e, b)) return params_finite(t, r, "after this step"), false;
         show_progress(t, L, e, b);
         if (t->ckpt_every > 0 && L->step % t->ckpt_every == 0 && b + 1 < t->nb &&
             !save(t, r, e, b + 1, L->step, d->n))

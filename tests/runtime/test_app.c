@@ -244,7 +244,7 @@ Test(app, padded_batches) {
 #define D 4
 #define K 2
 
-static int g_kill_at = -1, g_nan_at = -1, g_key_bad;
+static int g_kill_at = -1, g_nan_at = -1, g_nan_weight_at = -1, g_key_bad;
 static float g_lr[64];
 
 static void logits_of(const float *x, const float *W, const float *bias, float *z) {
@@ -286,6 +286,7 @@ static void k_train(void *const *bufs, int64_t begin, int64_t end) {
     for (int i = 0; i < K * D; i++) W2[i] = W[i] - lr * gW[i];
     for (int k = 0; k < K; k++) b2[k] = bias[k] - lr * gb[k];
     *loss = (int)step == g_nan_at ? NAN : l / B;
+    if ((int)step == g_nan_weight_at) W2[3] = NAN; /* a bad update, the loss still finite */
     *count2 = *count + 1;
 }
 
@@ -674,6 +675,45 @@ Test(app, nan_keeps_last_checkpoint) {
     cr_assert_str_eq(meta(&f, "step"), "10");
     cr_assert_float_eq(*(float *)st_find(&f, "count")->data, 10.0f, 0);
     st_free(&f);
+}
+
+/* A NaN in the weights with a finite loss (a non-finite update): the guard
+ * before the next checkpoint stops the run, names the tensor, and the last
+ * good checkpoint stays; NaN weights given to --init-from are refused. */
+Test(app, nonfinite_weights_stop_training_and_name_the_tensor) {
+    const char *data = make_idx_dir("data");
+    char run[600], ck[700];
+    snprintf(run, sizeof run, "%s", in_dir("run"));
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", run);
+    g_nan_weight_at = 10; /* step 10's update, saved at step 10 */
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", run, "--checkpoint-every", "5"), 1);
+    char *log = app_log();
+    cr_assert(strstr(log, "parameter 'W' holds nan (element 3) before the checkpoint"), "%s", log);
+    free(log);
+    /* a NaN made at step 7 turns step 8's loss NaN: the tensor is named too */
+    g_nan_weight_at = 7;
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", in_dir("run7")), 1);
+    g_nan_weight_at = -1;
+    log = app_log();
+    cr_assert(strstr(log, "loss is nan at epoch 1 step 8/13") &&
+              strstr(log, "parameter 'W' holds nan (element 0) after this step"), "%s", log);
+    free(log);
+    StFile f = load_ckpt(ck);
+    cr_assert_str_eq(meta(&f, "step"), "5");
+    for (int i = 0; i < 8; i++) cr_assert(isfinite(((float *)st_find(&f, "W")->data)[i]));
+    st_free(&f);
+    float w[8] = {0, 0, 0, 0, 0, INFINITY, 0, 0}, bb[2] = {0, 0}, c = 0;
+    StTensor ts[3] = {
+        {.name = "W", .dtype = ST_F32, .rank = 2, .shape = {2, 4}, .data = w, .nbytes = 32},
+        {.name = "b", .dtype = ST_F32, .rank = 1, .shape = {2}, .data = bb, .nbytes = 8},
+        {.name = "count", .dtype = ST_F32, .rank = 0, .data = &c, .nbytes = 4},
+    };
+    char err[1024], *bad = (char *)in_dir("inf.safetensors");
+    cr_assert(st_write(bad, ts, 3, NULL, 0, err, sizeof err), "%s", err);
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", in_dir("run2"), "--init-from", bad), 1);
+    log = app_log();
+    cr_assert(strstr(log, "parameter 'W' holds inf (element 5) in --init-from's weights"), "%s", log);
+    free(log);
 }
 
 Test(app, usage_and_data_errors) {
