@@ -12,6 +12,7 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/rt_error.h"
 #include "runtime/cuda_abi.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -448,6 +449,6 @@ int igrc_app_main_cuda(int argc, char **argv, const char *program_text, int64_t 
         rc = APP_USAGE;
     }
     program_free(p);
-    fflush(stdout);
+    if (!rt_flush_stdout(prog) && rc == APP_OK) rc = APP_FAIL;
     return rc;
 }

@@ -8,4 +8,9 @@
 
 bool rt_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Flushes stdout; false, with "who: error: ..." on stderr, if writing to it
+ * failed at any point (a full disk, /dev/full, a closed pipe): a command's
+ * output that never arrived is a failure, not exit 0. */
+bool rt_flush_stdout(const char *who);
+
 #endif

@@ -226,6 +226,18 @@ Test(attack_cmds, bad_options_and_missing_checkpoint) {
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "--images"), "%s", r.err);
     result_free(&r);
+    /* output that cannot be written fails the command */
+    static const char *const full[] = {"info > /dev/full", "eval --out '%s' --data mnist --n 4 "
+                                       "--attacks natural --json '%s/e.json' > /dev/full"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[1024], sh[3072];
+        snprintf(cmd, sizeof cmd, full[i], dir, dir);
+        snprintf(sh, sizeof sh, "'%s' %s", exe, cmd);
+        r = spawn_v("/bin/sh", (const char *const[]){"-c", sh, NULL});
+        cr_expect_eq(r.rc, 1, "%s: exit %d: %s", cmd, r.rc, r.err);
+        cr_expect(strstr(r.err, "writing to standard output failed"), "%s", r.err);
+        result_free(&r);
+    }
     r = run(exe, "consistency", "--out", in_dir("nowhere"), "--data", "mnist", "--n", "4");
     cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "train first"), "%s", r.err);

@@ -152,6 +152,21 @@ Test(driver, check_prints_parameter_counts) {
     done(&r);
 }
 
+/* Output that cannot be written is a failure: igrc check and dump into a
+ * full device exit 1 and say so (they exited 0 before). */
+Test(driver, stdout_write_errors_fail) {
+    static const char *const cmds[] = {"check", "dump"};
+    for (int i = 0; i < 2; i++) {
+        char sh[2048];
+        snprintf(sh, sizeof sh, "'%s' %s '%s' > /dev/full", igrc_bin(), cmds[i],
+                 model("models/mnist_mlp_standard.json"));
+        Result r = spawn_v("/bin/sh", (const char *const[]){"-c", sh, NULL});
+        cr_expect_eq(r.rc, 1, "%s > /dev/full: exit %d\n%s", cmds[i], r.rc, r.err);
+        cr_expect(strstr(r.err, "writing to standard output failed"), "%s", r.err);
+        done(&r);
+    }
+}
+
 Test(driver, check_with_defines_and_batch) {
     Result r = igrc("check", model("models/nets/smallcnn.json"), "-D", "act=softplus", "--batch", "4");
     expect_ok(r);

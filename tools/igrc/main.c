@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/rt_error.h"
 #include "tools/igrc/driver.h"
 
 static const char USAGE[] =
@@ -19,7 +20,7 @@ static const char USAGE[] =
     "`igrc COMMAND --help` describes each command. Exit status: 0 success,\n"
     "1 runtime failure, 2 bad input or usage.\n";
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BADINPUT : EXIT_OK;
@@ -31,4 +32,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "igrc: unknown command '%s'\n\n%s", argv[1], USAGE);
     return EXIT_BADINPUT;
+}
+
+int main(int argc, char **argv) {
+    int rc = dispatch(argc, argv);
+    return !rt_flush_stdout("igrc") && rc == EXIT_OK ? EXIT_RUNTIME : rc;
 }
