@@ -1,6 +1,7 @@
 /* safetensors reader and writer; see safetensors.h for the format.
  *
- * Reading validates the whole header (types, sizes, bounds, overlaps,
+ * Reading validates the whole header (types, sizes, bounds, exact coverage
+ * of the data section without overlaps or holes,
  * duplicates) before allocating any tensor data, so a hostile header cannot
  * make us allocate more than the file actually holds.
  */
@@ -290,23 +291,38 @@ static bool parse_meta(const Ctx *c, const cJSON *m, StFile *out) {
     return check_unique_meta(c, out->meta, out->nmeta);
 }
 
-/* Sorts spans by offset and rejects overlapping byte ranges. Empty tensors
- * occupy no bytes, so they may sit anywhere in the data section; gaps are
- * accepted, as other writers may leave them. */
-static bool check_overlaps(const Ctx *c, const StFile *f, Span *spans) {
+/* Sorts spans by offset and checks the format's own rule: the tensors'
+ * byte ranges tile the data section exactly, from 0 to its end, without
+ * overlaps or holes (a header a few bytes short, for one, leaves the data
+ * shifted against its offsets: a hole at the end). An empty tensor sits at
+ * the position it names, occupying nothing. */
+static bool check_coverage(const Ctx *c, const StFile *f, Span *spans, uint64_t data_len) {
     qsort(spans, (size_t)f->n, sizeof *spans, cmp_span);
     const Span *prev = NULL;
+    uint64_t pos = 0;
     for (int i = 0; i < f->n; i++) {
         const Span *s = &spans[i];
-        if (s->begin == s->end) continue;
-        if (prev && prev->end > s->begin)
+        if (s->begin < pos)
             return fail(c,
                         "tensor %s: data_offsets [%" PRIu64 ", %" PRIu64
                         "] overlap tensor %s [%" PRIu64 ", %" PRIu64 "]",
                         quote(f->tensors[s->idx].name).s, s->begin, s->end,
                         quote(f->tensors[prev->idx].name).s, prev->begin, prev->end);
-        prev = s;
+        if (s->begin > pos)
+            return fail(c,
+                        "tensor %s: data_offsets [%" PRIu64 ", %" PRIu64 "] leave bytes [%" PRIu64
+                        ", %" PRIu64 ") of the data section unused (the tensors must cover it "
+                        "exactly; header length wrong?)",
+                        quote(f->tensors[s->idx].name).s, s->begin, s->end, pos, s->begin);
+        if (s->end > s->begin) prev = s;
+        pos = s->end;
     }
+    if (pos != data_len)
+        return fail(c,
+                    "the tensors cover %" PRIu64 " of the data section's %" PRIu64
+                    " bytes (the tensors must cover it exactly; header length wrong or trailing "
+                    "bytes?)",
+                    pos, data_len);
     return true;
 }
 
@@ -341,7 +357,7 @@ static bool parse_header(const Ctx *c, const cJSON *root, uint64_t data_len, StF
         if (!parse_entry(c, e, &out->tensors[i], &spans[i], data_len)) return false;
         i++;
     }
-    return check_unique_names(c, out->tensors, out->n) && check_overlaps(c, out, spans);
+    return check_unique_names(c, out->tensors, out->n) && check_coverage(c, out, spans, data_len);
 }
 
 /* ---- reading: the data ---- */

@@ -227,18 +227,17 @@ Test(safetensors, hand_built_file) {
     st_free(&f);
 }
 
-Test(safetensors, gaps_and_empty_tensors_accepted) {
-    /* 4-byte gap between a and b, 4 unused bytes at the end, an empty tensor
-     * inside a's range and another at the very end. */
+Test(safetensors, empty_tensors_accepted_where_they_tile) {
+    /* an empty tensor at the position between a and b, another at the end */
     const char *json = "{\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                       "\"e\":{\"dtype\":\"F64\",\"shape\":[3,0],\"data_offsets\":[2,2]},"
-                       "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[8,12]},"
-                       "\"z\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[16,16]}}";
+                       "\"e\":{\"dtype\":\"F64\",\"shape\":[3,0],\"data_offsets\":[4,4]},"
+                       "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]},"
+                       "\"z\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[8,8]}}";
     size_t len;
-    unsigned char *img = image(json, NULL, 16, &len);
+    unsigned char *img = image(json, NULL, 8, &len);
     StFile f;
     char err[256] = "";
-    cr_assert(st_read_mem(img, len, "gaps", &f, err, sizeof err), "%s", err);
+    cr_assert(st_read_mem(img, len, "tiled", &f, err, sizeof err), "%s", err);
     cr_expect_eq(f.n, 4);
     cr_expect_eq(st_find(&f, "e")->nbytes, 0);
     cr_expect_not_null(st_find(&f, "e")->data);
@@ -530,4 +529,30 @@ Test(safetensors, invalid_write_leaves_old_file) {
     expect_same_tensor(&f.tensors[0], &good);
     st_free(&f);
     cr_expect_eq(dir_entries(), 1);
+}
+
+/* The format's rule: the byte ranges cover the data section exactly. */
+Test(safetensors, holes_trailing_bytes_and_a_short_header_rejected) {
+    EXPECT_REJECT_JSON("{\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                       "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[8,12]}}",
+                       12, "tensor 'b'", "bytes [4, 8)", "unused");
+    EXPECT_REJECT_JSON("{\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8,
+                       "cover 4 of the data section's 8 bytes");
+    EXPECT_REJECT_JSON("{\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                       "\"e\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[2,2]}}",
+                       4, "tensor 'e'", "overlap tensor 'a'");
+    /* A written file whose header length is 1 to 4 bytes short: the header
+     * still parses (padding), the data would be read shifted. */
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    const StTensor t = mk("w", ST_F32, 2, (int64_t[]){2, 3}, v, sizeof v);
+    const char *path = in_dir("ok.safetensors");
+    char err[256] = "";
+    cr_assert(st_write(path, &t, 1, NULL, 0, err, sizeof err), "%s", err);
+    size_t len;
+    unsigned char *img = read_file(path, &len);
+    for (int k = 1; k <= 4; k++) {
+        img[0] = (unsigned char)(img[0] - 1);
+        expect_reject_img(img, len, "bad.safetensors", (const char *)0);
+    }
+    free(img);
 }
