@@ -150,6 +150,13 @@ bool app_image_shape(const Program *p, int64_t chw[3], int64_t *batch) {
     return false;
 }
 
+/* The classes of the program's label input y (0 when it has none). */
+static int app_label_classes(const Program *p) {
+    for (int i = 0; i < p->ninputs; i++)
+        if (!strcmp(p->inputs[i].t.name, "y")) return p->inputs[i].classes;
+    return 0;
+}
+
 bool app_load_data(const Program *p, const char *data, bool train, int64_t limit, Dataset *d) {
     char err[2048];
     if (!data) data = app_setting_str(p, "data", NULL);
@@ -165,7 +172,8 @@ bool app_load_data(const Program *p, const char *data, bool train, int64_t limit
         return false;
     }
     if (!dataset_load(data, NULL, train, limit, d, err, sizeof err) ||
-        !dataset_check_shape(d, chw, err, sizeof err)) {
+        !dataset_check_shape(d, chw, err, sizeof err) ||
+        !dataset_check_labels(d, train, app_label_classes(p), err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         dataset_free(d);
         return false;

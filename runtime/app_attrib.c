@@ -264,7 +264,8 @@ static int open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d,
     ExecDevice dev;
     int rc = app_check_device(ctx, a->device, &dev);
     if (rc) return rc;
-    if (!bind_attrib(a, p) || !app_load_data(p, a->data, false, a->n, d)) return APP_FAIL;
+    if (!bind_attrib(a, p)) return APP_FAIL;
+    if (!app_load_data(p, a->data, false, a->n, d)) return APP_BADINPUT;
     if (!check_args(cmd, a)) return APP_USAGE;
     a->img = d->c * d->h * d->w;
     const PTensor *x = &a->fn->inputs[a->in_x];

@@ -324,7 +324,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         !bind(p, "grad_cw", true, &v.grad_cw) || check_entries(&v, p)) {
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
-        rc = APP_FAIL;
+        rc = APP_BADINPUT;
     } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {
         rc = APP_FAIL;
     } else {
@@ -474,7 +474,7 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     if (!bind(p, "grad_ce", true, &v.grad_ce) || check_entries(&v, p) || !bind_acts(p, v.B, &c)) {
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
-        rc = APP_FAIL;
+        rc = APP_BADINPUT;
     } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {
         rc = APP_FAIL;
     } else {

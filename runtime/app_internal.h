@@ -15,6 +15,7 @@
 #define APP_OK 0
 #define APP_FAIL 1  /* runtime or data failure */
 #define APP_USAGE 2 /* bad command line */
+#define APP_BADINPUT 2 /* bad input: a missing or malformed data set (as igrc's exit 2) */
 #define APP_HELP -1 /* --help was printed: exit 0 */
 
 typedef enum { OPT_STR, OPT_INT, OPT_NUM, OPT_U32, OPT_FLAG } AppOptKind;
@@ -97,7 +98,8 @@ int app_find_output(const PFunc *f, const char *name);
 bool app_image_shape(const Program *p, int64_t chw[3], int64_t *batch);
 
 /* Loads a split (data set from --data, else setting "data") and checks its
- * shape against the program; prints the error and returns false. */
+ * shape and labels against the program; prints the error and returns false
+ * (the command then exits APP_BADINPUT). */
 bool app_load_data(const Program *p, const char *data, bool train, int64_t limit, Dataset *d);
 
 /* malloc'd buffers for every output of f (NULL on out of memory). */

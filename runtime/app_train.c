@@ -449,7 +449,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     if (!t.data) t.data = app_setting_str(p, "data", NULL);
     Dataset d;
     if (!app_load_data(p, t.data, true, t.limit, &d)) {
-        rc = APP_FAIL;
+        rc = APP_BADINPUT;
         goto out;
     }
     t.nb = dataset_nbatches(d.n, t.B);

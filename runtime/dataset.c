@@ -206,6 +206,17 @@ bool dataset_load(const char *name_or_dir, const char *data_root, bool train, in
     return ok;
 }
 
+bool dataset_check_labels(const Dataset *d, bool train, int classes, char *err, size_t errcap) {
+    for (int64_t i = 0; classes > 0 && i < d->n; i++)
+        if (d->y[i] < 0 || d->y[i] >= classes)
+            return rt_fail(err, errcap,
+                           "%s: the %s labels give image %lld the label %d, but the program's y "
+                           "has %d classes (0..%d)",
+                           d->source, train ? "training" : "test", (long long)i, (int)d->y[i],
+                           classes, classes - 1);
+    return true;
+}
+
 bool dataset_check_shape(const Dataset *d, const int64_t chw[3], char *err, size_t errcap) {
     if (d->c == chw[0] && d->h == chw[1] && d->w == chw[2]) return true;
     return rt_fail(err, errcap,

@@ -33,6 +33,10 @@ bool dataset_load(const char *name_or_dir, const char *data_root, bool train, in
 void dataset_free(Dataset *d);
 
 /* Checks the images are [C,H,W] = chw (a program input's per-image shape). */
+/* Every label in [0, classes): false naming the split, the image and the
+ * label otherwise (classes <= 0: nothing to check). */
+bool dataset_check_labels(const Dataset *d, bool train, int classes, char *err, size_t errcap);
+
 bool dataset_check_shape(const Dataset *d, const int64_t chw[3], char *err, size_t errcap);
 
 /* perm[0..n) = a permutation of 0..n-1 that depends only on (seed, epoch):

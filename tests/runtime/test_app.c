@@ -718,6 +718,7 @@ Test(app, nonfinite_weights_stop_training_and_name_the_tensor) {
 
 Test(app, usage_and_data_errors) {
     const char *data = make_idx_dir("data");
+    char p0[600];
     cr_assert_eq(RUN(true, "train", "--bogus"), 2);
     char *log = app_log();
     cr_assert(strstr(log, "unknown option '--bogus'"), "%s", log);
@@ -733,11 +734,28 @@ Test(app, usage_and_data_errors) {
     log = app_log();
     cr_assert(strstr(log, "--checkpoint-every N") && strstr(log, "--resume CKPT"), "%s", log);
     free(log);
-    cr_assert_eq(RUN(true, "train", "--data", in_dir("missing")), 1);
+    /* bad input (data) is exit 2, as in igrc */
+    cr_assert_eq(RUN(true, "train", "--data", in_dir("missing")), 2);
     log = app_log();
     cr_assert(strstr(log, "missing"), "%s", log);
     free(log);
-    cr_assert_eq(RUN(true, "train"), 1); /* no data set named anywhere */
+    cr_assert_eq(RUN(true, "train"), 2); /* no data set named anywhere */
+    /* a label the program has no class for: named with its split and image */
+    char data_ok[512];
+    snprintf(data_ok, sizeof data_ok, "%s", data); /* make_idx_dir returns one static buffer */
+    const char *badl = make_idx_dir("badlabels");
+    uint8_t lb[NTEST];
+    uint8_t px[4 * NTEST];
+    make_pixels(NTEST, 2, px, lb);
+    lb[3] = 7; /* the tiny program has 2 classes */
+    snprintf(p0, sizeof p0, "%s/t10k-labels-idx1-ubyte", badl);
+    write_idx_labels(p0, NTEST, lb);
+    cr_assert_eq(RUN(true, "eval", "--data", badl, "--attacks", "natural"), 2);
+    data = data_ok;
+    log = app_log();
+    cr_assert(strstr(log, "test labels give image 3 the label 7") && strstr(log, "2 classes"),
+              "%s", log);
+    free(log);
     /* CIFAR-10 images for a program that expects 1x2x2 */
     char cifar[512];
     snprintf(cifar, sizeof cifar, "%s", in_dir("cifar"));
@@ -745,7 +763,7 @@ Test(app, usage_and_data_errors) {
     char p[600];
     snprintf(p, sizeof p, "%s/data_batch_1.bin", cifar);
     write_cifar(p, 2, 0);
-    cr_assert_eq(RUN(true, "train", "--data", cifar), 1);
+    cr_assert_eq(RUN(true, "train", "--data", cifar), 2);
     log = app_log();
     cr_assert(strstr(log, cifar) && strstr(log, "[3,32,32]") && strstr(log, "[1,2,2]"), "%s",
               log);
@@ -888,7 +906,7 @@ Test(app, named_data_from_another_directory) {
 
     setenv("IGRC_SOURCE_DIR", in_dir("norepo"), 1);
     setenv("IGRC_DATA", in_dir("env"), 1);
-    cr_assert_eq(RUN(true, "train", "--data", "mnist", "--out", run), 1);
+    cr_assert_eq(RUN(true, "train", "--data", "mnist", "--out", run), 2);
     log = app_log();
     char want[3][700];
     snprintf(want[0], sizeof want[0], "searched: %s (no train-images", in_dir("env/mnist"));

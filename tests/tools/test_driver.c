@@ -252,6 +252,25 @@ Test(driver, exec_on_safetensors) {
     st_free(&f);
 }
 
+/* A label outside the classes is refused on every backend alike (the
+ * compiled gather would read out of bounds), naming the file and index. */
+Test(driver, exec_label_out_of_range) {
+    float x[2 * 784] = {0};
+    int32_t y[2] = {3, 10};
+    StTensor ts[2] = {
+        {.name = "x", .dtype = ST_F32, .rank = 4, .shape = {2, 1, 28, 28}, .data = x, .nbytes = sizeof x},
+        {.name = "y", .dtype = ST_I32, .rank = 1, .shape = {2}, .data = y, .nbytes = sizeof y}};
+    const char *in = in_dir("xy.safetensors");
+    char err[512];
+    cr_assert(st_write(in, ts, 2, NULL, 0, err, sizeof err), "%s", err);
+    static const char *const backends[] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++)
+        expect_error(igrc("exec", model("models/mnist_mlp_standard.json"), "--inputs", in, "--batch",
+                          "2", "--fn", "grad_ce", "--backend", backends[b], "-o",
+                          in_dir("o.safetensors")),
+                     2, "xy.safetensors", "y[1] is 10", "[0, 10)");
+}
+
 Test(driver, exec_wrong_input_shape) {
     const char *x = write_x("x3.safetensors", 3);
     expect_error(igrc("exec", model("models/nets/smallcnn.json"), "--inputs", x, "--batch", "2",

@@ -229,6 +229,27 @@ static bool write_values(const char *path, const NamedValue *v, int n, InterpPre
     return ok || diag_error(d, EXIT_RUNTIME, "%s", err);
 }
 
+/* ---- labels ---- */
+
+/* The classes of the module's input `name` (0: not a label input). */
+static int label_classes(const Module *m, const char *name) {
+    for (int i = 0; i < m->ninputs; i++)
+        if (!strcmp(m->inputs[i].name, name)) return m->inputs[i].classes;
+    return 0;
+}
+
+/* Every value of a label tensor in [0, classes), on every backend alike
+ * (a compiled gather would read out of bounds where the interpreter
+ * stops); file and index named. */
+static bool check_labels(const double *v, int64_t n, int classes, const char *file,
+                         const char *what, Diag *d) {
+    for (int64_t i = 0; classes > 0 && i < n; i++)
+        if (!(v[i] >= 0 && v[i] < classes))
+            return diag_error(d, EXIT_BADINPUT, "%s: %s[%lld] is %g, not a class in [0, %d)", file,
+                              what, (long long)i, v[i], classes);
+    return true;
+}
+
 /* ---- running on tensors from a file ---- */
 
 static int run_on_file(const Module *m, const Function *f, const ExecArgs *e,
@@ -243,7 +264,12 @@ static int run_on_file(const Module *m, const Function *f, const ExecArgs *e,
         if (n->op != OP_INPUT) continue;
         const StTensor *t = st_find(&in, n->name);
         if (!t) diag_error(d, EXIT_BADINPUT, "%s: no tensor for input '%s' of %s", e->inputs, n->name, f->name);
-        else if (bind(t, "input", &n->type, &iv[ni], e->inputs, d)) iv[ni++].name = n->name;
+        else if (bind(t, "input", &n->type, &iv[ni], e->inputs, d) &&
+                 check_labels(iv[ni].data, type_numel(&n->type), label_classes(m, n->name),
+                              e->inputs, n->name, d))
+            iv[ni++].name = n->name;
+        else if (iv[ni].data)
+            free(iv[ni].data), iv[ni].data = NULL;
     }
     NamedValue *outs = NULL;
     int nout = 0;
@@ -274,7 +300,7 @@ typedef struct {
     int64_t count, pixels;
 } Data;
 
-static bool load_data(const ExecArgs *e, Data *data, Diag *d) {
+static bool load_data(const Module *m, const ExecArgs *e, Data *data, Diag *d) {
     IdxDataset ds;
     char err[4096];
     if (!idx_find_dataset(e->data, NULL, &ds, err, sizeof err))
@@ -289,6 +315,12 @@ static bool load_data(const ExecArgs *e, Data *data, Diag *d) {
         return diag_error(d, EXIT_BADINPUT, "data set %s: %lld images but %zu labels", e->data,
                           (long long)data->count, data->labels.n);
     if (e->limit > 0 && e->limit < data->count) data->count = e->limit;
+    int classes = label_classes(m, "y");
+    for (int64_t i = 0; classes > 0 && i < data->count; i++)
+        if (data->labels.data[i] >= classes)
+            return diag_error(d, EXIT_BADINPUT, "%s: label %d of image %lld is not a class of the "
+                              "model's y (0..%d)", test ? ds.test_labels : ds.train_labels,
+                              (int)data->labels.data[i], (long long)i, classes - 1);
     return true;
 }
 
@@ -343,7 +375,7 @@ static int run_on_data(const Module *m, const Function *f, const ExecArgs *e,
                           f->name, x < 0 ? "no input x" : "no output logits"), report(d);
     Data data = {0};
     int correct = 0;
-    bool ok = load_data(e, &data, d);
+    bool ok = load_data(m, e, &data, d);
     if (ok && type_numel(&f->nodes[x].type) / f->nodes[x].type.dim[0] != data.pixels)
         ok = diag_error(d, EXIT_BADINPUT, "data set %s has %lld values per image; input x of %s wants %lld",
                         e->data, (long long)data.pixels, f->name,
