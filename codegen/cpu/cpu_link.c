@@ -1,6 +1,7 @@
 /* Linking generated objects with the system C compiler. */
 #include <errno.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -62,22 +63,37 @@ static bool spawn_wait(const char *const *argv, Diag *d) {
                       WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
 }
 
+/* A file name the compiler driver cannot take for an option: "-X.o" is
+ * passed as "./-X.o" (malloc'd when changed, recorded in *owned). */
+static const char *as_file(const char *path, char **owned) {
+    *owned = NULL;
+    if (path[0] != '-') return path;
+    size_t n = strlen(path) + 3;
+    *owned = malloc(n);
+    if (!*owned) abort();
+    snprintf(*owned, n, "./%s", path);
+    return *owned;
+}
+
 bool cpu_link(const char *const *objects, int nobj, const char *out, bool shared,
               const char *const *extra, int nextra, Diag *d) {
     if (nobj < 0 || nextra < 0 || !out) return diag_error(d, EXIT_RUNTIME, "cpu_link: bad arguments");
     size_t cap = (size_t)nobj + (size_t)nextra + 24;
     const char **argv = calloc(cap, sizeof *argv);
-    if (!argv) abort();
+    char **owned = calloc((size_t)nobj + 2, sizeof *owned);
+    if (!argv || !owned) abort();
     char *store;
     int n = compiler_words(&store, argv, 16);
     if (shared) argv[n++] = "-shared";
     argv[n++] = "-o";
-    argv[n++] = out;
-    for (int i = 0; i < nobj; i++) argv[n++] = objects[i];
+    argv[n++] = as_file(out, &owned[nobj]);
+    for (int i = 0; i < nobj; i++) argv[n++] = as_file(objects[i], &owned[i]);
     for (int i = 0; i < nextra; i++) argv[n++] = extra[i];
     argv[n++] = "-lm";
     argv[n] = NULL;
     bool ok = spawn_wait(argv, d);
+    for (int i = 0; i <= nobj; i++) free(owned[i]);
+    free(owned);
     free(store);
     free(argv);
     return ok;

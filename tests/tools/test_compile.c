@@ -153,6 +153,19 @@ Test(compile, unwritable_output) {
     }
 }
 
+/* An output name that starts with '-' is a file, not a compiler option
+ * (cc once got "-X.o.tmp" as an option); the executable runs. */
+Test(compile, output_name_starting_with_a_dash) {
+    cr_assert_eq(chdir(g_dir), 0);
+    Result r = igrc("compile", src_path(MLP), "--batch", "2", "-o", "-X");
+    cr_expect_eq(r.rc, 0, "exit %d\nstderr: %s", r.rc, r.err);
+    done(&r);
+    r = run("./-X", "info");
+    cr_expect_eq(r.rc, 0, "./-X info: exit %d\nstderr: %s", r.rc, r.err);
+    cr_expect(strstr(r.out, MLP_NAME), "%s", r.out);
+    done(&r);
+}
+
 Test(compile, run_info) {
     Result r = igrc("run", src_path(MLP), "--batch", "16", "--", "info");
     expect_ok(&r, "igrc run -- info");
