@@ -9,9 +9,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/outfile.h"
 #include "runtime/rt_error.h"
 #include "runtime/cuda_abi.h"
 
@@ -268,12 +270,17 @@ bool app_mkdir(const char *dir) {
 bool app_write_json(cJSON *json, const char *path) {
     char *text = cJSON_Print(json);
     cJSON_Delete(json);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char target[4096], tmp[4200], err[4400];
+    if (!outfile_target(path, target, sizeof target, err, sizeof err)) {
+        free(text);
+        fprintf(stderr, "error: %s\n", err);
+        return false;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", target, (long)getpid());
     FILE *f = text ? fopen(tmp, "w") : NULL;
     bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     if (f) ok = (fclose(f) == 0) && ok;
-    ok = ok && rename(tmp, path) == 0;
+    ok = ok && rename(tmp, target) == 0;
     free(text);
     if (!ok) {
         remove(tmp);

@@ -12,6 +12,7 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/outfile.h"
 
 typedef struct {
     /* options */
@@ -461,6 +462,9 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         !bind_params(&t, r)) {
         rc = APP_FAIL;
     } else {
+        /* a writer killed mid-write (kill -9) leaves its full-size temporary */
+        outfile_remove_stale(t.ckpt_path, stderr);
+        outfile_remove_stale(t.last_path, stderr);
         printf("training %s on %s: %" PRId64 " images, batch %" PRId64 ", %" PRId64
                " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
         rc = run(&t, r, &d, opts[3].seen);

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
+#include "runtime/outfile.h"
 #include "runtime/rt_error.h"
 
 bool image_alloc(Image *img, int width, int height, int channels, uint8_t fill, char *err,
@@ -88,10 +90,12 @@ static bool check_image(const char *path, const Image *img, char *err, size_t er
 bool image_write_png(const char *path, const Image *img, char *err, size_t errcap) {
     if (!path) return rt_fail(err, errcap, "image_write_png: no path given");
     if (!check_image(path, img, err, errcap)) return false;
-    size_t cap = strlen(path) + 32;
+    char target[PATH_MAX];
+    if (!outfile_target(path, target, sizeof target, err, errcap)) return false;
+    size_t cap = strlen(target) + 32;
     char *tmp = malloc(cap);
     if (!tmp) return rt_fail(err, errcap, "cannot write %s: out of memory", path);
-    snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(tmp, cap, "%s.tmp.%ld", target, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         rt_fail(err, errcap, "cannot write %s: cannot create %s: %s", path, tmp, strerror(errno));
@@ -103,7 +107,7 @@ bool image_write_png(const char *path, const Image *img, char *err, size_t errca
     if (!ok) rt_fail(err, errcap, "cannot write %s: libpng: %s", path, pe.msg);
     if (fclose(f) != 0 && ok)
         ok = rt_fail(err, errcap, "cannot write %s: %s", path, strerror(errno));
-    if (ok && rename(tmp, path) != 0)
+    if (ok && rename(tmp, target) != 0)
         ok = rt_fail(err, errcap, "cannot write %s: cannot rename %s into place: %s", path, tmp,
                      strerror(errno));
     if (!ok) unlink(tmp);

@@ -9,10 +9,12 @@
 #define _FILE_OFFSET_BITS 64
 
 #include "runtime/safetensors.h"
+#include "runtime/outfile.h"
 #include "runtime/rt_error.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
@@ -658,10 +660,12 @@ bool st_write(const char *path, const StTensor *ts, int n, const StMeta *meta, i
     Ctx c = {path ? path : "<null path>", err, errcap};
     if (!path) return fail(&c, "no path given");
     if (!check_write_args(&c, ts, n, meta, nmeta)) return false;
+    char target[PATH_MAX];
+    if (!outfile_target(path, target, sizeof target, err, errcap)) return false;
     size_t hlen = 0;
     char *hdr = build_header(&c, ts, n, meta, nmeta, &hlen);
     if (!hdr) return false;
-    bool ok = write_atomic(&c, path, hdr, hlen, ts, n);
+    bool ok = write_atomic(&c, target, hdr, hlen, ts, n);
     free(hdr);
     return ok;
 }

@@ -716,6 +716,29 @@ Test(app, nonfinite_weights_stop_training_and_name_the_tensor) {
     free(log);
 }
 
+/* A checkpoint temporary left by a writer killed mid-write (kill -9) is
+ * removed when training starts in that directory, and said so; a live
+ * writer's (the parent process's pid) is kept. */
+Test(app, stale_checkpoint_temporaries_removed_at_train_start) {
+    const char *data = make_idx_dir("data");
+    char run[600], dead[700], live[700];
+    snprintf(run, sizeof run, "%s", in_dir("run"));
+    mkdir(run, 0777);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    snprintf(dead, sizeof dead, "%s/checkpoint.safetensors.tmp.%ld", run, (long)child);
+    snprintf(live, sizeof live, "%s/checkpoint.safetensors.tmp.%ld", run, (long)getppid());
+    write_bytes(dead, (const uint8_t *)"partial", 7);
+    write_bytes(live, (const uint8_t *)"partial", 7);
+    cr_assert_eq(RUN(true, "train", "--data", data, "--out", run, "--batches", "1"), 0);
+    char *log = app_log();
+    cr_assert(strstr(log, "note: removed") && strstr(log, dead), "%s", log);
+    free(log);
+    cr_expect_neq(access(dead, F_OK), 0);
+    cr_expect_eq(access(live, F_OK), 0);
+}
+
 Test(app, usage_and_data_errors) {
     const char *data = make_idx_dir("data");
     char p0[600];

@@ -480,16 +480,16 @@ Test(safetensors, write_to_missing_directory) {
     cr_expect_eq(dir_entries(), 0);
 }
 
-Test(safetensors, failed_rename_removes_temp_file) {
+Test(safetensors, directory_target_refused_without_a_temp_file) {
     static const uint8_t v[1] = {1};
     const StTensor t = mk("a", ST_U8, 1, (int64_t[]){1}, v, 1);
-    /* The target is a non-empty directory, so rename() must fail. */
+    /* A directory is no output file: refused before anything is written. */
     const char *path = in_dir("target");
     cr_assert_eq(mkdir(path, 0700), 0);
     write_file(in_dir("target/keep"), "x", 1);
     char err[512] = "";
     cr_assert_not(st_write(path, &t, 1, NULL, 0, err, sizeof err));
-    cr_expect_not_null(strstr(err, "rename"), "%s", err);
+    cr_expect_not_null(strstr(err, "it is a directory; refusing to replace it"), "%s", err);
     cr_expect_eq(dir_entries(), 1, "temp file left behind");
 }
 

@@ -9,6 +9,7 @@
 
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/print.h"
+#include "runtime/outfile.h"
 #include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
@@ -160,7 +161,13 @@ int cmd_compile(int argc, char **argv) {
     char out[4096];
     if (a.out) snprintf(out, sizeof out, "%s", a.out);
     else if (strcmp(a.emit, "ir") && strcmp(a.emit, "cuda")) default_out(a.c.file, out, sizeof out);
-    return compile_module(&a, out);
+    else return compile_module(&a, out); /* to stdout */
+    char target[4096], err[4400]; /* a device or a FIFO is never replaced */
+    if (!outfile_target(out, target, sizeof target, err, sizeof err)) {
+        fprintf(stderr, "igrc: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    return compile_module(&a, target);
 }
 
 /* igrc run: the pipeline, then the CPU backend in memory (LLVM's JIT), then
