@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "frontend/internal.h"
+#include "runtime/settings.h"
 
 bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...) {
     char msg[2048], all[4096];
@@ -320,16 +321,13 @@ static cJSON *parse_value(const char *s) {
     return cJSON_CreateString(s);
 }
 
-/* Evaluation settings that have a default, so -D eval.NAME=V may set them
- * though the file leaves them out (docs/graph-format.md). */
+/* Settings of the table (runtime/settings.h) have a default, so
+ * -D train.NAME=V and -D eval.NAME=V may set them though the file leaves
+ * them out (docs/graph-format.md). */
 static bool has_default(const char *section, const char *leaf) {
-    static const char *const eval[] = {"eps", "pgd_steps", "pgd_alpha", "cw_kappa", "ig_steps",
-                                       "topk", "attack_steps", "attack_alpha", "attack_ig_steps",
-                                       "attack_batch", NULL};
-    if (strcmp(section, "eval") != 0) return false;
-    for (const char *const *e = eval; *e; e++)
-        if (strcmp(*e, leaf) == 0) return true;
-    return false;
+    char key[300];
+    snprintf(key, sizeof key, "%s.%s", section, leaf);
+    return settings_find(key) != NULL;
 }
 
 /* Finds the object holding `key` (dotted path) or, for a plain name, the

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "frontend/objective.h"
+#include "runtime/settings.h"
 
 #define DEFAULT_BATCH 128
 
@@ -88,12 +89,22 @@ static bool read_settings(Module *m, const cJSON *doc, const char *file, Diag *d
     for (const char *const *s = secs; *s; s++) {
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, *s);
         for (const cJSON *it = sec ? sec->child : NULL; it; it = it->next) {
-            char key[300];
+            char key[300], why[256];
             snprintf(key, sizeof key, "%s.%s", *s, it->string);
-            if (cJSON_IsNumber(it)) module_set_num(m, key, it->valuedouble);
-            else if (cJSON_IsBool(it)) module_set_num(m, key, cJSON_IsTrue(it));
-            else if (cJSON_IsString(it)) module_set_str(m, key, it->valuestring);
-            else return ferr(d, file, key, "settings must be numbers, booleans or strings");
+            const SettingSpec *spec = settings_find(key);
+            if (!spec)
+                return ferr(d, file, key, "unknown setting (did you mean %s?)", settings_closest(key));
+            if (cJSON_IsNumber(it) || cJSON_IsBool(it)) {
+                double v = cJSON_IsBool(it) ? cJSON_IsTrue(it) : it->valuedouble;
+                if (!settings_check_num(spec, v, why, sizeof why)) return ferr(d, file, key, "%s", why);
+                module_set_num(m, key, v);
+            } else if (cJSON_IsString(it)) {
+                if (!settings_check_str(spec, it->valuestring, why, sizeof why))
+                    return ferr(d, file, key, "%s", why);
+                module_set_str(m, key, it->valuestring);
+            } else {
+                return ferr(d, file, key, "settings must be numbers, booleans or strings");
+            }
         }
     }
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");

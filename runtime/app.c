@@ -15,6 +15,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/outfile.h"
 #include "runtime/rt_error.h"
+#include "runtime/settings.h"
 #include "runtime/cuda_abi.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -109,6 +110,18 @@ int app_parse(const char *cmd, const char *summary, int argc, char **argv, AppOp
 }
 
 /* ---- shared helpers ----------------------------------------------------- */
+
+bool app_check_flag(const char *cmd, const char *name, const char *key, double v) {
+    char why[256];
+    const SettingSpec *s = settings_find(key);
+    if (!s || settings_check_num(s, v, why, sizeof why)) return true;
+    fprintf(stderr, "%s: --%s %s\n", cmd, name, why);
+    return false;
+}
+
+double app_setting(const Program *p, const char *key) {
+    return app_setting_num(p, key, settings_default(key));
+}
 
 double app_setting_num(const Program *p, const char *key, double def) {
     const PSetting *s = program_setting(p, key);

@@ -227,13 +227,13 @@ static void defaults(Attrib *a, const Program *p) {
     memset(a, 0, sizeof *a);
     a->out = "run";
     a->device = "cpu";
-    a->eps = app_setting_num(p, "eval.eps", 0.3);
-    a->alpha = app_setting_num(p, "eval.attack_alpha", 0.01);
-    a->steps = (int64_t)app_setting_num(p, "eval.attack_steps", 200);
-    a->k = (int64_t)app_setting_num(p, "eval.topk", 100);
+    a->eps = app_setting(p, "eval.eps");
+    a->alpha = app_setting(p, "eval.attack_alpha");
+    a->steps = (int64_t)app_setting(p, "eval.attack_steps");
+    a->k = (int64_t)app_setting(p, "eval.topk");
     a->attack_k = -1; /* the metric's k unless --attack-k */
     a->select = "kendall";
-    a->seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    a->seed = (uint32_t)app_setting(p, "train.seed");
 }
 
 /* A top-k size in [1, saliency values per image]. */
@@ -341,8 +341,8 @@ static bool write_attrib_json(Attrib *a, const Program *p, const Dataset *d) {
     cJSON_AddNumberToObject(root, "eps", a->eps);
     cJSON_AddNumberToObject(root, "alpha", a->alpha);
     cJSON_AddNumberToObject(root, "steps", (double)a->steps);
-    cJSON_AddNumberToObject(root, "ig_steps", app_setting_num(p, "eval.ig_steps", 100));
-    cJSON_AddNumberToObject(root, "attack_ig_steps", app_setting_num(p, "eval.attack_ig_steps", 100));
+    cJSON_AddNumberToObject(root, "ig_steps", app_setting(p, "eval.ig_steps"));
+    cJSON_AddNumberToObject(root, "attack_ig_steps", app_setting(p, "eval.attack_ig_steps"));
     double n = a->attacked ? (double)a->attacked : NAN;
     cJSON_AddNumberToObject(root, "topk_intersection", a->sum_topk / n);
     cJSON_AddNumberToObject(root, "kendall_tau", a->sum_tau / n);

@@ -266,10 +266,10 @@ static int evaluate(Eval *v, const Program *p, const Dataset *d) {
 static void eval_defaults(Eval *v, const Program *p) {
     memset(v, 0, sizeof *v);
     v->out = "run";
-    v->eps = app_setting_num(p, "eval.eps", 0.3);
-    v->pgd_steps = (int64_t)app_setting_num(p, "eval.pgd_steps", 20);
-    v->alpha = app_setting_num(p, "eval.pgd_alpha", 0.01);
-    v->seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    v->eps = app_setting(p, "eval.eps");
+    v->pgd_steps = (int64_t)app_setting(p, "eval.pgd_steps");
+    v->alpha = app_setting(p, "eval.pgd_alpha");
+    v->seed = (uint32_t)app_setting(p, "train.seed");
     v->device = "cpu";
 }
 

@@ -88,6 +88,11 @@ int app_ig(const AppCtx *ctx, int argc, char **argv);          /* app_attrib.c *
 int app_export(const AppCtx *ctx, int argc, char **argv);
 
 double app_setting_num(const Program *p, const char *key, double def);
+/* A numeric setting, its default from the settings table (runtime/settings.h). */
+double app_setting(const Program *p, const char *key);
+/* Checks the value of flag --name against setting key's type and range;
+ * prints "cmd: --name must be ..." and returns false outside it. */
+bool app_check_flag(const char *cmd, const char *name, const char *key, double v);
 const char *app_setting_str(const Program *p, const char *key, const char *def);
 
 int app_find_input(const PFunc *f, const char *name);

@@ -107,7 +107,7 @@ static bool bind_params(const Train *t, Exec *r) {
 /* "75,90" (or a single number) -> epochs where lr *= gamma. */
 static int parse_milestones(Train *t) {
     const PSetting *s = program_setting(t->p, "train.lr_milestones");
-    t->gamma = app_setting_num(t->p, "train.lr_gamma", 0.1);
+    t->gamma = app_setting(t->p, "train.lr_gamma");
     if (!s) return APP_OK;
     if (!s->is_str) {
         t->milestones = malloc(sizeof(double));
@@ -417,9 +417,9 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     t.p = p;
     t.out = "run";
     t.log_every = 50;
-    t.epochs = (int64_t)app_setting_num(p, "train.epochs", 1);
-    t.lr = app_setting_num(p, "train.lr", 0.01);
-    t.seed = (uint32_t)app_setting_num(p, "train.seed", 0);
+    t.epochs = (int64_t)app_setting(p, "train.epochs");
+    t.lr = app_setting(p, "train.lr");
+    t.seed = (uint32_t)app_setting(p, "train.seed");
     t.device = "cpu";
     AppOpt opts[] = {
         {"data", OPT_STR, &t.data, "NAME|DIR", "mnist, fashion-mnist, cifar10 or a directory", 0},
@@ -444,6 +444,10 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
                         "them\n");
         return APP_USAGE;
     }
+    /* the flags obey the settings' ranges (runtime/settings.h) */
+    if (!app_check_flag("train", "lr", "train.lr", t.lr) ||
+        !app_check_flag("train", "epochs", "train.epochs", (double)t.epochs))
+        return APP_USAGE;
     ExecDevice dev;
     if ((rc = app_check_device(ctx, t.device, &dev))) return rc;
     if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;

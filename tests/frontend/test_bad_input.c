@@ -277,6 +277,45 @@ Test(frontend_ok, a_file_name_outside_the_identifier_set_gives_a_clean_program_n
     module_free(m);
 }
 
+/* Settings are typed and ranged by one table (runtime/settings.h). */
+Test(bad_input, settings_unknown_mistyped_or_out_of_range) {
+    static const struct {
+        const char *train, *words[2];
+    } cases[] = {
+        {"\"lrr\": 0.1", {"train.lrr", "did you mean train.lr?"}},
+        {"\"lr\": -0.01", {"train.lr", "must be a number >= 0, got -0.01"}},
+        {"\"optimizer\": 123", {"train.optimizer", "adam|sgd"}},
+        {"\"optimizer\": \"adamw\"", {"train.optimizer", "\"adamw\""}},
+        {"\"momentum\": -0.9", {"train.momentum", "in [0, 1]"}},
+        {"\"epochs\": \"conv2d\"", {"train.epochs", "an integer, got the string"}},
+        {"\"beta1\": 1", {"train.beta1", "in [0, 1)"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char file[32];
+        snprintf(file, sizeof file, "set%zu.json", i);
+        const char *p = put(file, "{\"train\": {%s}, \"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, "
+                            "\"networks\": {\"n\": {\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", "
+                            "\"inputs\": [\"x\"]}], \"output\": \"out\"}}}\n", cases[i].train);
+        expect_bad(p, cases[i].words[0], cases[i].words[1]);
+    }
+    const char *p = put("evalset.json", "{\"eval\": {\"pgd_steps\": -9223372036854775808}, "
+                        "\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, \"networks\": {\"n\": "
+                        "{\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"x\"]}], "
+                        "\"output\": \"out\"}}}\n");
+    expect_bad(p, "eval.pgd_steps", "an integer in [0, 1000000]");
+    /* -D sets a setting of the table the file leaves out, checked alike */
+    const char *q = put("plain.json", "{\"train\": {\"lr\": 0.1}, \"inputs\": {\"x\": {\"shape\": "
+                        "[\"B\", 4]}}, \"networks\": {\"n\": {\"nodes\": [{\"id\": \"out\", \"op\": "
+                        "\"relu\", \"inputs\": [\"x\"]}], \"output\": \"out\"}}}\n");
+    const char *bad_def[] = {"train.momentum=-0.9"};
+    FrontendOptions o = {bad_def, 1, 0};
+    expect_bad_opts(q, &o, "train.momentum", "in [0, 1]", (const char *)NULL);
+    const char *good_def[] = {"train.momentum=0.5"};
+    FrontendOptions g = {good_def, 1, 0};
+    Module *m = load_ok(q, &g);
+    module_free(m);
+}
+
 Test(bad_input, long_chain_listed_backwards) {
     /* Each node listed before its input: deep nesting, an error and no
      * stack overflow. */
