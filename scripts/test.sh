@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command, shared by the README and CI: configure with
-# warnings-as-errors and sanitizers, build, and run every test.
+# warnings-as-errors and sanitizers, build, run every test, then fuzz each
+# reader for a bounded time (scripts/fuzz.sh).
 # IGRC_BUILD_DIR picks the build tree (default build-test).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,3 +10,6 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DIGRC_WERROR=ON -DIGRC_SANITIZE=ON &&
     cmake --build "$BUILD_DIR" &&
     ctest --test-dir "$BUILD_DIR" --output-on-failure --verbose
+# The readers under libFuzzer for a bounded time each (IGRC_FUZZ_SECONDS,
+# default 30): any crash or sanitizer report fails the suite.
+bash scripts/fuzz.sh "${IGRC_FUZZ_SECONDS:-30}"
