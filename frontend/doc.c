@@ -227,6 +227,9 @@ static bool merge_into(cJSON *dst, cJSON *src, const char *file, Diag *d) {
     for (const char *const *s = scalars; *s; s++) {
         cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(src, *s);
         if (!v) continue;
+        /* the objective graph remembers its file, so its errors name it */
+        if (cJSON_IsObject(v) && !cJSON_GetObjectItemCaseSensitive(v, DOC_FILE_KEY))
+            cJSON_AddStringToObject(v, DOC_FILE_KEY, file);
         cJSON_DeleteItemFromObjectCaseSensitive(dst, *s);
         cJSON_AddItemToObject(dst, *s, v);
     }

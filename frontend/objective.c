@@ -14,6 +14,7 @@ typedef struct {
     ObjEnv *oe;
     const cJSON *js;
     const char *id;
+    const char *file; /* the file the graph was written in (an include's) */
     char path[512];
     StrMap *vals;
 } ONode;
@@ -28,7 +29,7 @@ static int oerr(ONode *o, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    ferr(bld(o)->d, o->oe->env->root_file, o->path, "%s", msg);
+    ferr(bld(o)->d, o->file, o->path, "%s", msg);
     return -1;
 }
 
@@ -353,7 +354,7 @@ static int lower(ONode *o, int *in, int n) {
                                        "eps", "alpha", "start", "start_scale", "to", "epochs",
                                        "weights", "by", "reduction", "graph", "of", "target",
                                        "iterations", NULL};
-    if (!check_keys(bld(o)->d, o->oe->env->root_file, o->path, o->js, keys)) return -1;
+    if (!check_keys(bld(o)->d, o->file, o->path, o->js, keys)) return -1;
     const char *op;
     if (!str(o, "op", NULL, &op)) return -1;
     if (!op) return oerr(o, "every node needs an 'op'");
@@ -385,30 +386,31 @@ static bool bind_inputs(ObjEnv *oe, const cJSON *graph, const char *where, const
     int k = 0;
     for (const cJSON *it = cJSON_IsArray(ins) ? ins->child : NULL; it; it = it->next, k++) {
         if (!cJSON_IsString(it) || k >= nvals)
-            return ferr(oe->env->b->d, oe->env->root_file, where, "'inputs' must name %d values", nvals);
+            return ferr(oe->env->b->d, doc_file_of(graph, oe->env->root_file), where, "'inputs' must name %d values", nvals);
         strmap_put(map, it->valuestring, vals[k]);
     }
     if (k != nvals)
-        return ferr(oe->env->b->d, oe->env->root_file, where, "'inputs' must name %d values, names %d", nvals, k);
+        return ferr(oe->env->b->d, doc_file_of(graph, oe->env->root_file), where, "'inputs' must name %d values, names %d", nvals, k);
     return true;
 }
 
 int obj_emit_graph(ObjEnv *oe, const cJSON *graph, const char *where, const int *vals, int nvals) {
     Diag *d = oe->env->b->d;
+    const char *file = doc_file_of(graph, oe->env->root_file); /* errors name the file it is in */
     static const char *const keys[] = {"inputs", "nodes", "output", "description", NULL};
-    if (!cJSON_IsObject(graph) || !check_keys(d, oe->env->root_file, where, graph, keys))
-        return cJSON_IsObject(graph) ? -1 : (ferr(d, oe->env->root_file, where, "must be an object"), -1);
+    if (!cJSON_IsObject(graph) || !check_keys(d, file, where, graph, keys))
+        return cJSON_IsObject(graph) ? -1 : (ferr(d, file, where, "must be an object"), -1);
     StrMap *map = strmap_new();
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(graph, "nodes");
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(graph, "output");
     int v = -1, i = 0;
     if (!bind_inputs(oe, graph, where, vals, nvals, map)) goto done;
     if (!cJSON_IsArray(nodes) || !cJSON_IsString(out)) {
-        ferr(d, oe->env->root_file, where, "needs a 'nodes' list and an 'output' id");
+        ferr(d, file, where, "needs a 'nodes' list and an 'output' id");
         goto done;
     }
     for (const cJSON *js = nodes->child; js; js = js->next, i++) {
-        ONode o = {.oe = oe, .js = js, .vals = map};
+        ONode o = {.oe = oe, .js = js, .file = file, .vals = map};
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id");
         o.id = cJSON_IsString(id) ? arena_strdup(oe->env->b->m->arena, id->valuestring) : "?";
         snprintf(o.path, sizeof o.path, "%s.nodes[%d] (id '%s')", where, i, o.id);
@@ -422,7 +424,7 @@ int obj_emit_graph(ObjEnv *oe, const cJSON *graph, const char *where, const int 
         strmap_put(map, o.id, r);
     }
     v = strmap_get(map, out->valuestring);
-    if (v < 0) ferr(d, oe->env->root_file, where, "'output' names no node: '%s'", out->valuestring);
+    if (v < 0) ferr(d, file, where, "'output' names no node: '%s'", out->valuestring);
 done:
     strmap_free(map);
     return v;

@@ -458,6 +458,32 @@ Test(bad_input, error_inside_an_include_names_it) {
     expect_bad(p, "inner2.json:2:13:", "include[0]", "malformed JSON");
 }
 
+/* An error inside an objective or a loss written in an included file names
+ * that file, not the file that includes it. */
+Test(bad_input, error_in_an_included_objective_or_loss_names_its_file) {
+    put("net.json", "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}, \"y\": {\"shape\": [\"B\"], "
+        "\"dtype\": \"i32\", \"classes\": 4}}, \"networks\": {\"n\": {\"nodes\": [{\"id\": \"out\", "
+        "\"op\": \"relu\", \"inputs\": [\"x\"]}], \"output\": \"out\"}}}\n");
+    put("obj.json", "{\"objective\": {\"inputs\": [\"x\", \"y\"], \"nodes\": [{\"id\": \"z\", \"op\": "
+        "\"nett\", \"inputs\": [\"x\"]}], \"output\": \"z\"}}\n");
+    Diag d;
+    diag_init(&d);
+    Module *m = frontend_load(put("top.json", "{\"include\": [\"net.json\", \"obj.json\"]}\n"), NULL, &d);
+    cr_assert_null(m);
+    cr_expect(strstr(d.msg, "obj.json: objective.nodes[0] (id 'z')") && !strstr(d.msg, "top.json"),
+              "%s", d.msg);
+    put("loss.json", "{\"losses\": {\"l\": {\"inputs\": [\"x\", \"y\"], \"nodes\": [{\"id\": \"z\", "
+        "\"op\": \"net\", \"inputs\": [\"x\"]}, {\"id\": \"c\", \"op\": \"cross_entropyy\", "
+        "\"inputs\": [\"z\", \"y\"]}], \"output\": \"c\"}}, \"objective\": {\"inputs\": [\"x\", \"y\"], "
+        "\"nodes\": [{\"id\": \"loss\", \"op\": \"call\", \"graph\": \"l\", \"inputs\": [\"x\", \"y\"]}], "
+        "\"output\": \"loss\"}}\n");
+    diag_init(&d);
+    m = frontend_load(put("top2.json", "{\"include\": [\"net.json\", \"loss.json\"]}\n"), NULL, &d);
+    cr_assert_null(m);
+    cr_expect(strstr(d.msg, "loss.json: losses.l.nodes[1]") && strstr(d.msg, "cross_entropyy"),
+              "%s", d.msg);
+}
+
 static const char NET_N[] = "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, \"networks\": {\"n\": "
                             "{\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"x\"]}], "
                             "\"output\": \"out\"}}}\n";
