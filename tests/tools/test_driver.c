@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* strdup, fileno */
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -269,6 +270,33 @@ Test(driver, exec_label_out_of_range) {
                           "2", "--fn", "grad_ce", "--backend", backends[b], "-o",
                           in_dir("o.safetensors")),
                      2, "xy.safetensors", "y[1] is 10", "[0, 10)");
+}
+
+/* NaN in, NaN out (as in PyTorch), on both backends: relu once turned a
+ * NaN input into finite logits. */
+Test(driver, exec_nan_input_gives_nan_logits) {
+    float x[2 * 784] = {0};
+    x[5] = NAN, x[784 + 9] = INFINITY;
+    StTensor t = {.name = "x", .dtype = ST_F32, .rank = 4, .shape = {2, 1, 28, 28}, .data = x,
+                  .nbytes = sizeof x};
+    const char *in = in_dir("nan.safetensors"), *out = in_dir("nan_out.safetensors");
+    char err[512];
+    cr_assert(st_write(in, &t, 1, NULL, 0, err, sizeof err), "%s", err);
+    static const char *const backends[] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        Result r = igrc("exec", model("models/mnist_mlp_standard.json"), "--inputs", in, "--batch",
+                        "2", "--fn", "predict", "--backend", backends[b], "-o", out);
+        expect_ok(r);
+        done(&r);
+        StFile f;
+        read_logits(out, 2, &f);
+        const StTensor *l = st_find(&f, "logits");
+        for (int i = 0; i < 20; i++) {
+            double v = l->dtype == ST_F64 ? ((double *)l->data)[i] : ((float *)l->data)[i];
+            cr_expect(!isfinite(v), "%s: logit %d is %g for a non-finite input", backends[b], i, v);
+        }
+        st_free(&f);
+    }
 }
 
 Test(driver, exec_wrong_input_shape) {
