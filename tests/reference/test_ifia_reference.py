@@ -40,6 +40,7 @@ except ImportError as e:
           "python3 that has torch)" % e)
     sys.exit(1)
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ifia_reference as R  # noqa: E402
 
