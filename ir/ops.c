@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/rt_error.h"
+
 #define BIG 1e18
 #define END {NULL, AK_INT, false, 0, 0, 0}
 
@@ -144,31 +146,11 @@ bool op_lookup(const char *name, OpKind *out) {
     return false;
 }
 
-/* Levenshtein distance, bounded to names of a sensible length. */
-static int edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 1 << 20;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int sub = diag + (a[i - 1] != b[j - 1]);
-            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 const char *op_closest(const char *name) {
     const char *best = NULL;
     int bd = 1 << 30;
     for (int i = 0; i < OP_COUNT; i++) {
-        int d = edit_distance(name, TABLE[i].name);
+        int d = rt_edit_distance(name, TABLE[i].name);
         if (d < bd) {
             bd = d;
             best = TABLE[i].name;

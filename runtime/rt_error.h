@@ -8,6 +8,10 @@
 
 bool rt_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Levenshtein distance between two names (up to 63 characters each; longer
+ * ones are far from everything), for "did you mean" in messages. */
+int rt_edit_distance(const char *a, const char *b);
+
 /* Flushes stdout; false, with "who: error: ..." on stderr, if writing to it
  * failed at any point (a full disk, /dev/full, a closed pipe): a command's
  * output that never arrived is a failure, not exit 0. */

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/rt_error.h"
+
 #define INF HUGE_VAL
 
 /*  key, kind, lo, hi, lo_open, hi_open, default, choices, doc */
@@ -45,30 +47,11 @@ const SettingSpec *settings_find(const char *key) {
     return NULL;
 }
 
-/* Levenshtein distance, capped at 64 characters of each string. */
-static int distance(const char *a, const char *b) {
-    size_t n = strlen(a) < 64 ? strlen(a) : 64, m = strlen(b) < 64 ? strlen(b) : 64;
-    int row[65];
-    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= n; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= m; j++) {
-            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[m];
-}
-
 const char *settings_closest(const char *key) {
     const char *best = TABLE[0].key;
-    int bd = distance(key, best);
+    int bd = rt_edit_distance(key, best);
     for (int i = 1; i < NSET; i++) {
-        int d = distance(key, TABLE[i].key);
+        int d = rt_edit_distance(key, TABLE[i].key);
         if (d < bd) bd = d, best = TABLE[i].key;
     }
     return best;
