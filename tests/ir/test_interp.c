@@ -72,7 +72,7 @@ Test(interp_unary, hand_values) {
     UNARY(OP_SQRT, 0, (4, 2.25, 0), 2, 1.5, 0);
     UNARY(OP_RSQRT, 0, (4, 0.25), 0.5, 2);
     UNARY(OP_RECIP, 0, (4, -0.5, 0), 0.25, -2, INFINITY); /* IEEE, no error */
-    /* relu is literally x > 0 ? x : 0, so relu(NaN) = 0. */
+    /* relu propagates NaN (as PyTorch does); relu(-0) = +0. */
     UNARY(OP_RELU, 0, (-2, 0, 0.5, 3, NAN), 0, 0, 0.5, 3, NAN); /* NaN propagates, as in PyTorch */
     /* sigmoid(ln 3) = 1/(1 + 1/3) = 0.75; the tails are exact, not NaN. */
     UNARY(OP_SIGMOID, 1e-15, (0, l3, -l3, 1000, -1000), 0.5, 0.75, 0.25, 1, 0);
