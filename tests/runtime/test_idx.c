@@ -354,69 +354,6 @@ Test(idx, find_mnist_env_wins) {
     assert_ends(ds.train_images, "/env/mnist/train-images-idx3-ubyte.gz");
 }
 
-Test(idx, find_mnist_missing_lists_search) {
-    char root[1024], err[2048] = "";
-    snprintf(root, sizeof root, "%s/repo", tmp);
-    setenv("IGRC_DATA", tmp, 1);
-    IdxDataset ds;
-    bool ok = idx_find_dataset("mnist", root, &ds, err, sizeof err);
-    unsetenv("IGRC_DATA");
-    cr_assert_not(ok);
-    cr_assert_not_null(strstr(err, "'mnist'"), "%s", err);
-    cr_assert_not_null(strstr(err, "/repo/data/mnist"), "%s", err);
-    cr_assert_not_null(strstr(err, "train-images-idx3-ubyte"), "%s", err);
-}
-
-/* The search order: $IGRC_DATA, ./data, the repository's data/, Debian's;
- * one directory reached twice is searched once. */
-Test(idx, data_dirs_order_and_duplicates) {
-    char env[600], root[600];
-    snprintf(env, sizeof env, "%s/env", tmp);
-    snprintf(root, sizeof root, "%s/repo", tmp);
-    setenv("IGRC_DATA", env, 1);
-    const char *mnist = "mnist", *fashion = "fashion-mnist";
-    DataDirs d;
-    data_dirs(&mnist, 1, root, &d);
-    cr_assert_eq(d.n, 3);
-    cr_assert_str_eq(d.dir[0], strcat(strcpy((char[700]){0}, env), "/mnist"));
-    cr_assert_str_eq(d.dir[1], "./data/mnist");
-    cr_assert_str_eq(d.dir[2], strcat(strcpy((char[700]){0}, root), "/data/mnist"));
-    data_dirs(&fashion, 1, root, &d);
-    cr_assert_eq(d.n, 4);
-    cr_assert_str_eq(d.dir[3], "/usr/share/datasets/fashion-mnist");
-    /* run from the repository root: ./data is its data/ */
-    make_dataset("data/mnist", 0x0, -1);
-    unsetenv("IGRC_DATA");
-    data_dirs(&mnist, 1, tmp, &d);
-    cr_assert_eq(d.n, 1);
-    cr_assert_str_eq(d.dir[0], "./data/mnist");
-    IdxDataset ds;
-    char err[2048] = "";
-    cr_assert(idx_find_dataset("mnist", tmp, &ds, err, sizeof err), "%s", err);
-    cr_assert_str_eq(ds.train_images, "./data/mnist/train-images-idx3-ubyte");
-}
-
-/* Without a root, $IGRC_SOURCE_DIR is the repository; without that, the
- * source directory the runtime was built from (ctest sets the variable to
- * the same directory). */
-Test(idx, data_source_root_default) {
-    const char *src = getenv("IGRC_SOURCE_DIR");
-    char built[4096] = "", want[4096] = "";
-    if (src) cr_assert_not_null(realpath(src, want));
-    unsetenv("IGRC_SOURCE_DIR");
-    cr_assert_not_null(realpath(data_source_root(), built), "%s", data_source_root());
-    if (src) cr_assert_str_eq(built, want);
-    make_dataset("repo/data/mnist", 0x0, -1);
-    char root[600], err[2048] = "";
-    snprintf(root, sizeof root, "%s/repo", tmp);
-    setenv("IGRC_SOURCE_DIR", root, 1);
-    unsetenv("IGRC_DATA");
-    cr_assert_str_eq(data_source_root(), root);
-    IdxDataset ds;
-    cr_assert(idx_find_dataset("mnist", NULL, &ds, err, sizeof err), "%s", err);
-    assert_ends(ds.train_images, "/repo/data/mnist/train-images-idx3-ubyte");
-}
-
 Test(idx, find_missing_lists_every_place) {
     char root[600], err[4096] = "", want[4096];
     snprintf(root, sizeof root, "%s/repo", tmp);
