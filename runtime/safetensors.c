@@ -702,8 +702,10 @@ static double float_elem(const StTensor *t, size_t i) {
     case ST_F16: return st_f16_to_f32(((const uint16_t *)d)[i]);
     case ST_BF16: return st_bf16_to_f32(((const uint16_t *)d)[i]);
     case ST_F32: return ((const float *)d)[i];
-    default: return ((const double *)d)[i];
+    case ST_F64: return ((const double *)d)[i];
+    case ST_I32: case ST_I64: case ST_U8: case ST_BOOL: break; /* callers pass floats only */
     }
+    return NAN;
 }
 
 bool st_convert_float(const StTensor *src, StDtype to, void *dst, char *err, size_t errcap) {

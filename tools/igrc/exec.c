@@ -129,8 +129,9 @@ static StDtype st_of_dtype(DType t, InterpPrecision prec) {
     case DT_F64: return ST_F64;
     case DT_I32: return ST_I32;
     case DT_BOOL: return ST_BOOL;
-    default: return prec == INTERP_F64 ? ST_F64 : ST_F32;
+    case DT_F32: case DT_COUNT: break;
     }
+    return prec == INTERP_F64 ? ST_F64 : ST_F32; /* f32 */
 }
 
 /* Parameters from the init specs and a seed. */
