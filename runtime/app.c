@@ -283,7 +283,16 @@ bool app_mkdir(const char *dir) {
 bool app_write_json(cJSON *json, const char *path) {
     char *text = cJSON_Print(json);
     cJSON_Delete(json);
-    char target[4096], tmp[4200], err[4400];
+    char target[4096], tmp[4200], err[4400], dir[4096];
+    /* results go into the run's directory even when --ckpt named weights
+     * elsewhere and the directory does not exist yet */
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) *slash = 0;
+    if (slash && slash != dir && !app_mkdir(dir)) {
+        free(text);
+        return false;
+    }
     if (!outfile_target(path, target, sizeof target, err, sizeof err)) {
         free(text);
         fprintf(stderr, "error: %s\n", err);

@@ -136,6 +136,15 @@ Test(attack_cmds, attrib_selection_attack_k_and_random_start) {
         expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
                       "--random-start", "--seed", "7", "--attack-k", "40", "--json", i ? jr2 : jr1),
                   "attrib --random-start");
+    /* weights named with --ckpt, results into a run directory not made yet */
+    char ck[PATH_MAX + 32], fresh[PATH_MAX + 32];
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", dir);
+    snprintf(fresh, sizeof fresh, "%s/new/run", dir);
+    expect_ok(run(exe, "attrib", "--ckpt", ck, "--out", fresh, "--data", "mnist", "--n", "4",
+                  "--steps", "1"), "attrib into a new --out");
+    char made[PATH_MAX + 64];
+    snprintf(made, sizeof made, "%s/attrib.json", fresh);
+    cJSON_Delete(load_json(made));
     cJSON *k = load_json(jk), *t = load_json(jt), *r1 = load_json(jr1), *r2 = load_json(jr2);
     double tk[16], kk[16], tt[16], kt[16], a1[16], b1[16], a2[16], b2[16];
     int n = image_rows(k, tk, kk, 16);
