@@ -177,11 +177,14 @@ static int emit_pad(Low *L, const Node *n, Coord *C) {
     return k_select(L->k, inside, val, pv);
 }
 
-static int emit_concat(Low *L, const Node *n, Coord *C) {
+/* Operands first..last-1 of concat n, whose axis coordinate C counts from
+ * the first one's start: a select chain over their loads (each clamped in
+ * bounds, so every one is safe to evaluate). */
+static int emit_concat_range(Low *L, const Node *n, int first, int last, Coord *C) {
     int axis = (int)node_int(n, "axis", 0);
     int c = coord_get(L, C, axis), result = -1;
     int64_t off = 0;
-    for (int k = 0; k < n->ninputs; k++) {
+    for (int k = first; k < last; k++) {
         const Type *x = &L->f->nodes[n->inputs[k]].type;
         Coord X = coord_empty(x);
         for (int j = 0; j < x->rank; j++) X.c[j] = j == axis ? -1 : coord_get(L, C, j);
@@ -192,6 +195,10 @@ static int emit_concat(Low *L, const Node *n, Coord *C) {
         off += x->dim[axis];
     }
     return result;
+}
+
+static int emit_concat(Low *L, const Node *n, Coord *C) {
+    return emit_concat_range(L, n, 0, n->ninputs, C);
 }
 
 /* Reductions: one inner loop over the reduced axes in row-major order (the
@@ -319,6 +326,58 @@ static int emit(Low *L, int v, Coord *C) {
     int val = emit_op(L, v, C);
     if (val >= 0) memo_put(L, v, C, val);
     return val;
+}
+
+bool lower_is_concat_copy(const Function *body) {
+    if (body->noutputs != 1) return false;
+    const Node *out = &body->nodes[body->outputs[0].value];
+    if (out->op != OP_CONCAT) return false;
+    for (int k = 0; k < out->ninputs; k++)
+        if (body->nodes[out->inputs[k]].op != OP_INPUT) return false;
+    return true;
+}
+
+KernelDef *lower_concat_part(const Function *body, int part, const char *kernel_name, int *reads,
+                             int *nreads, Diag *d) {
+    const Node *out = &body->nodes[body->outputs[0].value];
+    int axis = (int)node_int(out, "axis", 0);
+    int first = part * LOWER_CONCAT_PART, last = first + LOWER_CONCAT_PART;
+    if (last > out->ninputs) last = out->ninputs;
+    int64_t off = 0;
+    Type t = out->type; /* the part: the output with its operands' extent on axis */
+    t.dim[axis] = 0;
+    for (int k = 0; k < last; k++) {
+        int64_t e = body->nodes[out->inputs[k]].type.dim[axis];
+        *(k < first ? &off : &t.dim[axis]) += e;
+    }
+    Low L = {.f = body, .d = d, .k = kernel_new(kernel_name, type_numel(&t))};
+    kernel_set_comment(L.k, body->name);
+    L.buf = malloc(sizeof(int) * (size_t)(body->n + 1));
+    int ob = kernel_add_buf(L.k, ktype_of(out->type.dtype), type_numel(&out->type), true, out->name);
+    *nreads = 0;
+    for (int i = 0, ordinal = 0; i < body->n; i++) {
+        const Node *n = &body->nodes[i];
+        bool read = false; /* buffers 1.. are this part's operands, once each */
+        for (int k = first; k < last; k++) read |= out->inputs[k] == i;
+        L.buf[i] = -1;
+        if (read) {
+            L.buf[i] = kernel_add_buf(L.k, ktype_of(n->type.dtype), type_numel(&n->type), false, n->name);
+            reads[(*nreads)++] = ordinal;
+        }
+        ordinal += n->op == OP_INPUT;
+    }
+    Coord P = coord_flat(&t, k_index(L.k)), C = coord_empty(&out->type);
+    int val = emit_concat_range(&L, out, first, last, &P);
+    for (int j = 0; j < t.rank; j++) C.c[j] = coord_get(&L, &P, j);
+    if (off) C.c[axis] = k_binary(L.k, OP_ADD, C.c[axis], ci(&L, off));
+    k_store(L.k, ob, coord_index(&L, &C), val);
+    free(L.buf);
+    free(L.memo);
+    if (L.failed || !kernel_verify(L.k, d)) {
+        kernel_free(L.k);
+        return NULL;
+    }
+    return L.k;
 }
 
 int lower_find_head(const Function *body) {

@@ -16,6 +16,19 @@
 KernelDef *lower_body(const Module *m, const Function *body, const char *kernel_name,
                       bool head_buf, Diag *d);
 
+/* Is the body one concat of its inputs (passes/fuse.c makes wide concats
+ * such groups)? Then it runs as parts of LOWER_CONCAT_PART operands each,
+ * one kernel per part: every element loads at most that many operands. */
+bool lower_is_concat_copy(const Function *body);
+enum { LOWER_CONCAT_PART = 8 };
+
+/* Part `part` (operands part*LOWER_CONCAT_PART...) of such a body, written
+ * into its place in the output: domain = the part's elements; buffers
+ * 0 = the output, 1..*nreads = body inputs, reads[] their ordinals among
+ * the body's inputs (an operand given twice is one buffer). */
+KernelDef *lower_concat_part(const Function *body, int part, const char *kernel_name, int *reads,
+                             int *nreads, Diag *d);
+
 /* The body's complex head (conv2d, matmul, pool ... as the group's first
  * op), or -1. */
 int lower_find_head(const Function *body);

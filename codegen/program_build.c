@@ -210,12 +210,36 @@ static bool complex_node(Build *B, int v) {
     return lib_step(B, n, types, ins, result_ref(B, v));
 }
 
+/* A concat group: one step per part (codegen/lower.h), all writing the one
+ * result. */
+static bool concat_parts(Build *B, int v, const Function *body) {
+    const Node *n = &B->f->nodes[v];
+    PRef out = result_ref(B, v);
+    int nparts = (body->nodes[body->outputs[0].value].ninputs + LOWER_CONCAT_PART - 1) / LOWER_CONCAT_PART;
+    for (int part = 0; part < nparts; part++) {
+        char cname[96], full[128];
+        int reads[LOWER_CONCAT_PART], nreads = 0;
+        snprintf(full, sizeof full, "k%d_%s_%d", B->c->launches, body->name, part);
+        KernelDef *k = lower_concat_part(body, part, lower_c_name(full, cname, 64), reads, &nreads, B->d);
+        if (!k) return build_error(B, n, "cannot lower the concat");
+        int64_t domain = k->domain, grain = grain_for(k);
+        PStep *s = new_step(B, PS_KERNEL, 1 + nreads, n->name);
+        s->index = add_kernel(B, k);
+        s->domain = domain;
+        s->grain = grain;
+        s->refs[0] = use(B, out);
+        for (int i = 0; i < nreads; i++) s->refs[1 + i] = use(B, B->ref[n->inputs[reads[i]]]);
+    }
+    return true;
+}
+
 /* A fused group: its head's library call (if any) into a temporary slot,
  * then the kernel. */
 static bool fused_node(Build *B, int v) {
     const Node *n = &B->f->nodes[v];
     const Function *body = module_find_func(B->m, node_str(n, "body"));
     if (!body) return build_error(B, n, "fused body not found");
+    if (lower_is_concat_copy(body)) return concat_parts(B, v, body);
     int head = lower_find_head(body), hslot = -1;
     if (head >= 0) {
         const Node *h = &body->nodes[head];
@@ -329,34 +353,32 @@ static int by_size(const void *a, const void *b) {
     return x->bytes != y->bytes ? (x->bytes < y->bytes ? 1 : -1) : (x < y ? -1 : x > y);
 }
 
-static int by_offset(const void *a, const void *b) {
-    const Slot *x = *(Slot *const *)a, *y = *(Slot *const *)b;
-    return (x->offset > y->offset) - (x->offset < y->offset);
-}
-
-/* First fit by decreasing size among values whose lifetimes overlap. */
+/* First fit by decreasing size among values whose lifetimes overlap. The
+ * placed slots are kept in offset order, so each new one walks them once. */
 static int64_t plan_slots(Slot *slots, int n) {
-    Slot **order = malloc(sizeof(Slot *) * (size_t)(n + 1)), **live = malloc(sizeof(Slot *) * (size_t)(n + 1));
+    Slot **order = malloc(sizeof(Slot *) * (size_t)(n + 1)), **placed = malloc(sizeof(Slot *) * (size_t)(n + 1));
     for (int i = 0; i < n; i++) order[i] = &slots[i];
     qsort(order, (size_t)n, sizeof *order, by_size);
     int64_t arena = 0;
     for (int i = 0; i < n; i++) {
         Slot *s = order[i];
-        int nl = 0;
-        for (int j = 0; j < i; j++)
-            if (order[j]->first <= s->last && s->first <= order[j]->last) live[nl++] = order[j];
-        qsort(live, (size_t)nl, sizeof *live, by_offset);
         int64_t at = 0, size = (s->bytes + ALIGN - 1) / ALIGN * ALIGN;
-        for (int j = 0; j < nl; j++) {
-            int64_t end = live[j]->offset + (live[j]->bytes + ALIGN - 1) / ALIGN * ALIGN;
-            if (live[j]->offset >= at + size) break;
+        int pos = 0; /* where s goes in offset order */
+        for (int j = 0; j < i; j++) {
+            const Slot *p = placed[j];
+            if (p->first > s->last || s->first > p->last) continue;
+            if (p->offset >= at + size) break;
+            int64_t end = p->offset + (p->bytes + ALIGN - 1) / ALIGN * ALIGN;
             if (end > at) at = end;
         }
         s->offset = at;
+        while (pos < i && placed[pos]->offset <= at) pos++;
+        memmove(placed + pos + 1, placed + pos, sizeof *placed * (size_t)(i - pos));
+        placed[pos] = s;
         if (at + size > arena) arena = at + size;
     }
     free(order);
-    free(live);
+    free(placed);
     return arena;
 }
 
@@ -438,14 +460,18 @@ static bool build_function(Build *B, const Function *f, PFunc *pf, PlanFunc *pl)
     return ok;
 }
 
-/* Program functions: every function but fused bodies (kernels now). */
-static bool is_program_func(const Module *m, const Function *f) {
+/* Program functions: every function but fused bodies (kernels now). One
+ * walk over all nodes: a module has about as many bodies as nodes. */
+static bool *program_funcs(const Module *m) {
+    bool *keep = malloc(sizeof(bool) * (size_t)(m->nfuncs + 1));
+    for (int i = 0; i < m->nfuncs; i++) keep[i] = true;
     for (int i = 0; i < m->nfuncs; i++)
         for (int k = 0; k < m->funcs[i]->n; k++) {
             const Node *n = &m->funcs[i]->nodes[k];
-            if (n->op == OP_FUSED && strcmp(node_str(n, "body"), f->name) == 0) return false;
+            int b = n->op == OP_FUSED ? strmap_get(m->func_index, node_str(n, "body")) : -1;
+            if (b >= 0) keep[b] = false;
         }
-    return true;
+    return keep;
 }
 
 static void module_header(const Module *m, Program *p) {
@@ -475,8 +501,7 @@ bool codegen_build(const Module *m, Compiled *out, Diag *d) {
     memset(out, 0, sizeof *out);
     Program *p = out->prog = calloc(1, sizeof(Program));
     module_header(m, p);
-    bool *keep = calloc((size_t)m->nfuncs + 1, sizeof(bool));
-    for (int i = 0; i < m->nfuncs; i++) keep[i] = is_program_func(m, m->funcs[i]);
+    bool *keep = program_funcs(m);
     for (int i = 0; i < m->nfuncs; i++) p->nfuncs += keep[i];
     p->funcs = calloc((size_t)p->nfuncs + 1, sizeof(PFunc));
     out->plans = calloc((size_t)p->nfuncs + 1, sizeof(PlanFunc));

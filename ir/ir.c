@@ -198,6 +198,7 @@ Module *module_new(const char *name) {
     Module *m = calloc(1, sizeof *m);
     m->arena = arena_new();
     m->name = arena_strdup(m->arena, name ? name : "module");
+    m->func_index = strmap_new();
     return m;
 }
 
@@ -212,6 +213,7 @@ void module_free(Module *m) {
     if (!m) return;
     for (int i = 0; i < m->nfuncs; i++) func_free(m->funcs[i]);
     free(m->funcs);
+    strmap_free(m->func_index);
     free(m->params);
     free(m->inputs);
     free(m->settings);
@@ -240,14 +242,16 @@ void func_replace(Function *dst, Function *src) {
 Function *module_add_func(Module *m, const char *name) {
     Function *f = func_new_detached(m, name);
     GROW(m->funcs, m->nfuncs, m->funccap);
+    if (strmap_get(m->func_index, f->name) < 0) strmap_put(m->func_index, f->name, m->nfuncs);
     m->funcs[m->nfuncs++] = f;
     return f;
 }
 
+/* By index: fused and loop bodies make functions as many as nodes, and
+ * codegen looks each one up. Functions are only ever appended. */
 Function *module_find_func(const Module *m, const char *name) {
-    for (int i = 0; i < m->nfuncs; i++)
-        if (strcmp(m->funcs[i]->name, name) == 0) return m->funcs[i];
-    return NULL;
+    int i = strmap_get(m->func_index, name);
+    return i < 0 ? NULL : m->funcs[i];
 }
 
 int module_add_param(Module *m, const char *name, Type t, InitSpec init, bool trainable) {

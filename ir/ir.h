@@ -137,6 +137,7 @@ typedef struct Module {
     int nparams, paramcap;
     Function **funcs;
     int nfuncs, funccap;
+    StrMap *func_index;        /* name -> first function of that name */
     InputDesc *inputs;
     int ninputs, inputcap;
     Setting *settings;

@@ -15,7 +15,17 @@
  * - a value is materialised (a group root, an arena buffer) when it is an
  *   output, is read by more than one group, is read by a complex op, a loop
  *   or a fused node, or is expanded by a broadcast (recomputing an
- *   expensive value per broadcast element would multiply its cost).
+ *   expensive value per broadcast element would multiply its cost);
+ * - a concat of more than FUSE_MAX_CONCAT operands is its own group over
+ *   materialised operands, which codegen runs as one copy per operand: fused,
+ *   every element would load every operand (a select chain), and its code
+ *   would grow with the width (`activations` of a deep net concatenates
+ *   every layer);
+ * - a group stops growing at FUSE_MAX_NODES nodes: its largest elementwise
+ *   operand chain is materialised instead. A kernel's code grows with its
+ *   group, and LLVM's optimiser and instruction selection take superlinear
+ *   time on one huge block (a 800-layer chain: 53 s of O3 uncapped); one
+ *   extra buffer round trip per few hundred ops costs next to nothing.
  * A group's name is its root's, so dumps and kernels name graph nodes. */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +34,12 @@
 #include "passes/rewrite.h"
 
 typedef enum { K_BUFFER, K_COMPLEX, K_CHEAP, K_NORMAL } FuseKind;
+
+enum { FUSE_MAX_NODES = 256, FUSE_MAX_CONCAT = 8 };
+
+static bool is_wide_concat(const Node *n) {
+    return n->op == OP_CONCAT && n->ninputs > FUSE_MAX_CONCAT;
+}
 
 typedef struct {
     Module *m;
@@ -48,6 +64,7 @@ static FuseKind kind_of(const Node *n) {
     case OP_IOTA: return K_CHEAP;
     default: break;
     }
+    if (is_wide_concat(n)) return K_NORMAL;
     if (is_view(n->op)) return K_CHEAP;
     return op_info(n->op)->pattern == PK_COMPLEX ? K_COMPLEX : K_NORMAL;
 }
@@ -57,7 +74,8 @@ static bool is_reduction(OpKind op) { return op_info(op)->pattern == PK_REDUCTIO
 /* Does consumer c need operand v in a buffer of its own? */
 static bool needs_buffer(const Fuse *fz, int c) {
     OpKind op = fz->f->nodes[c].op;
-    return fz->kind[c] == K_COMPLEX || op == OP_LOOP || op == OP_FUSED;
+    return fz->kind[c] == K_COMPLEX || op == OP_LOOP || op == OP_FUSED ||
+           is_wide_concat(&fz->f->nodes[c]);
 }
 
 /* Effective uses, counted from the last node back: a cheap consumer passes
@@ -92,11 +110,46 @@ static void pick_roots(Fuse *fz) {
                 fz->root[v] = true;
         }
         if (fz->kind[c] == K_BUFFER) continue;
-        if (out[c] || fz->kind[c] == K_COMPLEX || is_reduction(n->op) ||
+        if (out[c] || fz->kind[c] == K_COMPLEX || is_reduction(n->op) || is_wide_concat(n) ||
             (fz->uses[c] > 1 && fz->kind[c] != K_CHEAP))
             fz->root[c] = true;
     }
     free(out);
+}
+
+/* Group sizes in node order (a node's operand chains are sized before it):
+ * when a node would take its group past FUSE_MAX_NODES, its largest
+ * elementwise operands become roots until it fits. Only K_NORMAL nodes are
+ * cut: rooting one changes no use count (count_uses passes uses through
+ * cheap nodes only). Runs before absorb_heads, which reads the roots. */
+static void cap_groups(Fuse *fz) {
+    const Function *f = fz->f;
+    int *size = calloc((size_t)f->n + 1, sizeof *size);
+    for (int v = 0; v < f->n; v++) {
+        const Node *n = &f->nodes[v];
+        if (fz->kind[v] == K_BUFFER) continue;
+        int total = 1;
+        for (int k = 0; k < n->ninputs; k++) {
+            int u = n->inputs[k];
+            bool seen = false; /* x + x is one operand chain */
+            for (int j = 0; j < k; j++) seen |= n->inputs[j] == u;
+            if (!seen && !fz->root[u]) total += size[u];
+        }
+        while (total > FUSE_MAX_NODES) {
+            int cut = -1;
+            for (int k = 0; k < n->ninputs; k++) {
+                int u = n->inputs[k];
+                if (fz->kind[u] == K_NORMAL && !fz->root[u] && size[u] > 1 &&
+                    (cut < 0 || size[u] > size[cut]))
+                    cut = u;
+            }
+            if (cut < 0) break; /* only cheap or single-node operands left */
+            fz->root[cut] = true;
+            total -= size[cut];
+        }
+        size[v] = total;
+    }
+    free(size);
 }
 
 /* consumer[v] = the last node reading v (a fusable node that is not a root
@@ -238,6 +291,7 @@ static bool fuse_function(Module *m, Function *f, Diag *d) {
     pick_roots(&fz);
     count_uses(&fz);
     pick_roots(&fz);
+    cap_groups(&fz);
     absorb_heads(&fz);
     Rewriter rw;
     rw_begin(&rw, m, f, d);

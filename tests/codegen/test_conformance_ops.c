@@ -652,6 +652,37 @@ Test(conformance, pooling) {
  * absorption), reductions of products, softmax, views of views, and the
  * program builder's corner cases (an input as output, one value as two
  * outputs). */
+/* Concats wider than the fuse pass fuses (FUSE_MAX_CONCAT): their own
+ * groups, run in parts of 8 operands (codegen/lower.h). Operands are
+ * slices (views, materialised first), computed values, and one buffer given
+ * twice; the parts are 8, 8 and 3 operands, then 8 and 4 along axis 0. */
+static void wide_concat_cases(Suite *s) {
+    Builder *b = case_begin(s, ELEM, ELEM, "wide concat axis=1, 19 operands, then * 2");
+    int a = case_input(s, TY(DT_F32, 3, 40), G_SIGNED, 0, 0), ops[19];
+    for (int i = 0, at = 0; i < 19; i++) {
+        int w = i % 3 + 1;
+        Attr sa[3] = {INTS("start", 0, at), INTS("stop", 3, at + w), INTS("step", 1, 1)};
+        const char *name = arena_printf(s->m->arena, "s%d", i);
+        ops[i] = b_node(b, OP_SLICE, name, &a, 1, sa, 3);
+        if (i % 4 == 1) ops[i] = b_unary(b, OP_NEG, arena_printf(s->m->arena, "n%d", i), ops[i]);
+        at += w;
+    }
+    ops[17] = ops[3]; /* an operand twice, across parts */
+    int cc = b_node(b, OP_CONCAT, "cc", ops, 19, (Attr[]){attr_int("axis", 1)}, 1);
+    int y = b_binary(b, OP_MUL, "y", cc, b_const(b, "two", 2, *b_type(b, cc)));
+    case_end(s, y);
+    b = case_begin(s, 0, 0, "wide concat axis=0, 12 operands, an output");
+    a = case_input(s, TY(DT_F32, 6, 2, 5), G_SIGNED, 0, 0);
+    int c = case_input(s, TY(DT_F32, 2, 2, 5), G_SIGNED, 0, 0);
+    for (int i = 0; i < 12; i++) {
+        Attr sa[3] = {INTS("start", i % 6, 0, 0), INTS("stop", i % 6 + 1, 2, 5), INTS("step", 1, 1, 1)};
+        ops[i] = b_node(b, OP_SLICE, arena_printf(s->m->arena, "r%d", i), &a, 1, sa, 3);
+    }
+    ops[5] = c, ops[9] = c; /* two rows each */
+    y = b_node(b, OP_CONCAT, "y", ops, 12, (Attr[]){attr_int("axis", 0)}, 1);
+    case_end(s, y);
+}
+
 Test(conformance, compositions) {
     Suite s;
     suite_init(&s, "compose", 20);
@@ -748,6 +779,7 @@ Test(conformance, compositions) {
         y = b_binary(b, OP_MUL, "y", a, b_binary(b, OP_ADD, "z", io, b_const(b, "one", 1, t)));
     }
     case_end(&s, y);
+    wide_concat_cases(&s);
     CONFORMANCE_RUN(&s);
 }
 
