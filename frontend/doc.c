@@ -49,6 +49,20 @@ const char *doc_file_of(const cJSON *obj, const char *fallback) {
     return cJSON_IsString(f) ? f->valuestring : fallback;
 }
 
+const char *doc_origin(const cJSON *doc, const char *jpath, const char *fallback) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, DOC_ORIGIN_KEY), jpath);
+    return cJSON_IsString(f) ? f->valuestring : fallback;
+}
+
+/* Records that doc's jpath now comes from `from` (replacing an earlier
+ * origin: later definitions override). */
+static void set_origin(cJSON *doc, const char *jpath, const char *from) {
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, DOC_ORIGIN_KEY);
+    if (!o) o = cJSON_AddObjectToObject(doc, DOC_ORIGIN_KEY);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, jpath);
+    cJSON_AddStringToObject(o, jpath, from);
+}
+
 static char *read_file(const char *path, Diag *d) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -212,6 +226,9 @@ static bool merge_override(cJSON *dst, cJSON *src, const char *sec, const char *
     if (!from) return true;
     while (from->child) {
         cJSON *item = cJSON_DetachItemViaPointer(from, from->child);
+        char jp[512];
+        snprintf(jp, sizeof jp, "%s.%s", sec, item->string);
+        set_origin(dst, jp, doc_origin(src, jp, file)); /* src's own includes know better */
         cJSON_DeleteItemFromObjectCaseSensitive(to, item->string);
         cJSON_AddItemToObject(to, item->string, item);
     }
@@ -227,6 +244,7 @@ static bool merge_into(cJSON *dst, cJSON *src, const char *file, Diag *d) {
     for (const char *const *s = scalars; *s; s++) {
         cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(src, *s);
         if (!v) continue;
+        set_origin(dst, *s, doc_origin(src, *s, file));
         /* the objective graph remembers its file, so its errors name it */
         if (cJSON_IsObject(v) && !cJSON_GetObjectItemCaseSensitive(v, DOC_FILE_KEY))
             cJSON_AddStringToObject(v, DOC_FILE_KEY, file);
@@ -382,6 +400,14 @@ bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *def
                               "and the top level; use a dotted path for others)",
                               defs[i], root_file, (int)(eq - defs[i]), defs[i]);
         cJSON *old = cJSON_GetObjectItemCaseSensitive(site, leaf);
+        char origin[600];
+        snprintf(origin, sizeof origin, "%s (-D %s)", root_file, defs[i]);
+        if (site == doc) set_origin(doc, leaf, origin);
+        else if (site->string && cJSON_GetObjectItemCaseSensitive(doc, site->string) == site) {
+            char jp[512];
+            snprintf(jp, sizeof jp, "%s.%s", site->string, leaf);
+            set_origin(doc, jp, origin);
+        }
         if (cJSON_IsObject(old) || cJSON_IsArray(old))
             return diag_error(d, EXIT_BADINPUT,
                               "-D %s: '%.*s' of %s is a %s, not a setting a value can replace",

@@ -25,7 +25,7 @@ static bool read_batch(const cJSON *doc, const char *file, const FrontendOptions
     if (b) {
         if (!cJSON_IsNumber(b) || b->valuedouble < 1 || b->valuedouble > 1 << 20 ||
             b->valuedouble != floor(b->valuedouble))
-            return ferr(d, file, "batch", "must be an integer in [1, 1048576]");
+            return ferr(d, doc_origin(doc, "batch", file), "batch", "must be an integer in [1, 1048576]");
         *batch = (int64_t)b->valuedouble;
     }
     if (o && o->batch > 0) *batch = o->batch;
@@ -34,10 +34,11 @@ static bool read_batch(const cJSON *doc, const char *file, const FrontendOptions
 
 /* One entry of "inputs": {"shape": ["B", 1, 28, 28], "dtype": "f32",
  * "range": [0, 1], "classes": 10}; "B" is the batch. */
-static bool read_input(Module *m, const cJSON *in, const char *file, Diag *d) {
+static bool read_input(Module *m, const cJSON *doc, const cJSON *in, const char *root_file, Diag *d) {
     static const char *const keys[] = {"shape", "dtype", "range", "classes", NULL};
     char jp[300];
     snprintf(jp, sizeof jp, "inputs.%s", in->string);
+    const char *file = doc_origin(doc, jp, root_file);
     if (!cJSON_IsObject(in)) return ferr(d, file, jp, "must be an object");
     if (!check_keys(d, file, jp, in, keys)) return false;
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
@@ -84,13 +85,14 @@ static bool read_input(Module *m, const cJSON *in, const char *file, Diag *d) {
 }
 
 /* train.* and eval.* become module settings ("train.lr"), as do data/name. */
-static bool read_settings(Module *m, const cJSON *doc, const char *file, Diag *d) {
+static bool read_settings(Module *m, const cJSON *doc, const char *root_file, Diag *d) {
     static const char *const secs[] = {"train", "eval", NULL};
     for (const char *const *s = secs; *s; s++) {
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, *s);
         for (const cJSON *it = sec ? sec->child : NULL; it; it = it->next) {
             char key[300], why[256];
             snprintf(key, sizeof key, "%s.%s", *s, it->string);
+            const char *file = doc_origin(doc, key, root_file);
             const SettingSpec *spec = settings_find(key);
             if (!spec)
                 return ferr(d, file, key, "unknown setting (did you mean %s?)", settings_closest(key));
@@ -108,7 +110,8 @@ static bool read_settings(Module *m, const cJSON *doc, const char *file, Diag *d
         }
     }
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
-    if (data && !cJSON_IsString(data)) return ferr(d, file, "data", "must be a data set name");
+    if (data && !cJSON_IsString(data))
+        return ferr(d, doc_origin(doc, "data", root_file), "data", "must be a data set name");
     if (data) module_set_str(m, "data", data->valuestring);
     return true;
 }
@@ -117,7 +120,8 @@ static const char *pick_network(const cJSON *doc, const char *file, Diag *d) {
     const cJSON *sel = cJSON_GetObjectItemCaseSensitive(doc, "network");
     const cJSON *nets = cJSON_GetObjectItemCaseSensitive(doc, "networks");
     if (sel) {
-        if (!cJSON_IsString(sel)) return ferr(d, file, "network", "must name a network"), NULL;
+        if (!cJSON_IsString(sel))
+            return ferr(d, doc_origin(doc, "network", file), "network", "must name a network"), NULL;
         return sel->valuestring;
     }
     int n = nets ? cJSON_GetArraySize(nets) : 0;
@@ -139,7 +143,7 @@ static bool build_predict(Module *m, const cJSON *doc, const char *file, Diag *d
             strncat(list, *list ? ", " : "", sizeof list - strlen(list) - 1);
             strncat(list, it->string, sizeof list - strlen(list) - 1);
         }
-        return ferr(d, file, "network", "no network named '%s' (defined: %s)", net,
+        return ferr(d, doc_origin(doc, "network", file), "network", "no network named '%s' (defined: %s)", net,
                     *list ? list : "none");
     }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(def, "input");
@@ -165,7 +169,7 @@ Module *frontend_load(const char *path, const FrontendOptions *o, Diag *d) {
     if (!doc) return NULL;
     Module *m = NULL;
     if ((o && !doc_apply_defines(doc, path, o->defines, o->ndefines, d)) ||
-        !frontend_check_names(doc, path, d))
+        !frontend_check_names(doc, path, d) || !obj_check_losses(doc, path, d))
         goto done;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -178,7 +182,7 @@ Module *frontend_load(const char *path, const FrontendOptions *o, Diag *d) {
     if (!read_batch(doc, path, o, &m->batch, d)) goto fail;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(doc, "inputs");
     for (const cJSON *in = inputs ? inputs->child : NULL; in; in = in->next)
-        if (!read_input(m, in, path, d)) goto fail;
+        if (!read_input(m, doc, in, path, d)) goto fail;
     if (!read_settings(m, doc, path, d) || !build_predict(m, doc, path, d) ||
         !objective_build(m, doc, path, pick_network(doc, path, d), d))
         goto fail;

@@ -10,6 +10,7 @@
 
 /* Key under which merging records the file a network or block came from. */
 #define DOC_FILE_KEY "__file__"
+#define DOC_ORIGIN_KEY "__origin__"
 
 /* Loads path and its includes into one object (caller deletes it). */
 cJSON *doc_load(const char *path, Diag *d);
@@ -17,6 +18,10 @@ cJSON *doc_load(const char *path, Diag *d);
 bool doc_apply_defines(cJSON *doc, const char *root_file, const char *const *defs, int n, Diag *d);
 /* The file an object was defined in (DOC_FILE_KEY), else fallback. */
 const char *doc_file_of(const cJSON *obj, const char *fallback);
+/* Where the merged document's setting `jpath` ("train.lr", "inputs.x",
+ * "batch") was given: the file (an include's) or "ROOT (-D key=value)"; fallback
+ * when unrecorded. Overridable sections keep this per key (DOC_ORIGIN_KEY). */
+const char *doc_origin(const cJSON *doc, const char *jpath, const char *fallback);
 
 /* "file: path: message", exit class EXIT_BADINPUT; returns false. */
 bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...)

@@ -51,9 +51,9 @@ static bool check_nodes(Diag *d, const char *file, const char *where, const cJSO
 static bool check_section(Diag *d, const cJSON *doc, const char *root_file, const char *sec) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, sec);
     for (const cJSON *e = cJSON_IsObject(s) ? s->child : NULL; e; e = e->next) {
-        const char *file = doc_file_of(e, root_file);
         char jp[512];
         snprintf(jp, sizeof jp, "%s.%s", sec, e->string);
+        const char *file = doc_file_of(e, doc_origin(doc, jp, root_file));
         if (!check_name(d, file, jp, "name", e->string)) return false;
         if (strcmp(sec, "inputs") && !check_nodes(d, file, jp, e)) return false;
     }
@@ -62,9 +62,10 @@ static bool check_section(Diag *d, const cJSON *doc, const char *root_file, cons
 
 bool frontend_check_names(const cJSON *doc, const char *root_file, Diag *d) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+    const char *nfile = doc_origin(doc, "name", root_file);
     if (name && !cJSON_IsString(name))
-        return ferr(d, root_file, "name", "must be a string (the model's name)");
-    if (name && !check_name(d, root_file, "name", "the model's name", name->valuestring))
+        return ferr(d, nfile, "name", "must be a string (the model's name)");
+    if (name && !check_name(d, nfile, "name", "the model's name", name->valuestring))
         return false;
     static const char *const sections[] = {"inputs", "networks", "blocks", "losses"};
     for (size_t i = 0; i < sizeof sections / sizeof *sections; i++)

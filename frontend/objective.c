@@ -349,12 +349,20 @@ static const char *closest_op(const char *op) {
     return best;
 }
 
+static const char *const NODE_KEYS[] = {"id", "op", "inputs", "network", "mode", "steps", "loss",
+                                        "eps", "alpha", "start", "start_scale", "to", "epochs",
+                                        "weights", "by", "reduction", "graph", "of", "target",
+                                        "iterations", NULL};
+
+static bool op_known(const char *op) {
+    for (size_t i = 0; i < sizeof SIMPLE / sizeof SIMPLE[0]; i++)
+        if (strcmp(op, SIMPLE[i].name) == 0) return true;
+    for (const char *const *s = SPECIAL; *s; s++)
+        if (strcmp(op, *s) == 0) return true;
+    return false;
+}
+
 static int lower(ONode *o, int *in, int n) {
-    static const char *const keys[] = {"id", "op", "inputs", "network", "mode", "steps", "loss",
-                                       "eps", "alpha", "start", "start_scale", "to", "epochs",
-                                       "weights", "by", "reduction", "graph", "of", "target",
-                                       "iterations", NULL};
-    if (!check_keys(bld(o)->d, o->file, o->path, o->js, keys)) return -1;
     const char *op;
     if (!str(o, "op", NULL, &op)) return -1;
     if (!op) return oerr(o, "every node needs an 'op'");
@@ -394,28 +402,20 @@ static bool bind_inputs(ObjEnv *oe, const cJSON *graph, const char *where, const
     return true;
 }
 
+/* The graph's structure was checked when the document was loaded
+ * (obj_check_losses): ids are fresh, inputs defined, the output exists. */
 int obj_emit_graph(ObjEnv *oe, const cJSON *graph, const char *where, const int *vals, int nvals) {
     Diag *d = oe->env->b->d;
     const char *file = doc_file_of(graph, oe->env->root_file); /* errors name the file it is in */
-    static const char *const keys[] = {"inputs", "nodes", "output", "description", NULL};
-    if (!cJSON_IsObject(graph) || !check_keys(d, file, where, graph, keys))
-        return cJSON_IsObject(graph) ? -1 : (ferr(d, file, where, "must be an object"), -1);
     StrMap *map = strmap_new();
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(graph, "nodes");
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(graph, "output");
     int v = -1, i = 0;
     if (!bind_inputs(oe, graph, where, vals, nvals, map)) goto done;
-    if (!cJSON_IsArray(nodes) || !cJSON_IsString(out)) {
-        ferr(d, file, where, "needs a 'nodes' list and an 'output' id");
-        goto done;
-    }
     for (const cJSON *js = nodes->child; js; js = js->next, i++) {
         ONode o = {.oe = oe, .js = js, .file = file, .vals = map};
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id");
-        o.id = cJSON_IsString(id) ? arena_strdup(oe->env->b->m->arena, id->valuestring) : "?";
+        o.id = arena_strdup(oe->env->b->m->arena, cJSON_GetObjectItemCaseSensitive(js, "id")->valuestring);
         snprintf(o.path, sizeof o.path, "%s.nodes[%d] (id '%s')", where, i, o.id);
-        if (!cJSON_IsString(id)) { oerr(&o, "every node needs a string 'id'"); goto done; }
-        if (strmap_get(map, o.id) >= 0) { oerr(&o, "id '%s' is defined twice", o.id); goto done; }
         int in[16], n = node_inputs(&o, in, 16), r;
         if (n < 0 || (r = lower(&o, in, n)) < 0) {
             if (!diag_failed(d)) oerr(&o, "could not lower this node");
@@ -424,8 +424,94 @@ int obj_emit_graph(ObjEnv *oe, const cJSON *graph, const char *where, const int 
         strmap_put(map, o.id, r);
     }
     v = strmap_get(map, out->valuestring);
-    if (v < 0) ferr(d, file, where, "'output' names no node: '%s'", out->valuestring);
 done:
     strmap_free(map);
     return v;
+}
+
+/* ---- the structure of a graph, before (or without) emitting it ---- */
+
+/* A node's references to other graphs of "losses" (call's graph, pgd's
+ * loss) name entries that exist. */
+static bool check_refs(Diag *d, const cJSON *losses, const char *file, const char *path,
+                       const cJSON *node) {
+    static const char *const refs[] = {"graph", "loss"};
+    for (size_t k = 0; k < sizeof refs / sizeof *refs; k++) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(node, refs[k]);
+        if (!r) continue;
+        if (!cJSON_IsString(r)) return ferr(d, file, path, "attribute '%s' must be a string", refs[k]);
+        if (r->valuestring[0] != '$' && !cJSON_GetObjectItemCaseSensitive(losses, r->valuestring))
+            return ferr(d, file, path, "no loss named '%s' in \"losses\"", r->valuestring);
+    }
+    return true;
+}
+
+/* One node: an object with a fresh string id, a known op, known keys and
+ * inputs defined before it; defines its id in `defined`. */
+static bool check_node(Diag *d, const cJSON *losses, const char *file, const char *where, int i,
+                       const cJSON *js, StrMap *defined) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id");
+    char path[512];
+    snprintf(path, sizeof path, "%s.nodes[%d] (id '%s')", where, i, cJSON_IsString(id) ? id->valuestring : "?");
+    if (!cJSON_IsObject(js)) return ferr(d, file, path, "must be an object");
+    if (!cJSON_IsString(id)) return ferr(d, file, path, "every node needs a string 'id'");
+    if (strmap_get(defined, id->valuestring) >= 0)
+        return ferr(d, file, path, "id '%s' is defined twice", id->valuestring);
+    if (!check_keys(d, file, path, js, NODE_KEYS)) return false;
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(js, "op");
+    if (!op) return ferr(d, file, path, "every node needs an 'op'");
+    if (!cJSON_IsString(op)) return ferr(d, file, path, "attribute 'op' must be a string");
+    if (op->valuestring[0] != '$' && !op_known(op->valuestring))
+        return ferr(d, file, path, "unknown objective op '%s' (did you mean '%s'?)", op->valuestring,
+                    closest_op(op->valuestring));
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(js, "inputs");
+    if (ins && !cJSON_IsArray(ins)) return ferr(d, file, path, "'inputs' must be a list of value ids");
+    int n = 0;
+    for (const cJSON *r = ins ? ins->child : NULL; r; r = r->next, n++) {
+        if (!cJSON_IsString(r) || n == 16) return ferr(d, file, path, "'inputs' must list at most 16 ids");
+        if (strmap_get(defined, r->valuestring) < 0)
+            return ferr(d, file, path, "input '%s' is not defined before this node", r->valuestring);
+    }
+    if (!check_refs(d, losses, file, path, js)) return false;
+    strmap_put(defined, id->valuestring, 0);
+    return true;
+}
+
+bool obj_check_graph(const cJSON *doc, const cJSON *graph, const char *file, const char *where, Diag *d) {
+    static const char *const keys[] = {"inputs", "nodes", "output", "description", NULL};
+    if (!cJSON_IsObject(graph)) return ferr(d, file, where, "must be an object");
+    if (!check_keys(d, file, where, graph, keys)) return false;
+    const cJSON *losses = cJSON_GetObjectItemCaseSensitive(doc, "losses");
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(graph, "inputs");
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(graph, "nodes");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(graph, "output");
+    if (ins && !cJSON_IsArray(ins)) return ferr(d, file, where, "'inputs' must be a list of names");
+    if (!cJSON_IsArray(nodes) || !cJSON_IsString(out))
+        return ferr(d, file, where, "needs a 'nodes' list and an 'output' id");
+    StrMap *defined = strmap_new();
+    bool ok = true;
+    for (const cJSON *it = ins ? ins->child : NULL; ok && it; it = it->next) {
+        if (!cJSON_IsString(it)) ok = ferr(d, file, where, "'inputs' must be a list of names");
+        else if (strmap_get(defined, it->valuestring) >= 0)
+            ok = ferr(d, file, where, "input '%s' is named twice", it->valuestring);
+        else strmap_put(defined, it->valuestring, 0);
+    }
+    int i = 0;
+    for (const cJSON *js = nodes->child; ok && js; js = js->next, i++)
+        ok = check_node(d, losses, file, where, i, js, defined);
+    if (ok && strmap_get(defined, out->valuestring) < 0)
+        ok = ferr(d, file, where, "'output' names no node: '%s'", out->valuestring);
+    strmap_free(defined);
+    return ok;
+}
+
+bool obj_check_losses(const cJSON *doc, const char *root_file, Diag *d) {
+    const cJSON *losses = cJSON_GetObjectItemCaseSensitive(doc, "losses");
+    for (const cJSON *l = cJSON_IsObject(losses) ? losses->child : NULL; l; l = l->next) {
+        char where[300];
+        snprintf(where, sizeof where, "losses.%s", l->string);
+        if (!obj_check_graph(doc, l, doc_file_of(l, root_file), where, d)) return false;
+    }
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(doc, "objective");
+    return !obj || obj_check_graph(doc, obj, doc_file_of(obj, root_file), "objective", d);
 }

@@ -25,6 +25,13 @@ typedef struct {
     bool attack;          /* inside an adversary: networks default to eval mode */
 } ObjEnv;
 
+/* The structure of a graph of "losses" or the objective, without emitting
+ * it: keys, known ops, ids defined once and before use, the output, and
+ * references to other losses. obj_check_losses checks every loss (used or
+ * not) and the objective when the document is loaded. */
+bool obj_check_graph(const cJSON *doc, const cJSON *graph, const char *file, const char *where, Diag *d);
+bool obj_check_losses(const cJSON *doc, const char *root_file, Diag *d);
+
 /* Emits a graph (the objective, or a loss of "losses") whose "inputs" are
  * bound to vals; returns its output value. `where` is its JSON path. */
 int obj_emit_graph(ObjEnv *oe, const cJSON *graph, const char *where, const int *vals, int nvals);

@@ -484,6 +484,98 @@ Test(bad_input, error_in_an_included_objective_or_loss_names_its_file) {
               "%s", d.msg);
 }
 
+/* Settings, inputs and top-level values given in an included file (two
+ * levels down) name that file; a -D value names the define and the root. */
+Test(bad_input, error_in_included_settings_or_inputs_names_its_file) {
+    static const struct {
+        const char *text, *words[3];
+    } cases[] = {
+        {"\"train\": {\"lr\": -1}", {"train.lr", ">= 0"}},
+        {"\"eval\": {\"pgd_steps\": \"many\"}", {"eval.pgd_steps"}},
+        {"\"train\": {\"optimiser\": \"sgd\"}", {"train.optimiser", "optimizer"}},
+        {"\"inputs\": {\"x\": {\"shape\": [\"B\", 4], \"dtype\": \"f16\"}}", {"inputs.x", "dtype"}},
+        {"\"batch\": 0", {"batch", "[1, 1048576]"}},
+        {"\"data\": 7", {"data", "data set name"}},
+        {"\"network\": 3", {"network", "must name a network"}},
+        {"\"network\": \"nn\"", {"network", "no network named 'nn'"}},
+        {"\"name\": \"a b\"", {"name", "a b"}},
+    };
+    put("inc/net.json", "%s", NET_N_PLAIN);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        put("inc/deep.json", "{\"include\": [\"net.json\"], %s}\n", cases[i].text);
+        put("inc/mid.json", "{\"include\": [\"deep.json\"], \"description\": \"middle\"}\n");
+        const char *p = put("inc_top.json", "{\"include\": [\"inc/mid.json\"]}\n");
+        Diag d;
+        diag_init(&d);
+        Module *m = frontend_load(p, NULL, &d);
+        cr_assert_null(m, "case %zu loaded", i);
+        cr_expect(strstr(d.msg, "deep.json: ") && !strstr(d.msg, "inc_top.json") &&
+                      !strstr(d.msg, "mid.json"),
+                  "case %zu names the wrong file: %s", i, d.msg);
+        for (int w = 0; w < 3 && cases[i].words[w]; w++)
+            cr_expect(strstr(d.msg, cases[i].words[w]), "case %zu lacks '%s': %s", i,
+                      cases[i].words[w], d.msg);
+    }
+    /* overridden by the including file: the override is what is wrong */
+    put("inc/deep.json", "{\"include\": [\"net.json\"], \"train\": {\"lr\": 0.1}}\n");
+    const char *p = put("inc_top2.json", "{\"include\": [\"inc/deep.json\"], \"train\": {\"lr\": -3}}\n");
+    expect_bad(p, "inc_top2.json: train.lr");
+    const char *defs[] = {"train.lr=-2"};
+    FrontendOptions o = {.defines = defs, .ndefines = 1};
+    expect_bad_opts(p, &o, "inc_top2.json (-D train.lr=-2): train.lr", (const char *)NULL);
+}
+
+/* Every loss is checked when the file loads, used or not: a mistake waiting
+ * in an unused loss is an error now, not when someone first calls it. */
+Test(bad_input, unused_loss_is_checked) {
+    static const struct {
+        const char *graph, *words[2];
+    } cases[] = {
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", \"op\": \"abss\", \"inputs\": [\"x\"]}], "
+         "\"output\": \"a\"}",
+         {"losses.spare.nodes[0] (id 'a')", "unknown objective op 'abss'"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", \"op\": \"abs\", \"inputs\": [\"q\"]}], "
+         "\"output\": \"a\"}",
+         {"losses.spare.nodes[0]", "input 'q' is not defined"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", \"op\": \"abs\", \"inputs\": [\"x\"]}], "
+         "\"output\": \"b\"}",
+         {"losses.spare", "'output' names no node: 'b'"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", \"op\": \"call\", \"graph\": \"nope\", "
+         "\"inputs\": [\"x\"]}], \"output\": \"a\"}",
+         {"losses.spare.nodes[0]", "no loss named 'nope'"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", \"op\": \"abs\", \"inputs\": [\"x\"], "
+         "\"bogus\": 1}], \"output\": \"a\"}",
+         {"losses.spare.nodes[0]", "unknown key 'bogus'"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"x\", \"op\": \"abs\", \"inputs\": [\"x\"]}], "
+         "\"output\": \"x\"}",
+         {"losses.spare.nodes[0]", "defined twice"}},
+        {"{\"inputs\": [\"x\", \"x\"], \"nodes\": [], \"output\": \"x\"}", {"losses.spare", "named twice"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": {}, \"output\": \"x\"}", {"losses.spare", "'nodes' list"}},
+        {"{\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", \"op\": 5}], \"output\": \"a\"}",
+         {"losses.spare.nodes[0]", "'op' must be a string"}},
+    };
+    put("ul/net.json", "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}, \"y\": {\"shape\": [\"B\"], "
+        "\"dtype\": \"i32\", \"classes\": 4}}, \"networks\": {\"n\": {\"nodes\": [{\"id\": \"out\", "
+        "\"op\": \"relu\", \"inputs\": [\"x\"]}], \"output\": \"out\"}}}\n");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        put("ul/losses.json", "{\"losses\": {\"spare\": %s}}\n", cases[i].graph);
+        const char *p = put("ul_top.json", "{\"include\": [\"ul/net.json\", \"ul/losses.json\"]}\n");
+        Diag d;
+        diag_init(&d);
+        Module *m = frontend_load(p, NULL, &d);
+        cr_assert_null(m, "case %zu loaded", i);
+        cr_expect(strstr(d.msg, "losses.json: ") != NULL, "case %zu: %s", i, d.msg);
+        for (int w = 0; w < 2; w++)
+            cr_expect(strstr(d.msg, cases[i].words[w]), "case %zu lacks '%s': %s", i,
+                      cases[i].words[w], d.msg);
+    }
+    /* a well-formed unused loss is fine */
+    put("ul/losses.json", "{\"losses\": {\"spare\": {\"inputs\": [\"x\"], \"nodes\": [{\"id\": \"a\", "
+        "\"op\": \"abs\", \"inputs\": [\"x\"]}], \"output\": \"a\"}}}\n");
+    Module *m = load_ok(put("ul_top.json", "{\"include\": [\"ul/net.json\", \"ul/losses.json\"]}\n"), NULL);
+    module_free(m);
+}
+
 static const char NET_N[] = "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, \"networks\": {\"n\": "
                             "{\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"x\"]}], "
                             "\"output\": \"out\"}}}\n";
