@@ -308,14 +308,29 @@ static bool build_train_step(Ctx *c) {
     return ok;
 }
 
+/* A labelled image input pair: x [B, ...] and y i32 [B], batched alike
+ * (every entry point indexes y by x's rows). */
+static bool check_labelled(const Ctx *c, const InputDesc *x, const InputDesc *y) {
+    if (!x->batched || x->type.rank < 1)
+        return ferr(c->d, doc_origin(c->doc, "inputs.x", c->file), "inputs.x",
+                    "'shape' must start with \"B\" (x is a batch of images labelled by y)");
+    if (!y->batched || y->type.rank != 1 || y->type.dtype != DT_I32)
+        return ferr(c->d, doc_origin(c->doc, "inputs.y", c->file), "inputs.y",
+                    "labels with \"classes\" must be i32 of shape [\"B\"]");
+    return true;
+}
+
 bool objective_build(Module *m, const cJSON *doc, const char *file, const char *network, Diag *d) {
     Ctx c = {m, doc, file, network, d};
+    const InputDesc *xi = input(&c, "x"), *yi = input(&c, "y");
+    if (xi && yi && yi->classes && !check_labelled(&c, xi, yi)) return false;
     if (!build_ig(&c)) return false;
     const InputDesc *x = input(&c, "x"), *y = input(&c, "y");
     if (x && y && y->classes && !(build_attrib_step(&c) && build_activations(&c))) return false;
     if (!cJSON_GetObjectItemCaseSensitive(doc, "objective")) return true;
     if (!input(&c, "x") || !input(&c, "y") || !input(&c, "y")->classes)
-        return ferr(d, file, "inputs", "an objective needs inputs x and y (y with \"classes\")");
+        return ferr(d, doc_file_of(cJSON_GetObjectItemCaseSensitive(doc, "objective"), file), "objective",
+                    "an objective needs inputs x and y (y with \"classes\")");
     return build_objective(&c) && build_train_step(&c) && build_input_grad(&c, "grad_ce", false) &&
            build_input_grad(&c, "grad_cw", true);
 }

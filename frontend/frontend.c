@@ -127,7 +127,7 @@ static const char *pick_network(const cJSON *doc, const char *file, Diag *d) {
     int n = nets ? cJSON_GetArraySize(nets) : 0;
     if (n == 1) return nets->child->string;
     ferr(d, file, "network", n ? "several networks: name the model's one with \"network\""
-                               : "the file defines no network");
+                               : "no network: neither this file nor its includes define one");
     return NULL;
 }
 

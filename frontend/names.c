@@ -62,6 +62,9 @@ static bool check_section(Diag *d, const cJSON *doc, const char *root_file, cons
 
 bool frontend_check_names(const cJSON *doc, const char *root_file, Diag *d) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+    const cJSON *desc = cJSON_GetObjectItemCaseSensitive(doc, "description");
+    if (desc && !cJSON_IsString(desc))
+        return ferr(d, doc_origin(doc, "description", root_file), "description", "must be a string");
     const char *nfile = doc_origin(doc, "name", root_file);
     if (name && !cJSON_IsString(name))
         return ferr(d, nfile, "name", "must be a string (the model's name)");

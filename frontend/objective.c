@@ -214,6 +214,8 @@ static int op_call(ONode *o, const int *in, int n) {
     if (!name) return oerr(o, "call needs 'graph': the name of a graph in \"losses\"");
     const cJSON *g = find_loss(o, name);
     if (!g) return -1;
+    int want = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g, "inputs"));
+    if (want != n) return oerr(o, "graph '%s' takes %d input(s), %d given", name, want, n);
     if (o->oe->depth >= 8) return oerr(o, "graph calls nest deeper than 8 (a graph calls itself?)");
     o->oe->depth++;
     int v = obj_emit_graph(o->oe, g, arena_printf(ar(o), "losses.%s", name), in, n);
@@ -265,6 +267,8 @@ static int composite(ONode *o, OpKind op, const int *in, int n) {
     double eps;
     if (op == OP_CROSS_ENTROPY || op == OP_KL_DIV || op == OP_MART_BCE) {
         if (!str(o, "reduction", "mean", &red)) return -1;
+        if (strcmp(red, "mean") && strcmp(red, "sum") && strcmp(red, "none"))
+            return oerr(o, "attribute 'reduction' must be mean, sum or none, got '%s'", red);
         a[na++] = attr_str("reduction", red);
     }
     if ((op == OP_KL_DIV || op == OP_COSINE_SIMILARITY) && cJSON_GetObjectItemCaseSensitive(o->js, "eps")) {
@@ -513,5 +517,6 @@ bool obj_check_losses(const cJSON *doc, const char *root_file, Diag *d) {
         if (!obj_check_graph(doc, l, doc_file_of(l, root_file), where, d)) return false;
     }
     const cJSON *obj = cJSON_GetObjectItemCaseSensitive(doc, "objective");
-    return !obj || obj_check_graph(doc, obj, doc_file_of(obj, root_file), "objective", d);
+    return !obj || obj_check_graph(doc, obj, doc_file_of(obj, doc_origin(doc, "objective", root_file)),
+                                   "objective", d);
 }

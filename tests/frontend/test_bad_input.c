@@ -576,6 +576,50 @@ Test(bad_input, unused_loss_is_checked) {
     module_free(m);
 }
 
+/* Loading top must fail with a message holding both words and not naming
+ * top itself (the mistake is in a file it includes). */
+static void expect_bad_in_include(const char *top, const char *w1, const char *w2) {
+    Diag d;
+    diag_init(&d);
+    Module *m = frontend_load(top, NULL, &d);
+    if (m) module_free(m);
+    cr_assert_null(m, "%s: loaded, expected an error", top);
+    cr_expect(strstr(d.msg, w1) && strstr(d.msg, w2) && !strstr(d.msg, base_of(top)),
+              "expected '%s' and '%s', not %s: %s", w1, w2, base_of(top), d.msg);
+}
+
+/* Mistakes the file-naming audit found reaching the IR verifier or naming
+ * the wrong place: each is now an error at the JSON path, in its file. */
+Test(bad_input, labelled_inputs_reduction_call_arity_and_description) {
+    static const char NET_XY[] =
+        "{\"inputs\": {\"x\": {\"shape\": %s}, \"y\": {\"shape\": %s, \"dtype\": \"i32\", "
+        "\"classes\": 4}}, \"networks\": {\"n\": {\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", "
+        "\"inputs\": [\"x\"]}], \"output\": \"out\"}}%s}\n";
+    put("lab/net.json", NET_XY, "[1, 4]", "[\"B\"]", "");
+    expect_bad_in_include(put("lab_top.json", "{\"include\": [\"lab/net.json\"]}\n"), "net.json: inputs.x",
+               "start with \"B\"");
+    put("lab/net.json", NET_XY, "[\"B\", 4]", "[\"B\", 2]", "");
+    expect_bad_in_include(put("lab_top.json", "{\"include\": [\"lab/net.json\"]}\n"), "net.json: inputs.y",
+               "i32 of shape [\"B\"]");
+    put("lab/net.json", NET_XY, "[\"B\", 4]", "[\"B\"]", ", \"description\": 3");
+    expect_bad_in_include(put("lab_top.json", "{\"include\": [\"lab/net.json\"]}\n"), "net.json: description",
+               "must be a string");
+    put("lab/net.json", NET_XY, "[\"B\", 4]", "[\"B\"]", "");
+    put("lab/obj.json", "{\"losses\": {\"l\": {\"inputs\": [\"x\", \"y\"], \"nodes\": [{\"id\": \"z\", "
+        "\"op\": \"net\", \"inputs\": [\"x\"]}, {\"id\": \"c\", \"op\": \"cross_entropy\", "
+        "\"inputs\": [\"z\", \"y\"], \"reduction\": \"%s\"}], \"output\": \"c\"}}, \"objective\": "
+        "{\"inputs\": [\"x\", \"y\"], \"nodes\": [{\"id\": \"loss\", \"op\": \"call\", \"graph\": \"l\", "
+        "\"inputs\": %s}], \"output\": \"loss\"}}\n", "avg", "[\"x\", \"y\"]");
+    const char *p = put("lab_top.json", "{\"include\": [\"lab/net.json\", \"lab/obj.json\"]}\n");
+    expect_bad_in_include(p, "obj.json: losses.l.nodes[1] (id 'c')", "'reduction' must be mean, sum or none");
+    put("lab/obj.json", "{\"losses\": {\"l\": {\"inputs\": [\"x\", \"y\"], \"nodes\": [{\"id\": \"z\", "
+        "\"op\": \"net\", \"inputs\": [\"x\"]}, {\"id\": \"c\", \"op\": \"cross_entropy\", "
+        "\"inputs\": [\"z\", \"y\"], \"reduction\": \"%s\"}], \"output\": \"c\"}}, \"objective\": "
+        "{\"inputs\": [\"x\", \"y\"], \"nodes\": [{\"id\": \"loss\", \"op\": \"call\", \"graph\": \"l\", "
+        "\"inputs\": %s}], \"output\": \"loss\"}}\n", "mean", "[\"x\"]");
+    expect_bad_in_include(p, "obj.json: objective.nodes[0] (id 'loss')", "graph 'l' takes 2 input(s), 1 given");
+}
+
 static const char NET_N[] = "{\"inputs\": {\"x\": {\"shape\": [\"B\", 4]}}, \"networks\": {\"n\": "
                             "{\"nodes\": [{\"id\": \"out\", \"op\": \"relu\", \"inputs\": [\"x\"]}], "
                             "\"output\": \"out\"}}}\n";
