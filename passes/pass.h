@@ -29,6 +29,7 @@ typedef struct {
     bool dump_after_all;
     const char *stop_after;  /* pass name, or NULL */
     const char *disable;     /* comma-separated passes to skip (bisecting) */
+    const char *passes;      /* comma-separated: run exactly these, in order (tests) */
     bool verify_each;
     bool timings;            /* per-pass wall time on stderr */
     const char *dump_dir;    /* NNN.<pass>.ir files here; NULL: to dump_out */

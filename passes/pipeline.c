@@ -1,5 +1,6 @@
 /* The pipeline and its debugging hooks. Dumps are named NNN.<pass>.ir (or
  * .dot) so `ls` lists them in pipeline order. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,17 +96,45 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+enum { MAX_RUN = 64 };
+
+/* The passes to run, in order: exactly o->passes when given (repeats
+ * allowed, like `opt -passes=`), else the pipeline without o->disable. */
+static int run_order(const PipelineOptions *o, const PassDef **order, Diag *d) {
+    int n = 0, count;
+    if (!o->passes) {
+        const PassDef *all = pass_pipeline(&count);
+        for (int i = 0; i < count; i++)
+            if (!in_list(o->disable, all[i].name)) order[n++] = &all[i];
+        return n;
+    }
+    if (o->disable) return diag_error(d, EXIT_BADINPUT, "--passes and --disable do not combine"), -1;
+    if (!*o->passes) return diag_error(d, EXIT_BADINPUT, "--passes names no pass"), -1;
+    for (const char *p = o->passes; p && *p;) {
+        const char *e = strchr(p, ',');
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(e ? e - p : (long)strlen(p)), p);
+        if (n == MAX_RUN) return diag_error(d, EXIT_BADINPUT, "--passes lists more than %d passes", MAX_RUN), -1;
+        order[n++] = pass_find(name); /* names were checked */
+        p = e ? e + 1 : NULL;
+    }
+    return n;
+}
+
 bool pipeline_run(Module *m, const PipelineOptions *o, Diag *d) {
-    if (!pass_names_valid(o->dump_after, d) || !pass_names_valid(o->disable, d)) return false;
+    if (!pass_names_valid(o->dump_after, d) || !pass_names_valid(o->disable, d) ||
+        !pass_names_valid(o->passes, d))
+        return false;
     if (o->stop_after && !pass_names_valid(o->stop_after, d)) return false;
     if (o->stop_after && in_list(o->disable, o->stop_after))
         return diag_error(d, EXIT_BADINPUT, "pass %s is both the stop point and disabled", o->stop_after);
-    int n;
-    const PassDef *passes = pass_pipeline(&n);
+    const PassDef *order[MAX_RUN];
+    int n = run_order(o, order, d), count;
+    if (n < 0) return false;
+    const PassDef *all = pass_pipeline(&count);
     PassCtx ctx = {d};
     for (int i = 0; i < n; i++) {
-        const PassDef *p = &passes[i];
-        if (in_list(o->disable, p->name)) continue;
+        const PassDef *p = order[i];
         double t0 = now_ms();
         if (!p->run(m, &ctx)) {
             diag_prefix(d, "pass %s", p->name);
@@ -116,7 +145,9 @@ bool pipeline_run(Module *m, const PipelineOptions *o, Diag *d) {
             diag_prefix(d, "verifier after pass %s", p->name);
             return false;
         }
-        if ((o->dump_after_all || in_list(o->dump_after, p->name)) && !dump(m, o, i, p->name, d))
+        /* dumps are numbered by pipeline position, or by position in --passes */
+        int index = o->passes ? i : (int)(p - all);
+        if ((o->dump_after_all || in_list(o->dump_after, p->name)) && !dump(m, o, index, p->name, d))
             return false;
         if (o->stop_after && strcmp(o->stop_after, p->name) == 0) break;
     }

@@ -57,7 +57,8 @@ int common_option(CommonArgs *a, int argc, char **argv, int *i) {
     }
     struct { const char *name; const char **slot; } str_opts[] = {
         {"--dump-after", &a->pipe.dump_after}, {"--stop-after", &a->pipe.stop_after},
-        {"--disable", &a->pipe.disable},       {"--dump-dir", &a->pipe.dump_dir}};
+        {"--disable", &a->pipe.disable},       {"--dump-dir", &a->pipe.dump_dir},
+        {"--passes", &a->pipe.passes}};
     for (size_t k = 0; k < sizeof str_opts / sizeof str_opts[0]; k++)
         if (strcmp(o, str_opts[k].name) == 0) {
             if (!(v = value_of(argc, argv, i))) return -1;

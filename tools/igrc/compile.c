@@ -14,7 +14,7 @@
 #include "tools/igrc/driver.h"
 
 static const char HELP[] =
-    "usage: igrc compile FILE [-o OUT] [--target cpu|cuda] [--emit exe|obj|llvm|ir|cuda]\n"
+    "usage: igrc compile FILE [-o OUT] [--target cpu|cuda] [--emit exe|obj|llvm|ir|kernels|cuda]\n"
     "                    [--gpu-arch sm_NN] [--tf32]\n"
     "                    [--batch N] [-D key=value]... [--dump-dir DIR]\n"
     "                    [--dump-after PASS,...] [--dump-after-all] [--disable PASS,...]\n"
@@ -23,7 +23,8 @@ static const char HELP[] =
     "\n"
     "Compiles FILE through the pass pipeline and the CPU backend (LLVM O3 for this\n"
     "machine's CPU) and links one executable with the runtime: OUT train | eval |\n"
-    "info (OUT --help). --emit stops early: ir prints the IR after the pipeline, llvm\n"
+    "info (OUT --help). --emit stops early: ir prints the IR after the pipeline,\n"
+    "kernels the kernel IR of every distinct kernel (to OUT, default stdout), llvm\n"
     "writes the optimised LLVM IR, obj the object file. --dump-dir also writes\n"
     "program.txt, plan.txt (memory plan: arena offsets, peak bytes) and\n"
     "kernels/<name>.k. OUT defaults to the file's stem (resnet18_trades_igr.json ->\n"
@@ -78,8 +79,8 @@ static int parse(int argc, char **argv, CompileArgs *a, bool run) {
     if (!cuda && (a->gpu_arch || a->tf32))
         return usage_error(cmd, "%s needs --target cuda", a->gpu_arch ? "--gpu-arch" : "--tf32");
     if (strcmp(a->emit, "exe") && strcmp(a->emit, "obj") && strcmp(a->emit, "llvm") &&
-        strcmp(a->emit, "ir") && strcmp(a->emit, "cuda"))
-        return usage_error(cmd, "--emit must be exe, obj, llvm, ir or cuda, got '%s'", a->emit);
+        strcmp(a->emit, "ir") && strcmp(a->emit, "kernels") && strcmp(a->emit, "cuda"))
+        return usage_error(cmd, "--emit must be exe, obj, llvm, ir, kernels or cuda, got '%s'", a->emit);
     if (!strcmp(a->emit, "cuda") && !cuda) return usage_error(cmd, "--emit cuda needs --target cuda");
     if (run && !a->nrun) return usage_error(cmd, "give the executable's command after --");
     return EXIT_OK;
@@ -105,9 +106,29 @@ static bool write_ir(const Module *m, const char *out, Diag *d) {
     return true;
 }
 
+/* The kernel IR codegen lowers the module to: each distinct kernel once,
+ * in first-launch order (what `--dump-dir` writes as kernels/<name>.k). */
+static bool write_kernels(const Module *m, const char *out, Diag *d) {
+    Compiled c;
+    if (!codegen_build(m, &c, d)) {
+        compiled_free(&c);
+        return false;
+    }
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        compiled_free(&c);
+        return diag_error(d, EXIT_RUNTIME, "%s: %s", out, strerror(errno));
+    }
+    for (int i = 0; i < c.nkernels; i++) kernel_print(c.kernels[i], f);
+    compiled_free(&c);
+    if (out) fclose(f);
+    return true;
+}
+
 /* The executable (or what --emit asks for) at out. */
 static bool compile_to(const CompileArgs *a, Module *m, const char *out, Diag *d) {
     if (!strcmp(a->emit, "ir")) return write_ir(m, a->out, d);
+    if (!strcmp(a->emit, "kernels")) return write_kernels(m, a->out, d);
     if (!strcmp(a->emit, "cuda")) return cuda_emit_source(m, a->out, d);
     CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings, NULL, NULL};
     CudaTarget cuda = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, a->c.pipe.dump_dir,
@@ -160,7 +181,8 @@ int cmd_compile(int argc, char **argv) {
     if (rc) return rc < 0 ? EXIT_OK : rc;
     char out[4096];
     if (a.out) snprintf(out, sizeof out, "%s", a.out);
-    else if (strcmp(a.emit, "ir") && strcmp(a.emit, "cuda")) default_out(a.c.file, out, sizeof out);
+    else if (strcmp(a.emit, "ir") && strcmp(a.emit, "kernels") && strcmp(a.emit, "cuda"))
+        default_out(a.c.file, out, sizeof out);
     else return compile_module(&a, out); /* to stdout */
     char target[4096], err[4400]; /* a device or a FIFO is never replaced */
     if (!outfile_target(out, target, sizeof target, err, sizeof err)) {

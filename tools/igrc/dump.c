@@ -7,13 +7,15 @@
 
 static const char HELP[] =
     "usage: igrc dump FILE [--after PASS | --after-all] [--format text|dot]\n"
-    "                 [--dump-dir DIR] [--verify-each] [--disable PASS,...]\n"
+    "                 [--dump-dir DIR] [--verify-each] [--disable PASS,... | --passes PASS,...]\n"
     "                 [--time-passes] [-D key=value]... [--batch N]\n"
     "\n"
     "Prints the IR of FILE (graph file or .ir text). Without --after it is the IR\n"
     "as the frontend built it; --after PASS runs the pipeline up to PASS and prints\n"
     "the result; --after-all prints after every pass (with --dump-dir, one file per\n"
-    "pass named NNN.<pass>.ir). --format dot writes Graphviz instead of text.\n";
+    "pass named NNN.<pass>.ir). --passes runs exactly the listed passes, in that\n"
+    "order (a pass test's way to run one pass alone), and prints the result.\n"
+    "--format dot writes Graphviz instead of text.\n";
 
 int cmd_dump(int argc, char **argv) {
     CommonArgs a = {0};
@@ -47,14 +49,16 @@ int cmd_dump(int argc, char **argv) {
     Module *m = load_module(&a, &d);
     if (!m) return report(&d);
     bool run = after || a.pipe.dump_after_all || a.pipe.dump_after || a.pipe.stop_after ||
-               a.pipe.verify_each || a.pipe.timings || a.pipe.disable;
+               a.pipe.verify_each || a.pipe.timings || a.pipe.disable || a.pipe.passes;
     if (run && !pipeline_run(m, &a.pipe, &d)) {
         module_free(m);
         return report(&d);
     }
-    if (!run && a.pipe.dump_dot)
+    /* as loaded, or after exactly --passes when no dump was asked for */
+    bool print = !run || (a.pipe.passes && !after && !a.pipe.dump_after_all && !a.pipe.dump_after);
+    if (print && a.pipe.dump_dot)
         for (int i = 0; i < m->nfuncs; i++) ir_write_dot(m, m->funcs[i], stdout);
-    else if (!run)
+    else if (print)
         ir_print_module(m, stdout);
     module_free(m);
     return EXIT_OK;
