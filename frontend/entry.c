@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "frontend/objective.h"
+#include "runtime/contract.h"
+#include "runtime/settings.h"
 
 typedef struct {
     Module *m;
@@ -22,42 +24,36 @@ static const InputDesc *input(const Ctx *c, const char *name) {
     return NULL;
 }
 
-static double setting(const Ctx *c, const char *key, double dflt) {
+/* A setting's value, or its default from the table the executables use
+ * too (runtime/settings.c); values were checked against it at load. */
+static double setting(const Ctx *c, const char *key) {
     const Setting *s = module_setting(c->m, key);
-    return s && !s->is_str ? s->num : dflt;
+    return s && !s->is_str ? s->num : settings_default(key);
 }
 
-static const char *setting_str(const Ctx *c, const char *key, const char *dflt) {
+static const char *setting_str(const Ctx *c, const char *key) {
     const Setting *s = module_setting(c->m, key);
-    return s && s->is_str ? s->str : dflt;
+    return s && s->is_str ? s->str : settings_default_str(key);
 }
 
 /* ig(x, y) -> attributions, the network in evaluation mode. */
 static bool build_ig(Ctx *c) {
-    const InputDesc *x = input(c, "x"), *y = input(c, "y");
+    const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
     if (!x || !y || !y->classes) return true; /* no labelled image input: no ig */
-    double m = setting(c, "eval.ig_steps", 100);
-    if (m < 1 || m != floor(m) || m > 100000)
-        return ferr(c->d, c->file, "eval.ig_steps", "must be an integer in [1, 100000]");
-    Builder b = {c->m, module_add_func(c->m, "ig"), c->d};
+    double m = setting(c, "eval.ig_steps");
+    Builder b = {c->m, module_add_func(c->m, ENTRY_IG), c->d};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1};
-    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = "ig"};
-    int xv = b_input(&b, "x", x->type), yv = b_input(&b, "y", y->type);
+    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = ENTRY_IG};
+    int xv = b_input(&b, IN_X, x->type), yv = b_input(&b, IN_Y, y->type);
     IgSpec s = {(int)m, false, c->network, "logit", -1, "attributions"};
     int a = ig_emit(&oe, &s, xv, yv);
     if (a < 0) return false;
-    func_add_output(c->m, b.f, "attributions", a);
+    func_add_output(c->m, b.f, OUT_ATTRIBUTIONS, a);
     return true;
 }
 
 /* An integer setting in [lo, hi] (default dflt); false with the message. */
-static bool int_setting(const Ctx *c, const char *key, double dflt, double lo, double hi, int *out) {
-    double v = setting(c, key, dflt);
-    if (v < lo || v > hi || v != floor(v))
-        return ferr(c->d, c->file, key, "must be an integer in [%g, %g]", lo, hi);
-    *out = (int)v;
-    return true;
-}
+static int int_setting(const Ctx *c, const char *key) { return (int)setting(c, key); }
 
 /* x's type with the batch (leading) dimension set to n. */
 static Type rebatch(const Type *t, int n) {
@@ -98,32 +94,29 @@ static int topk_share(Builder *b, int s, int mask) {
  * saliency's shape [B, 1, H, W]. The batch is eval.attack_batch rows
  * (attacks run few images), evaluation mode. */
 static bool build_attrib_step(Ctx *c) {
-    const InputDesc *x = input(c, "x"), *y = input(c, "y");
-    int m = 0, mt = 0, batch = 0;
-    if (!int_setting(c, "eval.ig_steps", 100, 1, 100000, &m) ||
-        !int_setting(c, "eval.attack_ig_steps", 100, 1, 100000, &mt) ||
-        !int_setting(c, "eval.attack_batch", 16, 1, 65536, &batch))
-        return false;
+    const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
+    int m = int_setting(c, "eval.ig_steps"), mt = int_setting(c, "eval.attack_ig_steps");
+    int batch = int_setting(c, "eval.attack_batch");
     Type xt = rebatch(&x->type, batch), yt = rebatch(&y->type, batch), st = xt;
     if (st.rank == 4) st.dim[1] = 1;
-    Builder b = {c->m, module_add_func(c->m, "attrib_step"), c->d};
+    Builder b = {c->m, module_add_func(c->m, ENTRY_ATTRIB_STEP), c->d};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1};
-    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = "attrib_step"};
-    int xv = b_input(&b, "x", xt), yv = b_input(&b, "y", yt), mask = b_input(&b, "mask", st);
+    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = ENTRY_ATTRIB_STEP};
+    int xv = b_input(&b, IN_X, xt), yv = b_input(&b, IN_Y, yt), mask = b_input(&b, IN_MASK, st);
     int z = net_emit(&env, c->network, xv);
     IgSpec real = {m, false, c->network, "logit", -1, "ig"};
-    int a = z < 0 ? -1 : saliency(&b, "attributions", ig_emit(&oe, &real, xv, yv));
+    int a = z < 0 ? -1 : saliency(&b, OUT_ATTRIBUTIONS, ig_emit(&oe, &real, xv, yv));
     NetEnv smooth = env;
     smooth.smooth_relu = true;
     ObjEnv soe = oe;
     soe.env = &smooth;
     IgSpec sur = {mt, false, c->network, "logit", -1, "surrogate"};
     int s = a < 0 ? -1 : saliency(&b, "surrogate.saliency", ig_emit(&soe, &sur, xv, yv));
-    int g = s < 0 ? -1 : b_node(&b, OP_GRAD, "dx", (int[]){topk_share(&b, s, mask), xv}, 2, NULL, 0);
+    int g = s < 0 ? -1 : b_node(&b, OP_GRAD, OUT_DX, (int[]){topk_share(&b, s, mask), xv}, 2, NULL, 0);
     if (g < 0) return false;
-    func_add_output(c->m, b.f, "logits", z);
-    func_add_output(c->m, b.f, "attributions", a);
-    func_add_output(c->m, b.f, "dx", g);
+    func_add_output(c->m, b.f, OUT_LOGITS, z);
+    func_add_output(c->m, b.f, OUT_ATTRIBUTIONS, a);
+    func_add_output(c->m, b.f, OUT_DX, g);
     return true;
 }
 
@@ -131,12 +124,12 @@ static bool build_attrib_step(Ctx *c) {
  * and concatenated along axis 1 ([B, units], emission order), for the
  * activation consistency of SPEC section 6 (units active when pre > 0). */
 static bool build_activations(Ctx *c) {
-    const InputDesc *x = input(c, "x");
-    Builder b = {c->m, module_add_func(c->m, "activations"), c->d};
+    const InputDesc *x = input(c, IN_X);
+    Builder b = {c->m, module_add_func(c->m, ENTRY_ACTIVATIONS), c->d};
     ReluTaps taps = {0};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1,
                   .relu_taps = &taps};
-    int xv = b_input(&b, "x", x->type);
+    int xv = b_input(&b, IN_X, x->type);
     int z = net_emit(&env, c->network, xv);
     bool ok = z >= 0;
     if (ok && taps.n == 0) {
@@ -153,12 +146,12 @@ static bool build_activations(Ctx *c) {
     int pre = -1;
     if (ok) {
         Attr ax = attr_int("axis", 1);
-        pre = taps.n == 1 ? flat[0] : b_node(&b, OP_CONCAT, "pre", flat, taps.n, &ax, 1);
+        pre = taps.n == 1 ? flat[0] : b_node(&b, OP_CONCAT, OUT_PRE, flat, taps.n, &ax, 1);
         ok = pre >= 0;
     }
     if (ok) {
-        func_add_output(c->m, b.f, "logits", z);
-        func_add_output(c->m, b.f, "pre", pre);
+        func_add_output(c->m, b.f, OUT_LOGITS, z);
+        func_add_output(c->m, b.f, OUT_PRE, pre);
     }
     free(flat);
     free(taps.values);
@@ -190,21 +183,21 @@ static int emit_objective(Ctx *c, Builder *b, ObjEnv *oe, int x, int y) {
 /* objective(x, y, x_adv) -> loss, grad.<param>: the inner maximisation
  * replaced by the given x_adv, ramps (warm-ups) at full value. */
 static bool build_objective(Ctx *c) {
-    const InputDesc *x = input(c, "x"), *y = input(c, "y");
-    Builder b = {c->m, module_add_func(c->m, "objective"), c->d};
+    const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
+    Builder b = {c->m, module_add_func(c->m, ENTRY_OBJECTIVE), c->d};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = true, .rng_key = -1, .bn_groups = 1};
-    int xv = b_input(&b, "x", x->type), yv = b_input(&b, "y", y->type);
+    int xv = b_input(&b, IN_X, x->type), yv = b_input(&b, IN_Y, y->type);
     /* Dropout masks from the fixed key (0, 0): the entry point is a pure
      * function of its inputs, so other implementations can be compared. */
     Attr zero = attr_floats("data", (double[]){0, 0}, 2);
     env.rng_key = b_source(&b, OP_CONSTANT, "key", NULL, 0, &zero, 1, type_make(DT_I32, 1, (int64_t[]){2}));
     ObjEnv oe = {.env = &env, .network = c->network, .mode = OBJ_GIVEN_ADV,
-                 .x_adv = b_input(&b, "x_adv", x->type), .progress = -1, .key = -1, .entry = "objective"};
+                 .x_adv = b_input(&b, IN_X_ADV, x->type), .progress = -1, .key = -1, .entry = ENTRY_OBJECTIVE};
     int loss = emit_objective(c, &b, &oe, xv, yv);
     if (loss < 0) return false;
     int *pv = malloc(sizeof(int) * (size_t)(c->m->nparams + 1)), *gv = malloc(sizeof(int) * (size_t)(c->m->nparams + 1));
     bool ok = param_grads(&b, loss, pv, gv);
-    func_add_output(c->m, b.f, "loss", loss);
+    func_add_output(c->m, b.f, OUT_LOSS, loss);
     for (int i = 0; ok && i < c->m->nparams; i++)
         if (gv[i] >= 0) func_add_output(c->m, b.f, b.f->nodes[gv[i]].name, gv[i]);
     free(pv);
@@ -221,9 +214,9 @@ static bool add_train_logits(Builder *b, NetEnv *env, const char *network, int x
     int z = net_emit(env, network, x);
     env->stat_updates = keep;
     if (z < 0) return false;
-    int s = b_unary(b, OP_STOP_GRADIENT, "logits", z);
+    int s = b_unary(b, OP_STOP_GRADIENT, OUT_LOGITS, z);
     if (s < 0) return false;
-    func_add_output(b->m, b->f, "logits", s);
+    func_add_output(b->m, b->f, OUT_LOGITS, s);
     return true;
 }
 
@@ -252,52 +245,52 @@ static int cw_loss(Builder *b, int z, int y, double kappa) {
 }
 
 static bool build_input_grad(Ctx *c, const char *name, bool cw) {
-    const InputDesc *x = input(c, "x"), *y = input(c, "y");
+    const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
     Builder b = {c->m, module_add_func(c->m, name), c->d};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = false, .rng_key = -1, .bn_groups = 1};
-    int xv = b_input(&b, "x", x->type), yv = b_input(&b, "y", y->type);
+    int xv = b_input(&b, IN_X, x->type), yv = b_input(&b, IN_Y, y->type);
     int z = net_emit(&env, c->network, xv);
     if (z < 0) return false;
     int loss;
     if (cw) {
-        loss = cw_loss(&b, z, yv, setting(c, "eval.cw_kappa", 50));
+        loss = cw_loss(&b, z, yv, setting(c, "eval.cw_kappa"));
     } else {
         Attr red = attr_str("reduction", "sum");
         loss = b_node(&b, OP_CROSS_ENTROPY, "ce.loss", (int[]){z, yv}, 2, &red, 1);
     }
-    int g = b_node(&b, OP_GRAD, "dx", (int[]){loss, xv}, 2, NULL, 0);
+    int g = b_node(&b, OP_GRAD, OUT_DX, (int[]){loss, xv}, 2, NULL, 0);
     if (g < 0) return false;
-    func_add_output(c->m, b.f, "logits", z);
-    func_add_output(c->m, b.f, "dx", g);
+    func_add_output(c->m, b.f, OUT_LOGITS, z);
+    func_add_output(c->m, b.f, OUT_DX, g);
     return true;
 }
 
 static bool build_train_step(Ctx *c) {
-    const InputDesc *x = input(c, "x"), *y = input(c, "y");
-    Builder b = {c->m, module_add_func(c->m, "train_step"), c->d};
+    const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
+    Builder b = {c->m, module_add_func(c->m, ENTRY_TRAIN_STEP), c->d};
     StatUpdates stats = {0};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = true, .bn_groups = 1,
                   .stat_updates = &stats};
-    int xv = b_input(&b, "x", x->type), yv = b_input(&b, "y", y->type);
-    int lr = b_input(&b, "lr", type_scalar(DT_F32)), step = b_input(&b, "step", type_scalar(DT_F32));
-    int progress = b_input(&b, "progress", type_scalar(DT_F32));
-    int key = b_input(&b, "key", type_make(DT_I32, 1, (int64_t[]){2}));
+    int xv = b_input(&b, IN_X, x->type), yv = b_input(&b, IN_Y, y->type);
+    int lr = b_input(&b, IN_LR, type_scalar(DT_F32)), step = b_input(&b, IN_STEP, type_scalar(DT_F32));
+    int progress = b_input(&b, IN_PROGRESS, type_scalar(DT_F32));
+    int key = b_input(&b, IN_KEY, type_make(DT_I32, 1, (int64_t[]){2}));
     env.rng_key = key;
     ObjEnv oe = {.env = &env, .network = c->network, .mode = OBJ_TRAIN, .x_adv = -1,
-                 .progress = progress, .key = key, .entry = "train_step"};
+                 .progress = progress, .key = key, .entry = ENTRY_TRAIN_STEP};
     int loss = emit_objective(c, &b, &oe, xv, yv);
     int np = c->m->nparams;
     int *pv = malloc(sizeof(int) * (size_t)(np + 1)), *gv = malloc(sizeof(int) * (size_t)(np + 1));
     bool ok = loss >= 0 && param_grads(&b, loss, pv, gv);
     if (ok) {
-        func_add_output(c->m, b.f, "loss", loss);
+        func_add_output(c->m, b.f, OUT_LOSS, loss);
         ok = add_train_logits(&b, &env, c->network, xv);
     }
     if (ok) {
-        OptimSpec o = {setting_str(c, "train.optimizer", "adam"), setting(c, "train.momentum", 0.9),
-                       setting(c, "train.weight_decay", 0), setting(c, "train.nesterov", 0) != 0,
-                       setting(c, "train.beta1", 0.9), setting(c, "train.beta2", 0.999),
-                       setting(c, "train.adam_eps", 1e-8)};
+        OptimSpec o = {setting_str(c, "train.optimizer"), setting(c, "train.momentum"),
+                       setting(c, "train.weight_decay"), setting(c, "train.nesterov") != 0,
+                       setting(c, "train.beta1"), setting(c, "train.beta2"),
+                       setting(c, "train.adam_eps")};
         ok = optim_emit(&b, &o, np, pv, gv, lr, step, c->file);
     }
     for (int i = 0; ok && i < stats.n; i++) func_add_output(c->m, b.f, stats.names[i], stats.values[i]);
@@ -322,15 +315,15 @@ static bool check_labelled(const Ctx *c, const InputDesc *x, const InputDesc *y)
 
 bool objective_build(Module *m, const cJSON *doc, const char *file, const char *network, Diag *d) {
     Ctx c = {m, doc, file, network, d};
-    const InputDesc *xi = input(&c, "x"), *yi = input(&c, "y");
+    const InputDesc *xi = input(&c, IN_X), *yi = input(&c, IN_Y);
     if (xi && yi && yi->classes && !check_labelled(&c, xi, yi)) return false;
     if (!build_ig(&c)) return false;
-    const InputDesc *x = input(&c, "x"), *y = input(&c, "y");
+    const InputDesc *x = input(&c, IN_X), *y = input(&c, IN_Y);
     if (x && y && y->classes && !(build_attrib_step(&c) && build_activations(&c))) return false;
     if (!cJSON_GetObjectItemCaseSensitive(doc, "objective")) return true;
-    if (!input(&c, "x") || !input(&c, "y") || !input(&c, "y")->classes)
+    if (!input(&c, IN_X) || !input(&c, IN_Y) || !input(&c, IN_Y)->classes)
         return ferr(d, doc_file_of(cJSON_GetObjectItemCaseSensitive(doc, "objective"), file), "objective",
                     "an objective needs inputs x and y (y with \"classes\")");
-    return build_objective(&c) && build_train_step(&c) && build_input_grad(&c, "grad_ce", false) &&
-           build_input_grad(&c, "grad_cw", true);
+    return build_objective(&c) && build_train_step(&c) && build_input_grad(&c, ENTRY_GRAD_CE, false) &&
+           build_input_grad(&c, ENTRY_GRAD_CW, true);
 }

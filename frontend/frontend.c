@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "frontend/objective.h"
+#include "runtime/contract.h"
 #include "runtime/settings.h"
 
 #define DEFAULT_BATCH 128
@@ -154,13 +155,13 @@ static bool build_predict(Module *m, const cJSON *doc, const char *file, Diag *d
     if (!desc)
         return ferr(d, doc_file_of(def, file), "inputs",
                     "network '%s' reads input '%s', which \"inputs\" does not describe", net, iname);
-    Builder b = {m, module_add_func(m, "predict"), d};
+    Builder b = {m, module_add_func(m, ENTRY_PREDICT), d};
     NetEnv env = {.b = &b, .doc = doc, .root_file = file, .training = false, .rng_key = -1,
                   .notes = true};
     int x = b_input(&b, iname, desc->type);
     int y = net_emit(&env, net, x);
     if (y < 0) return false;
-    func_add_output(m, b.f, "logits", y);
+    func_add_output(m, b.f, OUT_LOGITS, y);
     return true;
 }
 

@@ -13,10 +13,11 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/contract.h"
+#include "runtime/cuda_abi.h"
 #include "runtime/outfile.h"
 #include "runtime/rt_error.h"
 #include "runtime/settings.h"
-#include "runtime/cuda_abi.h"
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -150,11 +151,11 @@ int app_find_output(const PFunc *f, const char *name) {
 }
 
 bool app_image_shape(const Program *p, int64_t chw[3], int64_t *batch) {
-    static const char *const fns[] = {"train_step", "predict", "grad_ce", "grad_cw"};
+    static const char *const fns[] = {ENTRY_TRAIN_STEP, ENTRY_PREDICT, ENTRY_GRAD_CE, ENTRY_GRAD_CW};
     for (int k = 0; k < 4; k++) {
         int f = program_find_func(p, fns[k]);
         if (f < 0) continue;
-        int i = app_find_input(&p->funcs[f], "x");
+        int i = app_find_input(&p->funcs[f], IN_X);
         if (i < 0) continue;
         const PTensor *t = &p->funcs[f].inputs[i];
         if (t->rank != 4 || t->dtype != PD_F32) continue;
@@ -168,7 +169,7 @@ bool app_image_shape(const Program *p, int64_t chw[3], int64_t *batch) {
 /* The classes of the program's label input y (0 when it has none). */
 static int app_label_classes(const Program *p) {
     for (int i = 0; i < p->ninputs; i++)
-        if (!strcmp(p->inputs[i].t.name, "y")) return p->inputs[i].classes;
+        if (!strcmp(p->inputs[i].t.name, IN_Y)) return p->inputs[i].classes;
     return 0;
 }
 

@@ -22,6 +22,7 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/contract.h"
 #include "runtime/metrics.h"
 #include "runtime/philox.h"
 #include "runtime/png.h"
@@ -55,22 +56,22 @@ typedef struct {
 /* ---- the attack --------------------------------------------------------- */
 
 static bool bind_attrib(Attrib *a, const Program *p) {
-    a->f = program_find_func(p, "attrib_step");
+    a->f = program_find_func(p, ENTRY_ATTRIB_STEP);
     if (a->f < 0) {
         fprintf(stderr, "error: program %s has no attrib_step entry point (recompile the model "
                         "with this igrc)\n", p->name);
         return false;
     }
     a->fn = &p->funcs[a->f];
-    if (!app_check_input(a->fn, "x", PD_F32, 4) || !app_check_input(a->fn, "y", PD_I32, 1) ||
-        !app_check_input(a->fn, "mask", PD_F32, 4))
+    if (!app_check_input(a->fn, IN_X, PD_F32, 4) || !app_check_input(a->fn, IN_Y, PD_I32, 1) ||
+        !app_check_input(a->fn, IN_MASK, PD_F32, 4))
         return false;
-    a->in_x = app_find_input(a->fn, "x");
-    a->in_y = app_find_input(a->fn, "y");
-    a->in_mask = app_find_input(a->fn, "mask");
-    a->out_logits = app_find_output(a->fn, "logits");
-    a->out_attr = app_find_output(a->fn, "attributions");
-    a->out_dx = app_find_output(a->fn, "dx");
+    a->in_x = app_find_input(a->fn, IN_X);
+    a->in_y = app_find_input(a->fn, IN_Y);
+    a->in_mask = app_find_input(a->fn, IN_MASK);
+    a->out_logits = app_find_output(a->fn, OUT_LOGITS);
+    a->out_attr = app_find_output(a->fn, OUT_ATTRIBUTIONS);
+    a->out_dx = app_find_output(a->fn, OUT_DX);
     if (a->out_logits < 0 || a->out_attr < 0 || a->out_dx < 0 || a->fn->ninputs != 3) {
         fprintf(stderr, "error: entry point attrib_step must map x, y, mask to logits, "
                         "attributions, dx\n");

@@ -11,6 +11,7 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/contract.h"
 #include "runtime/philox.h"
 
 typedef enum { ATK_NATURAL, ATK_FGSM, ATK_PGD, ATK_CW, ATK_COUNT } Attack;
@@ -51,15 +52,15 @@ static bool bind(const Program *p, const char *name, bool grad, Entry *e) {
     e->f = program_find_func(p, name);
     if (e->f < 0) return true; /* absent: reported when an attack needs it */
     e->fn = &p->funcs[e->f];
-    if (!app_check_input(e->fn, "x", PD_F32, 4) || (grad && !app_check_input(e->fn, "y", PD_I32, 1)))
+    if (!app_check_input(e->fn, IN_X, PD_F32, 4) || (grad && !app_check_input(e->fn, IN_Y, PD_I32, 1)))
         return false;
-    e->in_x = app_find_input(e->fn, "x");
-    e->in_y = app_find_input(e->fn, "y");
-    e->out_logits = app_find_output(e->fn, "logits");
-    e->out_dx = app_find_output(e->fn, "dx");
+    e->in_x = app_find_input(e->fn, IN_X);
+    e->in_y = app_find_input(e->fn, IN_Y);
+    e->out_logits = app_find_output(e->fn, OUT_LOGITS);
+    e->out_dx = app_find_output(e->fn, OUT_DX);
     if (e->out_logits < 0 || (grad && e->out_dx < 0)) {
         fprintf(stderr, "error: entry point %s lacks output '%s'\n", name,
-                e->out_logits < 0 ? "logits" : "dx");
+                e->out_logits < 0 ? OUT_LOGITS : OUT_DX);
         return false;
     }
     const PTensor *l = &e->fn->outputs[e->out_logits];
@@ -320,8 +321,8 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
     app_default_path(&v.json, json, sizeof json, v.out, "eval.json");
     Dataset d;
     memset(&d, 0, sizeof d);
-    if (!bind(p, "predict", false, &v.predict) || !bind(p, "grad_ce", true, &v.grad_ce) ||
-        !bind(p, "grad_cw", true, &v.grad_cw) || check_entries(&v, p)) {
+    if (!bind(p, ENTRY_PREDICT, false, &v.predict) || !bind(p, ENTRY_GRAD_CE, true, &v.grad_ce) ||
+        !bind(p, ENTRY_GRAD_CW, true, &v.grad_cw) || check_entries(&v, p)) {
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
         rc = APP_BADINPUT;
@@ -353,16 +354,16 @@ typedef struct {
 } Acts;
 
 static bool bind_acts(const Program *p, int64_t B, Acts *c) {
-    c->f = program_find_func(p, "activations");
+    c->f = program_find_func(p, ENTRY_ACTIVATIONS);
     if (c->f < 0) {
         fprintf(stderr, "error: program %s has no activations entry point (a model without ReLU, "
                         "or compiled by an older igrc)\n", p->name);
         return false;
     }
     c->fn = &p->funcs[c->f];
-    if (!app_check_input(c->fn, "x", PD_F32, 4)) return false;
-    c->in_x = app_find_input(c->fn, "x");
-    c->out_pre = app_find_output(c->fn, "pre");
+    if (!app_check_input(c->fn, IN_X, PD_F32, 4)) return false;
+    c->in_x = app_find_input(c->fn, IN_X);
+    c->out_pre = app_find_output(c->fn, OUT_PRE);
     const PTensor *t = c->out_pre >= 0 ? &c->fn->outputs[c->out_pre] : NULL;
     if (!t || t->rank != 2 || t->dtype != PD_F32 || t->dim[0] != B ||
         c->fn->inputs[c->in_x].dim[0] != B) {
@@ -471,7 +472,7 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     v.want[ATK_PGD] = true;
     Dataset d;
     memset(&d, 0, sizeof d);
-    if (!bind(p, "grad_ce", true, &v.grad_ce) || check_entries(&v, p) || !bind_acts(p, v.B, &c)) {
+    if (!bind(p, ENTRY_GRAD_CE, true, &v.grad_ce) || check_entries(&v, p) || !bind_acts(p, v.B, &c)) {
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
         rc = APP_BADINPUT;

@@ -12,6 +12,7 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
+#include "runtime/contract.h"
 #include "runtime/outfile.h"
 
 typedef struct {
@@ -35,7 +36,7 @@ typedef struct {
 
 static int bind_entry(Train *t) {
     const Program *p = t->p;
-    t->f = program_find_func(p, "train_step");
+    t->f = program_find_func(p, ENTRY_TRAIN_STEP);
     if (t->f < 0) {
         fprintf(stderr, "error: program %s has no train_step entry point, so it cannot be "
                         "trained (was it compiled from a model without an objective?)\n",
@@ -43,35 +44,35 @@ static int bind_entry(Train *t) {
         return APP_FAIL;
     }
     const PFunc *fn = t->fn = &p->funcs[t->f];
-    if (!app_check_input(fn, "x", PD_F32, 4) || !app_check_input(fn, "y", PD_I32, 1))
+    if (!app_check_input(fn, IN_X, PD_F32, 4) || !app_check_input(fn, IN_Y, PD_I32, 1))
         return APP_FAIL;
-    t->in_x = app_find_input(fn, "x"), t->in_y = app_find_input(fn, "y");
-    t->in_lr = app_find_input(fn, "lr"), t->in_step = app_find_input(fn, "step");
-    t->in_progress = app_find_input(fn, "progress"), t->in_key = app_find_input(fn, "key");
+    t->in_x = app_find_input(fn, IN_X), t->in_y = app_find_input(fn, IN_Y);
+    t->in_lr = app_find_input(fn, IN_LR), t->in_step = app_find_input(fn, IN_STEP);
+    t->in_progress = app_find_input(fn, IN_PROGRESS), t->in_key = app_find_input(fn, IN_KEY);
     for (int i = 0; i < fn->ninputs; i++) {
         const char *n = fn->inputs[i].name;
-        bool scalar = !strcmp(n, "lr") || !strcmp(n, "step") || !strcmp(n, "progress");
+        bool scalar = !strcmp(n, IN_LR) || !strcmp(n, IN_STEP) || !strcmp(n, IN_PROGRESS);
         if (scalar && ptensor_numel(&fn->inputs[i]) != 1) {
             fprintf(stderr, "error: train_step input '%s' must be a scalar\n", n);
             return APP_FAIL;
         }
-        if (!strcmp(n, "key") && ptensor_numel(&fn->inputs[i]) != 2) {
+        if (!strcmp(n, IN_KEY) && ptensor_numel(&fn->inputs[i]) != 2) {
             fprintf(stderr, "error: train_step input 'key' must have 2 elements\n");
             return APP_FAIL;
         }
-        if (!scalar && strcmp(n, "key") && strcmp(n, "x") && strcmp(n, "y")) {
+        if (!scalar && strcmp(n, IN_KEY) && strcmp(n, IN_X) && strcmp(n, IN_Y)) {
             fprintf(stderr, "error: train_step has an input '%s' this runtime cannot feed "
                             "(it feeds x, y, lr, step, progress, key)\n", n);
             return APP_FAIL;
         }
     }
     t->B = fn->inputs[t->in_x].dim[0];
-    t->out_loss = app_find_output(fn, "loss");
+    t->out_loss = app_find_output(fn, OUT_LOSS);
     if (t->out_loss < 0 || ptensor_numel(&fn->outputs[t->out_loss]) != 1) {
         fprintf(stderr, "error: train_step has no scalar output 'loss'\n");
         return APP_FAIL;
     }
-    t->out_logits = app_find_output(fn, "logits");
+    t->out_logits = app_find_output(fn, OUT_LOGITS);
     if (t->out_logits >= 0) {
         const PTensor *l = &fn->outputs[t->out_logits];
         if (l->rank != 2 || l->dim[0] != t->B || (l->dtype != PD_F32 && l->dtype != PD_F64))

@@ -106,3 +106,11 @@ double settings_default(const char *key) {
     const SettingSpec *s = settings_find(key);
     return s ? s->dflt : 0;
 }
+
+const char *settings_default_str(const char *key) {
+    static char first[64];
+    const SettingSpec *s = settings_find(key);
+    if (!s || s->kind != SET_ENUM) return NULL;
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(s->choices, "|"), s->choices);
+    return first;
+}

@@ -40,5 +40,8 @@ bool settings_check_num(const SettingSpec *s, double v, char *err, size_t cap);
 bool settings_check_str(const SettingSpec *s, const char *v, char *err, size_t cap);
 /* The default of a numeric setting (0 for unknown keys). */
 double settings_default(const char *key);
+/* The default of a SET_ENUM setting (its first choice, in static storage),
+ * NULL for others. */
+const char *settings_default_str(const char *key);
 
 #endif

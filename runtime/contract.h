@@ -1,0 +1,41 @@
+/* The compiler-runtime contract: the entry points the frontend builds
+ * (frontend/entry.c) and the executables call (runtime/app*.c), and the
+ * names of their inputs and outputs. Both sides spell them through these
+ * macros only, so a rename is one edit here, not a failure at run time.
+ * Settings and their defaults have their own table (runtime/settings.h).
+ *
+ *   predict(x) -> logits
+ *   ig(x, y) -> attributions                              IG, zero baseline
+ *   attrib_step(x, y, mask) -> logits, attributions, dx   one IFIA step
+ *   activations(x) -> logits, pre                         every ReLU input
+ *   objective(x, y, x_adv) -> loss, grad.<param>...
+ *   train_step(x, y, lr, step, progress, key) -> loss, logits, <param>...
+ *   grad_ce(x, y), grad_cw(x, y) -> logits, dx             attack gradients */
+#ifndef IGRC_RUNTIME_CONTRACT_H
+#define IGRC_RUNTIME_CONTRACT_H
+
+#define ENTRY_PREDICT "predict"
+#define ENTRY_IG "ig"
+#define ENTRY_ATTRIB_STEP "attrib_step"
+#define ENTRY_ACTIVATIONS "activations"
+#define ENTRY_OBJECTIVE "objective"
+#define ENTRY_TRAIN_STEP "train_step"
+#define ENTRY_GRAD_CE "grad_ce"
+#define ENTRY_GRAD_CW "grad_cw"
+
+#define IN_X "x"              /* images, f32 [B, ...] */
+#define IN_Y "y"              /* labels, i32 [B] */
+#define IN_X_ADV "x_adv"      /* objective's given adversarial images */
+#define IN_MASK "mask"        /* attrib_step's top-k mask, x's shape */
+#define IN_LR "lr"            /* train_step's learning rate, f32 scalar */
+#define IN_STEP "step"        /* 1-based optimiser step, f32 scalar */
+#define IN_PROGRESS "progress" /* epochs done, f32 scalar (IGR warm-up) */
+#define IN_KEY "key"          /* random key, i32 [2]: (seed, step) */
+
+#define OUT_LOGITS "logits"
+#define OUT_LOSS "loss"
+#define OUT_ATTRIBUTIONS "attributions"
+#define OUT_DX "dx"
+#define OUT_PRE "pre"
+
+#endif
