@@ -24,7 +24,7 @@
 
 #include "bench/plot.h"
 #include "runtime/metrics.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 typedef struct {
     const char *out;

@@ -46,7 +46,7 @@ typedef enum {
     KI_IMOD,      /* i64 a % b, both >= 0 */
     KI_SELECT,    /* a (bool) ? b : c */
     KI_CAST,      /* a converted to type */
-    KI_RANDOM,    /* Philox (runtime/philox.h): seed a (i32), step b (i32),
+    KI_RANDOM,    /* Philox (base/philox.h): seed a (i32), step b (i32),
                      element index c (i64), stream in i; rand says which;
                      p in f for bernoulli; result type f32/f64 (bernoulli:
                      1 or 0 in the result type) */

@@ -11,7 +11,7 @@
 
 #include "codegen/kernel.h"
 #include "ir/scalar.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 typedef struct {
     double f;  /* f32 / f64 */

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "frontend/internal.h"
-#include "runtime/settings.h"
+#include "base/settings.h"
 
 bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...) {
     char msg[2048], all[4096];
@@ -342,7 +342,7 @@ static cJSON *parse_value(const char *s) {
     return cJSON_CreateString(s);
 }
 
-/* Settings of the table (runtime/settings.h) have a default, so
+/* Settings of the table (base/settings.h) have a default, so
  * -D train.NAME=V and -D eval.NAME=V may set them though the file leaves
  * them out (docs/graph-format.md). */
 static bool has_default(const char *section, const char *leaf) {

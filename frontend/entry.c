@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "frontend/objective.h"
-#include "runtime/contract.h"
-#include "runtime/settings.h"
+#include "base/contract.h"
+#include "base/settings.h"
 
 typedef struct {
     Module *m;
@@ -25,7 +25,7 @@ static const InputDesc *input(const Ctx *c, const char *name) {
 }
 
 /* A setting's value, or its default from the table the executables use
- * too (runtime/settings.c); values were checked against it at load. */
+ * too (base/settings.c); values were checked against it at load. */
 static double setting(const Ctx *c, const char *key) {
     const Setting *s = module_setting(c->m, key);
     return s && !s->is_str ? s->num : settings_default(key);

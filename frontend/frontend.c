@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "frontend/objective.h"
-#include "runtime/contract.h"
-#include "runtime/settings.h"
+#include "base/contract.h"
+#include "base/settings.h"
 
 #define DEFAULT_BATCH 128
 

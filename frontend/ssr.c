@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "frontend/objective.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 typedef struct {
     Builder *b;

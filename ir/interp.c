@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "ir/interp_internal.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 /* ---- shared helpers ---- */
 

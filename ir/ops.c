@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #define BIG 1e18
 #define END {NULL, AK_INT, false, 0, 0, 0}

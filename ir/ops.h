@@ -13,7 +13,7 @@
  *   param() {ref}                the module parameter named ref
  *   constant() {value | data}    every element = value, or data (row-major)
  *   iota() {axis}                element = its index along axis
- *   random_uniform(key) {stream} Philox 4x32-10 numbers, see runtime/philox.h;
+ *   random_uniform(key) {stream} Philox 4x32-10 numbers, see base/philox.h;
  *   random_normal(key) {stream}    key is i32[2] = (seed, step counter);
  *   random_bernoulli(key) {stream, p}   element i uses counter (i, stream)
  * Elementwise unary (result type = operand type)

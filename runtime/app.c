@@ -13,11 +13,11 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
-#include "runtime/contract.h"
+#include "base/contract.h"
 #include "runtime/cuda_abi.h"
 #include "runtime/outfile.h"
-#include "runtime/rt_error.h"
-#include "runtime/settings.h"
+#include "base/rt_error.h"
+#include "base/settings.h"
 
 /* ---- options ------------------------------------------------------------ */
 

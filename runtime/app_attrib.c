@@ -22,9 +22,9 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
-#include "runtime/contract.h"
+#include "base/contract.h"
 #include "runtime/metrics.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 #include "runtime/png.h"
 
 typedef struct {

@@ -11,8 +11,8 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
-#include "runtime/contract.h"
-#include "runtime/philox.h"
+#include "base/contract.h"
+#include "base/philox.h"
 
 typedef enum { ATK_NATURAL, ATK_FGSM, ATK_PGD, ATK_CW, ATK_COUNT } Attack;
 static const char *const attack_names[ATK_COUNT] = {"natural", "fgsm", "pgd", "cw"};

@@ -88,7 +88,7 @@ int app_ig(const AppCtx *ctx, int argc, char **argv);          /* app_attrib.c *
 int app_export(const AppCtx *ctx, int argc, char **argv);
 
 double app_setting_num(const Program *p, const char *key, double def);
-/* A numeric setting, its default from the settings table (runtime/settings.h). */
+/* A numeric setting, its default from the settings table (base/settings.h). */
 double app_setting(const Program *p, const char *key);
 /* Checks the value of flag --name against setting key's type and range;
  * prints "cmd: --name must be ..." and returns false outside it. */

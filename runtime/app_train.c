@@ -12,7 +12,7 @@
 
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
-#include "runtime/contract.h"
+#include "base/contract.h"
 #include "runtime/outfile.h"
 
 typedef struct {
@@ -445,7 +445,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
                         "them\n");
         return APP_USAGE;
     }
-    /* the flags obey the settings' ranges (runtime/settings.h) */
+    /* the flags obey the settings' ranges (base/settings.h) */
     if (!app_check_flag("train", "lr", "train.lr", t.lr) ||
         !app_check_flag("train", "epochs", "train.epochs", (double)t.epochs))
         return APP_USAGE;

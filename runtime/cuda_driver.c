@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 bool cudrv_ok(const CudaDriver *d, CUresult rc, const char *call, const char *what, char *err,
               size_t errcap) {

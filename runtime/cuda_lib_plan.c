@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "runtime/cuda_abi.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #define TILE 64
 #define SPLIT_K 4096 /* IGRC_SPLIT_K in cuda_lib.cu */

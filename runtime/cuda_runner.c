@@ -7,7 +7,7 @@
 
 #include "runtime/cuda_driver.h"
 #include "runtime/cuda_plan.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 
 /* One operation, resolved: the function and its parameter array point into

@@ -9,8 +9,8 @@
 
 #include "runtime/datadirs.h"
 #include "runtime/idx.h"
-#include "runtime/philox.h"
-#include "runtime/rt_error.h"
+#include "base/philox.h"
+#include "base/rt_error.h"
 
 #define CIFAR_PIXELS 3072
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)

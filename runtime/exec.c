@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "runtime/cuda_runner.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 typedef struct {
     int f, out, param;

@@ -3,7 +3,7 @@
  * actually delivers plus one growth step. */
 #include "runtime/idx.h"
 #include "runtime/datadirs.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "runtime/png.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 static uint8_t to_byte(float v) {
     if (!(v > 0)) return 0;

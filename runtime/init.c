@@ -1,6 +1,6 @@
 #include "runtime/init.h"
 
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 void rt_init_fill(double *out, int64_t n, RtInitKind kind, double a, uint32_t seed,
                   uint32_t stream) {

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 typedef struct {
     float x, y;

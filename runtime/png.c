@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "runtime/outfile.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 bool image_alloc(Image *img, int width, int height, int channels, uint8_t fill, char *err,
                  size_t errcap) {

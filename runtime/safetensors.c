@@ -10,7 +10,7 @@
 
 #include "runtime/safetensors.h"
 #include "runtime/outfile.h"
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #define OPTIM_PREFIX "optim."
 #define BN_COUNTER ".num_batches_tracked"

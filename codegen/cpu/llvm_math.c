@@ -1,5 +1,5 @@
 /* Elementwise math for the LLVM backend: the formulas of ir/interp_elem.c
- * written as IR, and Philox 4x32-10 as integer IR (runtime/philox.c). */
+ * written as IR, and Philox 4x32-10 as integer IR (base/philox.c). */
 #include <math.h>
 
 #include "codegen/cpu/llvm_internal.h"

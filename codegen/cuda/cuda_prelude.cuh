@@ -1,7 +1,7 @@
 /* The prelude of every generated CUDA module: the fixed-width types NVRTC
  * lacks (no <cstdint> under NVRTC), the elementwise math of the kernel IR
  * with the semantics of the LLVM backend (codegen/cpu/llvm_math.c) and of
- * ir/scalar.h, and Philox 4x32-10 bit-identical to runtime/philox.c.
+ * ir/scalar.h, and Philox 4x32-10 bit-identical to base/philox.c.
  *
  * f32 operations are done in f32 and f64 in f64, as the CPU backend does;
  * the module is compiled with --fmad=false so that a * b + c rounds twice,
@@ -104,7 +104,7 @@ IGRC_FN i64 igrc_f2i64(double x) {
     return (i64)x;
 }
 
-/* ---- Philox 4x32-10 (runtime/philox.h) ---- */
+/* ---- Philox 4x32-10 (base/philox.h) ---- */
 
 /* out[0], out[1] of philox4x32_10(ctr = {idx lo, idx hi, stream, 0},
  * key = {seed, step}). */

@@ -25,7 +25,7 @@
 #include <stdio.h>
 
 #include "codegen/program_build.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 #include "tests/codegen/cuda_emul.h"
 
 struct Suite;
@@ -97,7 +97,7 @@ static KernelDef *random_kernel(KRandom r, KType t, int64_t stride, int64_t offs
 
 /* Uniform and bernoulli are integer code and exact conversions, normal
  * is the same double formula: with the host's libm on both sides every
- * value must be identical to runtime/philox.c's, bit for bit (on a GPU,
+ * value must be identical to base/philox.c's, bit for bit (on a GPU,
  * normal's log/cos/sqrt are CUDA's, within an ulp or two of glibc's). */
 Test(cuda_emulated_ops, philox_bit_identical) {
     struct {
@@ -136,7 +136,7 @@ Test(cuda_emulated_ops, philox_bit_identical) {
                 bad += got != want;
                 ones += got == 1.0;
             }
-            cr_expect_eq(bad, 0, "random case %d key %d: %lld of 4096 values differ from runtime/philox.c", i,
+            cr_expect_eq(bad, 0, "random case %d key %d: %lld of 4096 values differ from base/philox.c", i,
                          kk, (long long)bad);
             if (cs[i].r == KRAND_BERNOULLI)
                 cr_expect(fabs((double)ones / 4096 - cs[i].p) < 0.05, "bernoulli(%g): %lld ones", cs[i].p,

@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 
 #include "codegen/cpu/llvm_backend.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 #include "tests/common/scratch.h"
 
 TestSuite(llvm, .init = scratch_setup, .fini = scratch_teardown);
@@ -352,7 +352,7 @@ Test(llvm, random_matches_philox, .timeout = 0) {
         add_case(&s, random_k(KRAND_NORMAL, t, 0, 4, 1001), 1);
         add_case(&s, random_k(KRAND_BERNOULLI, t, 0.3, 5, 1001), 0);
     }
-    /* The compiled numbers against runtime/philox.c directly. */
+    /* The compiled numbers against base/philox.c directly. */
     Suite direct = s;
     void *h = compile_all(&direct, "rand.so");
     int32_t key[2] = {-12345, 77};

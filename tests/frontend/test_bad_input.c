@@ -277,7 +277,7 @@ Test(frontend_ok, a_file_name_outside_the_identifier_set_gives_a_clean_program_n
     module_free(m);
 }
 
-/* Settings are typed and ranged by one table (runtime/settings.h). */
+/* Settings are typed and ranged by one table (base/settings.h). */
 Test(bad_input, settings_unknown_mistyped_or_out_of_range) {
     static const struct {
         const char *train, *words[2];

@@ -3,7 +3,7 @@
  * are worked out by hand in the comments. */
 #include "tests/ir/interp_test_util.h"
 
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 /* ---- sources ---- */
 

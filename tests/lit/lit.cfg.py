@@ -4,6 +4,7 @@
 # IGRC_FILECHECK set; by hand:
 #   IGRC_BIN=build/tools/igrc/igrc python3 /usr/lib/llvm-16/build/utils/lit/lit.py -sv tests/lit
 import os
+import sys
 
 import lit.formats
 
@@ -21,6 +22,12 @@ if not igrc:
 filecheck = os.environ.get("IGRC_FILECHECK", "/usr/lib/llvm-16/bin/FileCheck")
 config.substitutions.append(("%igrc", igrc))
 config.substitutions.append(("FileCheck", filecheck))
+# `not` (LLVM's: inverts an exit status, for tests of error messages) sits
+# next to FileCheck in LLVM's tool directory; put that directory on PATH.
+config.environment["PATH"] = os.pathsep.join(
+    (os.path.dirname(filecheck), config.environment.get("PATH", os.environ.get("PATH", ""))))
+# %python generates inputs too big to write by hand (the fusion group cap)
+config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%models", os.path.join(os.path.dirname(os.path.dirname(
     config.test_source_root)), "models")))
 # the sanitizer build reports leaks through the environment it is given

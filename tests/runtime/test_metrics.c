@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "runtime/metrics.h"
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 #define N_OF(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 #include "tools/igrc/driver.h"
 
 static const char USAGE[] =

@@ -1,4 +1,4 @@
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * (frontend/entry.c) and the executables call (runtime/app*.c), and the
  * names of their inputs and outputs. Both sides spell them through these
  * macros only, so a rename is one edit here, not a failure at run time.
- * Settings and their defaults have their own table (runtime/settings.h).
+ * Settings and their defaults have their own table (base/settings.h).
  *
  *   predict(x) -> logits
  *   ig(x, y) -> attributions                              IG, zero baseline
@@ -11,8 +11,8 @@
  *   objective(x, y, x_adv) -> loss, grad.<param>...
  *   train_step(x, y, lr, step, progress, key) -> loss, logits, <param>...
  *   grad_ce(x, y), grad_cw(x, y) -> logits, dx             attack gradients */
-#ifndef IGRC_RUNTIME_CONTRACT_H
-#define IGRC_RUNTIME_CONTRACT_H
+#ifndef IGRC_BASE_CONTRACT_H
+#define IGRC_BASE_CONTRACT_H
 
 #define ENTRY_PREDICT "predict"
 #define ENTRY_IG "ig"

@@ -1,5 +1,5 @@
 /* Philox 4x32-10, bit-exact with Random123's philox4x32_R(10, ...). */
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 #include <math.h>
 

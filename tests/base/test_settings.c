@@ -1,4 +1,4 @@
-/* The settings table (runtime/settings.c): its checks, and that
+/* The settings table (base/settings.c): its checks, and that
  * docs/graph-format.md documents exactly its keys with their defaults. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/settings.h"
+#include "base/settings.h"
 #include "tests/common/spawn.h"
 
 Test(settings, checks_types_and_ranges) {

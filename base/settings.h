@@ -2,9 +2,9 @@
  * keys, types, ranges and defaults, which the frontend checks files
  * against, the executables take their defaults and check their flags
  * from, and docs/graph-format.md's settings table is checked against
- * (tests/runtime/test_settings.c). */
-#ifndef IGRC_RUNTIME_SETTINGS_H
-#define IGRC_RUNTIME_SETTINGS_H
+ * (tests/base/test_settings.c). */
+#ifndef IGRC_BASE_SETTINGS_H
+#define IGRC_BASE_SETTINGS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "runtime/philox.h"
+#include "base/philox.h"
 
 typedef struct {
     uint32_t ctr[4], key[2], out[4];

@@ -1,7 +1,7 @@
 /* The runtime's one way to report an error: a formatted message into the
  * caller's buffer (which may be NULL), and false to return. */
-#ifndef IGRC_RUNTIME_RT_ERROR_H
-#define IGRC_RUNTIME_RT_ERROR_H
+#ifndef IGRC_BASE_RT_ERROR_H
+#define IGRC_BASE_RT_ERROR_H
 
 #include <stdbool.h>
 #include <stddef.h>

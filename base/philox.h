@@ -14,8 +14,8 @@
  *     z = sqrt(-2 ln u1) * cos(2 pi u2)
  *   bernoulli(p) = u < p
  */
-#ifndef IGRC_RUNTIME_PHILOX_H
-#define IGRC_RUNTIME_PHILOX_H
+#ifndef IGRC_BASE_PHILOX_H
+#define IGRC_BASE_PHILOX_H
 
 #include <stdint.h>
 

@@ -1,10 +1,10 @@
-#include "runtime/settings.h"
+#include "base/settings.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/rt_error.h"
+#include "base/rt_error.h"
 
 #define INF HUGE_VAL
 
