@@ -22,9 +22,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/philox.h"
 #include "bench/plot.h"
 #include "runtime/metrics.h"
-#include "base/philox.h"
 
 typedef struct {
     const char *out;

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/philox.h"
 #include "codegen/kernel.h"
 #include "ir/scalar.h"
-#include "base/philox.h"
 
 typedef struct {
     double f;  /* f32 / f64 */

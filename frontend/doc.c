@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "frontend/internal.h"
 #include "base/settings.h"
+#include "frontend/internal.h"
 
 bool ferr(Diag *d, const char *file, const char *jpath, const char *fmt, ...) {
     char msg[2048], all[4096];

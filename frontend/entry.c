@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontend/objective.h"
 #include "base/contract.h"
 #include "base/settings.h"
+#include "frontend/objective.h"
 
 typedef struct {
     Module *m;

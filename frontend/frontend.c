@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "frontend/objective.h"
 #include "base/contract.h"
 #include "base/settings.h"
+#include "frontend/objective.h"
 
 #define DEFAULT_BATCH 128
 

@@ -9,8 +9,8 @@
  * at the last iterate carries the gradient to the parameters. */
 #include <math.h>
 
-#include "frontend/objective.h"
 #include "base/philox.h"
+#include "frontend/objective.h"
 
 typedef struct {
     Builder *b;

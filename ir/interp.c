@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/interp_internal.h"
 #include "base/philox.h"
+#include "ir/interp_internal.h"
 
 /* ---- shared helpers ---- */
 

@@ -11,13 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/app_internal.h"
-#include "runtime/checkpoint.h"
 #include "base/contract.h"
-#include "runtime/cuda_abi.h"
-#include "runtime/outfile.h"
 #include "base/rt_error.h"
 #include "base/settings.h"
+#include "runtime/app_internal.h"
+#include "runtime/checkpoint.h"
+#include "runtime/cuda_abi.h"
+#include "runtime/outfile.h"
 
 /* ---- options ------------------------------------------------------------ */
 

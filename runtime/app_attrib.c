@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/contract.h"
+#include "base/philox.h"
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
-#include "base/contract.h"
 #include "runtime/metrics.h"
-#include "base/philox.h"
 #include "runtime/png.h"
 
 typedef struct {

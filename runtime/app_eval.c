@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/app_internal.h"
-#include "runtime/checkpoint.h"
 #include "base/contract.h"
 #include "base/philox.h"
+#include "runtime/app_internal.h"
+#include "runtime/checkpoint.h"
 
 typedef enum { ATK_NATURAL, ATK_FGSM, ATK_PGD, ATK_CW, ATK_COUNT } Attack;
 static const char *const attack_names[ATK_COUNT] = {"natural", "fgsm", "pgd", "cw"};

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/contract.h"
 #include "runtime/app_internal.h"
 #include "runtime/checkpoint.h"
-#include "base/contract.h"
 #include "runtime/outfile.h"
 
 typedef struct {

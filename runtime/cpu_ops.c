@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/cpu_ops_internal.h"
 #include "base/rt_error.h"
+#include "runtime/cpu_ops_internal.h"
 
 /* Declared by OpenBLAS's cblas.h but not by netlib's; repeated here so the
  * build does not depend on which cblas.h the include path finds first. */

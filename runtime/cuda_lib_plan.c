@@ -6,8 +6,8 @@
  * launch. */
 #include <stdio.h>
 
-#include "runtime/cuda_abi.h"
 #include "base/rt_error.h"
+#include "runtime/cuda_abi.h"
 
 #define TILE 64
 #define SPLIT_K 4096 /* IGRC_SPLIT_K in cuda_lib.cu */

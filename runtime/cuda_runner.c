@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rt_error.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/cuda_plan.h"
-#include "base/rt_error.h"
 
 
 /* One operation, resolved: the function and its parameter array point into

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/datadirs.h"
-#include "runtime/idx.h"
 #include "base/philox.h"
 #include "base/rt_error.h"
+#include "runtime/datadirs.h"
+#include "runtime/idx.h"
 
 #define CIFAR_PIXELS 3072
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/cuda_runner.h"
 #include "base/rt_error.h"
+#include "runtime/cuda_runner.h"
 
 typedef struct {
     int f, out, param;

@@ -2,8 +2,8 @@
  * get wrong before trusting it, and never allocates more than the file
  * actually delivers plus one growth step. */
 #include "runtime/idx.h"
-#include "runtime/datadirs.h"
 #include "base/rt_error.h"
+#include "runtime/datadirs.h"
 
 #include <errno.h>
 #include <stdarg.h>

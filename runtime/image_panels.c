@@ -3,8 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "runtime/png.h"
 #include "base/rt_error.h"
+#include "runtime/png.h"
 
 static uint8_t to_byte(float v) {
     if (!(v > 0)) return 0;

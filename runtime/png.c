@@ -10,8 +10,8 @@
 #include <limits.h>
 #include <unistd.h>
 
-#include "runtime/outfile.h"
 #include "base/rt_error.h"
+#include "runtime/outfile.h"
 
 bool image_alloc(Image *img, int width, int height, int channels, uint8_t fill, char *err,
                  size_t errcap) {

@@ -9,8 +9,8 @@
 #define _FILE_OFFSET_BITS 64
 
 #include "runtime/safetensors.h"
-#include "runtime/outfile.h"
 #include "base/rt_error.h"
+#include "runtime/outfile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

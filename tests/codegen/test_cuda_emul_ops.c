@@ -24,8 +24,8 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "codegen/program_build.h"
 #include "base/philox.h"
+#include "codegen/program_build.h"
 #include "tests/codegen/cuda_emul.h"
 
 struct Suite;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/kernel.h"
 #include "base/philox.h"
+#include "codegen/kernel.h"
 
 /* y[i] = relu(x[i] * 2) */
 static KernelDef *relu2(const char *name, int64_t n) {

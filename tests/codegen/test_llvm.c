@@ -23,8 +23,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "codegen/cpu/llvm_backend.h"
 #include "base/philox.h"
+#include "codegen/cpu/llvm_backend.h"
 #include "tests/common/scratch.h"
 
 TestSuite(llvm, .init = scratch_setup, .fini = scratch_teardown);

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/common/scratch.h"
 #include "frontend/frontend.h"
+#include "tests/common/scratch.h"
 
 /* ---- a scratch directory per test (tests/common/scratch.c) ---- */
 
