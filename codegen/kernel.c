@@ -251,6 +251,7 @@ static bool unary_ok(Ver *v, const KInst *in) {
     case OP_RECIP:
     case OP_SIGMOID:
     case OP_TANH:
+    case OP_ERF:
     case OP_SOFTPLUS:
         if (in->op == OP_SOFTPLUS && !(in->f > 0 && isfinite(in->f)))
             return vfail(v, "softplus needs beta > 0%s%s", NULL, NULL);

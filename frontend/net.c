@@ -409,13 +409,48 @@ static int relu(Cur *c, int x) {
     return b_node(env->b, OP_SOFTPLUS, vname(c, NULL), &x, 1, &a, 1);
 }
 
+/* leaky_relu in the smooth surrogate: alpha x + (1 - alpha) softplus(x),
+ * which leaky_relu is the beta -> infinity limit of; like ReLU's softplus,
+ * it gives the attribution attack a non-zero second derivative. */
+static int smooth_leaky(Cur *c, int x, double alpha) {
+    Builder *b = c->net->env->b;
+    const Type t = *b_type(b, x);
+    Attr beta = attr_float("beta", 1.0);
+    int sp = b_node(b, OP_SOFTPLUS, vname(c, "softplus"), &x, 1, &beta, 1);
+    int ka = b_broadcast(b, vname(c, "alpha"), b_const(b, vname(c, "alpha.s"), alpha, type_scalar(t.dtype)), &t);
+    int kb = b_broadcast(b, vname(c, "rest"), b_const(b, vname(c, "rest.s"), 1 - alpha, type_scalar(t.dtype)), &t);
+    return b_binary(b, OP_ADD, vname(c, NULL), b_binary(b, OP_MUL, vname(c, "lin"), ka, x),
+                    b_binary(b, OP_MUL, vname(c, "soft"), kb, sp));
+}
+
+/* The activations with attributes: gelu {approximate}, leaky_relu and elu
+ * {alpha}, as PyTorch's GELU, LeakyReLU (negative_slope) and ELU. */
+static int activation(Cur *c, OpKind op, int x) {
+    Builder *b = c->net->env->b;
+    if (op == OP_GELU) {
+        const char *form;
+        if (!get_str(c, "approximate", "none", &form)) return -1;
+        if (strcmp(form, "none") && strcmp(form, "tanh"))
+            return err(c, "'approximate' must be \"none\" or \"tanh\", got '%s'", form), -1;
+        Attr a = attr_str("approximate", form);
+        return b_node(b, op, vname(c, NULL), &x, 1, &a, 1);
+    }
+    double alpha;
+    if (!get_num(c, "alpha", op == OP_ELU ? 1.0 : 0.01, -1e6, 1e6, &alpha)) return -1;
+    if (op == OP_LEAKY_RELU && c->net->env->smooth_relu) return smooth_leaky(c, x, alpha);
+    Attr a = attr_float("alpha", alpha);
+    return b_node(b, op, vname(c, NULL), &x, 1, &a, 1);
+}
+
 static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
     static const char *const keys[] = {"id", "op", "inputs", NULL};
     static const char *const skeys[] = {"id", "op", "inputs", "beta", NULL};
+    static const char *const gkeys[] = {"id", "op", "inputs", "approximate", NULL};
+    static const char *const akeys[] = {"id", "op", "inputs", "alpha", NULL};
     Builder *b = c->net->env->b;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js,
-                    op == OP_SOFTPLUS ? skeys : keys))
-        return -1;
+    const char *const *allowed = op == OP_SOFTPLUS ? skeys : op == OP_GELU ? gkeys
+                                 : op == OP_LEAKY_RELU || op == OP_ELU ? akeys : keys;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, allowed)) return -1;
     if (nin != op_info(op)->min_inputs)
         return err(c, "%s takes %d input(s), %d given", op_name(op), op_info(op)->min_inputs, nin),
                -1;
@@ -426,6 +461,7 @@ static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
         return b_node(b, op, vname(c, NULL), ins, 1, &a, 1);
     }
     if (op == OP_RELU) return relu(c, ins[0]);
+    if (op == OP_GELU || op == OP_LEAKY_RELU || op == OP_ELU) return activation(c, op, ins[0]);
     return b_node(b, op, vname(c, NULL), ins, nin, NULL, 0);
 }
 
@@ -449,7 +485,9 @@ static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
     static const struct { const char *name; OpKind op; } ew[] = {
         {"relu", OP_RELU}, {"softplus", OP_SOFTPLUS}, {"sigmoid", OP_SIGMOID},
         {"tanh", OP_TANH}, {"add", OP_ADD},           {"sub", OP_SUB},
-        {"mul", OP_MUL},   {"neg", OP_NEG},           {"abs", OP_ABS}};
+        {"mul", OP_MUL},   {"neg", OP_NEG},           {"abs", OP_ABS},
+        {"gelu", OP_GELU}, {"silu", OP_SILU},         {"leaky_relu", OP_LEAKY_RELU},
+        {"elu", OP_ELU}};
     for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++)
         if (strcmp(op, ew[i].name) == 0) return elementwise(c, ew[i].op, ins, nin);
     return -2; /* not a layer */
@@ -458,7 +496,7 @@ static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
 static const char *const LAYER_OPS[] = {"conv2d", "linear", "batch_norm", "maxpool2d",
                                         "avgpool2d", "flatten", "dropout", "relu", "softplus",
                                         "sigmoid", "tanh", "add", "sub", "mul", "neg", "abs",
-                                        "identity", NULL};
+                                        "gelu", "silu", "leaky_relu", "elu", "identity", NULL};
 
 /* The closest layer op name, for "did you mean". */
 static const char *closest_layer(const char *op) {

@@ -153,7 +153,7 @@ static Kernel kernel_for(OpKind op) {
     case OP_RANDOM_UNIFORM: case OP_RANDOM_NORMAL: case OP_RANDOM_BERNOULLI: return k_random;
     case OP_NEG: case OP_ABS: case OP_SIGN: case OP_EXP: case OP_LOG: case OP_SQRT:
     case OP_RSQRT: case OP_RECIP: case OP_RELU: case OP_SIGMOID: case OP_TANH:
-    case OP_SOFTPLUS: case OP_NOT: case OP_CAST: case OP_STOP_GRADIENT: return ik_unary;
+    case OP_SOFTPLUS: case OP_ERF: case OP_NOT: case OP_CAST: case OP_STOP_GRADIENT: return ik_unary;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
     case OP_POW: case OP_AND: case OP_OR: case OP_EQ: case OP_NE: case OP_LT:
     case OP_LE: case OP_GT: case OP_GE: return ik_binary;

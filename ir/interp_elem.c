@@ -44,6 +44,7 @@ double ir_unary_f64(OpKind op, double x, double beta) {
     case OP_SIGMOID: return sigmoid(x);
     case OP_TANH: return tanh(x);
     case OP_SOFTPLUS: return softplus(x, beta);
+    case OP_ERF: return erf(x);
     case OP_NOT: return x == 0;
     default: return x; /* cast, stop_gradient */
     }

@@ -21,6 +21,8 @@ static const AttrSpec A_BERNOULLI[] = {{"p", AK_FLOAT, true, 0, 0, 1},
                                        {"stream", AK_INT, true, 0, 0, 4294967295.0},
                                        END};
 static const AttrSpec A_SOFTPLUS[] = {{"beta", AK_FLOAT, false, 0, 1e-6, 1e6}, END};
+static const AttrSpec A_GELU[] = {{"approximate", AK_STR, false, 0, 0, 0}, END};
+static const AttrSpec A_ALPHA[] = {{"alpha", AK_FLOAT, false, 0, -1e6, 1e6}, END};
 static const AttrSpec A_CAST[] = {{"dtype", AK_DTYPE, true, 0, 0, 0}, END};
 static const AttrSpec A_SHAPE[] = {{"shape", AK_INTS, true, 0, 0, BIG}, END};
 static const AttrSpec A_PERM[] = {{"perm", AK_INTS, true, -1, 0, 5}, END};
@@ -116,6 +118,9 @@ static const AttrSpec *attrs_of(OpKind op) {
     case OP_MART_BCE: return A_CE;
     case OP_KL_DIV: return A_KL;
     case OP_COSINE_SIMILARITY: return A_COSINE;
+    case OP_GELU: return A_GELU;
+    case OP_LEAKY_RELU:
+    case OP_ELU: return A_ALPHA;
     case OP_LOOP: return A_LOOP;
     case OP_FUSED: return A_FUSED;
     default: return NO_ATTRS;

@@ -17,7 +17,7 @@
  *   random_normal(key) {stream}    key is i32[2] = (seed, step counter);
  *   random_bernoulli(key) {stream, p}   element i uses counter (i, stream)
  * Elementwise unary (result type = operand type)
- *   neg abs sign exp log sqrt rsqrt recip relu sigmoid tanh
+ *   neg abs sign exp log sqrt rsqrt recip relu sigmoid tanh erf
  *   softplus {beta=1}: log(1 + exp(beta x)) / beta, computed stably
  *   not (bool), stop_gradient (identity; autodiff treats it as a constant)
  *   cast {dtype}: converts; float -> i32 truncates toward zero
@@ -63,6 +63,12 @@
  *   pearson(a[N,...], b[N,...]) -> [N]: per-row Pearson correlation
  *   batch_norm's {groups=1} splits the batch into that many consecutive
  *     groups with their own training statistics (IG path points)
+ *   Activations (elementwise, PyTorch's definitions; NaN propagates):
+ *   gelu(x) {approximate="none"|"tanh"}: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2,
+ *     or x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
+ *   silu(x): x sigmoid(x)
+ *   leaky_relu(x) {alpha=0.01}: x > 0 ? x : alpha x
+ *   elu(x) {alpha=1}: x > 0 ? x : alpha (exp(x) - 1)
  * Control flow
  *   loop(carry, capture...) {body, trips}: carry = body(i, carry, capture...)
  *     for i = 0..trips-1; body is a function of the module whose inputs are,
@@ -120,6 +126,7 @@ typedef enum {
     X(SIGMOID, "sigmoid", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                 \
     X(TANH, "tanh", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
     X(SOFTPLUS, "softplus", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)               \
+    X(ERF, "erf", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
     X(NOT, "not", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                         \
     X(CAST, "cast", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)                       \
     X(STOP_GRADIENT, "stop_gradient", 1, 1, PK_ELEMWISE, OC_PRIMITIVE)     \
@@ -170,6 +177,10 @@ typedef enum {
     X(COSINE_SIMILARITY, "cosine_similarity", 2, 2, PK_OPAQUE, OC_COMPOSITE) \
     X(MART_BCE, "mart_bce", 2, 2, PK_OPAQUE, OC_COMPOSITE)                 \
     X(PEARSON, "pearson", 2, 2, PK_OPAQUE, OC_COMPOSITE)                   \
+    X(GELU, "gelu", 1, 1, PK_OPAQUE, OC_COMPOSITE)                         \
+    X(SILU, "silu", 1, 1, PK_OPAQUE, OC_COMPOSITE)                         \
+    X(LEAKY_RELU, "leaky_relu", 1, 1, PK_OPAQUE, OC_COMPOSITE)             \
+    X(ELU, "elu", 1, 1, PK_OPAQUE, OC_COMPOSITE)                           \
     X(LOOP, "loop", 1, -1, PK_OPAQUE, OC_PRIMITIVE)                        \
     X(FUSED, "fused", 0, -1, PK_OPAQUE, OC_PRIMITIVE)                      \
     X(GRAD, "grad", 2, 2, PK_OPAQUE, OC_HIGHER)

@@ -304,6 +304,72 @@ static int mart_bce(Exp *e) {
     return reduce_rows(e, b_binary(b, OP_SUB, rows_name(e, "rows"), nll, margin));
 }
 
+/* ---- activations (PyTorch's definitions; NaN propagates through each) ---- */
+
+/* gelu: x (1 + erf(x / sqrt 2)) / 2, or with approximate="tanh"
+ * x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2. */
+static int gelu(Exp *e) {
+    Builder *b = e->b;
+    int x = e->in[0];
+    const Type t = *b_type(b, x);
+    const char *form = node_str(e->n, "approximate");
+    bool tanh_form = form && !strcmp(form, "tanh");
+    if (form && !tanh_form && strcmp(form, "none")) {
+        diag_error(b->d, EXIT_BADINPUT, "node '%s': gelu's approximate must be \"none\" or \"tanh\", got '%s'",
+                   e->n->name, form);
+        return -1;
+    }
+    int s;
+    if (tanh_form) {
+        int x3 = b_binary(b, OP_MUL, part(e, "x3"), b_binary(b, OP_MUL, part(e, "x2"), x, x), x);
+        int in = b_binary(b, OP_ADD, part(e, "cubic"), x,
+                          b_binary(b, OP_MUL, part(e, "k_x3"), scalar(e, "k", 0.044715, &t), x3));
+        int arg = b_binary(b, OP_MUL, part(e, "arg"), scalar(e, "c", 0.7978845608028654, &t), in);
+        s = b_unary(b, OP_TANH, part(e, "tanh"), arg);
+    } else {
+        int arg = b_binary(b, OP_MUL, part(e, "arg"), x, scalar(e, "rsqrt2", 0.7071067811865476, &t));
+        s = b_unary(b, OP_ERF, part(e, "erf"), arg);
+    }
+    int half = b_binary(b, OP_MUL, part(e, "half_x"), scalar(e, "half", 0.5, &t), x);
+    return b_binary(b, OP_MUL, e->n->name, half,
+                    b_binary(b, OP_ADD, part(e, "one_plus"), scalar(e, "one", 1.0, &t), s));
+}
+
+static int silu(Exp *e) {
+    int x = e->in[0];
+    return b_binary(e->b, OP_MUL, e->n->name, x, b_unary(e->b, OP_SIGMOID, part(e, "sigmoid"), x));
+}
+
+/* x > 0 ? x : neg, with neg computed for every element (select's VJP sends
+ * zero to the branch not taken). */
+static int positive_or(Exp *e, int neg) {
+    Builder *b = e->b;
+    int x = e->in[0];
+    const Type t = *b_type(b, x);
+    int pos = b_binary(b, OP_GT, part(e, "pos"), x, scalar(e, "zero", 0.0, &t));
+    int ins[3] = {pos, x, neg};
+    return b_node(b, OP_SELECT, e->n->name, ins, 3, NULL, 0);
+}
+
+static int leaky_relu(Exp *e) {
+    const Type t = *b_type(e->b, e->in[0]);
+    int alpha = scalar(e, "alpha", node_float(e->n, "alpha", 0.01), &t);
+    return positive_or(e, b_binary(e->b, OP_MUL, part(e, "neg"), alpha, e->in[0]));
+}
+
+/* alpha (exp(min(x, 0)) - 1): the min keeps exp finite where the branch is
+ * not taken, so its zero cotangent never meets an infinite slope. */
+static int elu(Exp *e) {
+    Builder *b = e->b;
+    int x = e->in[0];
+    const Type t = *b_type(b, x);
+    int xm = b_binary(b, OP_MIN, part(e, "xmin"), x, scalar(e, "zero_m", 0.0, &t));
+    int em1 = b_binary(b, OP_SUB, part(e, "expm1"), b_unary(b, OP_EXP, part(e, "exp"), xm),
+                       scalar(e, "one", 1.0, &t));
+    int alpha = scalar(e, "alpha", node_float(e->n, "alpha", 1.0), &t);
+    return positive_or(e, b_binary(b, OP_MUL, part(e, "neg"), alpha, em1));
+}
+
 static int expand(Exp *e) {
     switch (e->n->op) {
     case OP_LINEAR: return linear(e);
@@ -317,6 +383,10 @@ static int expand(Exp *e) {
     case OP_COSINE_SIMILARITY: return cosine_similarity(e);
     case OP_MART_BCE: return mart_bce(e);
     case OP_PEARSON: return pearson(e);
+    case OP_GELU: return gelu(e);
+    case OP_SILU: return silu(e);
+    case OP_LEAKY_RELU: return leaky_relu(e);
+    case OP_ELU: return elu(e);
     default:
         diag_error(e->b->d, EXIT_RUNTIME, "node '%s': no decomposition for composite op %s",
                    e->n->name, op_name(e->n->op));

@@ -70,6 +70,10 @@ static int unary_rule(VjpCtx *c) {
         int bx = beta == 1.0 ? x : bin(c, OP_MUL, "bx", x, full(c, "beta", beta, t));
         return bin(c, OP_MUL, "softplus", ct, un(c, OP_SIGMOID, "slope", bx));
     }
+    case OP_ERF: { /* d/dx erf(x) = 2/sqrt(pi) exp(-x^2) */
+        int g = un(c, OP_EXP, "gauss", un(c, OP_NEG, "mx2", bin(c, OP_MUL, "x2", x, x)));
+        return bin(c, OP_MUL, "erf", ct, bin(c, OP_MUL, "slope", full(c, "two_rsqrt_pi", 1.1283791670955126, t), g));
+    }
     case OP_CAST: {
         if (!dtype_is_float(t->dtype)) return VJP_NONE;
         Attr a = attr_dtype("dtype", t->dtype);

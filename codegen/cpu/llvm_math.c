@@ -53,11 +53,11 @@ static LLVMValueRef softplus(CpuEmit *e, KType t, LLVMValueRef x, double beta) {
     return sel(e, fcmp(e, LLVMRealOGT, bx, cpu_fconst(e, t, 20.0)), x, soft);
 }
 
-/* tanh from libm in double (f32: rounded once, as the interpreter). */
-static LLVMValueRef tanh_ir(CpuEmit *e, KType t, LLVMValueRef x) {
+/* tanh, erf from libm in double (f32: rounded once, as the interpreter). */
+static LLVMValueRef libm_in_double(CpuEmit *e, KType t, const char *fn, LLVMValueRef x) {
     LLVMTypeRef d = LLVMDoubleTypeInContext(e->ctx);
-    if (t == KT_F64) return cpu_libm1(e, "tanh", x);
-    LLVMValueRef r = cpu_libm1(e, "tanh", LLVMBuildFPExt(B, x, d, ""));
+    if (t == KT_F64) return cpu_libm1(e, fn, x);
+    LLVMValueRef r = cpu_libm1(e, fn, LLVMBuildFPExt(B, x, d, ""));
     return LLVMBuildFPTrunc(B, r, cpu_type(e->ctx, t), "");
 }
 
@@ -83,7 +83,8 @@ static LLVMValueRef unary_f(CpuEmit *e, const KInst *in, LLVMValueRef x) {
     case OP_RECIP: return LLVMBuildFDiv(B, one, x, "");
     case OP_RELU: return sel(e, fcmp(e, LLVMRealUGT, x, zero), x, zero); /* NaN stays NaN */
     case OP_SIGMOID: return sigmoid(e, t, x);
-    case OP_TANH: return tanh_ir(e, t, x);
+    case OP_TANH: return libm_in_double(e, t, "tanh", x);
+    case OP_ERF: return libm_in_double(e, t, "erf", x);
     case OP_SOFTPLUS: return softplus(e, t, x, in->f);
     default: return x; /* stop_gradient */
     }

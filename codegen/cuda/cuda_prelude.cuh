@@ -45,6 +45,8 @@ IGRC_FN double igrc_pow(double x, double y) { return pow(x, y); }
 /* tanh from double, rounded once for f32 (the CPU backend's choice). */
 IGRC_FN float igrc_tanh(float x) { return (float)tanh((double)x); }
 IGRC_FN double igrc_tanh(double x) { return tanh(x); }
+IGRC_FN float igrc_erf(float x) { return (float)erf((double)x); }
+IGRC_FN double igrc_erf(double x) { return erf(x); }
 
 /* x == 0 gives x (keeps -0), NaN stays NaN. */
 template <typename T> IGRC_FN T igrc_sign(T x) {

@@ -83,6 +83,7 @@ static void unary(Render *r, const KInst *in) {
         case OP_RELU: fprintf(o, "igrc_relu(v%d)", a); return;
         case OP_SIGMOID: fprintf(o, "igrc_sigmoid(v%d)", a); return;
         case OP_TANH: fprintf(o, "igrc_tanh(v%d)", a); return;
+        case OP_ERF: fprintf(o, "igrc_erf(v%d)", a); return;
         case OP_SOFTPLUS:
             fprintf(o, "igrc_softplus(v%d, ", a);
             float_const(o, in->type, in->f);

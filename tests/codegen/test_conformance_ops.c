@@ -48,7 +48,7 @@ static double sum_tol(double k) { return 1e-5 * sqrt(k < 1 ? 1 : k); }
 /* 1. every primitive op                                                   */
 /* ====================================================================== */
 
-#define MAX_CASES 96
+#define MAX_CASES 160
 #define MAX_INS 4
 
 typedef struct {
@@ -146,7 +146,10 @@ static void op_case(Suite *s, double atol, double rtol, OpKind op, const In *ins
 #define OP1(s, tol_a, tol_r, op, in0, ...) \
     op_case((s), (tol_a), (tol_r), (op), (In[]){in0}, 1, NULL, 0, NULL, NULL)
 
-/* Interprets every case, runs the pipeline, compiles once, compares.
+/* Interprets every case (composites decomposed first: the interpreter runs
+ * primitives; their values against the definitions are
+ * tests/passes/test_composites.c's), runs the pipeline, compiles once,
+ * compares.
  * test_cuda_codegen includes this file with CONFORMANCE_RUN set to its own
  * runner (the same cases through the CUDA backend's emulation). */
 #ifndef CONFORMANCE_RUN
@@ -157,6 +160,10 @@ __attribute__((unused)) static void suite_run(Suite *s) {
     NamedValue *want[MAX_CASES];
     int nwant[MAX_CASES];
     InterpOptions io = {INTERP_F32};
+    Diag dd;
+    diag_init(&dd);
+    PassCtx ctx = {&dd};
+    cr_assert(pass_decompose(s->m, &ctx), "%s: decompose: %s", s->name, dd.msg);
     for (int i = 0; i < s->n; i++) {
         Case *c = &s->c[i];
         Diag d;
@@ -242,7 +249,9 @@ Test(conformance, unary_ops) {
                {OP_RSQRT, G_POS},   {OP_RECIP, G_SIGNED}, {OP_RELU, G_SMALL},
                {OP_SIGMOID, G_SIGNED}, {OP_TANH, G_SIGNED}, {OP_SOFTPLUS, G_SIGNED},
                {OP_STOP_GRADIENT, G_SIGNED}, {OP_RELU, G_SIGNED}, {OP_RELU, G_SPECIAL},
-               {OP_NEG, G_SPECIAL}, {OP_ABS, G_SPECIAL}};
+               {OP_NEG, G_SPECIAL}, {OP_ABS, G_SPECIAL}, {OP_ERF, G_SIGNED}, {OP_ERF, G_SPECIAL},
+               {OP_GELU, G_SIGNED}, {OP_SILU, G_SIGNED}, {OP_LEAKY_RELU, G_SIGNED},
+               {OP_ELU, G_SIGNED}, {OP_GELU, G_SPECIAL}, {OP_ELU, G_SPECIAL}};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         for (int sh = 0; sh < 4; sh++) {
             bool exact = ops[k].op == OP_NEG || ops[k].op == OP_ABS || ops[k].op == OP_SIGN ||
@@ -259,8 +268,16 @@ Test(conformance, unary_ops) {
     op_case(&s, ELEM, ELEM, OP_SOFTPLUS, &sig, 1, &beta2, 1, NULL, "beta=2");
     op_case(&s, ELEM, ELEM, OP_SIGMOID, &wide, 1, NULL, 0, NULL, "tails");
     op_case(&s, ELEM, ELEM, OP_TANH, &wide, 1, NULL, 0, NULL, "tails");
+    op_case(&s, ELEM, ELEM, OP_ERF, &wide, 1, NULL, 0, NULL, "tails");
+    /* the activations' attributes, and their tails (elu's exp must not overflow) */
+    Attr tanh_form = attr_str("approximate", "tanh"), a03 = attr_float("alpha", 0.3);
+    op_case(&s, ELEM, ELEM, OP_GELU, &wide, 1, &tanh_form, 1, NULL, "tanh tails");
+    op_case(&s, ELEM, ELEM, OP_GELU, &wide, 1, NULL, 0, NULL, "tails");
+    op_case(&s, ELEM, ELEM, OP_SILU, &wide, 1, NULL, 0, NULL, "tails");
+    op_case(&s, ELEM, ELEM, OP_LEAKY_RELU, &wide, 1, &a03, 1, NULL, "alpha=0.3");
+    op_case(&s, ELEM, ELEM, OP_ELU, &wide, 1, &a03, 1, NULL, "alpha=0.3 tails");
     /* f64 */
-    static const OpKind f64ops[] = {OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_SOFTPLUS, OP_RSQRT};
+    static const OpKind f64ops[] = {OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_SOFTPLUS, OP_RSQRT, OP_ERF};
     for (size_t k = 0; k < sizeof f64ops / sizeof f64ops[0]; k++) {
         In in = {TY(DT_F64, 3, 5, 7), G_POS, 0, 0};
         op_case(&s, 1e-12, 1e-12, f64ops[k], &in, 1, NULL, 0, NULL, "f64");

@@ -253,7 +253,7 @@ static KernelDef *select_k(KType t, int64_t n) {
 
 static const OpKind float_unary[] = {OP_NEG, OP_ABS, OP_SIGN, OP_EXP, OP_LOG, OP_SQRT,
                                      OP_RSQRT, OP_RECIP, OP_RELU, OP_SIGMOID, OP_TANH,
-                                     OP_SOFTPLUS, OP_STOP_GRADIENT};
+                                     OP_ERF, OP_SOFTPLUS, OP_STOP_GRADIENT};
 
 static bool transcendental(OpKind op) {
     return op == OP_EXP || op == OP_LOG || op == OP_RSQRT || op == OP_SIGMOID ||

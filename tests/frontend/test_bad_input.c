@@ -725,9 +725,9 @@ Test(bad_input, define_malformed) {
 
 Test(bad_input, define_giving_a_bad_value) {
     const char *p = model_path("models/nets/smallcnn.json");
-    const char *defs[] = {"act=gelu"};
+    const char *defs[] = {"act=swish"};
     FrontendOptions o = {defs, 1, 0};
-    expect_bad_opts(p, &o, "unknown op 'gelu'", "relu1", (const char *)NULL);
+    expect_bad_opts(p, &o, "unknown op 'swish'", "relu1", (const char *)NULL);
     const char *defs2[] = {"batch=0"};
     FrontendOptions o2 = {defs2, 1, 0};
     expect_bad_opts(p, &o2, "batch", (const char *)NULL);

@@ -43,8 +43,9 @@ TOL = 1e-5  # max |logit difference| allowed between igrc and PyTorch
 class SmallCNN(nn.Module):
     """models/nets/smallcnn.json in PyTorch: the same parameter names."""
 
-    def __init__(self):
+    def __init__(self, act=F.relu):
         super().__init__()
+        self.act = act
         self.conv1 = nn.Conv2d(1, 32, 3)
         self.conv2 = nn.Conv2d(32, 32, 3)
         self.conv3 = nn.Conv2d(32, 64, 3)
@@ -55,10 +56,16 @@ class SmallCNN(nn.Module):
         self.fc3 = nn.Linear(200, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-        x = F.max_pool2d(F.relu(self.conv4(F.relu(self.conv3(x)))), 2)
-        x = self.drop(F.relu(self.fc1(x.flatten(1))))
-        return self.fc3(F.relu(self.fc2(x)))
+        a = self.act
+        x = F.max_pool2d(a(self.conv2(a(self.conv1(x)))), 2)
+        x = F.max_pool2d(a(self.conv4(a(self.conv3(x)))), 2)
+        x = self.drop(a(self.fc1(x.flatten(1))))
+        return self.fc3(a(self.fc2(x)))
+
+
+# models/nets/smallcnn.json's "act" param -> PyTorch's functional form (defaults:
+# GELU's exact erf form, ELU alpha 1, LeakyReLU negative_slope 0.01)
+ACTIVATIONS = {"gelu": F.gelu, "silu": F.silu, "elu": F.elu, "leaky_relu": F.leaky_relu}
 
 
 def run(cmd, cwd=None, env=None):
@@ -92,13 +99,13 @@ def mnist(source, split, n):
     return x.float().div(255).unsqueeze(1), y.long()
 
 
-def igrc_logits(st, args, work, x, params, tag):
+def igrc_logits(st, args, work, x, params, tag, defines=()):
     """Logits of `igrc exec --fn predict` (the CPU backend) on x."""
     xin, out = os.path.join(work, f"x_{tag}.safetensors"), os.path.join(work, f"l_{tag}.safetensors")
     st.save_safetensors({"x": x.contiguous()}, xin)
     run([args.igrc, "exec", os.path.join(args.source, "models/nets/smallcnn.json"), "--fn",
          "predict", "--inputs", xin, "-o", out, "--params", params, "--batch", str(len(x)),
-         "--backend", "cpu"])
+         "--backend", "cpu"] + [a for d in defines for a in ("-D", d)])
     return st.load_safetensors(out)[0]["logits"]
 
 
@@ -173,6 +180,20 @@ def torch_to_igrc(st, args, work, exe, x, y, model, dtype, tag):
     return correct
 
 
+def activations_match(st, args, work, x, model):
+    """The SmallCNN with each of the other activations, in PyTorch and in igrc
+    (`-D act=NAME`), on the same trained weights: the logits must agree."""
+    weights = os.path.join(work, "acts.safetensors")
+    st.save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, weights)
+    for name, fn in ACTIVATIONS.items():
+        ref = SmallCNN(fn).eval()
+        ref.load_state_dict(model.state_dict(), strict=True)
+        with torch.no_grad():
+            want = ref(x)
+        compare(f"act={name}: igrc exec against PyTorch",
+                igrc_logits(st, args, work, x, weights, f"act_{name}", [f"act={name}"]), want)
+
+
 def outside_env():
     """The environment of a user outside the repository: no data hints."""
     env = dict(os.environ)
@@ -201,6 +222,7 @@ def main():
         model = torch_trained(args.source)
         acc = torch_to_igrc(st, args, work, exe, x, y, model, torch.float32, "pt32")
         torch_to_igrc(st, args, work, exe, x, y, model, torch.bfloat16, "pt16")
+        activations_match(st, args, work, x, model)
         if acc < 60:
             raise AssertionError(f"the PyTorch model got only {acc}/{N_IMAGES}: not trained")
     print("test_torch_interop: ok")

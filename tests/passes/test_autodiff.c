@@ -37,6 +37,24 @@ UNARY(relu, OP_RELU, -2, 2, true)
 UNARY(sigmoid, OP_SIGMOID, -3, 3, false)
 UNARY(tanh, OP_TANH, -2, 2, false)
 UNARY(softplus, OP_SOFTPLUS, -3, 3, false)
+UNARY(erf, OP_ERF, -2.5, 2.5, false)
+/* activations (composites: their gradients are the primitives' rules) */
+UNARY(gelu, OP_GELU, -3, 3, false)
+UNARY(silu, OP_SILU, -4, 4, false)
+UNARY(leaky_relu, OP_LEAKY_RELU, -2, 2, true)
+UNARY(elu, OP_ELU, -2, 2, true)
+
+Test(vjp, gelu_tanh_leaky_alpha_elu_alpha) {
+    Case g = {.op = OP_GELU, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -3, .hi = 3,
+              .attrs = {attr_str("approximate", "tanh")}, .nattrs = 1};
+    check(g, true);
+    Case l = {.op = OP_LEAKY_RELU, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -2, .hi = 2,
+              .away_from_zero = true, .attrs = {attr_float("alpha", 0.3)}, .nattrs = 1};
+    check(l, true);
+    Case e = {.op = OP_ELU, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -2, .hi = 2,
+              .away_from_zero = true, .attrs = {attr_float("alpha", 1.7)}, .nattrs = 1};
+    check(e, true);
+}
 
 Test(vjp, softplus_beta) {
     Case c = {.op = OP_SOFTPLUS, .nin = 1, .in = {t64(2, S23)}, .kind = {F64}, .lo = -2, .hi = 2,

@@ -440,3 +440,68 @@ Test(composite_grads, batch_norm_groups) {
               .nattrs = 3};
     check(c, true);
 }
+
+/* ---- activations: values against PyTorch's definitions in plain C ---- */
+
+static double ref_activation(OpKind op, double x, double alpha, bool tanh_form) {
+    switch (op) {
+    case OP_GELU:
+        if (tanh_form) return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+        return 0.5 * x * erfc(-x / sqrt(2.0)); /* = x Phi(x), without erf's cancellation */
+    case OP_SILU: return x / (1 + exp(-x));
+    case OP_LEAKY_RELU: return x > 0 ? x : alpha * x;
+    case OP_ELU: return x > 0 ? x : alpha * expm1(x);
+    default: return NAN;
+    }
+}
+
+static void activation_case(OpKind op, const Attr *a, int na, double alpha, bool tanh_form) {
+    static const double xs[] = {-40, -8, -3, -1.5, -1, -0.3, -1e-3, -0.0, 0.0, 1e-3, 0.4, 1,
+                                2.5, 6, 30, 500, NAN, INFINITY, -INFINITY};
+    enum { N = sizeof xs / sizeof *xs };
+    Operand x = operand(DT_F64, 1, (int64_t[]){N});
+    memcpy(x.data, xs, sizeof xs);
+    Type yt;
+    double *y = eval(op, a, na, &x, 1, &yt);
+    for (int i = 0; i < N; i++) {
+        double want = ref_activation(op, xs[i], alpha, tanh_form);
+        if (isnan(want) || isnan(y[i])) {
+            cr_expect(isnan(want) && isnan(y[i]), "%s(%g) = %.17g, expected %.17g", op_name(op), xs[i], y[i], want);
+            continue;
+        }
+        /* 1e-12 relative, or absolute near zero: gelu's and elu's tails
+         * are 0 - 0 differences of order 1e-15 */
+        cr_expect(fabs(y[i] - want) <= 1e-12 * fabs(want) + 1e-14 || y[i] == want,
+                  "%s(%g) = %.17g, expected %.17g", op_name(op), xs[i], y[i], want);
+    }
+    free(y);
+    free_operands(&x, 1);
+}
+
+Test(composites, activation_values) {
+    activation_case(OP_GELU, NULL, 0, 0, false);
+    Attr tf = attr_str("approximate", "tanh");
+    activation_case(OP_GELU, &tf, 1, 0, true);
+    activation_case(OP_SILU, NULL, 0, 0, false);
+    activation_case(OP_LEAKY_RELU, NULL, 0, 0.01, false);
+    Attr a = attr_float("alpha", 0.2);
+    activation_case(OP_LEAKY_RELU, &a, 1, 0.2, false);
+    activation_case(OP_ELU, NULL, 0, 1.0, false);
+    Attr e = attr_float("alpha", 1.5);
+    activation_case(OP_ELU, &e, 1, 1.5, false);
+}
+
+/* gelu's approximate must be one of PyTorch's two forms. */
+Test(composites, gelu_unknown_form_is_an_error) {
+    Module *m = module_new("c");
+    Diag d;
+    diag_init(&d);
+    Builder b = {m, module_add_func(m, "f"), &d};
+    int x = b_input(&b, "x", type_make(DT_F32, 1, (int64_t[]){3}));
+    Attr a = attr_str("approximate", "sigmoid");
+    func_add_output(m, b.f, "y", b_node(&b, OP_GELU, "g", &x, 1, &a, 1));
+    PipelineOptions po = {0};
+    cr_assert_not(pipeline_run(m, &po, &d));
+    cr_expect(strstr(d.msg, "node 'g'") && strstr(d.msg, "\"none\" or \"tanh\""), "%s", d.msg);
+    module_free(m);
+}
