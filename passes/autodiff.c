@@ -63,9 +63,9 @@ bool ad_backward(Builder *b, int y, int seed, const int *wrt, int n, int *grads)
         grads[i] = adj[wrt[i]];
         if (grads[i] < 0) { /* y does not depend on this wrt */
             const Type t_v = *b_type(b, wrt[i]), *t = &t_v;
-            int z = b_const(b, arena_printf(b->m->arena, "d.%s.zero", b->f->nodes[wrt[i]].name), 0.0,
-                            type_scalar(t->dtype));
-            grads[i] = b_broadcast(b, NULL, z, t);
+            const char *name = arena_printf(b->m->arena, "d.%s.zero", b->f->nodes[wrt[i]].name);
+            int z = b_const(b, name, 0.0, type_scalar(t->dtype));
+            grads[i] = b_broadcast(b, name, z, t); /* the builder makes the name unique */
         }
         ok = grads[i] >= 0;
     }
