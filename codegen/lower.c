@@ -328,6 +328,17 @@ static int emit(Low *L, int v, Coord *C) {
     return val;
 }
 
+/* The finished kernel, verified, or NULL (the message already in d). */
+static KernelDef *low_finish(Low *L, Diag *d) {
+    free(L->buf);
+    free(L->memo);
+    if (L->failed || !kernel_verify(L->k, d)) {
+        kernel_free(L->k);
+        return NULL;
+    }
+    return L->k;
+}
+
 bool lower_is_concat_copy(const Function *body) {
     if (body->noutputs != 1) return false;
     const Node *out = &body->nodes[body->outputs[0].value];
@@ -371,13 +382,7 @@ KernelDef *lower_concat_part(const Function *body, int part, const char *kernel_
     for (int j = 0; j < t.rank; j++) C.c[j] = coord_get(&L, &P, j);
     if (off) C.c[axis] = k_binary(L.k, OP_ADD, C.c[axis], ci(&L, off));
     k_store(L.k, ob, coord_index(&L, &C), val);
-    free(L.buf);
-    free(L.memo);
-    if (L.failed || !kernel_verify(L.k, d)) {
-        kernel_free(L.k);
-        return NULL;
-    }
-    return L.k;
+    return low_finish(&L, d);
 }
 
 int lower_find_head(const Function *body) {
@@ -422,11 +427,5 @@ KernelDef *lower_body(const Module *m, const Function *body, const char *kernel_
     Coord C = coord_flat(&out->type, k_index(L.k));
     int val = emit(&L, body->outputs[0].value, &C);
     if (!L.failed) k_store(L.k, ob, C.flat, val);
-    free(L.buf);
-    free(L.memo);
-    if (L.failed || !kernel_verify(L.k, d)) {
-        kernel_free(L.k);
-        return NULL;
-    }
-    return L.k;
+    return low_finish(&L, d);
 }
