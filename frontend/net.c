@@ -513,7 +513,10 @@ static const char *closest_layer(const char *op) {
 
 /* ---- one node ---- */
 
-static int lower_node(Cur *c, const int *ins, int nin) {
+/* Never inlined into emit(): emit recurses once per node listed before its
+ * inputs (up to MAX_EMIT_DEPTH levels), and the layer builders' locals
+ * would otherwise be in every level's frame (a stack overflow under ASan). */
+__attribute__((noinline)) static int lower_node(Cur *c, const int *ins, int nin) {
     const cJSON *blk = cJSON_GetObjectItemCaseSensitive(c->js, "block");
     if (blk) return block_instance(c, ins, nin);
     bool missing;
