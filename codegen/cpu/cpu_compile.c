@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "codegen/cpu/llvm_backend.h"
-#include "runtime/app.h"
 #include "runtime/exec.h"
 
 #ifndef IGRC_RT_LINK
@@ -100,8 +99,8 @@ static bool lower_module(const Module *m, const CpuCompileOptions *o, Compiled *
     return !(o && o->dump_dir) || write_dumps(c, *text, o->dump_dir, d);
 }
 
-bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions *o, int *rc,
-                 Diag *d) {
+bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions *o,
+                 CpuJitMain main_fn, int *rc, Diag *d) {
     double t0 = now_s();
     Compiled c;
     char *text = NULL;
@@ -115,7 +114,7 @@ bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions
     ok = count != NULL;
     if (ok) {
         phase(o, "JIT compiled", &t0);
-        *rc = igrc_app_main(argc, argv, prog, (int64_t)strlen(prog), table, *count);
+        *rc = main_fn(argc, argv, prog, (int64_t)strlen(prog), table, *count);
     }
     cpu_jit_free(jit);
     cpu_module_free(cm);

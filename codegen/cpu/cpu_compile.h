@@ -34,12 +34,17 @@ bool cpu_compile_object(const Module *m, const char *obj_path, const CpuCompileO
  * executable. */
 bool cpu_link_executable(const char *obj_path, const char *out, Diag *d);
 
-/* Compiles m in memory (LLVM ORC JIT, no files) and runs the generated
- * executable's command line (argv[0] the program name, then train | eval |
- * info ...) in this process; *rc is its exit status. False (with d) when
- * compilation fails. */
-bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions *o, int *rc,
-                 Diag *d);
+/* What runs a JIT-compiled program: the executables' entry point
+ * (runtime/app.h igrc_app_main), which the driver passes in. */
+typedef int (*CpuJitMain)(int argc, char **argv, const char *program_text, int64_t program_size,
+                          const PKernelFn *kernels, int nkernels);
+
+/* Compiles m in memory (LLVM ORC JIT, no files) and calls main_fn with the
+ * generated executable's command line (argv[0] the program name, then
+ * train | eval | info ...) in this process; *rc is its exit status. False
+ * (with d) when compilation fails. */
+bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions *o,
+                 CpuJitMain main_fn, int *rc, Diag *d);
 
 /* A module compiled into a shared library in a temporary directory and
  * loaded into this process, with an Exec (CPU runner or CUDA device) over

@@ -9,6 +9,7 @@
 
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/print.h"
+#include "runtime/app.h"
 #include "runtime/outfile.h"
 #include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
@@ -207,7 +208,7 @@ int cmd_run(int argc, char **argv) {
     args[0] = name;
     for (int i = 0; i < a.nrun; i++) args[i + 1] = a.run_args[i];
     CpuCompileOptions o = {a.c.pipe.dump_dir, NULL, a.c.pipe.timings, NULL, NULL};
-    bool ok = m && pipeline_run(m, &a.c.pipe, &d) && cpu_jit_run(m, a.nrun + 1, args, &o, &rc, &d);
+    bool ok = m && pipeline_run(m, &a.c.pipe, &d) && cpu_jit_run(m, a.nrun + 1, args, &o, igrc_app_main, &rc, &d);
     free(args);
     module_free(m);
     return ok ? rc : report(&d);
