@@ -451,8 +451,10 @@ static double ref_activation(OpKind op, double x, double alpha, bool tanh_form) 
     case OP_SILU: return x / (1 + exp(-x));
     case OP_LEAKY_RELU: return x > 0 ? x : alpha * x;
     case OP_ELU: return x > 0 ? x : alpha * expm1(x);
-    default: return NAN;
+    default: break;
     }
+    cr_assert_fail("no reference formula for %s", op_name(op)); /* a case missing here fails loudly */
+    return NAN;
 }
 
 static void activation_case(OpKind op, const Attr *a, int na, double alpha, bool tanh_form) {
