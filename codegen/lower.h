@@ -5,7 +5,7 @@
 #ifndef IGRC_CODEGEN_LOWER_H
 #define IGRC_CODEGEN_LOWER_H
 
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "ir/ir.h"
 
 /* The kernel for body function `body` (inputs in order, one output).

@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "ir/ir.h"
 #include "runtime/program.h"
 

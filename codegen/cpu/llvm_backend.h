@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "ir/diag.h"
 
 typedef struct CpuModule CpuModule;

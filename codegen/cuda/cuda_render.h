@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "ir/diag.h"
 
 /* The texts embedded at build time from codegen/cuda/ (NUL-terminated). */

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "runtime/cuda_abi.h"
 
 typedef struct CudaEmu CudaEmu;

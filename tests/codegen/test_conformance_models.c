@@ -35,7 +35,7 @@
 #include <string.h>
 
 #include "codegen/cpu/cpu_compile.h"
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "codegen/lower.h"
 #include "ir/builder.h"
 #include "ir/interp.h"

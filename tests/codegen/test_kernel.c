@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/philox.h"
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 
 /* y[i] = relu(x[i] * 2) */
 static KernelDef *relu2(const char *name, int64_t n) {

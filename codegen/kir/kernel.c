@@ -1,5 +1,5 @@
 /* The kernel IR: builders, type helpers, verifier, text form, hashing. */
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 
 #include <math.h>
 #include <stdlib.h>

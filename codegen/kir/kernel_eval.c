@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/philox.h"
-#include "codegen/kernel.h"
+#include "codegen/kir/kernel.h"
 #include "ir/scalar.h"
 
 typedef struct {
