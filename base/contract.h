@@ -1,5 +1,5 @@
 /* The compiler-runtime contract: the entry points the frontend builds
- * (frontend/entry.c) and the executables call (runtime/app*.c), and the
+ * (frontend/entry.c) and the executables call (runtime/app/app*.c), and the
  * names of their inputs and outputs. Both sides spell them through these
  * macros only, so a rename is one edit here, not a failure at run time.
  * Settings and their defaults have their own table (base/settings.h).

@@ -24,7 +24,7 @@
 
 #include "base/philox.h"
 #include "bench/plot.h"
-#include "runtime/metrics.h"
+#include "runtime/app/metrics.h"
 
 typedef struct {
     const char *out;

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "runtime/png.h"
+#include "runtime/io/png.h"
 
 enum { W = 640, H = 480, LEFT = 70, RIGHT = 20, TOP = 20, BOTTOM = 50, FONT_SCALE = 2 };
 

@@ -1,5 +1,5 @@
 """Writes a synthetic data set in the formats generated executables read
-(runtime/dataset.h), for timing and backend comparisons where the real data
+(runtime/io/dataset.h), for timing and backend comparisons where the real data
 cannot be fetched (the GPU machine has no network):
   mnist   DIR: {train,t10k}-{images-idx3,labels-idx1}-ubyte, 1x28x28
   cifar10 DIR: data_batch_1.bin and test_batch.bin, 3x32x32 records

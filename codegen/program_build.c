@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "codegen/lower.h"
-#include "runtime/cpu_ops.h"
+#include "runtime/cpu/cpu_ops.h"
 
 #define ALIGN 64
 

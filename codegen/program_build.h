@@ -1,5 +1,5 @@
 /* Module (after the pipeline: fused groups, complex ops, loops) -> the
- * runtime's Program (runtime/program.h) and the distinct kernels it
+ * runtime's Program (runtime/program/program.h) and the distinct kernels it
  * launches. Also the memory plan: every intermediate value gets an arena
  * offset from its lifetime (first-fit by decreasing size), so values that
  * are never alive at once share bytes. */
@@ -10,7 +10,7 @@
 
 #include "codegen/kir/kernel.h"
 #include "ir/ir.h"
-#include "runtime/program.h"
+#include "runtime/program/program.h"
 
 typedef struct {
     char *name;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/rt_error.h"
-#include "runtime/cuda_runner.h"
+#include "runtime/cuda/cuda_runner.h"
 
 typedef struct {
     int f, out, param;

@@ -1,5 +1,5 @@
-/* One interface for running a Program on the CPU (runtime/runner.c) or on
- * a CUDA device (runtime/cuda_runner.c), so that the executable's commands
+/* One interface for running a Program on the CPU (runtime/cpu/runner.c) or on
+ * a CUDA device (runtime/cuda/cuda_runner.c), so that the executable's commands
  * do not care which: exec_call for runner_call, exec_param for
  * runner_param.
  *
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/program.h"
+#include "runtime/cpu/runner.h"
 
 typedef enum { EXEC_CPU, EXEC_CUDA } ExecDevice;
 

@@ -11,7 +11,7 @@
 #include "codegen/program_build.h"
 #include "ir/interp.h"
 #include "runtime/exec.h"
-#include "runtime/program.h"
+#include "runtime/cpu/runner.h"
 
 typedef struct CpuModule CpuModule;
 
@@ -35,7 +35,7 @@ bool cpu_compile_object(const Module *m, const char *obj_path, const CpuCompileO
 bool cpu_link_executable(const char *obj_path, const char *out, Diag *d);
 
 /* What runs a JIT-compiled program: the executables' entry point
- * (runtime/app.h igrc_app_main), which the driver passes in. */
+ * (runtime/app/app.h igrc_app_main), which the driver passes in. */
 typedef int (*CpuJitMain)(int argc, char **argv, const char *program_text, int64_t program_size,
                           const PKernelFn *kernels, int nkernels);
 

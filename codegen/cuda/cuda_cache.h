@@ -1,7 +1,7 @@
 /* The on-disk kernel cache of the CUDA backend (see cuda_compile.h for the
  * rules). An entry is
  *   "IGRCKC 1\n" KEY(32 hex) "\n" LENGTH "\n" CHECKSUM(16 hex) "\n"
- * followed by LENGTH bytes of CUDA image (runtime/cuda_abi.h). */
+ * followed by LENGTH bytes of CUDA image (runtime/cuda/cuda_abi.h). */
 #ifndef IGRC_CODEGEN_CUDA_CACHE_H
 #define IGRC_CODEGEN_CUDA_CACHE_H
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 #include "codegen/cuda/cuda_render.h"
-#include "runtime/cuda_abi.h"
+#include "runtime/cuda/cuda_abi.h"
 
 #define CUDA_DEFAULT_ARCH "sm_90"
 
@@ -34,7 +34,7 @@ typedef struct {
     char cache_file[4200]; /* the entry's path ("" when not cached) */
 } CudaCompileStats;
 
-/* A compiled module: what the image (runtime/cuda_abi.h) embeds. */
+/* A compiled module: what the image (runtime/cuda/cuda_abi.h) embeds. */
 typedef struct {
     char arch[16];
     CudaOptions opt;

@@ -1,6 +1,6 @@
-/* The CUDA library kernels: what a PS_LIB step (runtime/cpu_ops.h's ops)
- * runs on the GPU, launched as runtime/cuda_lib_plan.c plans. Every entry
- * has the signature of runtime/cuda_abi.h:
+/* The CUDA library kernels: what a PS_LIB step (runtime/cpu/cpu_ops.h's ops)
+ * runs on the GPU, launched as runtime/cuda/cuda_lib_plan.c plans. Every entry
+ * has the signature of runtime/cuda/cuda_abi.h:
  *
  *   extern "C" __global__ void NAME(void *out, const void *in0,
  *                                   const void *in1, void *scratch,
@@ -41,7 +41,7 @@ IGRC_FN float igrc_fma(float a, float b, float c) { return fmaf(a, b, c); }
 IGRC_FN double igrc_fma(double a, double b, double c) { return fma(a, b, c); }
 
 /* conv2d_bwd_filter's partial sums for a reduction of K = N OH OW terms;
- * runtime/cuda_lib_plan.c computes the same number. */
+ * runtime/cuda/cuda_lib_plan.c computes the same number. */
 IGRC_FN i64 igrc_filter_splits(i64 K) {
     i64 s = K / IGRC_SPLIT_K;
     return s < 1 ? 1 : s > IGRC_SPLIT_MAX ? IGRC_SPLIT_MAX : s;

@@ -1,7 +1,7 @@
 /* The CUDA backend's renderer: kernels (codegen/kernel.h) as CUDA C text.
  *
  * Kernel table index i becomes the module entry igrc_k<i> with the
- * parameters runtime/cuda_abi.h fixes: one pointer per buffer in the kernel
+ * parameters runtime/cuda/cuda_abi.h fixes: one pointer per buffer in the kernel
  * ABI order (const for buffers the kernel does not write), then
  * `long long begin, long long end`, covered by a grid-stride loop. The body
  * is the kernel's SSA code, one C++ local per value; reductions are nested

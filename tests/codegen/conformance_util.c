@@ -13,7 +13,7 @@
 #include "frontend/frontend.h"
 #include "ir/print.h"
 #include "passes/pass.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tests/common/scratch.h"
 #include "tests/common/spawn.h"
 

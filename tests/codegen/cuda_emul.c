@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "codegen/cuda/cuda_render.h"
-#include "runtime/cpu_ops.h"
+#include "runtime/cpu/cpu_ops.h"
 #include "tests/codegen/conformance_util.h"
 
 typedef void (*EmuKernelFn)(void *const *bufs, long long begin, long long end, unsigned grid);

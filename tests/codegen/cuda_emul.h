@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "codegen/kir/kernel.h"
-#include "runtime/cuda_abi.h"
+#include "runtime/cuda/cuda_abi.h"
 
 typedef struct CudaEmu CudaEmu;
 

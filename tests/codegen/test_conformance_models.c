@@ -40,7 +40,7 @@
 #include "ir/builder.h"
 #include "ir/interp.h"
 #include "passes/pass.h"
-#include "runtime/init.h"
+#include "runtime/program/init.h"
 #include "tests/codegen/conformance_util.h"
 
 /* ====================================================================== */

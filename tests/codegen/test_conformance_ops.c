@@ -31,7 +31,7 @@
 #include "ir/builder.h"
 #include "ir/interp.h"
 #include "passes/pass.h"
-#include "runtime/init.h"
+#include "runtime/program/init.h"
 #include "tests/codegen/conformance_util.h"
 
 #define DIMS(...) ((const int64_t[]){__VA_ARGS__})

@@ -19,8 +19,8 @@
 #include "ir/interp.h"
 #include "ir/shape.h"
 #include "passes/pass.h"
-#include "runtime/idx.h"
-#include "runtime/init.h"
+#include "runtime/io/idx.h"
+#include "runtime/program/init.h"
 
 #define NDEFS_MAX 8
 #include "tests/frontend/objective_util.h"

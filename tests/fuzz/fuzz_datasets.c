@@ -3,8 +3,8 @@
  * consistent sizes. */
 #include <string.h>
 
-#include "runtime/dataset.h"
-#include "runtime/idx.h"
+#include "runtime/io/dataset.h"
+#include "runtime/io/idx.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -2,7 +2,7 @@
  * start-up). An accepted program prints and parses again. */
 #include <stdlib.h>
 
-#include "runtime/program.h"
+#include "runtime/program/program.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

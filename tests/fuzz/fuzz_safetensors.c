@@ -3,7 +3,7 @@
  * it writes and reads back unchanged. */
 #include <string.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

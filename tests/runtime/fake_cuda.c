@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/cuda_abi.h"
-#include "runtime/cuda_api.h"
+#include "runtime/cuda/cuda_abi.h"
+#include "runtime/cuda/cuda_api.h"
 #include "tests/runtime/fake_cuda.h"
 
 #define MAX_PTR 8

@@ -15,11 +15,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "runtime/app.h"
-#include "runtime/checkpoint.h"
-#include "runtime/dataset.h"
-#include "runtime/program.h"
-#include "runtime/safetensors.h"
+#include "runtime/app/app.h"
+#include "runtime/io/checkpoint.h"
+#include "runtime/io/dataset.h"
+#include "runtime/program/program.h"
+#include "runtime/io/safetensors.h"
 #include "tests/common/scratch.h"
 #include "tests/runtime/app_files.h"
 

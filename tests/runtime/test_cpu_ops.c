@@ -10,7 +10,7 @@
  * values (f32-rounded for the f32 runs) the kernel gets. */
 #include <stdio.h>
 
-#include "runtime/cpu_ops.h"
+#include "runtime/cpu/cpu_ops.h"
 #include "tests/ir/interp_test_util.h"
 
 static const int THREADS[] = {1, 2, 3};

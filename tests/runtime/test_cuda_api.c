@@ -5,7 +5,7 @@
  * value and prototype checks are compile-time: a mismatch fails the build. */
 #include <cuda.h>
 #define IGRC_CUDA_API_LISTS_ONLY
-#include "runtime/cuda_api.h"
+#include "runtime/cuda/cuda_api.h"
 
 #include <criterion/criterion.h>
 #include <string.h>

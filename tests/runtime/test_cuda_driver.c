@@ -14,8 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/app.h"
-#include "runtime/cuda_driver.h"
+#include "runtime/app/app.h"
+#include "runtime/cuda/cuda_driver.h"
 #include "runtime/exec.h"
 #include "tests/common/scratch.h"
 #include "tests/common/spawn.h"

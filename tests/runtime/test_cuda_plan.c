@@ -18,7 +18,7 @@
 #include "codegen/program_build.h"
 #include "frontend/frontend.h"
 #include "passes/pass.h"
-#include "runtime/cuda_plan.h"
+#include "runtime/cuda/cuda_plan.h"
 #include "tests/runtime/loop_fixture.h"
 
 TestSuite(cuda_plan, .timeout = 900);

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/cuda_runner.h"
+#include "runtime/cuda/cuda_runner.h"
 #include "runtime/exec.h"
 #include "tests/runtime/fake_cuda.h"
 #include "tests/runtime/loop_fixture.h"

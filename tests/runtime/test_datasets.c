@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/dataset.h"
+#include "runtime/io/dataset.h"
 #include "tests/common/scratch.h"
 #include "tests/runtime/app_files.h"
 

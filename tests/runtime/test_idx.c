@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "runtime/datadirs.h"
-#include "runtime/idx.h"
+#include "runtime/io/datadirs.h"
+#include "runtime/io/idx.h"
 
 static char tmp[512];
 

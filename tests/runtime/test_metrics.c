@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "base/philox.h"
-#include "runtime/metrics.h"
+#include "runtime/app/metrics.h"
 
 #define N_OF(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 

@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/outfile.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/outfile.h"
+#include "runtime/io/safetensors.h"
 #include "tests/common/scratch.h"
 
 TestSuite(outfile, .init = scratch_setup, .fini = scratch_teardown);

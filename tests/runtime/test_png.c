@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/png.h"
+#include "runtime/io/png.h"
 #include "tests/common/scratch.h"
 
 TestSuite(png, .init = scratch_setup, .fini = scratch_teardown);

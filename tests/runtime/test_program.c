@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/cpu_ops.h"
-#include "runtime/init.h"
-#include "runtime/program.h"
+#include "runtime/cpu/cpu_ops.h"
+#include "runtime/program/init.h"
+#include "runtime/cpu/runner.h"
 
 /* ---- kernels (ABI: void k(void *const *bufs, int64_t begin, int64_t end)) ---- */
 

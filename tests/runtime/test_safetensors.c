@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "tests/common/scratch.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 /* ---- a scratch directory per test (tests/common/scratch.c) ---- */
 

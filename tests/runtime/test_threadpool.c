@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "runtime/threadpool.h"
+#include "runtime/cpu/threadpool.h"
 
 typedef struct {
     atomic_int *hits;     /* per element */

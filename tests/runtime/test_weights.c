@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/checkpoint.h"
-#include "runtime/program.h"
-#include "runtime/safetensors.h"
-#include "runtime/weights.h"
+#include "runtime/io/checkpoint.h"
+#include "runtime/program/program.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/io/weights.h"
 #include "tests/common/scratch.h"
 
 TestSuite(weights, .init = scratch_setup, .fini = scratch_teardown);

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tests/common/scratch.h"
 #include "tests/common/spawn.h"
 

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/cuda_abi.h"
+#include "runtime/cuda/cuda_abi.h"
 #include "tests/common/scratch.h"
 #include "tests/common/spawn.h"
 

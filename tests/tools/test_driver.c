@@ -20,7 +20,7 @@
 
 #include "tests/common/scratch.h"
 #include "tests/common/spawn.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 /* ---- a scratch directory per test (tests/common/scratch.c) ---- */
 

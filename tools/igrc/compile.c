@@ -9,8 +9,8 @@
 
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/print.h"
-#include "runtime/app.h"
-#include "runtime/outfile.h"
+#include "runtime/app/app.h"
+#include "runtime/io/outfile.h"
 #include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 

@@ -1,5 +1,5 @@
 /* igrc compile --target cuda: the CPU executable plus the CUDA image
- * (PTX + CUBIN of every kernel and the library, runtime/cuda_abi.h) as the
+ * (PTX + CUBIN of every kernel and the library, runtime/cuda/cuda_abi.h) as the
  * blob symbol igrc_cuda_image in the same object; --emit cuda writes the
  * module's CUDA C instead. */
 #include <errno.h>

@@ -8,10 +8,10 @@
 
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/interp.h"
-#include "runtime/idx.h"
-#include "runtime/init.h"
-#include "runtime/safetensors.h"
-#include "runtime/weights.h"
+#include "runtime/io/idx.h"
+#include "runtime/program/init.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/io/weights.h"
 #include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
@@ -165,7 +165,7 @@ static NamedValue *bind_params(const Module *m, const WeightsParam *ws, const We
 }
 
 /* Parameters from --params under the shared weights rules
- * (runtime/weights.h), or from the module's init specs and a seed. */
+ * (runtime/io/weights.h), or from the module's init specs and a seed. */
 static NamedValue *load_params(const Module *m, const ExecArgs *e, Diag *d) {
     if (!e->params) return init_params(m, e->seed);
     StFile f = {0};

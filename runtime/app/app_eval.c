@@ -1,0 +1,488 @@
+/* `eval`: accuracy on the test split, naturally and under FGSM, PGD and
+ * CW-inf (PGD on the margin loss) attacks, all in evaluation mode. Padding
+ * rows of the last batch repeat a real image and are masked out of every
+ * count, so accuracy is over exactly --n images. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/contract.h"
+#include "base/philox.h"
+#include "runtime/app/app_internal.h"
+#include "runtime/io/checkpoint.h"
+
+typedef enum { ATK_NATURAL, ATK_FGSM, ATK_PGD, ATK_CW, ATK_COUNT } Attack;
+static const char *const attack_names[ATK_COUNT] = {"natural", "fgsm", "pgd", "cw"};
+
+/* Streams for the random starts, one per attack, so PGD and CW start from
+ * different points ("pgd0", "cw00"). */
+static const uint32_t start_stream[ATK_COUNT] = {0, 0, 0x70676430u, 0x63773030u};
+
+/* An entry point bound for eval: inputs x (and y), outputs logits (and dx). */
+typedef struct {
+    int f;
+    const PFunc *fn;
+    int in_x, in_y, out_logits, out_dx;
+    void **outs;
+    const void **ins;
+} Entry;
+
+typedef struct {
+    const char *ckpt, *out, *data, *attacks, *json, *device;
+    int64_t n, pgd_steps, threads;
+    double eps, alpha;
+    uint32_t seed;
+    bool want[ATK_COUNT];
+    Entry predict, grad_ce, grad_cw;
+    const Entry *classify; /* predict, else a gradient entry's logits */
+    int64_t B, K, img;
+    Exec *r;
+    /* per batch */
+    float *x0, *xa;
+    int32_t *y;
+    uint8_t *mask;
+    int64_t correct[ATK_COUNT];
+} Eval;
+
+static bool bind(const Program *p, const char *name, bool grad, Entry *e) {
+    memset(e, 0, sizeof *e);
+    e->f = program_find_func(p, name);
+    if (e->f < 0) return true; /* absent: reported when an attack needs it */
+    e->fn = &p->funcs[e->f];
+    if (!app_check_input(e->fn, IN_X, PD_F32, 4) || (grad && !app_check_input(e->fn, IN_Y, PD_I32, 1)))
+        return false;
+    e->in_x = app_find_input(e->fn, IN_X);
+    e->in_y = app_find_input(e->fn, IN_Y);
+    e->out_logits = app_find_output(e->fn, OUT_LOGITS);
+    e->out_dx = app_find_output(e->fn, OUT_DX);
+    if (e->out_logits < 0 || (grad && e->out_dx < 0)) {
+        fprintf(stderr, "error: entry point %s lacks output '%s'\n", name,
+                e->out_logits < 0 ? OUT_LOGITS : OUT_DX);
+        return false;
+    }
+    const PTensor *l = &e->fn->outputs[e->out_logits];
+    if (l->rank != 2 || (l->dtype != PD_F32 && l->dtype != PD_F64)) {
+        fprintf(stderr, "error: entry point %s: logits must be a float [B,K] tensor\n", name);
+        return false;
+    }
+    if (grad && e->fn->outputs[e->out_dx].dtype != PD_F32) {
+        fprintf(stderr, "error: entry point %s: dx must be f32 like x\n", name);
+        return false;
+    }
+    for (int i = 0; i < e->fn->ninputs; i++)
+        if (i != e->in_x && i != e->in_y) {
+            fprintf(stderr, "error: entry point %s has an input '%s' eval cannot feed\n", name,
+                    e->fn->inputs[i].name);
+            return false;
+        }
+    e->outs = app_alloc_outputs(e->fn);
+    e->ins = calloc((size_t)e->fn->ninputs + 1, sizeof *e->ins);
+    if (!e->outs || !e->ins) {
+        fprintf(stderr, "error: out of memory\n");
+        return false;
+    }
+    return true;
+}
+
+static void unbind(Entry *e) {
+    if (e->fn) app_free_outputs(e->fn, e->outs);
+    free(e->ins);
+}
+
+static void call(Eval *v, const Entry *e, const float *x) {
+    e->ins[e->in_x] = x;
+    if (e->in_y >= 0) e->ins[e->in_y] = v->y;
+    if (!app_call(v->r, e->f, e->ins, e->outs)) exit(APP_FAIL); /* a device failure */
+}
+
+static int64_t count_correct(Eval *v, const float *x) {
+    const Entry *e = v->classify;
+    call(v, e, x);
+    int64_t c = 0;
+    for (int64_t k = 0; k < v->B; k++)
+        if (v->mask[k])
+            c += app_argmax(&e->fn->outputs[e->out_logits], e->outs[e->out_logits], k, v->K) ==
+                 v->y[k];
+    return c;
+}
+
+static float clampf(float a, float lo, float hi) { return a < lo ? lo : a > hi ? hi : a; }
+
+/* One signed-gradient step from xa, projected onto the eps-ball around x0
+ * and [0,1]. */
+static void step_sign(Eval *v, const Entry *g, double alpha) {
+    call(v, g, v->xa);
+    const float *dx = g->outs[g->out_dx];
+    const float eps = (float)v->eps, a = (float)alpha;
+    for (int64_t i = 0; i < v->B * v->img; i++) {
+        float s = dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f;
+        float d = clampf(v->xa[i] + a * s - v->x0[i], -eps, eps);
+        v->xa[i] = clampf(v->x0[i] + d, 0.0f, 1.0f);
+    }
+}
+
+static int64_t attack(Eval *v, Attack atk, int64_t batch_index) {
+    const int64_t n = v->B * v->img;
+    if (atk == ATK_NATURAL) return count_correct(v, v->x0);
+    if (atk == ATK_FGSM) {
+        memcpy(v->xa, v->x0, (size_t)n * sizeof(float));
+        step_sign(v, &v->grad_ce, v->eps);
+        return count_correct(v, v->xa);
+    }
+    /* PGD / CW: a uniform start in the eps-ball, from (seed, batch). */
+    for (int64_t i = 0; i < n; i++) {
+        double u = philox_uniform(v->seed, (uint32_t)batch_index, start_stream[atk], (uint64_t)i);
+        v->xa[i] = clampf(v->x0[i] + (float)(v->eps * (2.0 * u - 1.0)), 0.0f, 1.0f);
+    }
+    const Entry *g = atk == ATK_PGD ? &v->grad_ce : &v->grad_cw;
+    for (int64_t s = 0; s < v->pgd_steps; s++) step_sign(v, g, v->alpha);
+    return count_correct(v, v->xa);
+}
+
+static int parse_attacks(Eval *v) {
+    const char *s = v->attacks;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        int found = -1;
+        for (int a = 0; a < ATK_COUNT; a++)
+            if (strlen(attack_names[a]) == len && !strncmp(s, attack_names[a], len)) found = a;
+        if (found < 0) {
+            fprintf(stderr, "eval: unknown attack '%.*s' in --attacks (natural, fgsm, pgd, cw)\n",
+                    (int)len, s);
+            return APP_USAGE;
+        }
+        v->want[found] = true;
+        s += len + (s[len] == ',');
+    }
+    return APP_OK;
+}
+
+/* The entry points each requested attack needs. */
+static int check_entries(Eval *v, const Program *p) {
+    v->classify = v->predict.fn ? &v->predict : v->grad_ce.fn ? &v->grad_ce
+                  : v->grad_cw.fn ? &v->grad_cw : NULL;
+    if (!v->classify) {
+        fprintf(stderr, "error: program %s has no predict (nor grad_ce / grad_cw) entry point, "
+                        "so it cannot be evaluated\n", p->name);
+        return APP_FAIL;
+    }
+    if ((v->want[ATK_FGSM] || v->want[ATK_PGD]) && !v->grad_ce.fn) {
+        fprintf(stderr, "error: program %s has no grad_ce entry point, which attacks fgsm and pgd "
+                        "need (drop them with --attacks natural,cw)\n", p->name);
+        return APP_FAIL;
+    }
+    if (v->want[ATK_CW] && !v->grad_cw.fn) {
+        fprintf(stderr, "error: program %s has no grad_cw entry point, which attack cw needs "
+                        "(drop it with --attacks natural,fgsm,pgd)\n", p->name);
+        return APP_FAIL;
+    }
+    const PTensor *l = &v->classify->fn->outputs[v->classify->out_logits];
+    v->B = v->classify->fn->inputs[v->classify->in_x].dim[0];
+    v->K = l->dim[1];
+    const Entry *all[3] = {&v->predict, &v->grad_ce, &v->grad_cw};
+    for (int i = 0; i < 3; i++)
+        if (all[i]->fn && all[i]->fn->inputs[all[i]->in_x].dim[0] != v->B) {
+            fprintf(stderr, "error: entry points disagree on the batch size\n");
+            return APP_FAIL;
+        }
+    return APP_OK;
+}
+
+static int write_json(const Eval *v, const Program *p, const char *source, int64_t n) {
+    cJSON *root = cJSON_CreateObject(), *res = cJSON_CreateArray();
+    cJSON_AddStringToObject(root, "program", p->name);
+    cJSON_AddStringToObject(root, "checkpoint", v->ckpt);
+    cJSON_AddStringToObject(root, "data", source);
+    cJSON_AddNumberToObject(root, "n", (double)n);
+    cJSON_AddNumberToObject(root, "seed", v->seed);
+    for (int a = 0; a < ATK_COUNT; a++) {
+        if (!v->want[a]) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "attack", attack_names[a]);
+        cJSON_AddNumberToObject(o, "accuracy", 100.0 * (double)v->correct[a] / (double)n);
+        cJSON_AddNumberToObject(o, "correct", (double)v->correct[a]);
+        cJSON_AddNumberToObject(o, "n", (double)n);
+        if (a != ATK_NATURAL) cJSON_AddNumberToObject(o, "eps", v->eps);
+        else cJSON_AddNullToObject(o, "eps");
+        if (a == ATK_PGD || a == ATK_CW) {
+            cJSON_AddNumberToObject(o, "steps", (double)v->pgd_steps);
+            cJSON_AddNumberToObject(o, "alpha", v->alpha);
+        } else if (a == ATK_FGSM) {
+            cJSON_AddNumberToObject(o, "steps", 1);
+            cJSON_AddNumberToObject(o, "alpha", v->eps);
+        } else {
+            cJSON_AddNullToObject(o, "steps");
+            cJSON_AddNullToObject(o, "alpha");
+        }
+        cJSON_AddItemToArray(res, o);
+    }
+    cJSON_AddItemToObject(root, "results", res);
+    if (!app_write_json(root, v->json)) return APP_FAIL;
+    return APP_OK;
+}
+
+static void print_table(const Eval *v, int64_t n) {
+    printf("%-8s %9s %8s %6s %8s %7s\n", "attack", "accuracy", "eps", "steps", "alpha", "n");
+    for (int a = 0; a < ATK_COUNT; a++) {
+        if (!v->want[a]) continue;
+        double acc = 100.0 * (double)v->correct[a] / (double)n;
+        if (a == ATK_NATURAL)
+            printf("%-8s %8.2f%% %8s %6s %8s %7" PRId64 "\n", "natural", acc, "-", "-", "-", n);
+        else if (a == ATK_FGSM)
+            printf("%-8s %8.2f%% %8.4g %6d %8.4g %7" PRId64 "\n", "fgsm", acc, v->eps, 1, v->eps,
+                   n);
+        else
+            printf("%-8s %8.2f%% %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", attack_names[a], acc,
+                   v->eps, v->pgd_steps, v->alpha, n);
+    }
+}
+
+static int evaluate(Eval *v, const Program *p, const Dataset *d) {
+    int64_t n = v->n > 0 && v->n < d->n ? v->n : d->n;
+    v->img = d->c * d->h * d->w;
+    v->x0 = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->xa = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->y = malloc((size_t)v->B * sizeof(int32_t));
+    v->mask = malloc((size_t)v->B);
+    if (!v->x0 || !v->xa || !v->y || !v->mask) {
+        fprintf(stderr, "error: out of memory\n");
+        return APP_FAIL;
+    }
+    Dataset view = *d;
+    view.n = n; /* the first n images; padding repeats image n-1 */
+    const int64_t nb = dataset_nbatches(n, v->B);
+    for (int64_t b = 0; b < nb; b++) {
+        dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
+        for (int a = 0; a < ATK_COUNT; a++)
+            if (v->want[a]) v->correct[a] += attack(v, (Attack)a, b);
+    }
+    print_table(v, n);
+    return write_json(v, p, d->source, n);
+}
+
+/* The attacks' settings from the program (flags override them). */
+static void eval_defaults(Eval *v, const Program *p) {
+    memset(v, 0, sizeof *v);
+    v->out = "run";
+    v->eps = app_setting(p, "eval.eps");
+    v->pgd_steps = (int64_t)app_setting(p, "eval.pgd_steps");
+    v->alpha = app_setting(p, "eval.pgd_alpha");
+    v->seed = (uint32_t)app_setting(p, "train.seed");
+    v->device = "cpu";
+}
+
+/* What eval and consistency both release (unbind and free accept empties). */
+static void eval_release(Eval *v, Dataset *d) {
+    exec_free(v->r);
+    dataset_free(d);
+    unbind(&v->predict);
+    unbind(&v->grad_ce);
+    unbind(&v->grad_cw);
+    free(v->x0);
+    free(v->xa);
+    free(v->y);
+    free(v->mask);
+}
+
+/* --eps and --pgd-alpha: NaN or negative is a usage error. */
+static int check_radius(const char *cmd, const Eval *v) {
+    if (v->eps >= 0 && v->alpha >= 0) return APP_OK;
+    fprintf(stderr, "%s: --eps and --pgd-alpha must be >= 0\n", cmd);
+    return APP_USAGE;
+}
+
+int app_eval(const AppCtx *ctx, int argc, char **argv) {
+    const Program *p = ctx->p;
+    Eval v;
+    eval_defaults(&v, p);
+    v.attacks = "natural,fgsm,pgd,cw";
+    AppOpt opts[] = {
+        APP_RUN_OPTS(&v.ckpt, &v.out, &v.data),
+        {"n", OPT_INT, &v.n, "N", "evaluate the first N test images (default: all)", 0},
+        {"attacks", OPT_STR, &v.attacks, "LIST", "comma-separated: natural,fgsm,pgd,cw", 0},
+        {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
+        {"pgd-steps", OPT_INT, &v.pgd_steps, "S", "PGD / CW steps (default: eval.pgd_steps)", 0},
+        {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD / CW step size (default: eval.pgd_alpha)", 0},
+        {"seed", OPT_U32, &v.seed, "S", "seed of the random starts", 0},
+        {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/eval.json)", 0},
+        APP_EXEC_OPTS(&v.threads, &v.device),
+    };
+    int rc = app_parse("eval", "Evaluates accuracy under attacks on the test split.", argc, argv,
+                       opts, (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if ((rc = check_radius("eval", &v)) || (rc = parse_attacks(&v))) return rc;
+    ExecDevice dev;
+    if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
+    char ckpt[1100], json[1100];
+    app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
+    app_default_path(&v.json, json, sizeof json, v.out, "eval.json");
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    if (!bind(p, ENTRY_PREDICT, false, &v.predict) || !bind(p, ENTRY_GRAD_CE, true, &v.grad_ce) ||
+        !bind(p, ENTRY_GRAD_CW, true, &v.grad_cw) || check_entries(&v, p)) {
+        rc = APP_FAIL;
+    } else if (!app_load_data(p, v.data, false, v.n, &d)) {
+        rc = APP_BADINPUT;
+    } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {
+        rc = APP_FAIL;
+    } else {
+        rc = evaluate(&v, p, &d);
+    }
+    eval_release(&v, &d);
+    return rc;
+}
+
+/* ---- consistency -------------------------------------------------------- */
+
+/* Activation consistency (SPEC section 6, eq. 6): over the ReLU units of
+ * the network, A = {pre-activation > 0 at x}, B = the same at x's PGD
+ * example; P(A and B) / sqrt(P(A) P(B)), pooled over every unit of every
+ * image, and its mean over images. */
+typedef struct {
+    int f;
+    const PFunc *fn;
+    int in_x, out_pre;
+    void **outs;
+    int64_t units;
+    float *pre0;      /* pre-activations at x0, one batch */
+    double a, b, ab;  /* pooled counts */
+    double sum_img;   /* sum of per-image consistencies */
+    int64_t images, undefined;
+} Acts;
+
+static bool bind_acts(const Program *p, int64_t B, Acts *c) {
+    c->f = program_find_func(p, ENTRY_ACTIVATIONS);
+    if (c->f < 0) {
+        fprintf(stderr, "error: program %s has no activations entry point (a model without ReLU, "
+                        "or compiled by an older igrc)\n", p->name);
+        return false;
+    }
+    c->fn = &p->funcs[c->f];
+    if (!app_check_input(c->fn, IN_X, PD_F32, 4)) return false;
+    c->in_x = app_find_input(c->fn, IN_X);
+    c->out_pre = app_find_output(c->fn, OUT_PRE);
+    const PTensor *t = c->out_pre >= 0 ? &c->fn->outputs[c->out_pre] : NULL;
+    if (!t || t->rank != 2 || t->dtype != PD_F32 || t->dim[0] != B ||
+        c->fn->inputs[c->in_x].dim[0] != B) {
+        fprintf(stderr, "error: entry point activations must give pre, f32 [%" PRId64 ", units]\n", B);
+        return false;
+    }
+    c->units = t->dim[1];
+    c->outs = app_alloc_outputs(c->fn);
+    c->pre0 = malloc((size_t)(B * c->units) * sizeof(float));
+    if (!c->outs || !c->pre0) return fprintf(stderr, "error: out of memory\n"), false;
+    return true;
+}
+
+static const float *pre_at(Eval *v, Acts *c, const float *x) {
+    const void *ins[1] = {x};
+    if (!app_call(v->r, c->f, ins, c->outs)) exit(APP_FAIL); /* a device failure */
+    return c->outs[c->out_pre];
+}
+
+static void compare_rows(const Eval *v, Acts *c, const float *pre1) {
+    for (int64_t k = 0; k < v->B; k++) {
+        if (!v->mask[k]) continue;
+        const float *p0 = c->pre0 + k * c->units, *p1 = pre1 + k * c->units;
+        int64_t a = 0, b = 0, ab = 0;
+        for (int64_t u = 0; u < c->units; u++) {
+            a += p0[u] > 0, b += p1[u] > 0, ab += p0[u] > 0 && p1[u] > 0;
+        }
+        c->a += (double)a, c->b += (double)b, c->ab += (double)ab;
+        c->images++;
+        if (a && b) c->sum_img += (double)ab / sqrt((double)a * (double)b);
+        else c->undefined++;
+    }
+}
+
+static int write_consistency(const Eval *v, const Acts *c, const Program *p, const char *source,
+                             double pgd_acc) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "program", p->name);
+    cJSON_AddStringToObject(root, "checkpoint", v->ckpt);
+    cJSON_AddStringToObject(root, "data", source);
+    cJSON_AddNumberToObject(root, "n", (double)c->images);
+    cJSON_AddNumberToObject(root, "units", (double)c->units);
+    cJSON_AddNumberToObject(root, "eps", v->eps);
+    cJSON_AddNumberToObject(root, "steps", (double)v->pgd_steps);
+    cJSON_AddNumberToObject(root, "alpha", v->alpha);
+    cJSON_AddNumberToObject(root, "seed", v->seed);
+    cJSON_AddNumberToObject(root, "consistency", c->ab / sqrt(c->a * c->b));
+    cJSON_AddNumberToObject(root, "consistency_mean_per_image",
+                            c->sum_img / (double)(c->images - c->undefined));
+    cJSON_AddNumberToObject(root, "images_without_active_units", (double)c->undefined);
+    cJSON_AddNumberToObject(root, "pgd_accuracy", pgd_acc);
+    return app_write_json(root, v->json) ? APP_OK : APP_FAIL;
+}
+
+static int measure_consistency(Eval *v, Acts *c, const Program *p, const Dataset *d) {
+    int64_t n = v->n > 0 && v->n < d->n ? v->n : d->n;
+    v->img = d->c * d->h * d->w;
+    v->x0 = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->xa = malloc((size_t)(v->B * v->img) * sizeof(float));
+    v->y = malloc((size_t)v->B * sizeof(int32_t));
+    v->mask = malloc((size_t)v->B);
+    if (!v->x0 || !v->xa || !v->y || !v->mask) return fprintf(stderr, "error: out of memory\n"), APP_FAIL;
+    Dataset view = *d;
+    view.n = n;
+    int64_t correct = 0;
+    for (int64_t b = 0; b < dataset_nbatches(n, v->B); b++) {
+        dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
+        correct += attack(v, ATK_PGD, b);
+        memcpy(c->pre0, pre_at(v, c, v->x0), (size_t)(v->B * c->units) * sizeof(float));
+        compare_rows(v, c, pre_at(v, c, v->xa));
+    }
+    double pooled = c->ab / sqrt(c->a * c->b), acc = 100.0 * (double)correct / (double)n;
+    printf("%-12s %11s %9s %8s %6s %8s %7s\n", "measure", "consistency", "per-image", "eps",
+           "steps", "alpha", "n");
+    printf("%-12s %11.4f %9.4f %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", "pgd", pooled,
+           c->sum_img / (double)(c->images - c->undefined), v->eps, v->pgd_steps, v->alpha, n);
+    printf("(%" PRId64 " ReLU units per image; PGD accuracy %.2f%%)\n", c->units, acc);
+    return write_consistency(v, c, p, d->source, acc);
+}
+
+int app_consistency(const AppCtx *ctx, int argc, char **argv) {
+    const Program *p = ctx->p;
+    Eval v;
+    Acts c;
+    eval_defaults(&v, p);
+    memset(&c, 0, sizeof c);
+    AppOpt opts[] = {
+        APP_RUN_OPTS(&v.ckpt, &v.out, &v.data),
+        {"n", OPT_INT, &v.n, "N", "the first N test images (default: all)", 0},
+        {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
+        {"pgd-steps", OPT_INT, &v.pgd_steps, "S", "PGD steps (default: eval.pgd_steps)", 0},
+        {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD step size (default: eval.pgd_alpha)", 0},
+        {"seed", OPT_U32, &v.seed, "S", "seed of the random start", 0},
+        {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/consistency.json)", 0},
+        APP_EXEC_OPTS(&v.threads, &v.device),
+    };
+    int rc = app_parse("consistency", "Activation consistency between test images and their PGD "
+                       "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if ((rc = check_radius("consistency", &v))) return rc;
+    ExecDevice dev;
+    if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
+    char ckpt[1100], json[1100];
+    app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
+    app_default_path(&v.json, json, sizeof json, v.out, "consistency.json");
+    v.want[ATK_PGD] = true;
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    if (!bind(p, ENTRY_GRAD_CE, true, &v.grad_ce) || check_entries(&v, p) || !bind_acts(p, v.B, &c)) {
+        rc = APP_FAIL;
+    } else if (!app_load_data(p, v.data, false, v.n, &d)) {
+        rc = APP_BADINPUT;
+    } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {
+        rc = APP_FAIL;
+    } else {
+        rc = measure_consistency(&v, &c, p, &d);
+    }
+    eval_release(&v, &d);
+    if (c.fn) app_free_outputs(c.fn, c.outs);
+    free(c.pre0);
+    return rc;
+}
