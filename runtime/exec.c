@@ -1,4 +1,5 @@
-/* The CPU/CUDA execution interface (runtime/exec.h). */
+/* A Program on any backend (runtime/exec.h), through its table
+ * (runtime/backend.h): nothing here knows a device. */
 #include "runtime/exec.h"
 
 #include <stdio.h>
@@ -6,123 +7,60 @@
 #include <string.h>
 
 #include "base/rt_error.h"
-#include "runtime/cuda/cuda_runner.h"
-
-typedef struct {
-    int f, out, param;
-} ExecBind;
 
 struct Exec {
-    ExecDevice dev;
+    const Backend *be;
+    BackendRun *run;
     const Program *p;
-    Runner *cpu;
-    CudaRunner *cuda;
-    void **host;  /* CUDA: host copies of the parameters */
-    bool *stale;  /* CUDA: the device copy may be newer */
-    ExecBind *binds;
-    int nbinds;
+    void **host;  /* host copies of the parameters a device holds, made on demand */
+    bool *fresh;  /* host[i] is as current as the device's */
     char desc[320];
     char err[2048];
 };
 
-bool exec_device_from_name(const char *name, ExecDevice *dev) {
-    if (!strcmp(name, "cpu")) return *dev = EXEC_CPU, true;
-    if (!strcmp(name, "cuda")) return *dev = EXEC_CUDA, true;
-    return false;
-}
-
-const char *exec_device_name(ExecDevice dev) { return dev == EXEC_CUDA ? "cuda" : "cpu"; }
-
-static bool host_params(Exec *e, uint32_t seed) {
-    const Program *p = e->p;
-    for (int i = 0; i < p->nparams; i++) {
-        if (!e->host[i]) {
-            size_t b = ptensor_bytes(&p->params[i].t);
-            if (!(e->host[i] = calloc(1, b ? b : 1))) return false;
-        }
-        if (!program_init_param(&p->params[i], e->host[i], seed)) return false;
-        e->stale[i] = false;
-    }
-    return true;
-}
-
-static bool new_cuda(Exec *e, const void *image, int64_t size, uint32_t seed, char *err,
-                     size_t cap) {
-    if (!image || size <= 0)
-        return rt_fail(err, cap, "this executable was compiled without --target cuda: it runs "
-                                 "only with --device cpu");
-    const Program *p = e->p;
-    e->host = calloc((size_t)p->nparams + 1, sizeof *e->host);
-    e->stale = calloc((size_t)p->nparams + 1, sizeof *e->stale);
-    if (!e->host || !e->stale || !host_params(e, seed))
-        return rt_fail(err, cap, "out of memory initialising parameters");
-    e->cuda = cuda_runner_new(p, image, (size_t)size, e->host, err, cap);
-    if (!e->cuda) return false;
-    snprintf(e->desc, sizeof e->desc, "cuda: %s", cuda_runner_describe(e->cuda));
-    return true;
-}
-
-static bool has_kernel_steps(const Program *p) {
-    for (int f = 0; f < p->nfuncs; f++)
-        for (int s = 0; s < p->funcs[f].nsteps; s++)
-            if (p->funcs[f].steps[s].kind == PS_KERNEL) return true;
-    return false;
-}
-
-Exec *exec_new(const Program *p, const PKernelFn *kernels, int nkernels, const void *cuda_image,
-               int64_t cuda_image_size, ExecDevice dev, int threads, uint32_t seed, char *err,
-               size_t errcap) {
+Exec *exec_new(const Program *p, const BackendCode *c, const char *backend, int threads,
+               uint32_t seed, char *err, size_t errcap) {
+    const Backend *be = backend_find(backend);
+    if (!be) return rt_fail(err, errcap, "no backend '%s' (%s)", backend, backend_names()), NULL;
+    if (!backend_check_code(be, p, c, err, errcap)) return NULL;
     Exec *e = calloc(1, sizeof *e);
-    if (!e) return rt_fail(err, errcap, "out of memory"), NULL;
-    e->dev = dev, e->p = p;
-    bool ok;
-    if (dev == EXEC_CUDA) {
-        ok = new_cuda(e, cuda_image, cuda_image_size, seed, err, errcap);
-    } else if (nkernels == 0 && cuda_image && has_kernel_steps(p)) {
-        ok = rt_fail(err, errcap, "this executable holds only CUDA kernels: run it with "
-                                  "--device cuda");
-    } else {
-        ok = (e->cpu = runner_new(p, kernels, nkernels, threads, seed, err, errcap)) != NULL;
-        if (ok)
-            snprintf(e->desc, sizeof e->desc, "cpu, %d threads", tp_size(runner_pool(e->cpu)));
+    if (e) {
+        e->be = be, e->p = p;
+        e->host = calloc((size_t)p->nparams + 1, sizeof *e->host);
+        e->fresh = calloc((size_t)p->nparams + 1, sizeof *e->fresh);
     }
-    if (!ok) {
+    if (!e || !e->host || !e->fresh) {
+        exec_free(e);
+        return rt_fail(err, errcap, "out of memory"), NULL;
+    }
+    if (!(e->run = be->load(p, c, threads, seed, err, errcap))) {
         exec_free(e);
         return NULL;
     }
+    be->describe(e->run, e->desc, sizeof e->desc);
     return e;
 }
 
 void exec_free(Exec *e) {
     if (!e) return;
-    runner_free(e->cpu);
-    cuda_runner_free(e->cuda);
+    if (e->run) e->be->free(e->run);
     for (int i = 0; e->host && i < e->p->nparams; i++) free(e->host[i]);
     free(e->host);
-    free(e->stale);
-    free(e->binds);
+    free(e->fresh);
     free(e);
 }
 
-ExecDevice exec_device(const Exec *e) { return e->dev; }
+const Backend *exec_backend(const Exec *e) { return e->be; }
 const Program *exec_program(const Exec *e) { return e->p; }
-Runner *exec_runner(Exec *e) { return e->cpu; }
 const char *exec_error(const Exec *e) { return e->err; }
 const char *exec_describe(const Exec *e) { return e->desc; }
+int64_t exec_memory_bytes(const Exec *e) { return e->be->memory_bytes(e->run); }
 
 bool exec_call(Exec *e, int f, const void *const *inputs, void *const *outputs) {
     if (f < 0 || f >= e->p->nfuncs) return rt_fail(e->err, sizeof e->err, "no function %d", f);
-    if (e->cpu) {
-        runner_call(e->cpu, f, inputs, outputs);
-        for (int b = 0; b < e->nbinds; b++)
-            if (e->binds[b].f == f)
-                memcpy(runner_param(e->cpu, e->binds[b].param), outputs[e->binds[b].out],
-                       ptensor_bytes(&e->p->funcs[f].outputs[e->binds[b].out]));
-        return true;
-    }
-    if (!cuda_runner_call(e->cuda, f, inputs, outputs, e->err, sizeof e->err)) return false;
+    if (!e->be->call(e->run, f, inputs, outputs, e->err, sizeof e->err)) return false;
     /* Any parameter may have been written (bound outputs, steps into p<i>). */
-    for (int i = 0; i < e->p->nparams; i++) e->stale[i] = true;
+    memset(e->fresh, 0, (size_t)e->p->nparams * sizeof *e->fresh);
     return true;
 }
 
@@ -133,45 +71,45 @@ bool exec_bind_param_output(Exec *e, int f, int out, int param) {
         ptensor_bytes(&p->funcs[f].outputs[out]) != ptensor_bytes(&p->params[param].t))
         return rt_fail(e->err, sizeof e->err, "cannot bind output %d of function %d to "
                                               "parameter %d", out, f, param);
-    if (e->cuda) return cuda_runner_bind(e->cuda, f, out, param, e->err, sizeof e->err);
-    ExecBind *nb = realloc(e->binds, (size_t)(e->nbinds + 1) * sizeof *nb);
-    if (!nb) return rt_fail(e->err, sizeof e->err, "out of memory");
-    e->binds = nb;
-    e->binds[e->nbinds++] = (ExecBind){f, out, param};
-    return true;
+    return e->be->bind(e->run, f, out, param, e->err, sizeof e->err);
+}
+
+/* Parameter i's host view without fetching it: the backend's own storage,
+ * else exec's copy (allocated the first time). */
+static void *host_view(Exec *e, int i) {
+    void *h = e->be->param_host(e->run, i);
+    if (h || e->host[i]) return h ? h : e->host[i];
+    size_t b = ptensor_bytes(&e->p->params[i].t);
+    if (!(e->host[i] = calloc(1, b ? b : 1))) rt_fail(e->err, sizeof e->err, "out of memory");
+    return e->host[i];
 }
 
 void *exec_param(Exec *e, int i) {
     if (i < 0 || i >= e->p->nparams) return NULL;
-    if (e->cpu) return runner_param(e->cpu, i);
-    if (e->stale[i]) {
-        if (!cuda_runner_get_param(e->cuda, i, e->host[i], e->err, sizeof e->err)) return NULL;
-        e->stale[i] = false;
-    }
-    return e->host[i];
+    void *h = host_view(e, i);
+    if (!h || h != e->host[i] || e->fresh[i]) return h;
+    if (!e->be->param_get(e->run, i, h, e->err, sizeof e->err)) return NULL;
+    e->fresh[i] = true;
+    return h;
 }
 
 /* Only host copies that are current can have been edited (exec_param
  * refreshes before it hands one out); stale ones would overwrite newer
  * device values. */
 bool exec_params_changed(Exec *e) {
-    if (e->cpu) return true;
     for (int i = 0; i < e->p->nparams; i++)
-        if (!e->stale[i] &&
-            !cuda_runner_set_param(e->cuda, i, e->host[i], e->err, sizeof e->err))
+        if (e->host[i] && e->fresh[i] &&
+            !e->be->param_set(e->run, i, e->host[i], e->err, sizeof e->err))
             return false;
     return true;
 }
 
 bool exec_init_params(Exec *e, uint32_t seed) {
-    if (e->cpu) {
-        runner_init_params(e->cpu, seed);
-        return true;
+    for (int i = 0; i < e->p->nparams; i++) {
+        void *h = host_view(e, i);
+        if (!h || !program_init_param(&e->p->params[i], h, seed))
+            return rt_fail(e->err, sizeof e->err, "out of memory");
+        if (h == e->host[i]) e->fresh[i] = true;
     }
-    if (!host_params(e, seed)) return rt_fail(e->err, sizeof e->err, "out of memory");
     return exec_params_changed(e);
-}
-
-int64_t exec_memory_bytes(const Exec *e) {
-    return e->cpu ? runner_memory_bytes(e->cpu) : cuda_runner_memory_bytes(e->cuda);
 }

@@ -1,11 +1,11 @@
-/* One interface for running a Program on the CPU (runtime/cpu/runner.c) or on
- * a CUDA device (runtime/cuda/cuda_runner.c), so that the executable's commands
- * do not care which: exec_call for runner_call, exec_param for
- * runner_param.
+/* One interface for running a Program on any backend (runtime/backend.h:
+ * the CPU runner, a CUDA device), so that the executable's commands do not
+ * care which: exec_call for runner_call, exec_param for runner_param.
  *
- * Parameters have a host view on both backends. On the device the host
- * copy of a parameter is refreshed on demand (exec_param after a call),
- * and host edits are pushed back with exec_params_changed. */
+ * Parameters have a host view on every backend. Where the backend keeps
+ * them in device memory, the host copy of a parameter is refreshed on
+ * demand (exec_param after a call), and host edits are pushed back with
+ * exec_params_changed. */
 #ifndef IGRC_RUNTIME_EXEC_H
 #define IGRC_RUNTIME_EXEC_H
 
@@ -13,28 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/cpu/runner.h"
-
-typedef enum { EXEC_CPU, EXEC_CUDA } ExecDevice;
+#include "runtime/backend.h"
+#include "runtime/program/program.h"
 
 typedef struct Exec Exec;
 
-/* "cpu" / "cuda" -> *dev; false for anything else. */
-bool exec_device_from_name(const char *name, ExecDevice *dev);
-const char *exec_device_name(ExecDevice dev);
-
-/* The CPU needs the kernel table (kernels, nkernels) and threads; CUDA the
- * embedded image (cuda_image, cuda_image_size; NULL/0 when the executable
- * was compiled without --target cuda). Parameters start from seed on both
- * (the same values). p must outlive the Exec. NULL with the reason in err. */
-Exec *exec_new(const Program *p, const PKernelFn *kernels, int nkernels, const void *cuda_image,
-               int64_t cuda_image_size, ExecDevice dev, int threads, uint32_t seed, char *err,
-               size_t errcap);
+/* p on the backend called `backend` ("cpu", "cuda"), from the compiled
+ * code in c, with threads (the CPU's; <= 0 all cores) and parameters from
+ * seed (the same values on every backend). p must outlive the Exec; c's
+ * tables and images are used only here. NULL with the reason in err: an
+ * unknown backend, code for it missing, a device failure. */
+Exec *exec_new(const Program *p, const BackendCode *c, const char *backend, int threads,
+               uint32_t seed, char *err, size_t errcap);
 void exec_free(Exec *e);
-ExecDevice exec_device(const Exec *e);
+const Backend *exec_backend(const Exec *e);
 const Program *exec_program(const Exec *e);
-/* The CPU runner (NULL on a device), for what only the CPU has (its pool). */
-Runner *exec_runner(Exec *e);
 
 /* Runs function f as runner_call. False on a device failure, with the
  * message in exec_error(e). */

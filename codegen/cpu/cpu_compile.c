@@ -53,26 +53,42 @@ static bool write_dumps(const Compiled *c, const char *text, const char *dir, Di
     return true;
 }
 
-/* One LLVM module: the kernels, the program text (igrc_program) and the
- * kernel table (igrc_kernels), optimised. */
-static CpuModule *build_module(const Compiled *c, const char *text, const CpuCompileOptions *o,
-                               double *t0, Diag *d) {
-    CpuModule *cm = cpu_module_new(c->prog->name, d);
-    if (!cm) return NULL;
+/* The CPU target (codegen/backend_compile.h): the kernels as machine
+ * code and their table (igrc_kernels), which the runtime's CPU backend
+ * calls. */
+static bool cpu_add_code(const Compiled *c, const CodegenOptions *o, CpuModule *cm, Diag *d) {
+    (void)o;
     bool ok = true;
     const char **names = calloc((size_t)c->nkernels + 1, sizeof *names);
     for (int i = 0; ok && i < c->nkernels; i++) {
         names[i] = c->kernels[i]->name;
         ok = cpu_add_kernel(cm, c->kernels[i], d);
     }
-    ok = ok && cpu_add_blob(cm, "igrc_program", text, strlen(text), d) &&
-         cpu_add_kernel_table(cm, "igrc_kernels", names, c->nkernels, d);
-    if (ok) phase(o, "LLVM IR built", t0);
-    if (ok && o && o->extend && (ok = o->extend(c, cm, o->extend_ctx, d))) phase(o, "extension added", t0);
+    ok = ok && cpu_add_kernel_table(cm, "igrc_kernels", names, c->nkernels, d);
+    free(names);
+    return ok;
+}
+
+const CodegenBackend codegen_cpu = {.name = "cpu", .add_code = cpu_add_code};
+
+/* One LLVM module: the program text (igrc_program) and every target's
+ * code, optimised. */
+static CpuModule *build_module(const Compiled *c, const char *text, const CpuCompileOptions *o,
+                               double *t0, Diag *d) {
+    CpuModule *cm = cpu_module_new(c->prog->name, d);
+    if (!cm) return NULL;
+    static const CodegenBackend *const cpu_only[] = {&codegen_cpu};
+    const CodegenBackend *const *t = o && o->ntargets ? o->targets : cpu_only;
+    int nt = o && o->ntargets ? o->ntargets : 1;
+    CodegenOptions none = {0};
+    bool ok = cpu_add_blob(cm, "igrc_program", text, strlen(text), d);
+    for (int i = 0; ok && i < nt; i++) {
+        ok = t[i]->add_code(c, o ? &o->target : &none, cm, d);
+        if (ok) phase(o, t[i] == &codegen_cpu ? "LLVM IR built" : "target code added", t0);
+    }
     ok = ok && cpu_optimize(cm, d);
     if (ok) phase(o, "LLVM O3", t0);
     if (ok && o && o->llvm_path) ok = cpu_emit_llvm(cm, o->llvm_path, d);
-    free(names);
     if (!ok) {
         cpu_module_free(cm);
         return NULL;
@@ -176,29 +192,44 @@ static void remove_dir(const char *dir) {
 }
 
 CpuLoaded *cpu_load(const Module *m, int threads, Diag *d) {
-    return cpu_load_on(m, NULL, EXEC_CPU, threads, d);
+    return cpu_load_on(m, NULL, "cpu", threads, d);
 }
 
-/* The program, kernel table and (for --target cuda) image of the loaded
- * library, and an Exec on dev over them. */
-static bool open_loaded(CpuLoaded *l, const char *so, ExecDevice dev, int threads, Diag *d) {
+/* Device images in the loaded library: igrc_<backend>_image and its size,
+ * the symbols a target's add_code writes. */
+static int find_images(void *so, BackendImage *img, int cap) {
+    int n = 0, nb = 0;
+    const Backend *const *all = backend_all(&nb);
+    for (int i = 0; i < nb && n < cap; i++) {
+        char sym[64], size_sym[80];
+        snprintf(sym, sizeof sym, "igrc_%s_image", all[i]->name);
+        snprintf(size_sym, sizeof size_sym, "%s_size", sym);
+        const void *data = dlsym(so, sym);
+        const int64_t *size = dlsym(so, size_sym);
+        if (data && size && *size > 0) img[n++] = (BackendImage){all[i]->name, data, *size};
+    }
+    return n;
+}
+
+/* The program, kernel table and device images of the loaded library, and
+ * an Exec on backend over them. */
+static bool open_loaded(CpuLoaded *l, const char *so, const char *backend, int threads, Diag *d) {
     char err[2048];
     const char *text = dlsym(l->so, "igrc_program");
     const PKernelFn *table = dlsym(l->so, "igrc_kernels");
     const int32_t *count = dlsym(l->so, "igrc_kernels_count");
-    const char *image = dlsym(l->so, "igrc_cuda_image");
-    const int64_t *image_size = dlsym(l->so, "igrc_cuda_image_size");
     if (!text || !table || !count)
         return diag_error(d, EXIT_RUNTIME, "%s lacks the program symbols", so);
+    BackendImage images[8];
+    BackendCode code = {table, *count, images, find_images(l->so, images, 8)};
     if (!(l->prog = program_parse(text, *count, err, sizeof err)))
         return diag_error(d, EXIT_RUNTIME, "generated program: %s", err);
-    l->exec = exec_new(l->prog, table, *count, image, image && image_size ? *image_size : 0, dev,
-                       threads, 0, err, sizeof err);
-    return l->exec || diag_error(d, EXIT_RUNTIME, "%s: %s", exec_device_name(dev), err);
+    l->exec = exec_new(l->prog, &code, backend, threads, 0, err, sizeof err);
+    return l->exec || diag_error(d, EXIT_RUNTIME, "%s: %s", backend, err);
 }
 
-CpuLoaded *cpu_load_on(const Module *m, const CpuCompileOptions *o, ExecDevice dev, int threads,
-                       Diag *d) {
+CpuLoaded *cpu_load_on(const Module *m, const CpuCompileOptions *o, const char *backend,
+                       int threads, Diag *d) {
     CpuLoaded *l = calloc(1, sizeof *l);
     const char *tmp = getenv("TMPDIR");
     snprintf(l->dir, sizeof l->dir, "%s/igrc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -214,7 +245,7 @@ CpuLoaded *cpu_load_on(const Module *m, const CpuCompileOptions *o, ExecDevice d
     bool ok = cpu_compile_object(m, obj, o, NULL, d) && cpu_link(objs, 1, so, true, NULL, 0, d);
     if (ok && !(l->so = dlopen(so, RTLD_NOW | RTLD_LOCAL)))
         ok = diag_error(d, EXIT_RUNTIME, "dlopen %s: %s", so, dlerror());
-    if (ok) ok = open_loaded(l, so, dev, threads, d);
+    if (ok) ok = open_loaded(l, so, backend, threads, d);
     if (!ok) {
         cpu_loaded_free(l);
         return NULL;
@@ -230,8 +261,6 @@ void cpu_loaded_free(CpuLoaded *l) {
     remove_dir(l->dir);
     free(l);
 }
-
-Runner *cpu_loaded_runner(CpuLoaded *l) { return exec_runner(l->exec); }
 
 static void to_typed(const double *src, int64_t n, PDtype t, void *dst) {
     for (int64_t i = 0; i < n; i++) switch (t) {
@@ -296,7 +325,7 @@ bool cpu_loaded_call(CpuLoaded *l, const char *fn, const NamedValue *inputs, int
     }
     for (int k = 0; ok && k < pf->noutputs; k++) out[k] = calloc(ptensor_bytes(&pf->outputs[k]) + 8, 1);
     if (ok && !exec_call(l->exec, f, (const void *const *)in, out))
-        ok = diag_error(d, EXIT_RUNTIME, "%s on %s: %s", fn, exec_device_name(exec_device(l->exec)),
+        ok = diag_error(d, EXIT_RUNTIME, "%s on %s: %s", fn, exec_backend(l->exec)->name,
                         exec_error(l->exec));
     NamedValue *res = ok ? calloc((size_t)pf->noutputs + 1, sizeof *res) : NULL;
     for (int k = 0; ok && k < pf->noutputs; k++) {

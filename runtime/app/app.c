@@ -16,7 +16,6 @@
 #include "base/settings.h"
 #include "runtime/app/app_internal.h"
 #include "runtime/io/checkpoint.h"
-#include "runtime/cuda/cuda_abi.h"
 #include "runtime/io/outfile.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -314,28 +313,27 @@ bool app_write_json(cJSON *json, const char *path) {
 
 /* ---- backends ----------------------------------------------------------- */
 
-int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev) {
-    if (!exec_device_from_name(name, dev)) {
-        fprintf(stderr, "error: --device must be cpu or cuda, got '%s'\n", name);
+int app_check_device(const AppCtx *ctx, const char *name, const Backend **dev) {
+    char err[512];
+    if (!(*dev = backend_find(name))) {
+        fprintf(stderr, "error: --device must be %s, got '%s'\n", backend_names(), name);
         return APP_USAGE;
     }
-    if (*dev == EXEC_CUDA && (!ctx->cuda_image || ctx->cuda_image_size <= 0)) {
-        fprintf(stderr, "error: this executable was compiled without --target cuda: it runs only "
-                        "with --device cpu\n");
+    if (!backend_check_code(*dev, ctx->p, &ctx->code, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
         return APP_FAIL;
     }
     return APP_OK;
 }
 
-Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed) {
+Exec *app_exec_new(const AppCtx *ctx, const Backend *dev, int64_t threads, uint32_t seed) {
     char err[2048];
-    Exec *e = exec_new(ctx->p, ctx->kernels, ctx->nkernels, ctx->cuda_image,
-                       ctx->cuda_image_size, dev, (int)threads, seed, err, sizeof err);
+    Exec *e = exec_new(ctx->p, &ctx->code, dev->name, (int)threads, seed, err, sizeof err);
     if (!e) fprintf(stderr, "error: %s\n", err);
     return e;
 }
 
-Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed,
+Exec *app_open_weights(const AppCtx *ctx, const Backend *dev, int64_t threads, uint32_t seed,
                        const char *ckpt, bool ckpt_named) {
     Exec *e = app_exec_new(ctx, dev, threads, seed);
     char err[2048];
@@ -365,7 +363,7 @@ static void print_tensor(const char *kind, const PTensor *t) {
 static int app_info(const AppCtx *ctx, int argc, char **argv) {
     int64_t threads = 1;
     const char *device = "cpu";
-    ExecDevice dev;
+    const Backend *dev;
     AppOpt opts[] = {{"threads", OPT_INT, &threads, "N", "threads of the runner (default 1)", 0},
                      APP_DEVICE_OPT(&device)};
     int rc = app_parse("info", "Describes the embedded program.", argc, argv, opts, 2);
@@ -395,11 +393,13 @@ static int app_info(const AppCtx *ctx, int argc, char **argv) {
         for (int i = 0; i < fn->ninputs; i++) print_tensor("in", &fn->inputs[i]);
         for (int i = 0; i < fn->noutputs; i++) print_tensor("out", &fn->outputs[i]);
     }
-    printf("kernels  %d\n", ctx->nkernels);
-    if (ctx->cuda_image) printf("cuda image  %" PRId64 " bytes\n", ctx->cuda_image_size);
+    printf("kernels  %d\n", ctx->code.nkernels);
+    for (int i = 0; i < ctx->code.nimages; i++)
+        printf("%s image  %" PRId64 " bytes\n", ctx->code.images[i].backend,
+               ctx->code.images[i].size);
     Exec *e = app_exec_new(ctx, dev, threads, 0);
     if (!e) return APP_FAIL;
-    if (dev == EXEC_CUDA) printf("device   %s\n", exec_describe(e));
+    if (!dev->host_memory) printf("device   %s\n", exec_describe(e));
     printf("runner memory  %" PRId64 " bytes\n", exec_memory_bytes(e));
     exec_free(e);
     return APP_OK;
@@ -424,23 +424,12 @@ static void usage(FILE *f, const char *prog, const char *name) {
 
 int igrc_app_main(int argc, char **argv, const char *program_text, int64_t program_size,
                   const PKernelFn *kernels, int nkernels) {
-    return igrc_app_main_cuda(argc, argv, program_text, program_size, kernels, nkernels, NULL, 0);
+    BackendCode code = {kernels, nkernels, NULL, 0};
+    return igrc_app_main_code(argc, argv, program_text, program_size, &code);
 }
 
-/* Kernels the program may name: the CPU table's, or the CUDA image's when
- * the executable has no CPU kernels. */
-static int kernel_count(int nkernels, const void *image, int64_t size) {
-    CudaImage img;
-    char err[256];
-    if (nkernels > 0 || !image || size <= 0 ||
-        !cuda_image_parse(image, (size_t)size, &img, err, sizeof err))
-        return nkernels;
-    return img.nkernels;
-}
-
-int igrc_app_main_cuda(int argc, char **argv, const char *program_text, int64_t program_size,
-                       const PKernelFn *kernels, int nkernels, const void *cuda_image,
-                       int64_t cuda_image_size) {
+int igrc_app_main_code(int argc, char **argv, const char *program_text, int64_t program_size,
+                       const BackendCode *code) {
     const char *prog = argc > 0 && argv[0] ? argv[0] : "igrc-model";
     /* The embedded text need not be NUL-terminated. */
     char *text = malloc((size_t)program_size + 1);
@@ -451,14 +440,13 @@ int igrc_app_main_cuda(int argc, char **argv, const char *program_text, int64_t 
     memcpy(text, program_text, (size_t)program_size);
     text[program_size] = 0;
     char err[2048];
-    Program *p = program_parse(text, kernel_count(nkernels, cuda_image, cuda_image_size), err,
-                               sizeof err);
+    Program *p = program_parse(text, backend_code_kernels(code), err, sizeof err);
     free(text);
     if (!p) {
         fprintf(stderr, "error: the embedded program is invalid: %s\n", err);
         return APP_FAIL;
     }
-    AppCtx ctx = {p, kernels, nkernels, cuda_image, cuda_image_size};
+    AppCtx ctx = {p, *code};
     int rc;
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (!cmd) {

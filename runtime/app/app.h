@@ -7,15 +7,15 @@
 
 #include <stdint.h>
 
+#include "runtime/backend.h"
 #include "runtime/program/program.h"
 
 int igrc_app_main(int argc, char **argv, const char *program_text, int64_t program_size,
                   const PKernelFn *kernels, int nkernels);
-/* The same with the embedded CUDA image (runtime/cuda/cuda_abi.h; NULL/0 when
- * the executable was compiled without --target cuda), for --device cuda.
- * kernels may be empty when the image holds the program's kernels. */
-int igrc_app_main_cuda(int argc, char **argv, const char *program_text, int64_t program_size,
-                       const PKernelFn *kernels, int nkernels, const void *cuda_image,
-                       int64_t cuda_image_size);
+/* The same with every backend's code (runtime/backend.h): the kernel table
+ * and the device images (--target cuda's), for --device. The kernel table
+ * may be empty when an image holds the program's kernels. */
+int igrc_app_main_code(int argc, char **argv, const char *program_text, int64_t program_size,
+                       const BackendCode *code);
 
 #endif

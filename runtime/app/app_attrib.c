@@ -262,7 +262,7 @@ static bool check_args(const char *cmd, Attrib *a) {
  * APP_USAGE (bad options) or APP_FAIL. */
 static int open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d, bool ckpt_named) {
     const Program *p = ctx->p;
-    ExecDevice dev;
+    const Backend *dev;
     int rc = app_check_device(ctx, a->device, &dev);
     if (rc) return rc;
     if (!bind_attrib(a, p)) return APP_FAIL;

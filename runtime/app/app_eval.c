@@ -314,7 +314,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
                        opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
     if ((rc = check_radius("eval", &v)) || (rc = parse_attacks(&v))) return rc;
-    ExecDevice dev;
+    const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
     app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
@@ -464,7 +464,7 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
                        "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
     if ((rc = check_radius("consistency", &v))) return rc;
-    ExecDevice dev;
+    const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
     app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");

@@ -30,7 +30,7 @@ int app_export(const AppCtx *ctx, int argc, char **argv) {
         fprintf(stderr, "error: --to %s would overwrite the checkpoint it exports\n", to);
         return APP_USAGE;
     }
-    Exec *e = app_exec_new(ctx, EXEC_CPU, 1, 0);
+    Exec *e = app_exec_new(ctx, backend_find("cpu"), 1, 0);
     if (!e) return APP_FAIL;
     CkptInfo info;
     rc = APP_OK;

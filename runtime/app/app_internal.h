@@ -36,10 +36,7 @@ int app_parse(const char *cmd, const char *summary, int argc, char **argv, AppOp
 
 typedef struct {
     const Program *p;
-    const PKernelFn *kernels;
-    int nkernels;
-    const void *cuda_image; /* NULL: compiled without --target cuda */
-    int64_t cuda_image_size;
+    BackendCode code; /* the kernels and device images the executable carries */
 } AppCtx;
 
 /* The --device option every command that runs the program takes. */
@@ -68,14 +65,14 @@ typedef struct {
 void app_default_path(const char **path, char *buf, size_t n, const char *dir, const char *name);
 
 /* Checks --device NAME before any work: an unknown name is a usage error,
- * cuda in an executable without a CUDA image a failure; prints why. */
-int app_check_device(const AppCtx *ctx, const char *name, ExecDevice *dev);
+ * a backend whose code the executable lacks a failure; prints why. */
+int app_check_device(const AppCtx *ctx, const char *name, const Backend **dev);
 /* exec_new for the command; prints the error and returns NULL on failure. */
-Exec *app_exec_new(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed);
+Exec *app_exec_new(const AppCtx *ctx, const Backend *dev, int64_t threads, uint32_t seed);
 /* app_exec_new, then the weights from ckpt (a checkpoint or a weights-only
  * state_dict: ckpt_load's WEIGHTS_ONLY; ckpt_named: the user named the file,
  * else a hint to train first goes with a failure); NULL on error. */
-Exec *app_open_weights(const AppCtx *ctx, ExecDevice dev, int64_t threads, uint32_t seed,
+Exec *app_open_weights(const AppCtx *ctx, const Backend *dev, int64_t threads, uint32_t seed,
                        const char *ckpt, bool ckpt_named);
 /* exec_call; prints the error on a device failure. */
 bool app_call(Exec *e, int f, const void *const *inputs, void *const *outputs);

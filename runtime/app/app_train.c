@@ -449,7 +449,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     if (!app_check_flag("train", "lr", "train.lr", t.lr) ||
         !app_check_flag("train", "epochs", "train.epochs", (double)t.epochs))
         return APP_USAGE;
-    ExecDevice dev;
+    const Backend *dev;
     if ((rc = app_check_device(ctx, t.device, &dev))) return rc;
     if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;
     if (!t.data) t.data = app_setting_str(p, "data", NULL);
@@ -473,7 +473,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         printf("training %s on %s: %" PRId64 " images, batch %" PRId64 ", %" PRId64
                " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
         rc = run(&t, r, &d, opts[3].seen);
-        if (dev == EXEC_CUDA)
+        if (!dev->host_memory)
             printf("device: %s\npeak device memory %" PRId64 " bytes\n", exec_describe(r),
                    exec_memory_bytes(r));
     }

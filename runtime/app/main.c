@@ -3,7 +3,8 @@
  * image igrc_cuda_image (runtime/cuda/cuda_abi.h) with its size; it links
  * -ligrc_rt_main -ligrc_rt. The CUDA image is a weak reference: absent
  * (NULL) in CPU-only executables. The CPU kernel table is weak too, so an
- * executable may carry only CUDA kernels. */
+ * executable may carry only CUDA kernels. A backend with an image of its
+ * own adds its symbols here, one row of images[]. */
 #include <stdint.h>
 
 #include "runtime/app/app.h"
@@ -16,8 +17,14 @@ extern const char igrc_cuda_image[] __attribute__((weak));
 extern const int64_t igrc_cuda_image_size __attribute__((weak));
 
 int main(int argc, char **argv) {
-    const int nkernels = &igrc_kernels_count ? (int)igrc_kernels_count : 0;
-    const int64_t image_size = &igrc_cuda_image_size ? igrc_cuda_image_size : 0;
-    return igrc_app_main_cuda(argc, argv, igrc_program, igrc_program_size, igrc_kernels,
-                              nkernels, igrc_cuda_image, image_size);
+    const BackendImage all[] = {
+        {"cuda", igrc_cuda_image, &igrc_cuda_image_size ? igrc_cuda_image_size : 0},
+    };
+    BackendImage images[sizeof all / sizeof *all];
+    int nimages = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (all[i].data && all[i].size > 0) images[nimages++] = all[i];
+    BackendCode code = {igrc_kernels, &igrc_kernels_count ? (int)igrc_kernels_count : 0, images,
+                        nimages};
+    return igrc_app_main_code(argc, argv, igrc_program, igrc_program_size, &code);
 }

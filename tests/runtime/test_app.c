@@ -201,8 +201,8 @@ static Program *tiny(void) {
 Test(app, checkpoint_round_trip) {
     Program *p = tiny();
     char err[2048];
-    Exec *a = exec_new(p, kKernels, 4, NULL, 0, EXEC_CPU, 1, 1, err, sizeof err);
-    Exec *b = exec_new(p, kKernels, 4, NULL, 0, EXEC_CPU, 1, 2, err, sizeof err);
+    Exec *a = exec_new(p, &(BackendCode){kKernels, 4, NULL, 0}, "cpu", 1, 1, err, sizeof err);
+    Exec *b = exec_new(p, &(BackendCode){kKernels, 4, NULL, 0}, "cpu", 1, 2, err, sizeof err);
     cr_assert(a && b, "%s", err);
     *(float *)exec_param(a, 2) = 42;
     CkptInfo in = {.epoch = 3, .batch = 4, .step = 55, .seed = 4000000000u,
@@ -246,7 +246,7 @@ static void write_variant(const char *path, int which, StDtype dt, int rank, con
 Test(app, checkpoint_errors) {
     Program *p = tiny();
     char err[2048];
-    Exec *r = exec_new(p, kKernels, 4, NULL, 0, EXEC_CPU, 1, 1, err, sizeof err);
+    Exec *r = exec_new(p, &(BackendCode){kKernels, 4, NULL, 0}, "cpu", 1, 1, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
     float before[8];
     memcpy(before, exec_param(r, 0), sizeof before);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "runtime/app/app.h"
+#include "runtime/cpu/runner.h"
 #include "runtime/cuda/cuda_driver.h"
 #include "runtime/exec.h"
 #include "tests/common/scratch.h"
@@ -119,7 +120,7 @@ Test(cuda_driver, image_pick) {
 Test(cuda_driver, exec_without_image) {
     Program *p = copy_program();
     char err[1024] = "";
-    Exec *e = exec_new(p, NULL, 0, NULL, 0, EXEC_CUDA, 1, 0, err, sizeof err);
+    Exec *e = exec_new(p, &(BackendCode){0}, "cuda", 1, 0, err, sizeof err);
     cr_assert_null(e);
     cr_expect(strstr(err, "compiled without --target cuda"), "%s", err);
     program_free(p);
@@ -131,12 +132,12 @@ Test(cuda_driver, exec_missing_driver) {
     size_t n;
     void *img = fake_image(&n);
     char err[1024] = "";
-    Exec *e = exec_new(p, NULL, 0, img, (int64_t)n, EXEC_CUDA, 1, 0, err, sizeof err);
+    Exec *e = exec_new(p, &(BackendCode){NULL, 0, &(BackendImage){"cuda", img, (int64_t)n}, 1}, "cuda", 1, 0, err, sizeof err);
     cr_assert_null(e);
     cr_expect(strstr(err, "no CUDA driver found"), "%s", err);
     /* a broken image is refused before the driver is looked for */
     ((char *)img)[0] = 'X';
-    e = exec_new(p, NULL, 0, img, (int64_t)n, EXEC_CUDA, 1, 0, err, sizeof err);
+    e = exec_new(p, &(BackendCode){NULL, 0, &(BackendImage){"cuda", img, (int64_t)n}, 1}, "cuda", 1, 0, err, sizeof err);
     cr_assert_null(e);
     cr_expect(strstr(err, "CUDA image: bad magic"), "%s", err);
     free(img);
@@ -163,8 +164,9 @@ static AppRun app_run(const char *const *args, const void *image, size_t n) {
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2), dup2(fd, 1), close(fd);
-        int rc = igrc_app_main_cuda(argc, argv, kCopyProgram, (int64_t)strlen(kCopyProgram), NULL,
-                                    0, image, (int64_t)n);
+        BackendImage img = {"cuda", image, (int64_t)n};
+        int rc = igrc_app_main_code(argc, argv, kCopyProgram, (int64_t)strlen(kCopyProgram),
+                                    &(BackendCode){NULL, 0, &img, 1});
         fflush(stdout), fflush(stderr);
         _exit(rc);
     }
@@ -273,11 +275,10 @@ Test(cuda_driver, cuda_executable_without_driver) {
 Test(cuda_driver, exec_cpu_binding_and_params) {
     Program *p = copy_program();
     char err[1024];
-    Exec *e = exec_new(p, NULL, 0, NULL, 0, EXEC_CPU, 1, 7, err, sizeof err);
+    Exec *e = exec_new(p, &(BackendCode){NULL, 0, NULL, 0}, "cpu", 1, 7, err, sizeof err);
     cr_assert_not_null(e, "%s", err);
-    cr_expect_eq(exec_device(e), EXEC_CPU);
+    cr_expect_eq(exec_backend(e), backend_find("cpu"));
     cr_expect_eq(exec_program(e), p);
-    cr_expect_not_null(exec_runner(e));
     /* the same initial values as a runner with that seed */
     Runner *r = runner_new(p, NULL, 0, 1, 7, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
@@ -309,10 +310,8 @@ Test(cuda_driver, exec_cpu_binding_and_params) {
 }
 
 Test(cuda_driver, device_names) {
-    ExecDevice d;
-    cr_expect(exec_device_from_name("cpu", &d) && d == EXEC_CPU);
-    cr_expect(exec_device_from_name("cuda", &d) && d == EXEC_CUDA);
-    cr_expect_not(exec_device_from_name("gpu", &d));
-    cr_expect_str_eq(exec_device_name(EXEC_CUDA), "cuda");
-    cr_expect_str_eq(exec_device_name(EXEC_CPU), "cpu");
+    cr_expect_str_eq(backend_find("cpu")->name, "cpu");
+    cr_expect_str_eq(backend_find("cuda")->name, "cuda");
+    cr_expect_null(backend_find("gpu"));
+    cr_expect_str_eq(backend_names(), "cpu or cuda");
 }

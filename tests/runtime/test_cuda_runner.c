@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cpu/runner.h"
 #include "runtime/cuda/cuda_runner.h"
 #include "runtime/exec.h"
 #include "tests/runtime/fake_cuda.h"
@@ -307,7 +308,7 @@ Test(cuda_runner, exec_on_device) {
     size_t n;
     void *img = image("sm_90", true, &n);
     char err[2048];
-    Exec *e = exec_new(p, NULL, 0, img, (int64_t)n, EXEC_CUDA, 1, 4, err, sizeof err);
+    Exec *e = exec_new(p, &(BackendCode){NULL, 0, &(BackendImage){"cuda", img, (int64_t)n}, 1}, "cuda", 1, 4, err, sizeof err);
     cr_assert_not_null(e, "%s", err);
     float w0[4], x[4] = {1, 1, 1, 1}, y[4];
     memcpy(w0, exec_param(e, 0), sizeof w0);

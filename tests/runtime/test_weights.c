@@ -49,7 +49,7 @@ static Fixture open_fixture(void) {
     Fixture fx;
     fx.p = program_parse(kProgram, 1, err, sizeof err);
     cr_assert_not_null(fx.p, "%s", err);
-    fx.e = exec_new(fx.p, kNone, 1, NULL, 0, EXEC_CPU, 1, 7, err, sizeof err);
+    fx.e = exec_new(fx.p, &(BackendCode){kNone, 1, NULL, 0}, "cpu", 1, 7, err, sizeof err);
     cr_assert_not_null(fx.e, "%s", err);
     return fx;
 }

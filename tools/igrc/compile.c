@@ -7,11 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/backend_compile.h"
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/print.h"
 #include "runtime/app/app.h"
 #include "runtime/io/outfile.h"
-#include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
 static const char HELP[] =
@@ -70,21 +70,32 @@ static int parse(int argc, char **argv, CompileArgs *a, bool run) {
     }
     const char *cmd = run ? "run" : "compile";
     if (!a->c.file) return usage_error(cmd, "no graph file given");
-    bool cuda = !strcmp(a->target, "cuda");
-    if (strcmp(a->target, "cpu") && !(cuda && !run))
-        return usage_error(cmd, "--target '%s' is not available (targets: cpu%s)", a->target,
-                           run ? "; igrc run runs on the CPU" : ", cuda");
-    if (cuda && !cuda_target_available())
-        return usage_error(cmd, "--target cuda: this igrc was built without the CUDA backend "
-                                "(no CUDA toolkit at configure time, or IGRC_CUDA=OFF)");
-    if (!cuda && (a->gpu_arch || a->tf32))
-        return usage_error(cmd, "%s needs --target cuda", a->gpu_arch ? "--gpu-arch" : "--tf32");
+    if (run && strcmp(a->target, "cpu"))
+        return usage_error(cmd, "--target '%s': igrc run runs on the CPU", a->target);
+    const CodegenBackend *t = codegen_backend_find(a->target);
+    if (!t)
+        return usage_error(cmd, "--target '%s' is not available (targets of this igrc: %s; cuda "
+                                "needs the CUDA toolkit at configure time)", a->target,
+                           codegen_backend_names());
+    if (!t->default_arch && (a->gpu_arch || a->tf32))
+        return usage_error(cmd, "%s needs a GPU target (--target cuda)",
+                           a->gpu_arch ? "--gpu-arch" : "--tf32");
+    const CodegenBackend *src = codegen_backend_find(a->emit);
     if (strcmp(a->emit, "exe") && strcmp(a->emit, "obj") && strcmp(a->emit, "llvm") &&
-        strcmp(a->emit, "ir") && strcmp(a->emit, "kernels") && strcmp(a->emit, "cuda"))
-        return usage_error(cmd, "--emit must be exe, obj, llvm, ir, kernels or cuda, got '%s'", a->emit);
-    if (!strcmp(a->emit, "cuda") && !cuda) return usage_error(cmd, "--emit cuda needs --target cuda");
+        strcmp(a->emit, "ir") && strcmp(a->emit, "kernels") && !(src && src->emit_source))
+        return usage_error(cmd, "--emit must be exe, obj, llvm, ir, kernels or a target's source "
+                                "(cuda), got '%s'", a->emit);
+    if (src && src != t) return usage_error(cmd, "--emit %s needs --target %s", a->emit, a->emit);
     if (run && !a->nrun) return usage_error(cmd, "give the executable's command after --");
     return EXIT_OK;
+}
+
+/* --emit <target>: the source that target compiles. */
+static bool emit_source(const CodegenBackend *t, const Module *m, const char *out, Diag *d) {
+    Compiled c;
+    bool ok = codegen_build(m, &c, d) && t->emit_source(&c, out, d);
+    compiled_free(&c);
+    return ok;
 }
 
 /* ./<stem of FILE> */
@@ -127,14 +138,14 @@ static bool write_kernels(const Module *m, const char *out, Diag *d) {
 }
 
 /* The executable (or what --emit asks for) at out. */
-static bool compile_to(const CompileArgs *a, Module *m, const char *out, Diag *d) {
+static bool compile_to(const CompileArgs *a, Module *m, const CodegenBackend *const *targets,
+                       int ntargets, const char *out, Diag *d) {
     if (!strcmp(a->emit, "ir")) return write_ir(m, a->out, d);
     if (!strcmp(a->emit, "kernels")) return write_kernels(m, a->out, d);
-    if (!strcmp(a->emit, "cuda")) return cuda_emit_source(m, a->out, d);
-    CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings, NULL, NULL};
-    CudaTarget cuda = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, a->c.pipe.dump_dir,
-                       a->c.pipe.timings};
-    if (!strcmp(a->target, "cuda")) cuda_target_hook(&cuda, &o);
+    const CodegenBackend *src = codegen_backend_find(a->emit);
+    if (src) return emit_source(src, m, a->out, d);
+    CpuCompileOptions o = {a->c.pipe.dump_dir, NULL, a->c.pipe.timings, targets, ntargets,
+                           {a->gpu_arch, a->tf32, a->c.pipe.dump_dir, a->c.pipe.timings}};
     if (!strcmp(a->emit, "llvm")) {
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s.tmp.o", out);
@@ -165,11 +176,13 @@ static int compile_module(CompileArgs *a, const char *out) {
     Diag d;
     diag_init(&d);
     /* a bad --gpu-arch is reported before seconds of lowering */
-    CudaTarget t = {a->gpu_arch ? a->gpu_arch : IGRC_DEFAULT_GPU_ARCH, a->tf32, NULL, false};
-    if (!strcmp(a->target, "cuda") && strcmp(a->emit, "cuda") && !cuda_target_check(&t, &d))
+    const CodegenBackend *targets[2];
+    int ntargets = 0;
+    CodegenOptions to = {a->gpu_arch, a->tf32, NULL, false};
+    if (!codegen_backend_find(a->emit) && !codegen_targets(a->target, &to, targets, &ntargets, &d))
         return report(&d);
     Module *m = load_module(&a->c, &d);
-    bool ok = m && pipeline_run(m, &a->c.pipe, &d) && compile_to(a, m, out, &d);
+    bool ok = m && pipeline_run(m, &a->c.pipe, &d) && compile_to(a, m, targets, ntargets, out, &d);
     module_free(m);
     if (!ok) return report(&d);
     if (a->c.pipe.timings) fprintf(stderr, "igrc: compile total %.3f s\n", now_s() - t0);
@@ -182,7 +195,7 @@ int cmd_compile(int argc, char **argv) {
     if (rc) return rc < 0 ? EXIT_OK : rc;
     char out[4096];
     if (a.out) snprintf(out, sizeof out, "%s", a.out);
-    else if (strcmp(a.emit, "ir") && strcmp(a.emit, "kernels") && strcmp(a.emit, "cuda"))
+    else if (strcmp(a.emit, "ir") && strcmp(a.emit, "kernels") && !codegen_backend_find(a.emit))
         default_out(a.c.file, out, sizeof out);
     else return compile_module(&a, out); /* to stdout */
     char target[4096], err[4400]; /* a device or a FIFO is never replaced */
@@ -207,7 +220,7 @@ int cmd_run(int argc, char **argv) {
     default_out(a.c.file, name, sizeof name);
     args[0] = name;
     for (int i = 0; i < a.nrun; i++) args[i + 1] = a.run_args[i];
-    CpuCompileOptions o = {a.c.pipe.dump_dir, NULL, a.c.pipe.timings, NULL, NULL};
+    CpuCompileOptions o = {a.c.pipe.dump_dir, NULL, a.c.pipe.timings, NULL, 0, {0}};
     bool ok = m && pipeline_run(m, &a.c.pipe, &d) && cpu_jit_run(m, a.nrun + 1, args, &o, igrc_app_main, &rc, &d);
     free(args);
     module_free(m);

@@ -1,18 +1,18 @@
 /* igrc exec: run one entry point through a backend (the reference
- * interpreter, or the CPU backend: compiled, loaded into this process) on
+ * interpreter, or a compiled backend: loaded into this process) on
  * tensors from a safetensors file, or on batches of a data set. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "codegen/backend_compile.h"
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/interp.h"
 #include "runtime/io/idx.h"
 #include "runtime/program/init.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/io/weights.h"
-#include "tools/igrc/compile_cuda.h"
 #include "tools/igrc/driver.h"
 
 static const char HELP[] =
@@ -33,7 +33,7 @@ static const char HELP[] =
     "--dtype f64 computes in double precision; f32 rounds every f32 result to float\n"
     "(interpreter only). --backend cpu compiles FILE with the CPU backend (LLVM) and\n"
     "runs the generated kernels in this process; --backend cuda compiles it for the\n"
-    "GPU as well (NVRTC, --gpu-arch, default " IGRC_DEFAULT_GPU_ARCH ") and runs it on the\n"
+    "GPU as well (NVRTC, --gpu-arch, default sm_90) and runs it on the\n"
     "CUDA device (the driver loaded at run time).\n";
 
 typedef struct {
@@ -43,22 +43,23 @@ typedef struct {
     uint32_t seed;
     bool seed_given;
     InterpPrecision prec;
-    bool cpu, cuda;
+    const char *backend; /* NULL: the interpreter */
     const char *gpu_arch;
-    CpuLoaded *loaded; /* --backend cpu or cuda */
+    CpuLoaded *loaded;   /* a compiled backend */
 } ExecArgs;
 
-/* The module compiled for the CUDA target and loaded on the device. */
-static CpuLoaded *load_cuda(const Module *m, const ExecArgs *e, Diag *d) {
-    CudaTarget t = {e->gpu_arch ? e->gpu_arch : IGRC_DEFAULT_GPU_ARCH, false, NULL, false};
+/* The module compiled for the backend's target (codegen/backend_compile.h)
+ * and loaded on it (runtime/backend.h). */
+static CpuLoaded *load_on(const Module *m, const ExecArgs *e, Diag *d) {
+    const CodegenBackend *t[2];
     CpuCompileOptions o = {0};
-    if (!cuda_target_available()) {
-        diag_error(d, EXIT_BADINPUT, "--backend cuda: this igrc was built without the CUDA backend");
+    o.target.arch = e->gpu_arch;
+    if (!codegen_targets(e->backend, &o.target, t, &o.ntargets, d)) {
+        diag_prefix(d, "--backend %s", e->backend);
         return NULL;
     }
-    if (!cuda_target_check(&t, d)) return NULL;
-    cuda_target_hook(&t, &o);
-    return cpu_load_on(m, &o, EXEC_CUDA, 0, d);
+    o.targets = t;
+    return cpu_load_on(m, &o, e->backend, 0, d);
 }
 
 /* One entry point on the chosen backend. */
@@ -415,9 +416,8 @@ static int parse(int argc, char **argv, ExecArgs *e) {
             e->limit = strtol(v, &end, 10), i++;
         } else if (strcmp(o, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
             e->prec = v[1] == '6' ? INTERP_F64 : INTERP_F32, i++;
-        } else if (strcmp(o, "--backend") == 0 && v &&
-                   (!strcmp(v, "interp") || !strcmp(v, "cpu") || !strcmp(v, "cuda"))) {
-            e->cpu = strcmp(v, "cpu") == 0, e->cuda = strcmp(v, "cuda") == 0, i++;
+        } else if (strcmp(o, "--backend") == 0 && v && (!strcmp(v, "interp") || backend_find(v))) {
+            e->backend = strcmp(v, "interp") ? v : NULL, i++;
         } else if (strcmp(o, "--gpu-arch") == 0 && v) {
             e->gpu_arch = v, i++;
         } else if (o[0] != '-' && !e->c.file) {
@@ -458,9 +458,7 @@ int cmd_exec(int argc, char **argv) {
         rc = report(&d);
     } else if (e.save_params && !write_values(e.save_params, params, m->nparams, e.prec, &d)) {
         rc = report(&d);
-    } else if (e.cpu && !(e.loaded = cpu_load(m, 0, &d))) {
-        rc = report(&d);
-    } else if (e.cuda && !(e.loaded = load_cuda(m, &e, &d))) {
+    } else if (e.backend && !(e.loaded = load_on(m, &e, &d))) {
         rc = report(&d);
     } else {
         rc = e.data ? run_on_data(m, f, &e, params, &d) : run_on_file(m, f, &e, params, &d);

@@ -1,17 +1,15 @@
-/* igrc compile --target cuda: the CPU executable plus the CUDA image
- * (PTX + CUBIN of every kernel and the library, runtime/cuda/cuda_abi.h) as the
- * blob symbol igrc_cuda_image in the same object; --emit cuda writes the
- * module's CUDA C instead. */
+/* The CUDA target (codegen/backend_compile.h): the program's kernels and
+ * the GPU library rendered as one CUDA C module, compiled by NVRTC, and
+ * embedded in the host object as the image runtime/cuda/cuda_abi.h
+ * describes (symbol igrc_cuda_image), which the runtime's CUDA backend
+ * loads. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tools/igrc/compile_cuda.h"
-
-#ifdef IGRC_HAVE_CUDA
-
+#include "codegen/backend_compile.h"
 #include "codegen/cpu/llvm_backend.h"
 #include "codegen/cuda/cuda_compile.h"
 
@@ -41,10 +39,13 @@ static void report_cache(const CudaCompileStats *st) {
             st->cache_file[0] ? st->cache_file : "not cached");
 }
 
+static bool check(const CodegenOptions *o, Diag *d) {
+    return cuda_arch_check(o->arch ? o->arch : CUDA_DEFAULT_ARCH, o->tf32, d);
+}
+
 /* The module's text is dumped before NVRTC runs, so that a compile error's
  * line can be looked up in DIR/cuda/module.cu. */
-static bool add_image(const Compiled *c, CpuModule *cm, void *ctx, Diag *d) {
-    const CudaTarget *t = ctx;
+static bool add_code(const Compiled *c, const CodegenOptions *t, CpuModule *host, Diag *d) {
     CudaCompileOptions o = {t->arch, {t->tf32}, NULL, false};
     CudaSource src;
     if (!cuda_render_module(c->kernels, c->nkernels, &src, d)) return false;
@@ -56,7 +57,7 @@ static bool add_image(const Compiled *c, CpuModule *cm, void *ctx, Diag *d) {
     if (ok && t->dump_dir) ok = dump_file(t->dump_dir, "module.ptx", b.ptx, b.ptx_bytes - 1, d);
     size_t n = 0;
     void *img = ok ? cuda_binary_image(&b, &n) : NULL;
-    ok = ok && (img ? cpu_add_blob(cm, "igrc_cuda_image", img, n, d)
+    ok = ok && (img ? cpu_add_blob(host, "igrc_cuda_image", img, n, d)
                     : diag_error(d, EXIT_RUNTIME, "out of memory for the CUDA image"));
     free(img);
     cuda_source_free(&src);
@@ -64,46 +65,18 @@ static bool add_image(const Compiled *c, CpuModule *cm, void *ctx, Diag *d) {
     return ok;
 }
 
-bool cuda_target_available(void) { return true; }
-
-bool cuda_target_check(const CudaTarget *t, Diag *d) { return cuda_arch_check(t->arch, t->tf32, d); }
-
-void cuda_target_hook(CudaTarget *t, CpuCompileOptions *o) {
-    o->extend = add_image;
-    o->extend_ctx = t;
-}
-
-bool cuda_emit_source(const Module *m, const char *out, Diag *d) {
-    Compiled c;
-    if (!codegen_build(m, &c, d)) return false;
+static bool emit_source(const Compiled *c, const char *out, Diag *d) {
     CudaSource src;
-    bool ok = cuda_render_module(c.kernels, c.nkernels, &src, d);
-    if (ok) {
-        ok = write_file(out, src.text, strlen(src.text), d);
-        cuda_source_free(&src);
-    }
-    compiled_free(&c);
+    if (!cuda_render_module(c->kernels, c->nkernels, &src, d)) return false;
+    bool ok = write_file(out, src.text, strlen(src.text), d);
+    cuda_source_free(&src);
     return ok;
 }
 
-#else
-
-bool cuda_target_available(void) { return false; }
-
-bool cuda_target_check(const CudaTarget *t, Diag *d) {
-    (void)t;
-    return diag_error(d, EXIT_BADINPUT, "this igrc was built without the CUDA backend");
-}
-
-void cuda_target_hook(CudaTarget *t, CpuCompileOptions *o) {
-    (void)t;
-    (void)o;
-}
-
-bool cuda_emit_source(const Module *m, const char *out, Diag *d) {
-    (void)m;
-    (void)out;
-    return diag_error(d, EXIT_BADINPUT, "this igrc was built without the CUDA backend");
-}
-
-#endif
+const CodegenBackend codegen_cuda = {
+    .name = "cuda",
+    .default_arch = CUDA_DEFAULT_ARCH,
+    .check = check,
+    .add_code = add_code,
+    .emit_source = emit_source,
+};
