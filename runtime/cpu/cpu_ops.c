@@ -224,7 +224,6 @@ void cpu_op_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
     case CPU_MAXPOOL2D_SELECT:
     case CPU_AVGPOOL2D:
     case CPU_AVGPOOL2D_BWD: cpu_pool_run(pool, op, dt, args, bufs); break;
-    default: break;
     }
 }
 

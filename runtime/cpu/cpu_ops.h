@@ -49,8 +49,10 @@ typedef enum {
     CPU_MAXPOOL2D_SELECT,
     CPU_AVGPOOL2D,
     CPU_AVGPOOL2D_BWD,
-    CPU_OP_COUNT
 } CpuOp;
+/* A count, not an op: outside the enum so that switches over CpuOp name
+ * every op and nothing else. */
+#define CPU_OP_COUNT (CPU_AVGPOOL2D_BWD + 1)
 
 typedef enum { CPU_F32, CPU_F64 } CpuDtype;
 

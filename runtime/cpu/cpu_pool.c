@@ -83,7 +83,10 @@ typedef struct {
                                 out[p * HW + (oh * g->SH + kh) * g->W + ow * g->SW + kw] += v; \
                         break;                                                                 \
                     }                                                                          \
-                    default: break;                                                            \
+                    case CPU_MATMUL: /* not pooling ops: cpu_op_run sends only pooling */      \
+                    case CPU_CONV2D:                                                           \
+                    case CPU_CONV2D_BWD_DATA:                                                  \
+                    case CPU_CONV2D_BWD_FILTER: break;                                         \
                     }                                                                          \
                 }                                                                              \
         }                                                                                      \

@@ -73,15 +73,15 @@ static void *alloc64(size_t bytes) {
 
 static bool check_ref(const Program *p, const PFunc *f, PRef r, const char *where, char *err,
                       size_t cap) {
-    int64_t n;
+    int64_t n = -1; /* stays for a space outside the enum (a program built by hand) */
     switch (r.space) {
     case PB_ARENA: n = f->arena_bytes; break;
     case PB_PARAM: n = p->nparams; break;
     case PB_INPUT: n = f->ninputs; break;
     case PB_OUTPUT: n = f->noutputs; break;
     case PB_CONST: n = p->nconsts; break;
-    default: return fail(err, cap, "func %s: %s: bad buffer space", f->name, where);
     }
+    if (n < 0) return fail(err, cap, "func %s: %s: bad buffer space", f->name, where);
     if (r.at < 0 || r.at >= n)
         return fail(err, cap, "func %s: %s: buffer %c%lld out of range (%lld)", f->name, where,
                     "apioc"[r.space], (long long)r.at, (long long)n);
@@ -113,6 +113,8 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
             snprintf(where, sizeof where, "step %d", si);
             for (int k = 0; k < s->nrefs; k++)
                 if (!check_ref(p, f, s->refs[k], where, err, cap)) return false;
+            if ((unsigned)s->kind > PS_LOOP)
+                return fail(err, cap, "func %s: %s: unknown step kind", f->name, where);
             switch (s->kind) {
             case PS_KERNEL:
                 if (s->index < 0 || s->index >= nkernels || !kernels[s->index])
@@ -140,7 +142,6 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
                     return fail(err, cap, "func %s: %s: loop body %s has the wrong signature",
                                 f->name, where, p->funcs[s->index].name);
                 break;
-            default: return fail(err, cap, "func %s: %s: unknown step kind", f->name, where);
             }
         }
     }

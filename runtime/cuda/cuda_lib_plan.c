@@ -70,8 +70,13 @@ static const char *pool_name(CpuOp op) {
     case CPU_MAXPOOL2D_BWD: return "maxpool2d_bwd";
     case CPU_MAXPOOL2D_SELECT: return "maxpool2d_select";
     case CPU_AVGPOOL2D: return "avgpool2d";
-    default: return "avgpool2d_bwd";
+    case CPU_AVGPOOL2D_BWD: return "avgpool2d_bwd";
+    case CPU_MATMUL: /* not pooling ops: planned by their own functions */
+    case CPU_CONV2D:
+    case CPU_CONV2D_BWD_DATA:
+    case CPU_CONV2D_BWD_FILTER: break;
     }
+    return NULL;
 }
 
 int cuda_lib_plan(CpuOp op, CpuDtype dt, const int64_t *args, const CudaOptions *opt,

@@ -447,7 +447,7 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
             memcpy(fs->pinned + fs->in_off[k], inputs[k], ptensor_bytes(&fn->inputs[k]));
     char what[256];
     snprintf(what, sizeof what, "replaying the graph of %s", fn->name);
-    bool ok;
+    bool ok = false;
     switch (cuda_run_mode(r->graphs, fs->graph != NULL, fs->graph_gen, fs->gen)) {
     case CUDA_RUN_DIRECT: ok = enqueue_call(r, f, err, cap); break;
     case CUDA_RUN_CAPTURE:
@@ -455,9 +455,10 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
              cudrv_ok(&r->d, r->d.cuGraphLaunch(fs->graph, r->stream), "cuGraphLaunch", what, err,
                       cap);
         break;
-    default:
+    case CUDA_RUN_REPLAY:
         ok = cudrv_ok(&r->d, r->d.cuGraphLaunch(fs->graph, r->stream), "cuGraphLaunch", what,
                       err, cap);
+        break;
     }
     snprintf(what, sizeof what, "running a call of %s (CUDA_LAUNCH_BLOCKING=1 with "
              "IGRC_CUDA_GRAPHS=0 names the failing step)", fn->name);

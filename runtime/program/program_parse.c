@@ -26,7 +26,7 @@
 
 /* ---- lines ---- */
 
-enum { SEC_PROGRAM, SEC_PARAM, SEC_INPUT, SEC_SETTING, SEC_CONST, SEC_FUNC };
+typedef enum { SEC_PROGRAM, SEC_PARAM, SEC_INPUT, SEC_SETTING, SEC_CONST, SEC_FUNC } Section;
 static const char *const kSections[] = {"program", "param", "input", "setting", "const",
                                         "func"};
 
@@ -283,10 +283,35 @@ static bool line_kernel(Parser *ps) {
     return true;
 }
 
+/* Pooling's buffers {out, in0[, in1]} as dims: images [N,C,H,W], pooled
+ * maps [N,C,OH,OW]. */
+static bool pool_sizes(CpuOp op, const int64_t *a, int64_t x[3][4], int *nbufs) {
+    int64_t img[4] = {a[0], a[1], a[2], a[3]};   /* N C H W */
+    int64_t y[4] = {a[0], a[1], a[10], a[11]};   /* N C OH OW */
+    const int64_t *o0 = y, *o1 = img, *o2 = NULL;
+    switch (op) {
+    case CPU_MAXPOOL2D:
+    case CPU_AVGPOOL2D: break;
+    case CPU_MAXPOOL2D_BWD: o0 = img, o2 = y; break;
+    case CPU_MAXPOOL2D_SELECT: o2 = img; break;
+    case CPU_AVGPOOL2D_BWD: o0 = img, o1 = y; break;
+    case CPU_MATMUL:
+    case CPU_CONV2D:
+    case CPU_CONV2D_BWD_DATA:
+    case CPU_CONV2D_BWD_FILTER: return false;
+    }
+    memcpy(x[0], o0, sizeof x[0]);
+    memcpy(x[1], o1, sizeof x[1]);
+    if (o2) memcpy(x[2], o2, sizeof x[2]);
+    *nbufs = o2 ? 3 : 2;
+    return true;
+}
+
 /* The byte sizes of a lib step's buffers {out, in0, in1} from its args
  * (already checked by cpu_op_check); nbufs receives how many it has. */
 static bool lib_sizes(CpuOp op, const int64_t *a, int64_t esize, int64_t sz[3], int *nbufs) {
     int64_t x[3][4] = {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1}};
+    *nbufs = 0;
     switch (op) {
     case CPU_MATMUL: {
         int64_t b = a[0], m = a[1], k = a[2], n = a[3];
@@ -307,25 +332,13 @@ static bool lib_sizes(CpuOp op, const int64_t *a, int64_t esize, int64_t sz[3], 
         *nbufs = 3;
         break;
     }
-    default: {
-        int64_t img[4] = {a[0], a[1], a[2], a[3]};   /* N C H W */
-        int64_t y[4] = {a[0], a[1], a[10], a[11]};   /* N C OH OW */
-        const int64_t *o0, *o1, *o2 = NULL;
-        switch (op) {
-        case CPU_MAXPOOL2D: o0 = y; o1 = img; break;
-        case CPU_MAXPOOL2D_BWD: o0 = img; o1 = img; o2 = y; break;
-        case CPU_MAXPOOL2D_SELECT: o0 = y; o1 = img; o2 = img; break;
-        case CPU_AVGPOOL2D: o0 = y; o1 = img; break;
-        case CPU_AVGPOOL2D_BWD: o0 = img; o1 = y; break;
-        default: return false;
-        }
-        memcpy(x[0], o0, sizeof x[0]);
-        memcpy(x[1], o1, sizeof x[1]);
-        if (o2) memcpy(x[2], o2, sizeof x[2]);
-        *nbufs = o2 ? 3 : 2;
-        break;
+    case CPU_MAXPOOL2D:
+    case CPU_MAXPOOL2D_BWD:
+    case CPU_MAXPOOL2D_SELECT:
+    case CPU_AVGPOOL2D:
+    case CPU_AVGPOOL2D_BWD: pool_sizes(op, a, x, nbufs); break;
     }
-    }
+    if (!*nbufs) return false; /* not an op */
     for (int i = 0; i < *nbufs; i++) {
         int64_t t = esize;
         for (int j = 0; j < 4; j++)
@@ -601,16 +614,18 @@ static bool top_line(Parser *ps, Where *at, const char *kw) {
     }
     if (!check_order(ps, at, sec, kw)) return false;
     at->section = sec;
-    switch (sec) {
+    switch ((Section)sec) {
     case SEC_PROGRAM: return line_program(ps);
     case SEC_PARAM: return line_param(ps);
     case SEC_INPUT: return line_input(ps);
     case SEC_CONST: return line_const(ps);
-    default:
+    case SEC_SETTING: break; /* parsed from the raw line by one_line */
+    case SEC_FUNC:
         at->in_func = true;
         at->fn_part = FN_IN;
         return line_func(ps);
     }
+    return pf_fail(ps, "unexpected '%s' line", ps->tok[0]);
 }
 
 /* One non-blank line. A setting's string value may hold blanks, so it is

@@ -86,7 +86,12 @@ static bool st_to_doubles(const char *name, StDtype t, const void *data, double 
         switch (t) {
         case ST_I32: out[i] = ((const int32_t *)data)[i]; break;
         case ST_I64: out[i] = (double)((const int64_t *)data)[i]; break;
-        default: out[i] = ((const uint8_t *)data)[i]; break; /* U8, BOOL */
+        case ST_U8:
+        case ST_BOOL: out[i] = ((const uint8_t *)data)[i]; break;
+        case ST_F32: /* floats went through st_convert_float above */
+        case ST_F64:
+        case ST_F16:
+        case ST_BF16: break;
         }
     }
     return true;
@@ -220,7 +225,11 @@ static bool write_values(const char *path, const NamedValue *v, int n, InterpPre
             case ST_F32: ((float *)ts[i].data)[j] = (float)x; break;
             case ST_F64: ((double *)ts[i].data)[j] = x; break;
             case ST_I32: ((int32_t *)ts[i].data)[j] = (int32_t)x; break;
-            default: ((uint8_t *)ts[i].data)[j] = x != 0; break;
+            case ST_U8:
+            case ST_BOOL: ((uint8_t *)ts[i].data)[j] = x != 0; break;
+            case ST_I64: /* out_dtype picks none of these */
+            case ST_F16:
+            case ST_BF16: break;
             }
         }
     }
