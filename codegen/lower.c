@@ -6,6 +6,8 @@
  * exponentially. */
 #include "codegen/lower.h"
 
+#include "codegen/lower_math.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +70,8 @@ static int coord_index(Low *L, Coord *C) {
     if (C->rank == 0) return C->flat = ci(L, 0);
     int acc = coord_get(L, C, 0);
     for (int i = 1; i < C->rank; i++) {
-        if (C->dim[i] != 1) acc = k_binary(L->k, OP_MUL, acc, ci(L, C->dim[i]));
-        acc = k_binary(L->k, OP_ADD, acc, coord_get(L, C, i));
+        if (C->dim[i] != 1) acc = k_binary(L->k, KO_MUL, acc, ci(L, C->dim[i]));
+        acc = k_binary(L->k, KO_ADD, acc, coord_get(L, C, i));
     }
     return C->flat = acc;
 }
@@ -107,7 +109,7 @@ static void memo_put(Low *L, int node, const Coord *C, int val) {
 
 static int emit(Low *L, int v, Coord *C);
 
-static int lt(Low *L, int a, int b) { return k_binary(L->k, OP_LT, a, b); }
+static int lt(Low *L, int a, int b) { return k_binary(L->k, KO_LT, a, b); }
 
 /* clamp(x, 0, hi) on i64 indices (loads of padding/concat never read out
  * of bounds; the select picks the right value afterwards). */
@@ -145,8 +147,8 @@ static int emit_slice(Low *L, const Node *n, Coord *C) {
     for (int j = 0; j < x->rank; j++) {
         int c = coord_get(L, C, j);
         int64_t s = j < ns ? step[j] : 1;
-        if (s != 1) c = k_binary(L->k, OP_MUL, c, ci(L, s));
-        X.c[j] = start[j] ? k_binary(L->k, OP_ADD, c, ci(L, start[j])) : c;
+        if (s != 1) c = k_binary(L->k, KO_MUL, c, ci(L, s));
+        X.c[j] = start[j] ? k_binary(L->k, KO_ADD, c, ci(L, start[j])) : c;
     }
     return emit(L, n->inputs[0], &X);
 }
@@ -163,10 +165,10 @@ static int emit_pad(Low *L, const Node *n, Coord *C) {
             X.c[j] = c;
             continue;
         }
-        int xc = lo[j] ? k_binary(L->k, OP_SUB, c, ci(L, lo[j])) : c;
-        int ok = k_binary(L->k, OP_AND, k_binary(L->k, OP_GE, xc, ci(L, 0)),
+        int xc = lo[j] ? k_binary(L->k, KO_SUB, c, ci(L, lo[j])) : c;
+        int ok = k_binary(L->k, KO_AND, k_binary(L->k, KO_GE, xc, ci(L, 0)),
                           lt(L, xc, ci(L, x->dim[j])));
-        inside = inside < 0 ? ok : k_binary(L->k, OP_AND, inside, ok);
+        inside = inside < 0 ? ok : k_binary(L->k, KO_AND, inside, ok);
         X.c[j] = clamp_index(L, xc, x->dim[j] - 1);
     }
     int val = emit(L, n->inputs[0], &X);
@@ -188,7 +190,7 @@ static int emit_concat_range(Low *L, const Node *n, int first, int last, Coord *
         const Type *x = &L->f->nodes[n->inputs[k]].type;
         Coord X = coord_empty(x);
         for (int j = 0; j < x->rank; j++) X.c[j] = j == axis ? -1 : coord_get(L, C, j);
-        int local = off ? k_binary(L->k, OP_SUB, c, ci(L, off)) : c;
+        int local = off ? k_binary(L->k, KO_SUB, c, ci(L, off)) : c;
         X.c[axis] = clamp_index(L, local, x->dim[axis] - 1);
         int val = emit(L, n->inputs[k], &X);
         result = result < 0 ? val : k_select(L->k, lt(L, c, ci(L, off)), result, val);
@@ -241,8 +243,8 @@ static int emit_one_hot(Low *L, const Node *n, Coord *C) {
     Coord X = coord_empty(x);
     for (int j = 0; j < x->rank; j++) X.c[j] = coord_get(L, C, j);
     int idx = k_cast(L->k, KT_I64, emit(L, n->inputs[0], &X));
-    int hit = k_binary(L->k, OP_EQ, idx, coord_get(L, C, C->rank - 1));
-    return k_cast(L->k, ktype_of(n->type.dtype), hit);
+    int hit = k_binary(L->k, KO_EQ, idx, coord_get(L, C, C->rank - 1));
+    return lm_cast(L->k, ktype_of(n->type.dtype), hit);
 }
 
 static int emit_gather(Low *L, const Node *n, Coord *C) {
@@ -262,8 +264,8 @@ static int emit_random(Low *L, const Node *n, Coord *C) {
     int seed = emit(L, n->inputs[0], &k0), step = emit(L, n->inputs[0], &k1);
     KRandom r = n->op == OP_RANDOM_NORMAL ? KRAND_NORMAL
                 : n->op == OP_RANDOM_BERNOULLI ? KRAND_BERNOULLI : KRAND_UNIFORM;
-    return k_random(L->k, r, ktype_of(n->type.dtype), seed, step, coord_index(L, C),
-                    node_int(n, "stream", 0), node_float(n, "p", 0.5));
+    return lm_random(L->k, r, ktype_of(n->type.dtype), seed, step, coord_index(L, C),
+                     (uint32_t)node_int(n, "stream", 0), node_float(n, "p", 0.5));
 }
 
 static int emit_source(Low *L, int v, Coord *C) {
@@ -274,7 +276,7 @@ static int emit_source(Low *L, int v, Coord *C) {
         double val = node_float(n, "value", 0);
         return t == KT_F32 || t == KT_F64 ? k_const_f(L->k, t, val) : k_const_i(L->k, t, (int64_t)val);
     }
-    if (n->op == OP_IOTA) return k_cast(L->k, t, coord_get(L, C, (int)node_int(n, "axis", 0)));
+    if (n->op == OP_IOTA) return lm_cast(L->k, t, coord_get(L, C, (int)node_int(n, "axis", 0)));
     return low_fail(L, n, "a source the kernel cannot compute (a buffer input was expected)"), -1;
 }
 
@@ -282,15 +284,28 @@ static int emit_elementwise(Low *L, const Node *n, Coord *C) {
     int a[3] = {-1, -1, -1};
     for (int k = 0; k < n->ninputs && k < 3; k++) a[k] = emit(L, n->inputs[k], C);
     if (L->failed) return -1;
-    switch (n->op) {
-    case OP_STOP_GRADIENT: return a[0];
-    case OP_CAST: return k_cast(L->k, ktype_of(n->type.dtype), a[0]);
-    case OP_SELECT: return k_select(L->k, a[0], a[1], a[2]);
-    default: break;
-    }
-    if (n->ninputs == 1) return k_unary(L->k, n->op, a[0], node_float(n, "beta", 1.0));
-    return k_binary(L->k, n->op, a[0], a[1]);
+    if (n->op == OP_CAST) return lm_cast(L->k, ktype_of(n->type.dtype), a[0]);
+    if (n->op == OP_SELECT) return k_select(L->k, a[0], a[1], a[2]);
+    int r = n->ninputs == 1 ? lm_unary(L->k, n->op, a[0], node_float(n, "beta", 1.0))
+                            : lm_binary(L->k, n->op, a[0], a[1]);
+    return r >= 0 ? r : (low_fail(L, n, "no kernel lowering for this elementwise op"), -1);
 }
+
+static int emit_reshape(Low *L, const Node *n, Coord *C) {
+    Coord X = coord_flat(&L->f->nodes[n->inputs[0]].type, coord_index(L, C));
+    return emit(L, n->inputs[0], &X);
+}
+
+typedef int (*EmitRule)(Low *L, const Node *n, Coord *C);
+
+/* The ops a fused kernel computes by index arithmetic; elementwise ops
+ * come from their pattern (emit_elementwise), sources from their buffer. */
+static const EmitRule EMIT[OP_COUNT] = {
+    [OP_BROADCAST] = emit_broadcast, [OP_RESHAPE] = emit_reshape,
+    [OP_TRANSPOSE] = emit_transpose, [OP_SLICE] = emit_slice, [OP_PAD] = emit_pad,
+    [OP_CONCAT] = emit_concat, [OP_REDUCE_SUM] = emit_reduce, [OP_REDUCE_MAX] = emit_reduce,
+    [OP_ARGMAX] = emit_reduce, [OP_ONE_HOT] = emit_one_hot, [OP_GATHER] = emit_gather,
+};
 
 static int emit_op(Low *L, int v, Coord *C) {
     const Node *n = &L->f->nodes[v];
@@ -299,21 +314,7 @@ static int emit_op(Low *L, int v, Coord *C) {
             return emit_random(L, n, C);
         return emit_source(L, v, C);
     }
-    switch (n->op) {
-    case OP_BROADCAST: return emit_broadcast(L, n, C);
-    case OP_RESHAPE: {
-        Coord X = coord_flat(&L->f->nodes[n->inputs[0]].type, coord_index(L, C));
-        return emit(L, n->inputs[0], &X);
-    }
-    case OP_TRANSPOSE: return emit_transpose(L, n, C);
-    case OP_SLICE: return emit_slice(L, n, C);
-    case OP_PAD: return emit_pad(L, n, C);
-    case OP_CONCAT: return emit_concat(L, n, C);
-    case OP_REDUCE_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: return emit_reduce(L, n, C);
-    case OP_ONE_HOT: return emit_one_hot(L, n, C);
-    case OP_GATHER: return emit_gather(L, n, C);
-    default: break;
-    }
+    if (EMIT[n->op]) return EMIT[n->op](L, n, C);
     if (op_info(n->op)->pattern == PK_ELEMWISE) return emit_elementwise(L, n, C);
     return low_fail(L, n, "op not supported inside a fused kernel"), -1;
 }
@@ -380,7 +381,7 @@ KernelDef *lower_concat_part(const Function *body, int part, const char *kernel_
     Coord P = coord_flat(&t, k_index(L.k)), C = coord_empty(&out->type);
     int val = emit_concat_range(&L, out, first, last, &P);
     for (int j = 0; j < t.rank; j++) C.c[j] = coord_get(&L, &P, j);
-    if (off) C.c[axis] = k_binary(L.k, OP_ADD, C.c[axis], ci(&L, off));
+    if (off) C.c[axis] = k_binary(L.k, KO_ADD, C.c[axis], ci(&L, off));
     k_store(L.k, ob, coord_index(&L, &C), val);
     return low_finish(&L, d);
 }

@@ -79,7 +79,8 @@ static void store_dtype(Value *v, InterpPrecision prec) {
     case DT_BOOL:
         for (int64_t i = 0; i < n; i++) p[i] = p[i] != 0;
         break;
-    default: break;
+    case DT_F64:
+    case DT_COUNT: break;
     }
 }
 
@@ -133,52 +134,40 @@ static bool k_random(const Node *n, const Value *in, Value *out, Diag *d) {
     int64_t numel = type_numel(&out->type);
     for (int64_t i = 0; i < numel; i++) {
         uint64_t idx = (uint64_t)i;
-        switch (n->op) {
-        case OP_RANDOM_NORMAL: out->data[i] = philox_normal(seed, step, stream, idx); break;
-        case OP_RANDOM_BERNOULLI:
+        if (n->op == OP_RANDOM_NORMAL)
+            out->data[i] = philox_normal(seed, step, stream, idx);
+        else if (n->op == OP_RANDOM_BERNOULLI)
             out->data[i] = philox_uniform(seed, step, stream, idx) < p ? 1.0 : 0.0;
-            break;
-        default: out->data[i] = philox_uniform(seed, step, stream, idx); break;
-        }
+        else
+            out->data[i] = philox_uniform(seed, step, stream, idx);
     }
     return true;
 }
 
 /* ---- dispatch ---- */
 
+/* The non-elementwise kernels by op; NULL: not run by a kernel here. */
+static const Kernel KERNELS[OP_COUNT] = {
+    [OP_CONSTANT] = k_constant, [OP_IOTA] = k_iota, [OP_RANDOM_UNIFORM] = k_random,
+    [OP_RANDOM_NORMAL] = k_random, [OP_RANDOM_BERNOULLI] = k_random,
+    [OP_BROADCAST] = k_broadcast, [OP_RESHAPE] = k_reshape, [OP_TRANSPOSE] = k_transpose,
+    [OP_SLICE] = k_slice, [OP_CONCAT] = k_concat, [OP_PAD] = k_pad,
+    [OP_REDUCE_SUM] = k_reduce, [OP_REDUCE_MAX] = k_reduce, [OP_ARGMAX] = k_argmax,
+    [OP_MATMUL] = k_matmul, [OP_CONV2D] = k_conv2d, [OP_CONV2D_BWD_DATA] = k_conv2d_bwd_data,
+    [OP_CONV2D_BWD_FILTER] = k_conv2d_bwd_filter, [OP_MAXPOOL2D] = k_maxpool2d,
+    [OP_MAXPOOL2D_BWD] = k_maxpool2d_bwd, [OP_MAXPOOL2D_SELECT] = k_maxpool2d_select,
+    [OP_AVGPOOL2D] = k_avgpool2d, [OP_AVGPOOL2D_BWD] = k_avgpool2d_bwd,
+    [OP_ONE_HOT] = k_one_hot, [OP_GATHER] = k_gather,
+};
+
+/* Elementwise primitives by arity, from the op's row: their values are
+ * ir_unary_f64 / the binary table of interp_elem.c. */
 static Kernel kernel_for(OpKind op) {
-    switch (op) {
-    case OP_CONSTANT: return k_constant;
-    case OP_IOTA: return k_iota;
-    case OP_RANDOM_UNIFORM: case OP_RANDOM_NORMAL: case OP_RANDOM_BERNOULLI: return k_random;
-    case OP_NEG: case OP_ABS: case OP_SIGN: case OP_EXP: case OP_LOG: case OP_SQRT:
-    case OP_RSQRT: case OP_RECIP: case OP_RELU: case OP_SIGMOID: case OP_TANH:
-    case OP_SOFTPLUS: case OP_ERF: case OP_NOT: case OP_CAST: case OP_STOP_GRADIENT: return ik_unary;
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
-    case OP_POW: case OP_AND: case OP_OR: case OP_EQ: case OP_NE: case OP_LT:
-    case OP_LE: case OP_GT: case OP_GE: return ik_binary;
-    case OP_SELECT: return ik_select;
-    case OP_BROADCAST: return k_broadcast;
-    case OP_RESHAPE: return k_reshape;
-    case OP_TRANSPOSE: return k_transpose;
-    case OP_SLICE: return k_slice;
-    case OP_CONCAT: return k_concat;
-    case OP_PAD: return k_pad;
-    case OP_REDUCE_SUM: case OP_REDUCE_MAX: return k_reduce;
-    case OP_ARGMAX: return k_argmax;
-    case OP_MATMUL: return k_matmul;
-    case OP_CONV2D: return k_conv2d;
-    case OP_CONV2D_BWD_DATA: return k_conv2d_bwd_data;
-    case OP_CONV2D_BWD_FILTER: return k_conv2d_bwd_filter;
-    case OP_MAXPOOL2D: return k_maxpool2d;
-    case OP_MAXPOOL2D_BWD: return k_maxpool2d_bwd;
-    case OP_MAXPOOL2D_SELECT: return k_maxpool2d_select;
-    case OP_AVGPOOL2D: return k_avgpool2d;
-    case OP_AVGPOOL2D_BWD: return k_avgpool2d_bwd;
-    case OP_ONE_HOT: return k_one_hot;
-    case OP_GATHER: return k_gather;
-    default: return NULL;
-    }
+    const OpInfo *info = op_info(op);
+    if (!info) return NULL;
+    if (info->pattern == PK_ELEMWISE && info->cls == OC_PRIMITIVE)
+        return info->min_inputs == 1 ? ik_unary : info->min_inputs == 2 ? ik_binary : ik_select;
+    return KERNELS[op];
 }
 
 static bool check_node(const Node *n, Diag *d) {

@@ -87,14 +87,22 @@ static LLVMValueRef argmax_takes(CpuEmit *e, KType t, LLVMValueRef acc, LLVMValu
     return LLVMBuildAnd(B, ord, LLVMBuildFCmp(B, LLVMRealUGT, b, acc, ""), "");
 }
 
+/* max step: isnan(acc) ? acc : (acc > b ? acc : b) -- a NaN b fails the
+ * comparison and is taken -- as the evaluator's (codegen/kir/kernel_eval.c). */
+static LLVMValueRef max_combine(CpuEmit *e, KType t, LLVMValueRef acc, LLVMValueRef b) {
+    LLVMValueRef keep = cpu_binary(e, KO_GT, t, acc, b);
+    if (t == KT_F32 || t == KT_F64) keep = LLVMBuildOr(B, keep, cpu_binary(e, KO_NE, t, acc, acc), "");
+    return LLVMBuildSelect(B, keep, acc, b, "");
+}
+
 static LLVMValueRef close_loop(CpuEmit *e, const KInst *in) {
     CpuLoop *l = &e->loop[in->a];
     KType t = e->k->insts[in->b].type;
     LLVMValueRef b = e->val[in->b], next, arg_next = NULL;
     if (in->red == KR_SUM) {
-        next = cpu_binary(e, OP_ADD, t, l->acc, b);
+        next = cpu_binary(e, KO_ADD, t, l->acc, b);
     } else if (in->red == KR_MAX) {
-        next = cpu_binary(e, OP_MAX, t, l->acc, b);
+        next = max_combine(e, t, l->acc, b);
     } else {
         LLVMValueRef take = argmax_takes(e, t, l->acc, b);
         next = LLVMBuildSelect(B, take, b, l->acc, "");
@@ -139,10 +147,11 @@ static LLVMValueRef emit_inst(CpuEmit *e, const KInst *in) {
     case KI_IMOD: return emit_idiv(e, in);
     case KI_SELECT: return LLVMBuildSelect(B, v[in->a], v[in->b], v[in->c], "");
     case KI_CAST: return cpu_cast(e, in->type, e->k->insts[in->a].type, v[in->a]);
-    case KI_RANDOM: return cpu_random(e, in);
     case KI_RED_END: return close_loop(e, in);
-    default: return NULL;
+    case KI_RED_BEGIN: /* opened by emit_insts */
+    case KI_COUNT: break;
     }
+    return NULL;
 }
 
 static void emit_insts(CpuEmit *e) {

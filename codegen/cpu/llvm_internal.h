@@ -43,14 +43,12 @@ LLVMValueRef cpu_iconst(CpuEmit *e, KType t, int64_t v);
 LLVMValueRef cpu_intrinsic(CpuEmit *e, const char *name, LLVMTypeRef *tys, int ntys,
                            LLVMValueRef *args, int nargs);
 LLVMValueRef cpu_call1(CpuEmit *e, const char *name, LLVMTypeRef t, LLVMValueRef x);
-LLVMValueRef cpu_libm1(CpuEmit *e, const char *fname, LLVMValueRef x); /* double f(double) */
+LLVMValueRef cpu_libm1(CpuEmit *e, const char *fname, LLVMValueRef x); /* T f(T) */
 
-/* llvm_math.c */
+/* llvm_math.c: the kernel IR's primitives */
 LLVMValueRef cpu_unary(CpuEmit *e, const KInst *in, LLVMValueRef x);
-LLVMValueRef cpu_binary(CpuEmit *e, OpKind op, KType t, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cpu_binary(CpuEmit *e, KOp op, KType t, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cpu_cast(CpuEmit *e, KType to, KType from, LLVMValueRef x);
-LLVMValueRef cpu_fmax(CpuEmit *e, LLVMValueRef a, LLVMValueRef b, bool is_min);
-LLVMValueRef cpu_random(CpuEmit *e, const KInst *in);
 
 /* llvm_emit.c */
 bool cpu_emit_kernel(CpuModule *m, const KernelDef *k, Diag *d);

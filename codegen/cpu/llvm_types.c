@@ -9,8 +9,10 @@ LLVMTypeRef cpu_type(LLVMContextRef c, KType t) {
     case KT_F64: return LLVMDoubleTypeInContext(c);
     case KT_I32: return LLVMInt32TypeInContext(c);
     case KT_I64: return LLVMInt64TypeInContext(c);
-    default: return LLVMInt1TypeInContext(c);
+    case KT_BOOL:
+    case KT_COUNT: break;
     }
+    return LLVMInt1TypeInContext(c);
 }
 
 LLVMTypeRef cpu_mem_type(LLVMContextRef c, KType t) {
@@ -45,9 +47,9 @@ static void add_fn_attr(LLVMContextRef c, LLVMValueRef fn, const char *name, uin
                                 LLVMCreateEnumAttribute(c, kind, v));
 }
 
-/* double fname(double) from libm, marked as touching no memory. */
+/* T fname(T) from libm (T = x's type), marked as touching no memory. */
 LLVMValueRef cpu_libm1(CpuEmit *e, const char *fname, LLVMValueRef x) {
-    LLVMTypeRef d = LLVMDoubleTypeInContext(e->ctx);
+    LLVMTypeRef d = LLVMTypeOf(x);
     LLVMTypeRef fty = LLVMFunctionType(d, &d, 1, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(e->mod, fname);
     if (!fn) {

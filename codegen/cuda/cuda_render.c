@@ -1,6 +1,6 @@
 /* Kernel IR -> CUDA C (see cuda_render.h). Each instruction j becomes one
- * statement defining v<j>; the formulas are the prelude's, whose semantics
- * are the CPU backend's (codegen/cpu/llvm_math.c). */
+ * statement defining v<j>: a primitive of codegen/kir/kernel.h spelled as a
+ * C operator or a prelude function of one line. */
 #include "codegen/cuda/cuda_render.h"
 
 #include <math.h>
@@ -63,129 +63,68 @@ static void const_value(FILE *o, const KInst *in) {
         if (in->i == INT64_MIN) fputs("(i64)0x8000000000000000ull", o);
         else fprintf(o, "%lldll", (long long)in->i);
         break;
-    default: fputs(in->i ? "true" : "false", o); break;
+    case KT_BOOL:
+    case KT_COUNT: fputs(in->i ? "true" : "false", o); break;
     }
 }
 
+/* The math library at the value's type (prelude overloads): igrc_<name>. */
 static void unary(Render *r, const KInst *in) {
     FILE *o = r->o;
     int a = in->a;
-    if (is_float(in->type)) {
-        switch (in->op) {
-        case OP_NEG: fprintf(o, "-v%d", a); return;
-        case OP_ABS: fprintf(o, "igrc_abs(v%d)", a); return;
-        case OP_SIGN: fprintf(o, "igrc_sign(v%d)", a); return;
-        case OP_EXP: fprintf(o, "igrc_exp(v%d)", a); return;
-        case OP_LOG: fprintf(o, "igrc_log(v%d)", a); return;
-        case OP_SQRT: fprintf(o, "igrc_sqrt(v%d)", a); return;
-        case OP_RSQRT: fprintf(o, "(%s)1 / igrc_sqrt(v%d)", vtype(in->type), a); return;
-        case OP_RECIP: fprintf(o, "(%s)1 / v%d", vtype(in->type), a); return;
-        case OP_RELU: fprintf(o, "igrc_relu(v%d)", a); return;
-        case OP_SIGMOID: fprintf(o, "igrc_sigmoid(v%d)", a); return;
-        case OP_TANH: fprintf(o, "igrc_tanh(v%d)", a); return;
-        case OP_ERF: fprintf(o, "igrc_erf(v%d)", a); return;
-        case OP_SOFTPLUS:
-            fprintf(o, "igrc_softplus(v%d, ", a);
-            float_const(o, in->type, in->f);
-            fputc(')', o);
-            return;
-        default: fprintf(o, "v%d", a); return; /* stop_gradient */
-        }
-    }
-    if (in->type == KT_BOOL) {
-        fprintf(o, in->op == OP_NOT ? "!v%d" : "v%d", a); /* neg, abs, relu: identity on 0/1 */
+    if (!is_float(in->type)) {
+        fprintf(o, "igrc_neg(v%d)", a); /* the integer unary op */
         return;
     }
-    switch (in->op) {
-    case OP_NEG: fprintf(o, "igrc_neg(v%d)", a); return;
-    case OP_ABS: fprintf(o, "(v%d < 0 ? igrc_neg(v%d) : v%d)", a, a, a); return;
-    case OP_SIGN: fprintf(o, "(%s)((v%d > 0) - (v%d < 0))", vtype(in->type), a, a); return;
-    case OP_RELU: fprintf(o, "(v%d > 0 ? v%d : 0)", a, a); return;
-    case OP_NOT: fprintf(o, "(%s)(v%d == 0)", vtype(in->type), a); return;
-    default: fprintf(o, "v%d", a); return;
-    }
+    if (in->op == KO_NEG) fprintf(o, "-v%d", a);
+    else fprintf(o, "igrc_%s(v%d)", kop_name(in->op), a);
 }
 
-static const char *cmp_op(OpKind op) {
+static const char *c_operator(KOp op) {
     switch (op) {
-    case OP_EQ: return "==";
-    case OP_NE: return "!=";
-    case OP_LT: return "<";
-    case OP_LE: return "<=";
-    case OP_GT: return ">";
-    case OP_GE: return ">=";
-    default: return NULL;
+    case KO_EQ: return "==";
+    case KO_NE: return "!=";
+    case KO_LT: return "<";
+    case KO_LE: return "<=";
+    case KO_GT: return ">";
+    case KO_GE: return ">=";
+    case KO_ADD: return "+";
+    case KO_SUB: return "-";
+    case KO_MUL: return "*";
+    case KO_DIV: return "/";
+    case KO_AND: return "&";
+    case KO_OR: return "|";
+    case KO_XOR: return "^";
+    case KO_SHR: case KO_POW: case KO_NEG: case KO_ABS: case KO_EXP: case KO_LOG:
+    case KO_SQRT: case KO_TANH: case KO_ERF: case KO_COS: case KO_TRUNC: case KO_COUNT: break;
     }
+    return NULL;
 }
 
-/* t is the operands' type. */
+/* t is the operands' type. Integer add/sub/mul wrap through the prelude's
+ * unsigned helpers; shr shifts the unsigned bits. */
 static void binary(Render *r, const KInst *in, KType t) {
     FILE *o = r->o;
     int a = in->a, b = in->b;
-    const char *cmp = cmp_op(in->op);
-    if (cmp) {
-        fprintf(o, "(v%d %s v%d)", a, cmp, b);
-        return;
+    if (in->op == KO_POW) {
+        fprintf(o, "igrc_pow(v%d, v%d)", a, b);
+    } else if (in->op == KO_SHR) {
+        fprintf(o, t == KT_I32 ? "(i32)((u32)v%d >> v%d)" : "(i64)((u64)v%d >> v%d)", a, b);
+    } else if (!is_float(t) && t != KT_BOOL &&
+               (in->op == KO_ADD || in->op == KO_SUB || in->op == KO_MUL)) {
+        fprintf(o, "igrc_%s(v%d, v%d)", kop_name(in->op), a, b);
+    } else {
+        fprintf(o, "(%s)(v%d %s v%d)", vtype(in->type), a, c_operator(in->op), b);
     }
-    switch (in->op) {
-    case OP_MAX:
-        fprintf(o, is_float(t) ? "igrc_max(v%d, v%d)" : "(v%d > v%d ? v%d : v%d)", a, b, a, b);
-        return;
-    case OP_MIN:
-        fprintf(o, is_float(t) ? "igrc_min(v%d, v%d)" : "(v%d < v%d ? v%d : v%d)", a, b, a, b);
-        return;
-    case OP_AND: fprintf(o, "(v%d && v%d)", a, b); return;
-    case OP_OR: fprintf(o, "(v%d || v%d)", a, b); return;
-    case OP_POW: fprintf(o, "igrc_pow(v%d, v%d)", a, b); return;
-    default: break;
-    }
-    static const char *const fl[] = {"+", "-", "*", "/"};
-    static const char *const in_fn[] = {"igrc_add", "igrc_sub", "igrc_mul", "igrc_div"};
-    int k = in->op == OP_ADD ? 0 : in->op == OP_SUB ? 1 : in->op == OP_MUL ? 2 : 3;
-    if (is_float(t)) fprintf(o, "v%d %s v%d", a, fl[k], b);
-    else if (t == KT_BOOL) fprintf(o, "(bool)(((int)v%d %s (int)v%d) != 0)", a, fl[k], b);
-    else fprintf(o, "%s(v%d, v%d)", in_fn[k], a, b);
 }
 
+/* Never to bool (the verifier); float -> int only for integers in range. */
 static void cast(Render *r, KType to, KType from, int a) {
     FILE *o = r->o;
-    if (to == from) {
-        fprintf(o, "v%d", a);
-    } else if (is_float(from)) {
-        switch (to) {
-        case KT_I32: fprintf(o, "igrc_f2i32((double)v%d)", a); break;
-        case KT_I64: fprintf(o, "igrc_f2i64((double)v%d)", a); break;
-        case KT_BOOL: fprintf(o, "(v%d != 0)", a); break; /* NaN -> true */
-        default: fprintf(o, "(%s)v%d", vtype(to), a); break;
-        }
-    } else if (to == KT_BOOL) {
-        fprintf(o, "(v%d != 0)", a);
-    } else if (from == KT_BOOL) {
-        fprintf(o, "(%s)(v%d ? 1 : 0)", vtype(to), a);
-    } else if (to == KT_I32 && from == KT_I64) {
-        fprintf(o, "(i32)(u32)(u64)v%d", a); /* wraps */
-    } else {
-        fprintf(o, "(%s)v%d", vtype(to), a); /* widening, or int -> float: one rounding */
-    }
-}
-
-static void random_value(Render *r, const KInst *in) {
-    FILE *o = r->o;
-    unsigned stream = (unsigned)(uint32_t)in->i;
-    const char *t = vtype(in->type);
-    switch (in->rand) {
-    case KRAND_NORMAL:
-        fprintf(o, "(%s)igrc_rand_normal(v%d, v%d, v%d, %uu)", t, in->a, in->b, in->c, stream);
-        break;
-    case KRAND_BERNOULLI:
-        fprintf(o, "(igrc_rand_bernoulli(v%d, v%d, v%d, %uu, ", in->a, in->b, in->c, stream);
-        float_const(o, KT_F64, in->f);
-        fprintf(o, ") ? (%s)1 : (%s)0)", t, t);
-        break;
-    default:
-        fprintf(o, "(%s)igrc_rand_uniform(v%d, v%d, v%d, %uu)", t, in->a, in->b, in->c, stream);
-        break;
-    }
+    if (to == from) fprintf(o, "v%d", a);
+    else if (from == KT_BOOL) fprintf(o, "(%s)(v%d ? 1 : 0)", vtype(to), a);
+    else if (to == KT_I32 && from == KT_I64) fprintf(o, "(i32)(u32)(u64)v%d", a); /* wraps */
+    else fprintf(o, "(%s)v%d", vtype(to), a); /* one rounding, or exact */
 }
 
 /* The reduction opened at j: accumulator (and argmax index), then the loop. */
@@ -271,8 +210,7 @@ static void inst(Render *r, int j) {
     case KI_IMOD: fprintf(o, "(v%d ? v%d %% v%d : 0)", in->b, in->a, in->b); break;
     case KI_SELECT: fprintf(o, "v%d ? v%d : v%d", in->a, in->b, in->c); break;
     case KI_CAST: cast(r, in->type, r->k->insts[in->a].type, in->a); break;
-    case KI_RANDOM: random_value(r, in); break;
-    default: break;
+    case KI_LOAD: case KI_STORE: case KI_RED_BEGIN: case KI_RED_END: case KI_COUNT: break;
     }
     fputs(";\n", o);
 }

@@ -17,8 +17,10 @@ KType ktype_of(DType t) {
     case DT_F64: return KT_F64;
     case DT_I32: return KT_I32;
     case DT_BOOL: return KT_BOOL;
-    default: return KT_F32;
+    case DT_F32:
+    case DT_COUNT: break;
     }
+    return KT_F32;
 }
 
 size_t ktype_size(KType t) {
@@ -26,11 +28,25 @@ size_t ktype_size(KType t) {
     case KT_F64:
     case KT_I64: return 8;
     case KT_BOOL: return 1;
-    default: return 4;
+    case KT_F32:
+    case KT_I32:
+    case KT_COUNT: break;
     }
+    return 4;
 }
 
 static bool kt_float(KType t) { return t == KT_F32 || t == KT_F64; }
+
+const char *kop_name(KOp op) {
+    static const char *const names[KO_COUNT] = {
+#define KIR_OP_NAME(e, name) name,
+        KIR_OPS(KIR_OP_NAME)
+#undef KIR_OP_NAME
+    };
+    return (unsigned)op < KO_COUNT ? names[op] : "?";
+}
+
+bool kop_is_compare(KOp op) { return op >= KO_EQ && op <= KO_GE; }
 
 /* ---- building -------------------------------------------------------------- */
 
@@ -91,7 +107,7 @@ static int add(KernelDef *k, KInst in) {
 }
 
 static KInst inst(KInstKind kind, KType t, int a, int b, int c) {
-    return (KInst){.kind = kind, .type = t, .op = OP_COUNT, .a = a, .b = b, .c = c, .buf = -1};
+    return (KInst){.kind = kind, .type = t, .op = KO_COUNT, .a = a, .b = b, .c = c, .buf = -1};
 }
 
 int k_index(KernelDef *k) { return add(k, inst(KI_INDEX, KT_I64, -1, -1, -1)); }
@@ -125,17 +141,14 @@ void k_store(KernelDef *k, int buf, int index, int value) {
     add(k, in);
 }
 
-int k_unary(KernelDef *k, OpKind op, int a, double beta) {
+int k_unary(KernelDef *k, KOp op, int a) {
     KInst in = inst(KI_UNARY, type_of(k, a), a, -1, -1);
     in.op = op;
-    in.f = op == OP_SOFTPLUS ? beta : 0;
     return add(k, in);
 }
 
-static bool is_compare(OpKind op) { return op >= OP_EQ && op <= OP_GE; }
-
-int k_binary(KernelDef *k, OpKind op, int a, int b) {
-    KInst in = inst(KI_BINARY, is_compare(op) ? KT_BOOL : type_of(k, a), a, b, -1);
+int k_binary(KernelDef *k, KOp op, int a, int b) {
+    KInst in = inst(KI_BINARY, kop_is_compare(op) ? KT_BOOL : type_of(k, a), a, b, -1);
     in.op = op;
     return add(k, in);
 }
@@ -148,15 +161,6 @@ int k_select(KernelDef *k, int cond, int a, int b) {
 }
 
 int k_cast(KernelDef *k, KType to, int a) { return add(k, inst(KI_CAST, to, a, -1, -1)); }
-
-int k_random(KernelDef *k, KRandom r, KType t, int seed, int step, int index,
-             int64_t stream, double p) {
-    KInst in = inst(KI_RANDOM, t, seed, step, index);
-    in.rand = r;
-    in.i = stream;
-    in.f = r == KRAND_BERNOULLI ? p : 0;
-    return add(k, in);
-}
 
 int k_red_begin(KernelDef *k, int64_t extent) {
     KInst in = inst(KI_RED_BEGIN, KT_I64, -1, -1, -1);
@@ -174,7 +178,7 @@ int k_red_end(KernelDef *k, KReduce red, int begin, int value) {
 
 static const char *const kind_names[KI_COUNT] = {
     "index", "const", "load", "store", "unary", "binary", "idiv",
-    "imod", "select", "cast", "random", "red_begin", "red_end"};
+    "imod", "select", "cast", "red_begin", "red_end"};
 
 static const char *kind_name(KInstKind kd) {
     return (unsigned)kd < KI_COUNT ? kind_names[kd] : "?";
@@ -231,70 +235,64 @@ static bool operand(Ver *v, const char *which, int id, KType want) {
     return true;
 }
 
+static bool want_kind(Ver *v, const KInst *in, KType t, bool ok, const char *what) {
+    if (ok) return true;
+    char m[128];
+    snprintf(m, sizeof m, "%s expects %s operands, got %s", kop_name(in->op), what, ktype_name(t));
+    return vfail(v, "%s", m, NULL);
+}
+
 static bool unary_ok(Ver *v, const KInst *in) {
     KType t = v->k->insts[in->a].type;
     switch (in->op) {
-    case OP_NEG:
-    case OP_ABS:
-    case OP_SIGN:
-    case OP_RELU:
-        return t != KT_BOOL || vfail(v, "%s expects a numeric operand, got %s",
-                                     op_name(in->op), ktype_name(t));
-    case OP_NOT:
-        return t == KT_BOOL || vfail(v, "%s expects a bool operand, got %s",
-                                     op_name(in->op), ktype_name(t));
-    case OP_STOP_GRADIENT: return true;
-    case OP_EXP:
-    case OP_LOG:
-    case OP_SQRT:
-    case OP_RSQRT:
-    case OP_RECIP:
-    case OP_SIGMOID:
-    case OP_TANH:
-    case OP_ERF:
-    case OP_SOFTPLUS:
-        if (in->op == OP_SOFTPLUS && !(in->f > 0 && isfinite(in->f)))
-            return vfail(v, "softplus needs beta > 0%s%s", NULL, NULL);
-        return kt_float(t) || vfail(v, "%s expects a float operand, got %s",
-                                    op_name(in->op), ktype_name(t));
-    default:
-        return vfail(v, "'%s' is not a unary op of the kernel IR%s",
-                     (unsigned)in->op < OP_COUNT ? op_name(in->op) : "?", NULL);
+    case KO_NEG: return want_kind(v, in, t, t != KT_BOOL, "numeric");
+    case KO_ABS:
+    case KO_EXP:
+    case KO_LOG:
+    case KO_SQRT:
+    case KO_TANH:
+    case KO_ERF:
+    case KO_COS:
+    case KO_TRUNC: return want_kind(v, in, t, kt_float(t), "float");
+    case KO_ADD: case KO_SUB: case KO_MUL: case KO_DIV: case KO_POW: case KO_AND:
+    case KO_OR: case KO_XOR: case KO_SHR: case KO_EQ: case KO_NE: case KO_LT:
+    case KO_LE: case KO_GT: case KO_GE: case KO_COUNT: break;
     }
+    return vfail(v, "'%s' is not a unary op of the kernel IR%s", kop_name(in->op), NULL);
 }
 
 static bool binary_ok(Ver *v, const KInst *in) {
     if (!operand(v, "b", in->b, v->k->insts[in->a].type)) return false;
     KType t = v->k->insts[in->a].type;
     switch (in->op) {
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_MAX:
-    case OP_MIN:
-        return t != KT_BOOL || vfail(v, "%s expects numeric operands, got %s",
-                                     op_name(in->op), ktype_name(t));
-    case OP_POW:
-        return kt_float(t) || vfail(v, "%s expects float operands, got %s",
-                                    op_name(in->op), ktype_name(t));
-    case OP_AND:
-    case OP_OR:
-        return t == KT_BOOL || vfail(v, "%s expects bool operands, got %s",
-                                     op_name(in->op), ktype_name(t));
-    case OP_EQ:
-    case OP_NE:
-    case OP_LT:
-    case OP_LE:
-    case OP_GT:
-    case OP_GE:
+    case KO_ADD:
+    case KO_SUB:
+    case KO_MUL:
+    case KO_DIV: return want_kind(v, in, t, t != KT_BOOL, "numeric");
+    case KO_POW: return want_kind(v, in, t, kt_float(t), "float");
+    case KO_AND:
+    case KO_OR:
+    case KO_XOR: return want_kind(v, in, t, !kt_float(t), "integer or bool");
+    case KO_SHR: return want_kind(v, in, t, t == KT_I32 || t == KT_I64, "integer");
+    case KO_EQ:
+    case KO_NE:
+    case KO_LT:
+    case KO_LE:
+    case KO_GT:
+    case KO_GE:
         return in->type == KT_BOOL ||
-               vfail(v, "comparison %s must have type bool, not %s", op_name(in->op),
+               vfail(v, "comparison %s must have type bool, not %s", kop_name(in->op),
                      ktype_name(in->type));
-    default:
-        return vfail(v, "'%s' is not a binary op of the kernel IR%s",
-                     (unsigned)in->op < OP_COUNT ? op_name(in->op) : "?", NULL);
+    case KO_NEG: case KO_ABS: case KO_EXP: case KO_LOG: case KO_SQRT: case KO_TANH:
+    case KO_ERF: case KO_COS: case KO_TRUNC: case KO_COUNT: break;
     }
+    return vfail(v, "'%s' is not a binary op of the kernel IR%s", kop_name(in->op), NULL);
+}
+
+static bool cast_ok(Ver *v, const KInst *in) {
+    if (!operand(v, "a", in->a, KT_COUNT)) return false;
+    if (in->type != KT_BOOL) return true;
+    return vfail(v, "casts to bool are comparisons (ne x, 0)%s%s", NULL, NULL);
 }
 
 static bool result_type(Ver *v, const KInst *in, KType want) {
@@ -363,7 +361,7 @@ static bool inst_ok(Ver *v, const KInst *in) {
                result_type(v, in, v->k->insts[in->a].type) && unary_ok(v, in);
     case KI_BINARY:
         if (!operand(v, "a", in->a, KT_COUNT) || !binary_ok(v, in)) return false;
-        return is_compare(in->op) || result_type(v, in, v->k->insts[in->a].type);
+        return kop_is_compare(in->op) || result_type(v, in, v->k->insts[in->a].type);
     case KI_IDIV:
     case KI_IMOD:
         return operand(v, "a", in->a, KT_I64) && operand(v, "b", in->b, KT_I64) &&
@@ -371,23 +369,14 @@ static bool inst_ok(Ver *v, const KInst *in) {
     case KI_SELECT:
         return operand(v, "a", in->a, KT_BOOL) && operand(v, "b", in->b, in->type) &&
                operand(v, "c", in->c, in->type);
-    case KI_CAST: return operand(v, "a", in->a, KT_COUNT);
-    case KI_RANDOM:
-        if (!kt_float(in->type))
-            return vfail(v, "random numbers must be f32 or f64, not %s", ktype_name(in->type),
-                         NULL);
-        if ((unsigned)in->rand > KRAND_BERNOULLI)
-            return vfail(v, "unknown random distribution%s%s", NULL, NULL);
-        if (in->i < 0 || in->i > UINT32_MAX)
-            return vfail(v, "random stream out of range%s%s", NULL, NULL);
-        return operand(v, "a", in->a, KT_I32) && operand(v, "b", in->b, KT_I32) &&
-               operand(v, "c", in->c, KT_I64);
+    case KI_CAST: return cast_ok(v, in);
     case KI_RED_BEGIN:
         if (in->i < 0) return vfail(v, "negative reduction extent%s%s", NULL, NULL);
         return result_type(v, in, KT_I64);
     case KI_RED_END: return red_end_ok(v, in);
-    default: return vfail(v, "unknown instruction kind%s%s", NULL, NULL);
+    case KI_COUNT: break;
     }
+    return vfail(v, "unknown instruction kind%s%s", NULL, NULL);
 }
 
 static bool is_ident(const char *s) {
@@ -453,12 +442,6 @@ static const char *red_name(KReduce r) {
     return r == KR_SUM ? "sum" : r == KR_MAX ? "max" : r == KR_ARGMAX ? "argmax" : "?";
 }
 
-static const char *rand_name(KRandom r) {
-    return r == KRAND_UNIFORM ? "uniform" : r == KRAND_NORMAL ? "normal"
-         : r == KRAND_BERNOULLI ? "bernoulli" : "?";
-}
-
-static const char *safe_op(OpKind op) { return (unsigned)op < OP_COUNT ? op_name(op) : "?"; }
 
 static void print_inst(const KernelDef *k, int j, FILE *out) {
     const KInst *in = &k->insts[j];
@@ -475,27 +458,17 @@ static void print_inst(const KernelDef *k, int j, FILE *out) {
         break;
     case KI_LOAD: fprintf(out, "load b%d[%%%d] : %s", in->buf, in->a, t); break;
     case KI_STORE: fprintf(out, "store b%d[%%%d] = %%%d : %s", in->buf, in->a, in->b, t); break;
-    case KI_UNARY:
-        fprintf(out, "%s %%%d", safe_op(in->op), in->a);
-        if (in->op == OP_SOFTPLUS) fprintf(out, " beta=%.17g", in->f);
-        fprintf(out, " : %s", t);
-        break;
-    case KI_BINARY: fprintf(out, "%s %%%d, %%%d : %s", safe_op(in->op), in->a, in->b, t); break;
+    case KI_UNARY: fprintf(out, "%s %%%d : %s", kop_name(in->op), in->a, t); break;
+    case KI_BINARY: fprintf(out, "%s %%%d, %%%d : %s", kop_name(in->op), in->a, in->b, t); break;
     case KI_IDIV: fprintf(out, "idiv %%%d, %%%d : %s", in->a, in->b, t); break;
     case KI_IMOD: fprintf(out, "imod %%%d, %%%d : %s", in->a, in->b, t); break;
     case KI_SELECT: fprintf(out, "select %%%d, %%%d, %%%d : %s", in->a, in->b, in->c, t); break;
     case KI_CAST: fprintf(out, "cast %%%d : %s", in->a, t); break;
-    case KI_RANDOM:
-        fprintf(out, "random_%s seed=%%%d step=%%%d index=%%%d stream=%lld", rand_name(in->rand),
-                in->a, in->b, in->c, (long long)in->i);
-        if (in->rand == KRAND_BERNOULLI) fprintf(out, " p=%.17g", in->f);
-        fprintf(out, " : %s", t);
-        break;
     case KI_RED_BEGIN: fprintf(out, "red_begin %lld : %s {", (long long)in->i, t); break;
     case KI_RED_END:
         fprintf(out, "red_end %s %%%d, %%%d : %s", red_name(in->red), in->a, in->b, t);
         break;
-    default: fprintf(out, "? : %s", t); break;
+    case KI_COUNT: fprintf(out, "? : %s", t); break;
     }
 }
 
@@ -538,25 +511,16 @@ static KInst canon(const KInst *in) {
         break;
     case KI_LOAD: c.a = in->a; c.buf = in->buf; break;
     case KI_STORE: c.a = in->a; c.b = in->b; c.buf = in->buf; break;
-    case KI_UNARY:
-        c.op = in->op;
-        c.a = in->a;
-        if (in->op == OP_SOFTPLUS) c.f = in->f;
-        break;
+    case KI_UNARY: c.op = in->op; c.a = in->a; break;
     case KI_BINARY: c.op = in->op; c.a = in->a; c.b = in->b; break;
     case KI_IDIV:
     case KI_IMOD: c.a = in->a; c.b = in->b; break;
     case KI_SELECT: c.a = in->a; c.b = in->b; c.c = in->c; break;
     case KI_CAST: c.a = in->a; break;
-    case KI_RANDOM:
-        c.rand = in->rand;
-        c.a = in->a; c.b = in->b; c.c = in->c;
-        c.i = in->i;
-        if (in->rand == KRAND_BERNOULLI) c.f = in->f;
-        break;
     case KI_RED_BEGIN: c.i = in->i; break;
     case KI_RED_END: c.red = in->red; c.a = in->a; c.b = in->b; break;
-    default: break;
+    case KI_INDEX:
+    case KI_COUNT: break;
     }
     return c;
 }
@@ -585,7 +549,7 @@ uint64_t kernel_hash(const KernelDef *k) {
     for (int j = 0; j < k->ninsts; j++) {
         KInst c = canon(&k->insts[j]);
         uint64_t w[] = {(uint64_t)c.kind, (uint64_t)c.type, (uint64_t)c.op, (uint64_t)c.red,
-                        (uint64_t)c.rand, (uint64_t)(int64_t)c.a, (uint64_t)(int64_t)c.b,
+                        (uint64_t)(int64_t)c.a, (uint64_t)(int64_t)c.b,
                         (uint64_t)(int64_t)c.c, (uint64_t)(int64_t)c.buf, (uint64_t)c.i,
                         fbits(c.f)};
         for (size_t q = 0; q < sizeof w / sizeof w[0]; q++) h = mix(h, w[q]);
@@ -602,7 +566,7 @@ bool kernel_same(const KernelDef *a, const KernelDef *b) {
     for (int j = 0; j < a->ninsts; j++) {
         KInst x = canon(&a->insts[j]), y = canon(&b->insts[j]);
         if (x.kind != y.kind || x.type != y.type || x.op != y.op || x.red != y.red ||
-            x.rand != y.rand || x.a != y.a || x.b != y.b || x.c != y.c || x.buf != y.buf ||
+            x.a != y.a || x.b != y.b || x.c != y.c || x.buf != y.buf ||
             x.i != y.i || fbits(x.f) != fbits(y.f))
             return false;
     }

@@ -14,13 +14,24 @@
  * bufs[i] points at buffer i's first element. Element storage: f32 float,
  * f64 double, i32 int32_t, i64 int64_t, bool one byte holding 0 or 1.
  *
- * Semantics are the tensor IR's (ir/ops.h, ir/interp_elem.c): max/min
- * propagate NaN; relu(x) = x > 0 ? x : 0; softplus uses PyTorch's threshold
- * (beta x > 20 gives x); sigmoid is computed without overflow; comparisons
- * are C's (false with NaN except ne); i32 add/sub/mul wrap modulo 2^32, i32
- * div truncates toward zero and x / 0 gives 0; casts float -> i32 truncate
- * toward zero, anything -> bool is x != 0. Index arithmetic (i64) uses
- * KI_IDIV / KI_IMOD on non-negative operands.
+ * The instructions are primitives: every backend spells each in a line or
+ * two. The tensor IR's compound math (sigmoid, softplus, log1p, tanh and erf
+ * in double for f32, NaN-aware max/min, sign, relu, C's integer division,
+ * float -> i32 casts, Philox 4x32-10 and Box-Muller) is expanded into them
+ * once, by codegen/lower_math.c, so the renderers never see it.
+ *
+ * Primitive semantics. Float ops are IEEE in the value's type (f32 in f32);
+ * exp log sqrt tanh erf cos pow are the target's math library at that type;
+ * trunc rounds toward zero. Integer add/sub/mul/neg wrap modulo 2^width;
+ * integer div truncates toward zero and requires a divisor that is neither
+ * 0 nor (for the minimum) -1 -- the lowering makes it so. and/or/xor are
+ * bitwise (on bool: logical); shr is a logical shift right by 0..width-1.
+ * Comparisons are C's (false with NaN except ne). cast: float <-> float
+ * rounds once; int -> float rounds once; int -> int truncates (wraps) or
+ * sign-extends, bool -> int gives 0/1; float -> int only for values that are
+ * integers in the target's range (the lowering guarantees it); nothing casts
+ * to bool (that is ne x, 0). Index arithmetic (i64) uses KI_IDIV / KI_IMOD
+ * on non-negative operands.
  */
 #ifndef IGRC_CODEGEN_KERNEL_H
 #define IGRC_CODEGEN_KERNEL_H
@@ -33,23 +44,39 @@
 
 typedef enum { KT_F32, KT_F64, KT_I32, KT_I64, KT_BOOL, KT_COUNT } KType;
 
+/* The primitive operations of KI_UNARY and KI_BINARY. */
+#define KIR_OPS(X)                                                       \
+    /* unary */                                                          \
+    X(NEG, "neg") X(ABS, "abs") X(EXP, "exp") X(LOG, "log")              \
+    X(SQRT, "sqrt") X(TANH, "tanh") X(ERF, "erf") X(COS, "cos")          \
+    X(TRUNC, "trunc")                                                    \
+    /* binary, result of the operands' type */                          \
+    X(ADD, "add") X(SUB, "sub") X(MUL, "mul") X(DIV, "div")              \
+    X(POW, "pow") X(AND, "and") X(OR, "or") X(XOR, "xor") X(SHR, "shr")  \
+    /* binary, result bool */                                            \
+    X(EQ, "eq") X(NE, "ne") X(LT, "lt") X(LE, "le") X(GT, "gt") X(GE, "ge")
+
+typedef enum {
+#define KIR_OP_ENUM(e, name) KO_##e,
+    KIR_OPS(KIR_OP_ENUM)
+#undef KIR_OP_ENUM
+    KO_COUNT
+} KOp;
+
+#define KO_LAST_UNARY KO_TRUNC
+
 typedef enum {
     KI_INDEX,     /* i64: the domain element being computed */
     KI_CONST,     /* f for float types, i for integer and bool types */
     KI_LOAD,      /* bufs[buf][a]; a is i64; type = the buffer's */
     KI_STORE,     /* bufs[buf][a] = b; no value */
-    KI_UNARY,     /* op(a); op one of the IR's unary ops (NEG ... NOT);
-                     OP_SOFTPLUS reads its beta from f */
-    KI_BINARY,    /* op(a, b); op one of ADD SUB MUL DIV MAX MIN POW AND OR
-                     (type = operands') or EQ NE LT LE GT GE (type bool) */
+    KI_UNARY,     /* op(a), op one of NEG ... TRUNC (type = a's) */
+    KI_BINARY,    /* op(a, b), op one of ADD ... SHR (type = operands') or
+                     EQ ... GE (type bool) */
     KI_IDIV,      /* i64 a / b, both >= 0 */
     KI_IMOD,      /* i64 a % b, both >= 0 */
     KI_SELECT,    /* a (bool) ? b : c */
     KI_CAST,      /* a converted to type */
-    KI_RANDOM,    /* Philox (base/philox.h): seed a (i32), step b (i32),
-                     element index c (i64), stream in i; rand says which;
-                     p in f for bernoulli; result type f32/f64 (bernoulli:
-                     1 or 0 in the result type) */
     KI_RED_BEGIN, /* opens a loop r = 0 .. i-1; the value is r (i64) */
     KI_RED_END,   /* a = the matching KI_RED_BEGIN, b = the value of this
                      iteration; the value is the reduction of b over r:
@@ -60,18 +87,16 @@ typedef enum {
 } KInstKind;
 
 typedef enum { KR_SUM, KR_MAX, KR_ARGMAX } KReduce;
-typedef enum { KRAND_UNIFORM, KRAND_NORMAL, KRAND_BERNOULLI } KRandom;
 
 typedef struct {
     KInstKind kind;
     KType type;       /* the value's type (KI_STORE: the stored type) */
-    OpKind op;        /* KI_UNARY / KI_BINARY */
+    KOp op;           /* KI_UNARY / KI_BINARY */
     KReduce red;      /* KI_RED_END */
-    KRandom rand;     /* KI_RANDOM */
     int a, b, c;      /* operand value ids, -1 when unused */
     int buf;          /* KI_LOAD / KI_STORE */
-    int64_t i;        /* integer constant, loop extent, random stream */
-    double f;         /* float constant, softplus beta, bernoulli p */
+    int64_t i;        /* integer constant, loop extent */
+    double f;         /* float constant */
 } KInst;
 
 typedef struct {
@@ -92,6 +117,8 @@ typedef struct {
 } KernelDef;
 
 const char *ktype_name(KType t);
+const char *kop_name(KOp op);
+bool kop_is_compare(KOp op);
 KType ktype_of(DType t);
 size_t ktype_size(KType t); /* bytes of one element in a buffer */
 
@@ -105,14 +132,12 @@ int k_const_f(KernelDef *k, KType t, double v);
 int k_const_i(KernelDef *k, KType t, int64_t v);
 int k_load(KernelDef *k, int buf, int index);
 void k_store(KernelDef *k, int buf, int index, int value);
-int k_unary(KernelDef *k, OpKind op, int a, double beta);
-int k_binary(KernelDef *k, OpKind op, int a, int b);
+int k_unary(KernelDef *k, KOp op, int a);
+int k_binary(KernelDef *k, KOp op, int a, int b);
 int k_idiv(KernelDef *k, int a, int b);
 int k_imod(KernelDef *k, int a, int b);
 int k_select(KernelDef *k, int cond, int a, int b);
 int k_cast(KernelDef *k, KType to, int a);
-int k_random(KernelDef *k, KRandom r, KType t, int seed, int step, int index,
-             int64_t stream, double p);
 int k_red_begin(KernelDef *k, int64_t extent);
 int k_red_end(KernelDef *k, KReduce red, int begin, int value);
 

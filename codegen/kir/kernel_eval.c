@@ -1,17 +1,17 @@
 /* Reference evaluator for the kernel IR: plain C, one element at a time.
  *
  * Float values are held in double and rounded to the value's type after
- * every instruction (f32: round to float), which for + - * / sqrt, max, min
- * and comparisons gives exactly the f32 operation's result. Integer values
- * are held in int64 and wrapped to their type. The formulas are the tensor
- * interpreter's (ir/interp_elem.c). */
+ * every instruction (f32: round to float), which for + - * / sqrt and
+ * comparisons gives exactly the f32 operation's result. Integer values are
+ * held in int64 and wrapped to their type. A primitive's precondition (an
+ * integer divisor that is neither 0 nor -1 of the minimum, a shift below the
+ * width, a float cast to int that is an integer in range) is checked: its
+ * violation is an error, as it is undefined on the backends. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/philox.h"
 #include "codegen/kir/kernel.h"
-#include "ir/scalar.h"
 
 typedef struct {
     double f;  /* f32 / f64 */
@@ -34,113 +34,134 @@ static int64_t wrap(KType t, uint64_t x) {
     switch (t) {
     case KT_I32: return (int64_t)(int32_t)(uint32_t)x;
     case KT_BOOL: return x != 0;
-    default: return (int64_t)x;
+    case KT_I64:
+    case KT_F32:
+    case KT_F64:
+    case KT_COUNT: break;
     }
+    return (int64_t)x;
 }
 
-/* The interpreter's rule for float -> i32: truncate, wrap modulo 2^32,
- * non-finite gives 0. */
-static int64_t f_to_i32(double v) {
-    if (!isfinite(v)) return 0;
-    double t = trunc(v);
-    double r = fmod(t, 4294967296.0);
-    return (int64_t)(int32_t)(uint32_t)(int64_t)r;
+static bool bad(Eval *e, int j, const char *what) {
+    return diag_error(e->d, EXIT_RUNTIME, "kernel '%s': %%%d (%s): %s", e->k->name, j,
+                      kop_name(e->k->insts[j].op), what);
 }
 
-/* float -> i64: truncate, saturate, NaN gives 0 (llvm.fptosi.sat). */
-static int64_t f_to_i64(double v) {
-    if (isnan(v)) return 0;
-    if (v >= 9223372036854775808.0) return INT64_MAX;
-    if (v < -9223372036854775808.0) return INT64_MIN;
-    return (int64_t)v;
-}
-
-static int64_t unary_i(OpKind op, KType t, int64_t x) {
+static double unary_f(KOp op, double x) {
     switch (op) {
-    case OP_NEG: return wrap(t, 0 - (uint64_t)x);
-    case OP_ABS: return x < 0 ? wrap(t, 0 - (uint64_t)x) : x;
-    case OP_SIGN: return (x > 0) - (x < 0);
-    case OP_RELU: return x > 0 ? x : 0;
-    case OP_NOT: return x == 0;
-    default: return x;
+    case KO_NEG: return -x;
+    case KO_ABS: return fabs(x);
+    case KO_EXP: return exp(x);
+    case KO_LOG: return log(x);
+    case KO_SQRT: return sqrt(x);
+    case KO_TANH: return tanh(x);
+    case KO_ERF: return erf(x);
+    case KO_COS: return cos(x);
+    case KO_TRUNC: return trunc(x);
+    case KO_ADD: case KO_SUB: case KO_MUL: case KO_DIV: case KO_POW: case KO_AND:
+    case KO_OR: case KO_XOR: case KO_SHR: case KO_EQ: case KO_NE: case KO_LT:
+    case KO_LE: case KO_GT: case KO_GE: case KO_COUNT: break;
     }
+    return NAN; /* the verifier admits no other unary op */
 }
 
+static bool unary(Eval *e, int j) {
+    const KInst *in = &e->k->insts[j];
+    KVal x = e->v[in->a], *r = &e->v[j];
+    if (is_float(in->type)) r->f = round_to(in->type, unary_f(in->op, x.f));
+    else r->i = wrap(in->type, 0 - (uint64_t)x.i); /* neg, the one integer unary op */
+    return true;
+}
 
-static KVal binary(OpKind op, KType t, KVal a, KVal b) {
-    KVal r = {0, 0};
+/* C's comparisons; integers compared as integers (exact for i64). */
+static bool compare(KOp op, KVal a, KVal b, bool fl) {
+    if (!fl) {
+        int64_t p = a.i, q = b.i;
+        return op == KO_EQ ? p == q : op == KO_NE ? p != q : op == KO_LT ? p < q
+             : op == KO_LE ? p <= q : op == KO_GT ? p > q : p >= q;
+    }
+    double x = a.f, y = b.f;
+    return op == KO_EQ ? x == y : op == KO_NE ? x != y : op == KO_LT ? x < y
+         : op == KO_LE ? x <= y : op == KO_GT ? x > y : x >= y;
+}
+
+static double binary_f(KOp op, double x, double y) {
+    switch (op) {
+    case KO_ADD: return x + y;
+    case KO_SUB: return x - y;
+    case KO_MUL: return x * y;
+    case KO_DIV: return x / y;
+    case KO_POW: return pow(x, y);
+    case KO_AND: case KO_OR: case KO_XOR: case KO_SHR: case KO_EQ: case KO_NE:
+    case KO_LT: case KO_LE: case KO_GT: case KO_GE: case KO_NEG: case KO_ABS:
+    case KO_EXP: case KO_LOG: case KO_SQRT: case KO_TANH: case KO_ERF: case KO_COS:
+    case KO_TRUNC: case KO_COUNT: break;
+    }
+    return NAN;
+}
+
+/* Integer ops; false when a precondition fails. */
+static bool binary_i(KOp op, KType t, int64_t x, int64_t y, int64_t *r) {
+    int width = t == KT_I32 ? 32 : 64;
+    int64_t min = t == KT_I32 ? INT32_MIN : INT64_MIN;
+    switch (op) {
+    case KO_ADD: *r = wrap(t, (uint64_t)x + (uint64_t)y); return true;
+    case KO_SUB: *r = wrap(t, (uint64_t)x - (uint64_t)y); return true;
+    case KO_MUL: *r = wrap(t, (uint64_t)x * (uint64_t)y); return true;
+    case KO_DIV:
+        if (y == 0 || (y == -1 && x == min)) return false;
+        *r = x / y;
+        return true;
+    case KO_AND: *r = x & y; return true;
+    case KO_OR: *r = x | y; return true;
+    case KO_XOR: *r = x ^ y; return true;
+    case KO_SHR:
+        if (y < 0 || y >= width) return false;
+        *r = t == KT_I32 ? (int64_t)(int32_t)((uint32_t)x >> y) : (int64_t)((uint64_t)x >> y);
+        return true;
+    case KO_POW: case KO_EQ: case KO_NE: case KO_LT: case KO_LE: case KO_GT: case KO_GE:
+    case KO_NEG: case KO_ABS: case KO_EXP: case KO_LOG: case KO_SQRT: case KO_TANH:
+    case KO_ERF: case KO_COS: case KO_TRUNC: case KO_COUNT: break;
+    }
+    return false;
+}
+
+static bool binary(Eval *e, int j) {
+    const KInst *in = &e->k->insts[j];
+    KVal a = e->v[in->a], b = e->v[in->b], *r = &e->v[j];
+    KType t = e->k->insts[in->a].type;
+    if (kop_is_compare(in->op)) {
+        r->i = compare(in->op, a, b, is_float(t));
+        return true;
+    }
     if (is_float(t)) {
-        double x = a.f, y = b.f;
-        switch (op) {
-        case OP_ADD: r.f = x + y; break;
-        case OP_SUB: r.f = x - y; break;
-        case OP_MUL: r.f = x * y; break;
-        case OP_DIV: r.f = x / y; break;
-        case OP_MAX: r.f = ir_max_f64(x, y); break;
-        case OP_MIN: r.f = ir_min_f64(x, y); break;
-        case OP_POW: r.f = pow(x, y); break;
-        case OP_EQ: r.i = x == y; break;
-        case OP_NE: r.i = x != y; break;
-        case OP_LT: r.i = x < y; break;
-        case OP_LE: r.i = x <= y; break;
-        case OP_GT: r.i = x > y; break;
-        case OP_GE: r.i = x >= y; break;
-        default: break;
-        }
-        r.f = round_to(t, r.f);
-        return r;
+        r->f = round_to(t, binary_f(in->op, a.f, b.f));
+        return true;
     }
-    int64_t x = a.i, y = b.i;
-    switch (op) {
-    case OP_ADD: r.i = wrap(t, (uint64_t)x + (uint64_t)y); break;
-    case OP_SUB: r.i = wrap(t, (uint64_t)x - (uint64_t)y); break;
-    case OP_MUL: r.i = wrap(t, (uint64_t)x * (uint64_t)y); break;
-    case OP_DIV: r.i = y == 0 ? 0 : y == -1 ? wrap(t, 0 - (uint64_t)x) : x / y; break;
-    case OP_MAX: r.i = x > y ? x : y; break;
-    case OP_MIN: r.i = x < y ? x : y; break;
-    case OP_AND: r.i = x && y; break;
-    case OP_OR: r.i = x || y; break;
-    case OP_EQ: r.i = x == y; break;
-    case OP_NE: r.i = x != y; break;
-    case OP_LT: r.i = x < y; break;
-    case OP_LE: r.i = x <= y; break;
-    case OP_GT: r.i = x > y; break;
-    case OP_GE: r.i = x >= y; break;
-    default: break;
-    }
-    return r;
+    return binary_i(in->op, t, a.i, b.i, &r->i) ||
+           bad(e, j, in->op == KO_SHR ? "shift out of range" : "integer division by 0 or overflow");
 }
 
-static KVal cast(KType to, KType from, KVal a) {
-    KVal r = {0, 0};
-    if (is_float(from)) {
-        double x = a.f;
-        switch (to) {
-        case KT_F32: r.f = (double)(float)x; break;
-        case KT_F64: r.f = x; break;
-        case KT_I32: r.i = f_to_i32(x); break;
-        case KT_I64: r.i = f_to_i64(x); break;
-        default: r.i = x != 0; break;
-        }
-    } else {
-        int64_t x = a.i;
-        switch (to) {
-        case KT_F32: r.f = (double)(float)x; break; /* one rounding, as sitofp */
-        case KT_F64: r.f = (double)x; break;
-        default: r.i = wrap(to, (uint64_t)x); break;
-        }
+/* float -> int needs an integer in the target's range. */
+static bool cast(Eval *e, int j) {
+    const KInst *in = &e->k->insts[j];
+    KType to = in->type, from = e->k->insts[in->a].type;
+    KVal a = e->v[in->a], *r = &e->v[j];
+    if (is_float(to)) {
+        r->f = round_to(to, is_float(from) ? a.f : (double)a.i); /* one rounding */
+        return true;
     }
-    return r;
-}
-
-static double random_val(const KInst *in, KVal seed, KVal step, KVal index) {
-    uint32_t s = (uint32_t)seed.i, st = (uint32_t)step.i, stream = (uint32_t)in->i;
-    uint64_t idx = (uint64_t)index.i;
-    switch (in->rand) {
-    case KRAND_NORMAL: return round_to(in->type, philox_normal(s, st, stream, idx));
-    case KRAND_BERNOULLI: return philox_uniform(s, st, stream, idx) < in->f ? 1.0 : 0.0;
-    default: return round_to(in->type, philox_uniform(s, st, stream, idx));
+    if (!is_float(from)) {
+        r->i = wrap(to, (uint64_t)a.i);
+        return true;
     }
+    double lim = to == KT_I32 ? 2147483648.0 : 9223372036854775808.0;
+    if (!(a.f == trunc(a.f) && a.f >= -lim && a.f < lim)) {
+        return diag_error(e->d, EXIT_RUNTIME, "kernel '%s': %%%d (cast): %.17g is not an integer of %s",
+                          e->k->name, j, a.f, ktype_name(to));
+    }
+    r->i = (int64_t)a.f;
+    return true;
 }
 
 static bool in_bounds(Eval *e, int j, int64_t idx) {
@@ -163,7 +184,8 @@ static bool load(Eval *e, int j) {
     case KT_F64: memcpy(&r->f, p + idx * 8, 8); break;
     case KT_I32: { int32_t x; memcpy(&x, p + idx * 4, 4); r->i = x; break; }
     case KT_I64: memcpy(&r->i, p + idx * 8, 8); break;
-    default: r->i = ((const unsigned char *)p)[idx] != 0; break;
+    case KT_BOOL:
+    case KT_COUNT: r->i = ((const unsigned char *)p)[idx] != 0; break;
     }
     return true;
 }
@@ -179,7 +201,8 @@ static bool store(Eval *e, int j) {
     case KT_F64: memcpy(p + idx * 8, &x.f, 8); break;
     case KT_I32: { int32_t v = (int32_t)x.i; memcpy(p + idx * 4, &v, 4); break; }
     case KT_I64: memcpy(p + idx * 8, &x.i, 8); break;
-    default: ((unsigned char *)p)[idx] = x.i != 0; break;
+    case KT_BOOL:
+    case KT_COUNT: ((unsigned char *)p)[idx] = x.i != 0; break;
     }
     return true;
 }
@@ -193,23 +216,33 @@ static bool step(Eval *e, int j, int64_t elem) {
     case KI_CONST: r->f = in->f; r->i = in->i; return true;
     case KI_LOAD: return load(e, j);
     case KI_STORE: return store(e, j);
-    case KI_UNARY:
-        if (is_float(in->type))
-            r->f = round_to(in->type, ir_unary_f64(in->op, v[in->a].f, in->f));
-        else
-            r->i = unary_i(in->op, in->type, v[in->a].i);
-        return true;
-    case KI_BINARY: *r = binary(in->op, e->k->insts[in->a].type, v[in->a], v[in->b]); return true;
+    case KI_UNARY: return unary(e, j);
+    case KI_BINARY: return binary(e, j);
     case KI_IDIV: r->i = v[in->b].i ? v[in->a].i / v[in->b].i : 0; return true;
     case KI_IMOD: r->i = v[in->b].i ? v[in->a].i % v[in->b].i : 0; return true;
     case KI_SELECT: *r = v[in->a].i ? v[in->b] : v[in->c]; return true;
-    case KI_CAST: *r = cast(in->type, e->k->insts[in->a].type, v[in->a]); return true;
-    case KI_RANDOM: r->f = random_val(in, v[in->a], v[in->b], v[in->c]); return true;
-    default: return true;
+    case KI_CAST: return cast(e, j);
+    case KI_RED_BEGIN:
+    case KI_RED_END:
+    case KI_COUNT: break;
     }
+    return true;
 }
 
 static bool run(Eval *e, int lo, int hi, int64_t elem);
+
+/* The reductions' combines: a sum that wraps for integers, and a max that
+ * propagates NaN (the accumulator's first, then b's). */
+static KVal red_sum(KType t, KVal acc, KVal b) {
+    if (is_float(t)) acc.f = round_to(t, acc.f + b.f);
+    else acc.i = wrap(t, (uint64_t)acc.i + (uint64_t)b.i);
+    return acc;
+}
+
+static KVal red_max(KType t, KVal acc, KVal b) {
+    if (!is_float(t)) return acc.i > b.i ? acc : b;
+    return isnan(acc.f) || acc.f > b.f ? acc : b; /* a NaN b fails the comparison */
+}
 
 /* The bracket opened at j: runs its body extent times, combining b. */
 static bool reduce(Eval *e, int j, int64_t elem) {
@@ -229,9 +262,9 @@ static bool reduce(Eval *e, int j, int64_t elem) {
         if (!run(e, j + 1, end, elem)) return false;
         KVal b = e->v[ei->b];
         switch (ei->red) {
-        case KR_SUM: acc = binary(OP_ADD, t, acc, b); break;
-        case KR_MAX: acc = binary(OP_MAX, t, acc, b); break;
-        default: {
+        case KR_SUM: acc = red_sum(t, acc, b); break;
+        case KR_MAX: acc = red_max(t, acc, b); break;
+        case KR_ARGMAX: {
             bool upd = fl ? !isnan(acc.f) && (isnan(b.f) || b.f > acc.f) : b.i > acc.i;
             if (upd) {
                 acc = b;

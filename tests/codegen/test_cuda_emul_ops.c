@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "base/philox.h"
+#include "codegen/lower_math.h"
 #include "codegen/program_build.h"
 #include "tests/codegen/cuda_emul.h"
 
@@ -89,9 +90,9 @@ static KernelDef *random_kernel(KRandom r, KType t, int64_t stride, int64_t offs
     int key = kernel_add_buf(k, KT_I32, 2, false, "key");
     int e = k_index(k);
     int seed = k_load(k, key, k_const_i(k, KT_I64, 0)), step = k_load(k, key, k_const_i(k, KT_I64, 1));
-    int idx = k_binary(k, OP_ADD, k_binary(k, OP_MUL, e, k_const_i(k, KT_I64, stride)),
+    int idx = k_binary(k, KO_ADD, k_binary(k, KO_MUL, e, k_const_i(k, KT_I64, stride)),
                        k_const_i(k, KT_I64, offset));
-    k_store(k, y, e, k_random(k, r, t, seed, step, idx, stream, p));
+    k_store(k, y, e, lm_random(k, r, t, seed, step, idx, (uint32_t)stream, p));
     return k;
 }
 
@@ -190,13 +191,13 @@ static KernelDef *nan_reductions(void) {
     int mx = kernel_add_buf(k, KT_F32, 64, true, "max");
     int x = kernel_add_buf(k, KT_F32, 64 * 5, false, "x");
     int e = k_index(k);
-    int base = k_binary(k, OP_MUL, e, k_const_i(k, KT_I64, 5));
+    int base = k_binary(k, KO_MUL, e, k_const_i(k, KT_I64, 5));
     int nan = k_const_f(k, KT_F32, NAN), lim = k_const_f(k, KT_F32, -1.5);
     int vals[2];
     for (int j = 0; j < 2; j++) {
         int r = k_red_begin(k, 5);
-        int v = k_load(k, x, k_binary(k, OP_ADD, base, r));
-        int w = k_select(k, k_binary(k, OP_LT, v, lim), nan, v);
+        int v = k_load(k, x, k_binary(k, KO_ADD, base, r));
+        int w = k_select(k, k_binary(k, KO_LT, v, lim), nan, v);
         vals[j] = k_red_end(k, j ? KR_MAX : KR_ARGMAX, r, w);
     }
     k_store(k, am, e, vals[0]);
@@ -214,14 +215,14 @@ static KernelDef *casts_at_limits(void) {
     int oi = kernel_add_buf(k, KT_I32, 100, true, "inf");
     int x = kernel_add_buf(k, KT_F64, 100, false, "x");
     int e = k_index(k);
-    int v = k_binary(k, OP_MUL, k_load(k, x, e), k_const_f(k, KT_F64, 1e19));
-    k_store(k, o64, e, k_cast(k, KT_I64, v));
-    k_store(k, o32, e, k_cast(k, KT_I32, k_binary(k, OP_MUL, k_load(k, x, e), k_const_f(k, KT_F64, 3e9))));
-    int big = k_binary(k, OP_MUL, e, k_const_i(k, KT_I64, 123456789012LL));
+    int v = k_binary(k, KO_MUL, k_load(k, x, e), k_const_f(k, KT_F64, 1e19));
+    k_store(k, o64, e, lm_cast(k, KT_I64, v));
+    k_store(k, o32, e, lm_cast(k, KT_I32, k_binary(k, KO_MUL, k_load(k, x, e), k_const_f(k, KT_F64, 3e9))));
+    int big = k_binary(k, KO_MUL, e, k_const_i(k, KT_I64, 123456789012LL));
     k_store(k, ow, e, k_cast(k, KT_I32, big));
-    int inf = k_select(k, k_binary(k, OP_GT, k_load(k, x, e), k_const_f(k, KT_F64, 0)),
+    int inf = k_select(k, k_binary(k, KO_GT, k_load(k, x, e), k_const_f(k, KT_F64, 0)),
                        k_const_f(k, KT_F64, INFINITY), k_const_f(k, KT_F64, -INFINITY));
-    k_store(k, oi, e, k_cast(k, KT_I32, inf));
+    k_store(k, oi, e, lm_cast(k, KT_I32, inf));
     return k;
 }
 
@@ -236,12 +237,12 @@ static KernelDef *int_limits(void) {
     int p = kernel_add_buf(k, KT_BOOL, 50, false, "p");
     int e = k_index(k);
     int mn = k_const_i(k, KT_I32, INT32_MIN), dv = k_load(k, d, e);
-    int m1 = k_select(k, k_binary(k, OP_GT, dv, k_const_i(k, KT_I32, 0)), k_const_i(k, KT_I32, -1),
+    int m1 = k_select(k, k_binary(k, KO_GT, dv, k_const_i(k, KT_I32, 0)), k_const_i(k, KT_I32, -1),
                       k_const_i(k, KT_I32, 0));
-    k_store(k, q, e, k_binary(k, OP_DIV, mn, m1));
-    k_store(k, n, e, k_unary(k, OP_NEG, mn, 0));
+    k_store(k, q, e, lm_binary(k, OP_DIV, mn, m1));
+    k_store(k, n, e, k_unary(k, KO_NEG, mn));
     int pv = k_load(k, p, e);
-    k_store(k, b, e, k_binary(k, OP_LT, k_unary(k, OP_NOT, pv, 0), pv));
+    k_store(k, b, e, k_binary(k, KO_LT, lm_unary(k, OP_NOT, pv, 0), pv));
     return k;
 }
 

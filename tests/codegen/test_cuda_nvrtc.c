@@ -176,8 +176,8 @@ static KernelDef *small_kernel(void) {
     int out = kernel_add_buf(k, KT_F32, 100, true, "y");
     int in = kernel_add_buf(k, KT_F32, 100, false, "x");
     int i = k_index(k);
-    int v = k_binary(k, OP_MUL, k_load(k, in, i), k_const_f(k, KT_F32, 2.0));
-    k_store(k, out, i, k_binary(k, OP_ADD, v, k_const_f(k, KT_F32, 1.0)));
+    int v = k_binary(k, KO_MUL, k_load(k, in, i), k_const_f(k, KT_F32, 2.0));
+    k_store(k, out, i, k_binary(k, KO_ADD, v, k_const_f(k, KT_F32, 1.0)));
     return k;
 }
 

@@ -7,16 +7,17 @@
 
 #include "base/philox.h"
 #include "codegen/kir/kernel.h"
+#include "codegen/lower_math.h"
 
-/* y[i] = relu(x[i] * 2) */
+/* y[i] = relu(x[i] * 2); relu expands to const 0, le, select. */
 static KernelDef *relu2(const char *name, int64_t n) {
     KernelDef *k = kernel_new(name, n);
     int x = kernel_add_buf(k, KT_F32, n, false, "x");
     int y = kernel_add_buf(k, KT_F32, n, true, "y");
     int i = k_index(k);
     int l = k_load(k, x, i);
-    int v = k_binary(k, OP_MUL, l, k_const_f(k, KT_F32, 2.0));
-    k_store(k, y, i, k_unary(k, OP_RELU, v, 0));
+    int v = k_binary(k, KO_MUL, l, k_const_f(k, KT_F32, 2.0));
+    k_store(k, y, i, lm_unary(k, OP_RELU, v, 0));
     return k;
 }
 
@@ -35,19 +36,22 @@ static void expect_reject(KernelDef *k, const char *a, const char *b) {
 
 Test(kernel, builders_and_types) {
     KernelDef *k = relu2("k_relu", 10);
-    cr_assert_eq(k->ninsts, 6);
+    cr_assert_eq(k->ninsts, 8);
     cr_expect_eq(k->insts[0].kind, KI_INDEX);
     cr_expect_eq(k->insts[0].type, KT_I64);
     cr_expect_eq(k->insts[1].type, KT_F32);
     cr_expect_eq(k->insts[2].kind, KI_CONST);
     cr_expect_eq(k->insts[2].f, 2.0);
     cr_expect_eq(k->insts[3].a, 1);
-    cr_expect_eq(k->insts[3].op, OP_MUL);
-    cr_expect_eq(k->insts[5].kind, KI_STORE);
-    cr_expect_eq(k->insts[5].b, 4);
+    cr_expect_eq(k->insts[3].op, KO_MUL);
+    cr_expect_eq(k->insts[5].op, KO_LE);
+    cr_expect_eq(k->insts[5].type, KT_BOOL);
+    cr_expect_eq(k->insts[6].kind, KI_SELECT);
+    cr_expect_eq(k->insts[7].kind, KI_STORE);
+    cr_expect_eq(k->insts[7].b, 6);
     Diag d;
     cr_expect(verifies(k, &d), "%s", d.msg);
-    int c = k_binary(k, OP_LT, 1, 4);
+    int c = k_binary(k, KO_LT, 1, 4);
     cr_expect_eq(k->insts[c].type, KT_BOOL);
     int am = k_red_end(k, KR_ARGMAX, k_red_begin(k, 3), 1);
     cr_expect_eq(k->insts[am].type, KT_I32);
@@ -72,7 +76,7 @@ Test(kernel, verify_rejects_bad_kernels) {
     expect_reject(k, "%3", "not an earlier value");
 
     k = relu2("bad_type", 4);
-    k->insts[5].a = 2; /* store index is the f32 constant */
+    k->insts[7].a = 2; /* store index is the f32 constant */
     expect_reject(k, "operand a = %2 has type f32, expected i64", NULL);
 
     k = relu2("not_written", 4);
@@ -108,32 +112,36 @@ Test(kernel, verify_rejects_bad_kernels) {
     k = kernel_new("escaped", 4);
     x = kernel_add_buf(k, KT_I64, 4, true, "x");
     r1 = k_red_begin(k, 3);
-    int inner = k_binary(k, OP_ADD, r1, r1);
+    int inner = k_binary(k, KO_ADD, r1, r1);
     k_red_end(k, KR_SUM, r1, inner);
     k_store(k, x, k_index(k), inner);
     expect_reject(k, "inside the reduction opened at %0", NULL);
 
     k = kernel_new("bool_math", 4);
     int t = k_const_i(k, KT_BOOL, 1);
-    k_binary(k, OP_ADD, t, t);
+    k_binary(k, KO_ADD, t, t);
     expect_reject(k, "add expects numeric operands", NULL);
 
     k = kernel_new("int_exp", 4);
-    k_unary(k, OP_EXP, k_const_i(k, KT_I32, 1), 0);
-    expect_reject(k, "exp expects a float operand", NULL);
+    k_unary(k, KO_EXP, k_const_i(k, KT_I32, 1));
+    expect_reject(k, "exp expects float operands, got i32", NULL);
 
     k = kernel_new("mixed", 4);
-    k_binary(k, OP_ADD, k_const_f(k, KT_F32, 1), k_const_f(k, KT_F64, 1));
+    k_binary(k, KO_ADD, k_const_f(k, KT_F32, 1), k_const_f(k, KT_F64, 1));
     expect_reject(k, "expected f32", NULL);
 
     k = kernel_new("not_unary", 4);
-    k_unary(k, OP_MATMUL, k_const_f(k, KT_F32, 1), 0);
+    k_unary(k, KO_ADD, k_const_f(k, KT_F32, 1));
     expect_reject(k, "not a unary op", NULL);
 
-    k = kernel_new("random_int", 4);
-    int s = k_const_i(k, KT_I32, 1);
-    k_random(k, KRAND_UNIFORM, KT_I32, s, s, k_index(k), 0, 0);
-    expect_reject(k, "random numbers must be f32 or f64", NULL);
+    k = kernel_new("float_shift", 4);
+    int f1 = k_const_f(k, KT_F64, 1);
+    k_binary(k, KO_SHR, f1, f1);
+    expect_reject(k, "shr expects integer operands, got f64", NULL);
+
+    k = kernel_new("cast_to_bool", 4);
+    k_cast(k, KT_BOOL, k_const_f(k, KT_F32, 1));
+    expect_reject(k, "casts to bool are comparisons", NULL);
 
     k = kernel_new("bad-name", 4);
     expect_reject(k, "not a C identifier", NULL);
@@ -160,10 +168,11 @@ Test(kernel, print) {
     cr_expect(strstr(s, "b1: f32[10] out \"y\""), "%s", s);
     cr_expect(strstr(s, "%1 = load b0[%0] : f32"), "%s", s);
     cr_expect(strstr(s, "%3 = mul %1, %2 : f32"), "%s", s);
-    cr_expect(strstr(s, "%4 = relu %3 : f32"), "%s", s);
-    cr_expect(strstr(s, "store b1[%0] = %4 : f32"), "%s", s);
-    cr_expect(strstr(s, "%6 = red_begin 4 : i64 {"), "%s", s);
-    cr_expect(strstr(s, "} %7 = red_end max %6, %1 : f32"), "%s", s);
+    cr_expect(strstr(s, "%5 = le %3, %4 : bool"), "%s", s);
+    cr_expect(strstr(s, "%6 = select %5, %4, %3 : f32"), "%s", s);
+    cr_expect(strstr(s, "store b1[%0] = %6 : f32"), "%s", s);
+    cr_expect(strstr(s, "%8 = red_begin 4 : i64 {"), "%s", s);
+    cr_expect(strstr(s, "} %9 = red_end max %8, %1 : f32"), "%s", s);
     free(s);
     kernel_free(k);
 }
@@ -191,7 +200,7 @@ Test(kernel, hash_and_same) {
     cr_expect_not(kernel_same(a, g));
     cr_expect_neq(kernel_hash(a), kernel_hash(g));
     KernelDef *h = relu2("h", 10);
-    h->insts[4].op = OP_SIGMOID; /* op */
+    h->insts[3].op = KO_ADD; /* op */
     cr_expect_not(kernel_same(a, h));
     cr_expect_neq(kernel_hash(a), kernel_hash(h));
     KernelDef *ks[] = {a, b, c, e, g, h};
@@ -228,10 +237,10 @@ Test(kernel, eval_elementwise) {
     int q = kernel_add_buf(k, KT_I32, 4, true, "q"), s = kernel_add_buf(k, KT_I32, 4, true, "s");
     int c = kernel_add_buf(k, KT_I32, 4, true, "c"), bo = kernel_add_buf(k, KT_BOOL, 4, true, "bo");
     int i = k_index(k), va = k_load(k, a, i), vb = k_load(k, b, i), vf = k_load(k, f, i);
-    k_store(k, q, i, k_binary(k, OP_DIV, va, vb));
-    k_store(k, s, i, k_binary(k, OP_ADD, va, k_const_i(k, KT_I32, 1)));
-    k_store(k, c, i, k_cast(k, KT_I32, vf));
-    k_store(k, bo, i, k_cast(k, KT_BOOL, vf));
+    k_store(k, q, i, lm_binary(k, OP_DIV, va, vb));
+    k_store(k, s, i, k_binary(k, KO_ADD, va, k_const_i(k, KT_I32, 1)));
+    k_store(k, c, i, lm_cast(k, KT_I32, vf));
+    k_store(k, bo, i, lm_cast(k, KT_BOOL, vf));
     int32_t av[4] = {7, 5, INT32_MIN, INT32_MAX}, bv[4] = {-2, 0, -1, 3};
     double fv[4] = {-2.7, 4294967301.0, NAN, 0.0};
     int32_t qv[4], sv[4], cv[4];
@@ -256,10 +265,10 @@ Test(kernel, eval_math_matches_interpreter_formulas) {
     int sg = kernel_add_buf(k, KT_F64, 4, true, "sg"), sp = kernel_add_buf(k, KT_F64, 4, true, "sp");
     int mx = kernel_add_buf(k, KT_F64, 4, true, "mx"), sn = kernel_add_buf(k, KT_F64, 4, true, "sn");
     int i = k_index(k), v = k_load(k, x, i);
-    k_store(k, sg, i, k_unary(k, OP_SIGMOID, v, 0));
-    k_store(k, sp, i, k_unary(k, OP_SOFTPLUS, v, 2.0));
-    k_store(k, mx, i, k_binary(k, OP_MAX, v, k_const_f(k, KT_F64, 0.5)));
-    k_store(k, sn, i, k_unary(k, OP_SIGN, v, 0));
+    k_store(k, sg, i, lm_unary(k, OP_SIGMOID, v, 0));
+    k_store(k, sp, i, lm_unary(k, OP_SOFTPLUS, v, 2.0));
+    k_store(k, mx, i, lm_binary(k, OP_MAX, v, k_const_f(k, KT_F64, 0.5)));
+    k_store(k, sn, i, lm_unary(k, OP_SIGN, v, 0));
     double xv[4] = {0, -1000, 11, NAN}, a[4], b[4], c[4], e[4];
     void *bufs[] = {xv, a, b, c, e};
     eval_ok(k, bufs, 0, 4);
@@ -281,15 +290,15 @@ Test(kernel, eval_reductions) {
     int x = kernel_add_buf(k, KT_F32, 12, false, "x");
     int y = kernel_add_buf(k, KT_F32, 4, true, "y"), m = kernel_add_buf(k, KT_F32, 4, true, "m");
     int a = kernel_add_buf(k, KT_I32, 4, true, "a");
-    int i = k_index(k), base = k_binary(k, OP_MUL, i, k_const_i(k, KT_I64, 3));
+    int i = k_index(k), base = k_binary(k, KO_MUL, i, k_const_i(k, KT_I64, 3));
     int r = k_red_begin(k, 3);
-    int v = k_load(k, x, k_binary(k, OP_ADD, base, r));
+    int v = k_load(k, x, k_binary(k, KO_ADD, base, r));
     int s = k_red_end(k, KR_SUM, r, v);
     int r2 = k_red_begin(k, 3);
-    int v2 = k_load(k, x, k_binary(k, OP_ADD, base, r2));
+    int v2 = k_load(k, x, k_binary(k, KO_ADD, base, r2));
     int mm = k_red_end(k, KR_MAX, r2, v2);
     int r3 = k_red_begin(k, 3);
-    int v3 = k_load(k, x, k_binary(k, OP_ADD, base, r3));
+    int v3 = k_load(k, x, k_binary(k, KO_ADD, base, r3));
     int am = k_red_end(k, KR_ARGMAX, r3, v3);
     k_store(k, y, i, s);
     k_store(k, m, i, mm);
@@ -324,13 +333,13 @@ Test(kernel, eval_nested_and_random) {
     int i = k_index(k);
     int ra = k_red_begin(k, 3);
     int rb = k_red_begin(k, 4);
-    int v = k_binary(k, OP_ADD, k_binary(k, OP_MUL, ra, k_const_i(k, KT_I64, 10)), rb);
+    int v = k_binary(k, KO_ADD, k_binary(k, KO_MUL, ra, k_const_i(k, KT_I64, 10)), rb);
     int mx = k_red_end(k, KR_MAX, rb, v);
     int s = k_red_end(k, KR_SUM, ra, mx);
-    k_store(k, y, i, k_binary(k, OP_ADD, s, i));
+    k_store(k, y, i, k_binary(k, KO_ADD, s, i));
     int seed = k_const_i(k, KT_I32, -5), step = k_const_i(k, KT_I32, 3);
-    k_store(k, u, i, k_random(k, KRAND_UNIFORM, KT_F32, seed, step, i, 2, 0));
-    k_store(k, bn, i, k_random(k, KRAND_BERNOULLI, KT_F64, seed, step, i, 2, 0.5));
+    k_store(k, u, i, lm_random(k, KRAND_UNIFORM, KT_F32, seed, step, i, 2, 0));
+    k_store(k, bn, i, lm_random(k, KRAND_BERNOULLI, KT_F64, seed, step, i, 2, 0.5));
     int64_t yv[2];
     float uv[2];
     double bv[2];

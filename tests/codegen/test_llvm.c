@@ -25,6 +25,7 @@
 
 #include "base/philox.h"
 #include "codegen/cpu/llvm_backend.h"
+#include "codegen/lower_math.h"
 #include "tests/common/scratch.h"
 
 TestSuite(llvm, .init = scratch_setup, .fini = scratch_teardown);
@@ -209,7 +210,7 @@ static KernelDef *unary_k(OpKind op, KType t, double beta, int64_t n) {
     KernelDef *k = kernel_new(name, n);
     int x = kernel_add_buf(k, t, n, false, "x"), y = kernel_add_buf(k, t, n, true, "y");
     int i = k_index(k);
-    k_store(k, y, i, k_unary(k, op, k_load(k, x, i), beta));
+    k_store(k, y, i, lm_unary(k, op, k_load(k, x, i), beta));
     return k;
 }
 
@@ -222,7 +223,7 @@ static KernelDef *binary_k(OpKind op, KType t, int64_t n) {
     int a = kernel_add_buf(k, t, n, false, "a"), b = kernel_add_buf(k, t, n, false, "b");
     int y = kernel_add_buf(k, cmp ? KT_BOOL : t, n, true, "y");
     int i = k_index(k);
-    k_store(k, y, i, k_binary(k, op, k_load(k, a, i), k_load(k, b, i)));
+    k_store(k, y, i, lm_binary(k, op, k_load(k, a, i), k_load(k, b, i)));
     return k;
 }
 
@@ -232,7 +233,7 @@ static KernelDef *cast_k(KType from, KType to, int64_t n) {
     KernelDef *k = kernel_new(name, n);
     int x = kernel_add_buf(k, from, n, false, "x"), y = kernel_add_buf(k, to, n, true, "y");
     int i = k_index(k);
-    k_store(k, y, i, k_cast(k, to, k_load(k, x, i)));
+    k_store(k, y, i, lm_cast(k, to, k_load(k, x, i)));
     return k;
 }
 
@@ -302,7 +303,7 @@ static KernelDef *index_k(const char *name, int64_t n) {
     int r = kernel_add_buf(k, KT_I64, n, true, "r");
     int i = k_index(k), seven = k_const_i(k, KT_I64, 7);
     int a = k_load(k, x, k_idiv(k, i, seven)), b = k_load(k, w, k_imod(k, i, seven));
-    k_store(k, y, i, k_binary(k, OP_MUL, a, b));
+    k_store(k, y, i, k_binary(k, KO_MUL, a, b));
     int di = k_load(k, dv, i);
     k_store(k, q, i, k_idiv(k, i, di));
     k_store(k, r, i, k_imod(k, i, di));
@@ -314,7 +315,7 @@ static KernelDef *axpy_k(const char *name, int64_t n) {
     KernelDef *k = kernel_new(name, n);
     int x = kernel_add_buf(k, KT_F32, n, false, "x"), y = kernel_add_buf(k, KT_F32, n, true, "y");
     int i = k_index(k), v = k_load(k, x, i);
-    k_store(k, y, i, k_binary(k, OP_ADD, k_binary(k, OP_MUL, v, k_const_f(k, KT_F32, 3.0)), v));
+    k_store(k, y, i, k_binary(k, KO_ADD, k_binary(k, KO_MUL, v, k_const_f(k, KT_F32, 3.0)), v));
     return k;
 }
 
@@ -340,8 +341,8 @@ static KernelDef *random_k(KRandom r, KType t, double p, int64_t stream, int64_t
     int key = kernel_add_buf(k, KT_I32, 2, false, "key"), y = kernel_add_buf(k, t, n, true, "y");
     int i = k_index(k);
     int seed = k_load(k, key, k_const_i(k, KT_I64, 0)), step = k_load(k, key, k_const_i(k, KT_I64, 1));
-    int idx = k_binary(k, OP_ADD, i, k_const_i(k, KT_I64, (int64_t)1 << 32));
-    k_store(k, y, i, k_random(k, r, t, seed, step, idx, stream, p));
+    int idx = k_binary(k, KO_ADD, i, k_const_i(k, KT_I64, (int64_t)1 << 32));
+    k_store(k, y, i, lm_random(k, r, t, seed, step, idx, (uint32_t)stream, p));
     return k;
 }
 
@@ -385,9 +386,9 @@ static KernelDef *reduce_k(KReduce red, KType t, int64_t rows, int64_t R) {
     int x = kernel_add_buf(k, t, rows * R, false, "x");
     int y = kernel_add_buf(k, red == KR_ARGMAX ? KT_I32 : t, rows, true, "y");
     int i = k_index(k);
-    int base = k_binary(k, OP_MUL, i, k_const_i(k, KT_I64, R));
+    int base = k_binary(k, KO_MUL, i, k_const_i(k, KT_I64, R));
     int rb = k_red_begin(k, R);
-    int v = k_load(k, x, k_binary(k, OP_ADD, base, rb));
+    int v = k_load(k, x, k_binary(k, KO_ADD, base, rb));
     int e = k_red_end(k, red, rb, v);
     k_store(k, y, i, e);
     return k;
@@ -399,16 +400,16 @@ static KernelDef *softmax_k(int64_t rows, int64_t C) {
     KernelDef *k = kernel_new("softmax_rows", rows);
     int x = kernel_add_buf(k, KT_F32, rows * C, false, "x");
     int y = kernel_add_buf(k, KT_F32, rows * C, true, "y");
-    int i = k_index(k), base = k_binary(k, OP_MUL, i, k_const_i(k, KT_I64, C));
+    int i = k_index(k), base = k_binary(k, KO_MUL, i, k_const_i(k, KT_I64, C));
     int r1 = k_red_begin(k, C);
-    int m = k_red_end(k, KR_MAX, r1, k_load(k, x, k_binary(k, OP_ADD, base, r1)));
+    int m = k_red_end(k, KR_MAX, r1, k_load(k, x, k_binary(k, KO_ADD, base, r1)));
     int r2 = k_red_begin(k, C);
-    int e2 = k_unary(k, OP_EXP, k_binary(k, OP_SUB, k_load(k, x, k_binary(k, OP_ADD, base, r2)), m), 0);
+    int e2 = k_unary(k, KO_EXP, k_binary(k, KO_SUB, k_load(k, x, k_binary(k, KO_ADD, base, r2)), m));
     int s = k_red_end(k, KR_SUM, r2, e2);
     int r3 = k_red_begin(k, C);
-    int at = k_binary(k, OP_ADD, base, r3);
-    int e3 = k_unary(k, OP_EXP, k_binary(k, OP_SUB, k_load(k, x, at), m), 0);
-    k_store(k, y, at, k_binary(k, OP_DIV, e3, s));
+    int at = k_binary(k, KO_ADD, base, r3);
+    int e3 = k_unary(k, KO_EXP, k_binary(k, KO_SUB, k_load(k, x, at), m));
+    k_store(k, y, at, k_binary(k, KO_DIV, e3, s));
     k_red_end(k, KR_SUM, r3, e3);
     return k;
 }
@@ -426,22 +427,22 @@ static KernelDef *nested_k(KType t, int64_t rows, int64_t A, int64_t Bn) {
     int i = k_index(k), zero = k_const_i(k, KT_I64, 0);
     int wv = k_load(k, w, zero);
     int ra = k_red_begin(k, A);
-    int rowa = k_binary(k, OP_ADD, k_binary(k, OP_MUL, i, k_const_i(k, KT_I64, A)), ra);
+    int rowa = k_binary(k, KO_ADD, k_binary(k, KO_MUL, i, k_const_i(k, KT_I64, A)), ra);
     int rb = k_red_begin(k, Bn);
-    int at = k_binary(k, OP_ADD, k_binary(k, OP_MUL, rowa, k_const_i(k, KT_I64, Bn)), rb);
-    int v = k_binary(k, OP_MUL, k_load(k, x, at), wv);
+    int at = k_binary(k, KO_ADD, k_binary(k, KO_MUL, rowa, k_const_i(k, KT_I64, Bn)), rb);
+    int v = k_binary(k, KO_MUL, k_load(k, x, at), wv);
     int mx = k_red_end(k, KR_MAX, rb, v);
     int rc = k_red_begin(k, Bn);
-    int at2 = k_binary(k, OP_ADD, k_binary(k, OP_MUL, rowa, k_const_i(k, KT_I64, Bn)), rc);
+    int at2 = k_binary(k, KO_ADD, k_binary(k, KO_MUL, rowa, k_const_i(k, KT_I64, Bn)), rc);
     int am = k_red_end(k, KR_ARGMAX, rc, k_load(k, x, at2));
-    int sum = k_red_end(k, KR_SUM, ra, k_binary(k, OP_ADD, mx, k_cast(k, t, am)));
+    int sum = k_red_end(k, KR_SUM, ra, k_binary(k, KO_ADD, mx, k_cast(k, t, am)));
     int re = k_red_begin(k, 0);
     int empty = k_red_end(k, KR_SUM, re, k_load(k, x, re));
     int ri = k_red_begin(k, 5);
     int inv = k_red_end(k, KR_SUM, ri, wv);
     int re2 = k_red_begin(k, 0);
     int empty_arg = k_red_end(k, KR_ARGMAX, re2, wv);
-    k_store(k, y, i, k_binary(k, OP_ADD, k_binary(k, OP_ADD, sum, empty), inv));
+    k_store(k, y, i, k_binary(k, KO_ADD, k_binary(k, KO_ADD, sum, empty), inv));
     k_store(k, z, i, empty_arg);
     return k;
 }

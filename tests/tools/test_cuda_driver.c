@@ -152,7 +152,7 @@ Test(cuda_driver, emit_cuda_and_dumps) {
     result_free(&r);
     char *t = slurp(cu, NULL);
     cr_expect(strstr(t, "typedef long long i64;") && strstr(t, "igrc_k0(") &&
-                  strstr(t, "igrc_gemm_tile(") && strstr(t, "igrc_philox("),
+                  strstr(t, "igrc_gemm_tile(") && strstr(t, "igrc_exp("),
               "--emit cuda: prelude, library and kernels");
     free(t);
     r = igrc("compile", src_path(MLP), "--batch", "16", "--target", "cuda", "-o", in_dir("mlp"), "--dump-dir", dir);
