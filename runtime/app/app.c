@@ -313,6 +313,13 @@ bool app_write_json(cJSON *json, const char *path) {
 
 /* ---- backends ----------------------------------------------------------- */
 
+const char *app_device_help(void) {
+    static char help[256];
+    if (!help[0])
+        snprintf(help, sizeof help, "where the program runs: %s (default cpu)", backend_names());
+    return help;
+}
+
 int app_check_device(const AppCtx *ctx, const char *name, const Backend **dev) {
     char err[512];
     if (!(*dev = backend_find(name))) {

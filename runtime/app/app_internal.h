@@ -39,9 +39,11 @@ typedef struct {
     BackendCode code; /* the kernels and device images the executable carries */
 } AppCtx;
 
-/* The --device option every command that runs the program takes. */
-#define APP_DEVICE_OPT(dst) \
-    {"device", OPT_STR, (dst), "cpu|cuda", "where the program runs (default cpu)", 0}
+/* The --device option every command that runs the program takes: a
+ * backend's name (runtime/backend.h). */
+#define APP_DEVICE_OPT(dst) {"device", OPT_STR, (dst), "NAME", app_device_help(), 0}
+/* "where the program runs: cpu or cuda (default cpu)" */
+const char *app_device_help(void);
 
 /* Where a trained run's weights are: the file, else the run's directory.
  * ckpt must stay first: a command asks opts[0].seen whether the user named
