@@ -175,8 +175,13 @@ static int lib_args(const Node *n, const Type *in0, const Type *in1, int64_t *a,
     case OP_MAXPOOL2D: pool_args(n, in0, out, a); *nargs = 12; return CPU_MAXPOOL2D;
     case OP_MAXPOOL2D_BWD: pool_args(n, in0, in1, a); *nargs = 12; return CPU_MAXPOOL2D_BWD;
     case OP_MAXPOOL2D_SELECT: pool_args(n, in0, out, a); *nargs = 12; return CPU_MAXPOOL2D_SELECT;
-    case OP_AVGPOOL2D: pool_args(n, in0, out, a); *nargs = 12; return CPU_AVGPOOL2D;
-    case OP_AVGPOOL2D_BWD: pool_args(n, out, in0, a); *nargs = 12; return CPU_AVGPOOL2D_BWD;
+    case OP_AVGPOOL2D:
+    case OP_AVGPOOL2D_BWD: /* x then y; arg 12 is count_include_pad */
+        if (n->op == OP_AVGPOOL2D) pool_args(n, in0, out, a);
+        else pool_args(n, out, in0, a);
+        a[12] = node_int(n, "count_include_pad", 1) != 0;
+        *nargs = 13;
+        return n->op == OP_AVGPOOL2D ? CPU_AVGPOOL2D : CPU_AVGPOOL2D_BWD;
     default: return -1;
     }
 }

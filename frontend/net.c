@@ -352,17 +352,32 @@ static int batch_norm(Cur *c, int x) {
     return b_node(b, OP_BATCH_NORM, vname(c, NULL), ins, 5, a, groups > 1 ? 3 : 2);
 }
 
+/* maxpool2d and avgpool2d; avgpool2d also takes count_include_pad (PyTorch's,
+ * default true). Its node carries padding and count_include_pad only when
+ * they change the result (padding nonzero; count_include_pad false). */
 static int pool(Cur *c, int x, OpKind op) {
     static const char *const keys[] = {"id", "op", "inputs", "kernel", "stride", "padding", NULL};
+    static const char *const avg_keys[] = {"id",      "op",      "inputs",           "kernel",
+                                           "stride",  "padding", "count_include_pad", NULL};
     int64_t k[2], s[2], p[2];
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+    bool include_pad = true;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js,
+                    op == OP_AVGPOOL2D ? avg_keys : keys) ||
         !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") || !get_pair(c, "kernel", true, 1, 1, k) ||
-        !get_pair(c, "stride", false, k[0], 1, s) || !get_pair(c, "padding", false, 0, 0, p))
+        !get_pair(c, "stride", false, k[0], 1, s) || !get_pair(c, "padding", false, 0, 0, p) ||
+        (op == OP_AVGPOOL2D && !get_bool(c, "count_include_pad", true, &include_pad)))
         return -1;
-    if (op == OP_AVGPOOL2D && (p[0] || p[1])) return err(c, "avgpool2d takes no padding"), -1;
+    if (2 * p[0] > k[0] || 2 * p[1] > k[1])
+        return err(c, "padding [%lld,%lld] must be at most half the kernel [%lld,%lld]",
+                   (long long)p[0], (long long)p[1], (long long)k[0], (long long)k[1]),
+               -1;
     if (!cJSON_GetObjectItemCaseSensitive(c->js, "stride")) s[0] = k[0], s[1] = k[1];
-    Attr a[3] = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("padding", p, 2)};
-    return b_node(c->net->env->b, op, vname(c, NULL), &x, 1, a, op == OP_MAXPOOL2D ? 3 : 2);
+    Attr a[4] = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2)};
+    int na = 2;
+    if (op == OP_MAXPOOL2D || p[0] || p[1]) a[na++] = attr_ints("padding", p, 2);
+    if (op == OP_AVGPOOL2D && (p[0] || p[1]) && !include_pad)
+        a[na++] = attr_int("count_include_pad", 0);
+    return b_node(c->net->env->b, op, vname(c, NULL), &x, 1, a, na);
 }
 
 static int flatten(Cur *c, int x) {

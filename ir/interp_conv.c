@@ -141,13 +141,12 @@ static bool pool_fail(const Node *n, const Type *x, const Type *y, const int64_t
                  (long long)p[0], (long long)p[1]);
 }
 
-/* Checks x[N,C,H,W] against y[N,C,OH,OW] under kernel, stride and (for
- * maxpool) padding. */
-static bool pool_setup(const Node *n, const Type *x, const Type *y, bool padded, PoolGeom *g,
-                       Diag *d) {
+/* Checks x[N,C,H,W] against y[N,C,OH,OW] under kernel, stride and padding
+ * (default 0). */
+static bool pool_setup(const Node *n, const Type *x, const Type *y, PoolGeom *g, Diag *d) {
     int64_t k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0};
     if (!pair(n, "kernel", -1, k, d) || !pair(n, "stride", -1, s, d) ||
-        (padded && !pair(n, "padding", 0, p, d)))
+        !pair(n, "padding", 0, p, d))
         return false;
     if (x->rank != 4 || y->rank != 4 || x->dim[0] != y->dim[0] || x->dim[1] != y->dim[1] ||
         window_extent(x->dim[2], k[0], s[0], p[0]) != y->dim[2] ||
@@ -204,7 +203,7 @@ static void max_visit(const PoolGeom *g, MaxMode mode, const double *x, const do
 /* maxpool2d {kernel, stride, padding}: padding counts as -inf. */
 bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
-    if (!pool_setup(n, &in[0].type, &out->type, true, &g, d)) return false;
+    if (!pool_setup(n, &in[0].type, &out->type, &g, d)) return false;
     max_visit(&g, MAX_FWD, in[0].data, NULL, out->data);
     return true;
 }
@@ -214,7 +213,7 @@ bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
 bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!need_shape(n, in, 0, &out->type, d) ||
-        !pool_setup(n, &in[0].type, &in[1].type, true, &g, d))
+        !pool_setup(n, &in[0].type, &in[1].type, &g, d))
         return false;
     max_visit(&g, MAX_BWD, in[0].data, in[1].data, out->data);
     return true;
@@ -225,49 +224,71 @@ bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
 bool k_maxpool2d_select(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!need_shape(n, in, 1, &in[0].type, d) ||
-        !pool_setup(n, &in[0].type, &out->type, true, &g, d))
+        !pool_setup(n, &in[0].type, &out->type, &g, d))
         return false;
     max_visit(&g, MAX_SELECT, in[0].data, in[1].data, out->data);
     return true;
 }
 
-/* Visits every (window, tap) pair of an unpadded average pool: forward
- * gathers the window mean into y, backward scatters dy / (KH KW) into x. */
-static void avg_visit(const PoolGeom *g, bool bwd, double *x, double *y) {
-    double area = (double)(g->KH * g->KW);
+/* Visits every (window, in-bounds tap) pair of an average pool: forward
+ * gathers the window's sum over its divisor into y, backward scatters
+ * dy / divisor into x. Padded taps add 0; the divisor is KH KW with
+ * count_include_pad, else the window's in-bounds taps (at least one, as
+ * padding is at most half the kernel). */
+static void avg_visit(const PoolGeom *g, bool include_pad, bool bwd, double *x, double *y) {
     for (int64_t p = 0; p < g->planes; p++)
         for (int64_t oh = 0; oh < g->OH; oh++)
             for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;
+                int64_t ha = h0 < 0 ? 0 : h0, hb = h0 + g->KH < g->H ? h0 + g->KH : g->H;
+                int64_t wa = w0 < 0 ? 0 : w0, wb = w0 + g->KW < g->W ? w0 + g->KW : g->W;
+                double div = (double)(include_pad ? g->KH * g->KW : (hb - ha) * (wb - wa));
                 double *yo = &y[(p * g->OH + oh) * g->OW + ow], sum = 0.0;
-                for (int64_t kh = 0; kh < g->KH; kh++)
-                    for (int64_t kw = 0; kw < g->KW; kw++) {
-                        double *xi = &x[(p * g->H + oh * g->sh + kh) * g->W + ow * g->sw + kw];
-                        if (bwd) *xi += *yo / area;
+                for (int64_t ih = ha; ih < hb; ih++)
+                    for (int64_t iw = wa; iw < wb; iw++) {
+                        double *xi = &x[(p * g->H + ih) * g->W + iw];
+                        if (bwd) *xi += *yo / div;
                         else sum += *xi;
                     }
-                if (!bwd) *yo = sum / area;
+                if (!bwd) *yo = sum / div;
             }
 }
 
-/* avgpool2d {kernel, stride}: mean over each window, no padding. */
-bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
-    PoolGeom g;
-    if (!pool_setup(n, &in[0].type, &out->type, false, &g, d)) return false;
-    avg_visit(&g, false, in[0].data, out->data);
+/* The geometry of an average pool, x[N,C,H,W] to y[N,C,OH,OW], and its
+ * count_include_pad (default 1). */
+static bool avg_setup(const Node *n, const Type *x, const Type *y, PoolGeom *g, bool *include_pad,
+                      Diag *d) {
+    if (!pool_setup(n, x, y, g, d)) return false;
+    if (2 * g->ph > g->KH || 2 * g->pw > g->KW)
+        return kfail(n, d, EXIT_BADINPUT, "padding [%lld,%lld] exceeds half the kernel [%lld,%lld]",
+                     (long long)g->ph, (long long)g->pw, (long long)g->KH, (long long)g->KW);
+    *include_pad = node_int(n, "count_include_pad", 1) != 0;
     return true;
 }
 
-/* avgpool2d_bwd(dy) {kernel, stride, input_shape}: each input element gets
- * dy / (KH KW) from every window containing it. */
+/* avgpool2d {kernel, stride, padding, count_include_pad}: the mean over
+ * each window (see avg_visit). */
+bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
+    PoolGeom g;
+    bool include_pad = true;
+    if (!avg_setup(n, &in[0].type, &out->type, &g, &include_pad, d)) return false;
+    avg_visit(&g, include_pad, false, in[0].data, out->data);
+    return true;
+}
+
+/* avgpool2d_bwd(dy) {kernel, stride, padding, count_include_pad,
+ * input_shape}: each in-bounds input element gets dy / divisor from every
+ * window containing it. */
 bool k_avgpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
     int64_t is[5];
     PoolGeom g;
+    bool include_pad = true;
     if (node_ints(n, "input_shape", is, 5) == 4) {
         Type want = type_make(out->type.dtype, 4, is);
         if (!type_same_shape(&want, &out->type))
             return shapes_fail(n, &out->type, &want, &in[0].type, d);
     }
-    if (!pool_setup(n, &out->type, &in[0].type, false, &g, d)) return false;
-    avg_visit(&g, true, out->data, in[0].data);
+    if (!avg_setup(n, &out->type, &in[0].type, &g, &include_pad, d)) return false;
+    avg_visit(&g, include_pad, true, out->data, in[0].data);
     return true;
 }

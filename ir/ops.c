@@ -17,6 +17,7 @@
 #define A_FLOATS(k, lo, hi) {k, AK_FLOATS, false, 0, lo, hi}
 #define A_REQ_INTS(k, count, lo, hi) {k, AK_INTS, true, count, lo, hi}
 #define A_WIN(k, lo) {k, AK_INTS, true, 2, lo, 1 << 20}
+#define A_OPT_WIN(k, lo) {k, AK_INTS, false, 2, lo, 1 << 20}
 #define A_STR(k) {k, AK_STR, false, 0, 0, 0}
 #define A_REQ_STR(k) {k, AK_STR, true, 0, 0, 0}
 #define A_DTYPE(k) {k, AK_DTYPE, false, 0, 0, 0}

@@ -43,7 +43,12 @@
  *   maxpool2d_select(x, g) {kernel, stride, padding}: the transpose of
  *     maxpool2d_bwd in its second operand: each window takes g at the
  *     window's first maximal element of x (g has x's shape)
- *   avgpool2d(x) {kernel, stride}; avgpool2d_bwd(dy) {kernel, stride, input_shape}
+ *   avgpool2d(x) {kernel, stride, padding=[0,0], count_include_pad=1}: the
+ *     window sum, padding counting as 0, divided by KH KW (count_include_pad
+ *     1, PyTorch's default) or by the window's in-bounds taps (0, ONNX's);
+ *     padding at most half the kernel, so no window is all padding
+ *   avgpool2d_bwd(dy) {kernel, stride, padding, count_include_pad,
+ *     input_shape}: each window sends dy / its divisor to its in-bounds taps
  * Indexing
  *   one_hot(idx i32[...]) {depth, dtype=f32} -> [..., depth]
  *   gather(x[..., C], idx i32[...]) -> [...]: x[..., idx]
@@ -109,7 +114,8 @@ typedef enum {
  * class, attribute schema. ATTRS lists the attributes an op takes: key,
  * kind (A_REQ_ when required), the allowed range of numbers and, for int
  * lists, the exact length (0 any, -1 the operand's rank); A_WIN is a 2-D
- * window size. ir/verify.c checks every node against it (macros: ir/ops.c). */
+ * window size (A_OPT_WIN when optional). ir/verify.c checks every node
+ * against it (macros: ir/ops.c). */
 #define IR_OPS(X)                                                                                  \
     X(INPUT, "input", 0, 0, PK_OPAQUE, OC_SOURCE, NO_ATTRS)                                        \
     X(PARAM, "param", 0, 0, PK_OPAQUE, OC_SOURCE, ATTRS(A_REQ_STR("ref")))                         \
@@ -203,11 +209,15 @@ typedef enum {
             A_WIN("padding", 0),                                                                   \
             A_WIN("stride", 1)))                                                                   \
     X(AVGPOOL2D, "avgpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE,                                      \
-      ATTRS(A_WIN("kernel", 1),                                                                    \
+      ATTRS(A_INT("count_include_pad", 0, 1),                                                      \
+            A_WIN("kernel", 1),                                                                    \
+            A_OPT_WIN("padding", 0),                                                               \
             A_WIN("stride", 1)))                                                                   \
     X(AVGPOOL2D_BWD, "avgpool2d_bwd", 1, 1, PK_COMPLEX, OC_PRIMITIVE,                              \
-      ATTRS(A_REQ_INTS("input_shape", 4, 1, A_BIG),                                                \
+      ATTRS(A_INT("count_include_pad", 0, 1),                                                      \
+            A_REQ_INTS("input_shape", 4, 1, A_BIG),                                                \
             A_WIN("kernel", 1),                                                                    \
+            A_OPT_WIN("padding", 0),                                                               \
             A_WIN("stride", 1)))                                                                   \
     X(ONE_HOT, "one_hot", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,                                        \
       ATTRS(A_REQ_INT("depth", 1, 1 << 30),                                                        \

@@ -318,12 +318,12 @@ static int pool_rule(VjpCtx *c, int i) {
         Attr a = shape_attr("input_shape", ty(c, in(c, 0)));
         return copy_attrs_node(c, OP_AVGPOOL2D_BWD, "avgpool", &c->ct, 1, &a, 1);
     }
-    default: { /* OP_AVGPOOL2D_BWD */
-        int64_t k[2], s[2];
-        node_ints(c->n, "kernel", k, 2);
-        node_ints(c->n, "stride", s, 2);
-        Attr a[2] = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2)};
-        return b_node(c->b, OP_AVGPOOL2D, nm(c, "avgpool_bwd"), &c->ct, 1, a, 2);
+    default: { /* OP_AVGPOOL2D_BWD: its transpose is avgpool2d, same window */
+        Attr a[8];
+        int k = 0;
+        for (int j = 0; j < c->n->nattrs && k < 8; j++)
+            if (strcmp(c->n->attrs[j].key, "input_shape") != 0) a[k++] = c->n->attrs[j];
+        return b_node(c->b, OP_AVGPOOL2D, nm(c, "avgpool_bwd"), &c->ct, 1, a, k);
     }
     }
 }

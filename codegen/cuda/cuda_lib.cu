@@ -334,11 +334,12 @@ extern "C" __global__ void __launch_bounds__(128) igrc_conv2d_bwd_filter_tf32(
 
 struct IgrcPool {
     i64 N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+    i64 include_pad; /* average pooling's arg 12 (count_include_pad) */
 };
 
 IGRC_FN IgrcPool igrc_pool(const IgrcLibArgs &g) {
     const long long *a = g.a;
-    IgrcPool p = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
+    IgrcPool p = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
     return p;
 }
 
@@ -402,30 +403,48 @@ template <typename T> IGRC_FN void igrc_maxpool_bwd(const IgrcPool &g, const T *
     }
 }
 
-/* The window sum in double, as the CPU takes it. */
+/* The in-bounds extent [*lo, *hi) along one axis of window o. */
+IGRC_FN void igrc_clip(i64 o, i64 k, i64 s, i64 pad, i64 n, i64 *lo, i64 *hi) {
+    i64 a = o * s - pad;
+    *lo = a < 0 ? 0 : a;
+    *hi = a + k < n ? a + k : n;
+}
+
+/* Window (oh, ow)'s divisor: KH KW with count_include_pad, else its
+ * in-bounds elements (the CPU's avg_window). */
+IGRC_FN double igrc_avg_div(const IgrcPool &g, i64 oh, i64 ow) {
+    if (g.include_pad) return (double)(g.KH * g.KW);
+    i64 h0, h1, w0, w1;
+    igrc_clip(oh, g.KH, g.SH, g.PH, g.H, &h0, &h1);
+    igrc_clip(ow, g.KW, g.SW, g.PW, g.W, &w0, &w1);
+    return (double)((h1 - h0) * (w1 - w0));
+}
+
+/* The in-bounds window sum in double (padding adds 0), as the CPU takes it. */
 template <typename T> IGRC_FN void igrc_avgpool(const IgrcPool &g, const T *x, T *y) {
     i64 ohw = g.OH * g.OW, total = g.N * g.C * ohw;
-    double area = (double)(g.KH * g.KW);
     for (i64 w = igrc_first(0); w < total; w += igrc_stride()) {
-        i64 p = w / ohw, oh = w % ohw / g.OW, ow = w % g.OW;
+        i64 p = w / ohw, oh = w % ohw / g.OW, ow = w % g.OW, h0, h1, w0, w1;
         const T *xp = x + p * g.H * g.W;
+        igrc_clip(oh, g.KH, g.SH, g.PH, g.H, &h0, &h1);
+        igrc_clip(ow, g.KW, g.SW, g.PW, g.W, &w0, &w1);
         double s = 0.0;
-        for (i64 kh = 0; kh < g.KH; kh++)
-            for (i64 kw = 0; kw < g.KW; kw++) s += (double)xp[(oh * g.SH + kh) * g.W + ow * g.SW + kw];
-        y[w] = (T)(s / area);
+        for (i64 ih = h0; ih < h1; ih++)
+            for (i64 iw = w0; iw < w1; iw++) s += (double)xp[ih * g.W + iw];
+        y[w] = (T)(s / igrc_avg_div(g, oh, ow));
     }
 }
 
 template <typename T> IGRC_FN void igrc_avgpool_bwd(const IgrcPool &g, const T *dy, T *dx) {
     i64 hw = g.H * g.W, ohw = g.OH * g.OW, total = g.N * g.C * hw;
-    double area = (double)(g.KH * g.KW);
     for (i64 i = igrc_first(0); i < total; i += igrc_stride()) {
         i64 p = i / hw, ih = i % hw / g.W, iw = i % g.W, h0, h1, w0, w1;
-        igrc_windows(ih, g.KH, g.SH, 0, g.OH, &h0, &h1);
-        igrc_windows(iw, g.KW, g.SW, 0, g.OW, &w0, &w1);
+        igrc_windows(ih, g.KH, g.SH, g.PH, g.OH, &h0, &h1);
+        igrc_windows(iw, g.KW, g.SW, g.PW, g.OW, &w0, &w1);
         T s = (T)0;
         for (i64 oh = h0; oh <= h1; oh++)
-            for (i64 ow = w0; ow <= w1; ow++) s = s + (T)((double)dy[p * ohw + oh * g.OW + ow] / area);
+            for (i64 ow = w0; ow <= w1; ow++)
+                s = s + (T)((double)dy[p * ohw + oh * g.OW + ow] / igrc_avg_div(g, oh, ow));
         dx[i] = s;
     }
 }

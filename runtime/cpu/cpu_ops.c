@@ -25,6 +25,8 @@ static const char *const CONV_ARGS[] = {"N",  "C",  "H",  "W",  "O",  "KH", "KW"
                                         "SH", "SW", "PH", "PW", "OH", "OW"};
 static const char *const POOL_ARGS[] = {"N",  "C",  "H",  "W",  "KH", "KW",
                                         "SH", "SW", "PH", "PW", "OH", "OW"};
+static const char *const AVGPOOL_ARGS[] = {"N",  "C",  "H",  "W",  "KH", "KW", "SH",
+                                           "SW", "PH", "PW", "OH", "OW", "count_include_pad"};
 
 static const OpRow OPS[CPU_OP_COUNT] = {
     [CPU_MATMUL] = {"matmul", 6, MATMUL_ARGS},
@@ -34,8 +36,8 @@ static const OpRow OPS[CPU_OP_COUNT] = {
     [CPU_MAXPOOL2D] = {"maxpool2d", 12, POOL_ARGS},
     [CPU_MAXPOOL2D_BWD] = {"maxpool2d_bwd", 12, POOL_ARGS},
     [CPU_MAXPOOL2D_SELECT] = {"maxpool2d_select", 12, POOL_ARGS},
-    [CPU_AVGPOOL2D] = {"avgpool2d", 12, POOL_ARGS},
-    [CPU_AVGPOOL2D_BWD] = {"avgpool2d_bwd", 12, POOL_ARGS},
+    [CPU_AVGPOOL2D] = {"avgpool2d", 13, AVGPOOL_ARGS},
+    [CPU_AVGPOOL2D_BWD] = {"avgpool2d_bwd", 13, AVGPOOL_ARGS},
 };
 
 static bool op_valid(CpuOp op) { return (int)op >= 0 && op < CPU_OP_COUNT; }
@@ -102,10 +104,14 @@ bool cpu_op_check(CpuOp op, const int64_t *a, char *err, size_t cap) {
     int sh = conv ? 7 : 6; /* index of SH; then SW, PH, PW, OH, OW */
     for (int i = 0; i < sh + 2; i++)
         if (!in_range(op, a, i, 1, INT_MAX, err, cap)) return false;
-    int64_t pmax = op == CPU_AVGPOOL2D || op == CPU_AVGPOOL2D_BWD ? 0 : INT_MAX;
-    if (!in_range(op, a, sh + 2, 0, pmax, err, cap) || !in_range(op, a, sh + 3, 0, pmax, err, cap))
-        return false;
+    /* average pooling's padding is at most half the kernel (PyTorch's rule),
+     * so every window holds an input element */
+    bool avg = op == CPU_AVGPOOL2D || op == CPU_AVGPOOL2D_BWD;
     int kh = sh - 2;
+    if (!in_range(op, a, sh + 2, 0, avg ? a[kh] / 2 : INT_MAX, err, cap) ||
+        !in_range(op, a, sh + 3, 0, avg ? a[kh + 1] / 2 : INT_MAX, err, cap) ||
+        (avg && !in_range(op, a, 12, 0, 1, err, cap)))
+        return false;
     if (!extent_ok(op, a, 2, kh, sh, sh + 2, sh + 4, err, cap) ||
         !extent_ok(op, a, 3, kh + 1, sh + 1, sh + 3, sh + 5, err, cap) ||
         !size_ok(op, "x", a[0], a[1], a[2], a[3], err, cap))

@@ -27,7 +27,10 @@
  *   CPU_MAXPOOL2D_BWD     same args; out [N,C,H,W] from in0 = x, in1 = dy
  *   CPU_MAXPOOL2D_SELECT  same args; out [N,C,OH,OW] from in0 = x,
  *                         in1 = g [N,C,H,W]
- *   CPU_AVGPOOL2D         same args (PH = PW = 0); out from in0 = x
+ *   CPU_AVGPOOL2D         {N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW,
+ *                          count_include_pad}, PH <= KH / 2, PW <= KW / 2;
+ *       out [N,C,OH,OW] from in0 = x: window sum over KH KW
+ *       (count_include_pad 1) or over the window's in-bounds elements (0)
  *   CPU_AVGPOOL2D_BWD     same args; out [N,C,H,W] from in0 = dy
  */
 #ifndef IGRC_RUNTIME_CPU_OPS_H

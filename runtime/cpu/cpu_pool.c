@@ -1,8 +1,10 @@
 /* Max and average pooling: direct loops, parallel over the N C planes
  * (each plane's output and, for the backward ops, its dx are written by one
- * thread only). Semantics follow ir/interp_conv.c exactly: padding is -inf,
- * the window's first maximal element in row-major order wins, and a NaN
- * beats everything (so the first NaN wins). */
+ * thread only). Semantics follow ir/interp_conv.c exactly: max pooling's
+ * padding is -inf, the window's first maximal element in row-major order
+ * wins, and a NaN beats everything (so the first NaN wins); average
+ * pooling's padding adds 0 and counts in the divisor with
+ * count_include_pad. */
 #include <math.h>
 #include <string.h>
 
@@ -10,7 +12,21 @@
 
 typedef struct {
     int64_t N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW; /* the args' order */
+    int64_t include_pad;                                  /* average pooling's arg 12 */
 } Geom;
+
+/* The in-bounds rows [*h0, *h1) and columns [*w0, *w1) of window (oh, ow)
+ * and the average's divisor: KH KW with count_include_pad, else the
+ * in-bounds count (>= 1, as the padding is at most half the kernel). */
+static double avg_window(const Geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
+                         int64_t *w0, int64_t *w1) {
+    int64_t h = oh * g->SH - g->PH, w = ow * g->SW - g->PW;
+    *h0 = h < 0 ? 0 : h;
+    *h1 = h + g->KH < g->H ? h + g->KH : g->H;
+    *w0 = w < 0 ? 0 : w;
+    *w1 = w + g->KW < g->W ? w + g->KW : g->W;
+    return (double)(g->include_pad ? g->KH * g->KW : (*h1 - *h0) * (*w1 - *w0));
+}
 
 typedef struct {
     Geom g;
@@ -36,15 +52,14 @@ typedef struct {
     }
 
 /* Planes [begin, end): max pooling forward / bwd / select, then average
- * pooling forward / bwd, for element type T. The average's window sum is
- * taken in double (it is the interpreter's arithmetic for f64 and more
+ * pooling forward / bwd, for element type T. The average's window sum (of
+ * the in-bounds elements: padding adds 0) is taken in double (it is the interpreter's arithmetic for f64 and more
  * accurate than float for f32). */
 #define DEF_POOL(T, sfx)                                                                       \
     DEF_ARGMAX(T, sfx)                                                                         \
     static void pool_##sfx(const Job *j, int64_t begin, int64_t end) {                         \
         const Geom *g = &j->g;                                                                 \
         int64_t HW = g->H * g->W, OHW = g->OH * g->OW;                                         \
-        double area = (double)(g->KH * g->KW);                                                 \
         for (int64_t p = begin; p < end; p++) {                                                \
             /* in0 is x, except for avgpool2d_bwd where it is dy */                            \
             const T *x = j->op == CPU_AVGPOOL2D_BWD ? NULL : (const T *)j->in0 + p * HW;      \
@@ -69,18 +84,20 @@ typedef struct {
                         out[w] = b < 0 ? 0 : src[p * HW + b];                                  \
                         break;                                                                 \
                     case CPU_AVGPOOL2D: {                                                      \
-                        double sum = 0.0;                                                      \
-                        for (int64_t kh = 0; kh < g->KH; kh++)                                 \
-                            for (int64_t kw = 0; kw < g->KW; kw++)                             \
-                                sum += x[(oh * g->SH + kh) * g->W + ow * g->SW + kw];          \
-                        out[w] = (T)(sum / area);                                              \
+                        int64_t h0, h1, w0, w1;                                                \
+                        double div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1), sum = 0.0;     \
+                        for (int64_t ih = h0; ih < h1; ih++)                                   \
+                            for (int64_t iw = w0; iw < w1; iw++) sum += x[ih * g->W + iw];     \
+                        out[w] = (T)(sum / div);                                               \
                         break;                                                                 \
                     }                                                                          \
                     case CPU_AVGPOOL2D_BWD: {                                                  \
-                        T v = (T)(((const T *)j->in0)[w] / area);                              \
-                        for (int64_t kh = 0; kh < g->KH; kh++)                                 \
-                            for (int64_t kw = 0; kw < g->KW; kw++)                             \
-                                out[p * HW + (oh * g->SH + kh) * g->W + ow * g->SW + kw] += v; \
+                        int64_t h0, h1, w0, w1;                                                \
+                        double div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1);                \
+                        T v = (T)(((const T *)j->in0)[w] / div);                               \
+                        for (int64_t ih = h0; ih < h1; ih++)                                   \
+                            for (int64_t iw = w0; iw < w1; iw++)                               \
+                                out[p * HW + ih * g->W + iw] += v;                             \
                         break;                                                                 \
                     }                                                                          \
                     case CPU_MATMUL: /* not pooling ops: cpu_op_run sends only pooling */      \
@@ -99,7 +116,9 @@ static void pool_f32_range(void *ctx, int64_t begin, int64_t end) { pool_f32(ctx
 static void pool_f64_range(void *ctx, int64_t begin, int64_t end) { pool_f64(ctx, begin, end); }
 
 void cpu_pool_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *a, void *const *bufs) {
-    Job j = {{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]},
+    bool avg = op == CPU_AVGPOOL2D || op == CPU_AVGPOOL2D_BWD;
+    Job j = {{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+              avg ? a[12] : 1},
              op, bufs[1], bufs[2], bufs[0]};
     /* About 16K window taps per chunk: less is not worth a thread hand-off. */
     int64_t taps = j.g.OH * j.g.OW * j.g.KH * j.g.KW;

@@ -649,12 +649,19 @@ Test(conformance, pooling) {
                 NULL, note);
         op_case(&s, 0, 0, OP_MAXPOOL2D_SELECT, (In[]){x, g}, 2, (Attr[]){ks, st, pd}, 3, NULL, note);
         op_case(&s, 0, 0, OP_MAXPOOL2D_SELECT, (In[]){xt, g}, 2, (Attr[]){ks, st, pd}, 3, NULL, note);
-        if (pl[k].ph || pl[k].pw) continue; /* avgpool2d has no padding */
-        int64_t ah = (pl[k].h - pl[k].kh) / pl[k].sh + 1, aw = (pl[k].w - pl[k].kw) / pl[k].sw + 1;
-        In ady = IN(DT_F32, G_SIGNED, pl[k].n, pl[k].c, ah, aw);
+        /* avgpool2d: padding counted in the divisor (the default, attribute
+         * absent) and, when padded, not (count_include_pad = 0) */
         Attr is = INTS("input_shape", pl[k].n, pl[k].c, pl[k].h, pl[k].w);
-        op_case(&s, sum_tol(kk), sum_tol(kk), OP_AVGPOOL2D, &g, 1, (Attr[]){ks, st}, 2, NULL, note);
-        op_case(&s, sum_tol(kk), sum_tol(kk), OP_AVGPOOL2D_BWD, &ady, 1, (Attr[]){ks, st, is}, 3, NULL, note);
+        bool padded = pl[k].ph || pl[k].pw;
+        for (int cip = padded ? 0 : 1; cip < 2; cip++) {
+            Attr a[5] = {ks, st, pd, attr_int("count_include_pad", 0)};
+            int na = cip ? 3 : 4;
+            char cnote[96];
+            snprintf(cnote, sizeof cnote, "%s count_include_pad=%d", note, cip);
+            op_case(&s, sum_tol(kk), sum_tol(kk), OP_AVGPOOL2D, &g, 1, a, na, NULL, cnote);
+            a[na] = is;
+            op_case(&s, sum_tol(kk), sum_tol(kk), OP_AVGPOOL2D_BWD, &dy, 1, a, na + 1, NULL, cnote);
+        }
     }
     /* avgpool with a window that does not tile the input */
     op_case(&s, sum_tol(9), sum_tol(9), OP_AVGPOOL2D, (In[]){IN(DT_F32, G_SIGNED, 2, 2, 8, 9)}, 1,

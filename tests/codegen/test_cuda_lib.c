@@ -111,7 +111,8 @@ static void pool_args(int64_t *a, int64_t N, int64_t C, int64_t H, int64_t W, in
 }
 
 Test(cuda_lib, pooling) {
-    /* N C H W K S P: overlapping windows (K > S), gaps (K < S), padding */
+    /* N C H W K S P: overlapping windows (K > S), gaps (K < S), padding (at
+     * most K / 2, as average pooling requires) */
     static const int64_t shapes[][7] = {
         {2, 3, 11, 13, 3, 2, 1}, {1, 2, 8, 8, 2, 2, 0}, {2, 1, 7, 9, 3, 1, 1},
         {1, 3, 10, 7, 2, 3, 0},  {1, 1, 1, 1, 1, 1, 0}, {2, 2, 5, 6, 4, 2, 2},
@@ -122,10 +123,14 @@ Test(cuda_lib, pooling) {
         const int64_t *s = shapes[i];
         for (int op = CPU_MAXPOOL2D; op <= CPU_AVGPOOL2D_BWD; op++) {
             bool avg = op >= CPU_AVGPOOL2D;
-            pool_args(a, s[0], s[1], s[2], s[3], s[4], s[5], avg ? 0 : s[6]);
-            for (int ties = 0; ties < 2 - avg; ties++, checked++)
-                cr_expect_eq(check_both((CpuOp)op, a, ties, 300 + 7 * i + (uint64_t)op), 0,
-                             "pooling is bit-exact");
+            pool_args(a, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
+            /* average pooling: padding counted in the divisor (arg 12 = 1) and not */
+            for (int cip = avg ? 0 : 1; cip < 2; cip++) {
+                a[12] = avg ? cip : 0;
+                for (int ties = 0; ties < 2 - avg; ties++, checked++)
+                    cr_expect_eq(check_both((CpuOp)op, a, ties, 300 + 7 * i + (uint64_t)op), 0,
+                                 "pooling is bit-exact");
+            }
         }
     }
     fprintf(stderr, "[cuda-emulation] lib pooling: %d op/shape/data cases x 2 dtypes, all exact\n", checked);

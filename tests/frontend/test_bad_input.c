@@ -281,6 +281,46 @@ Test(bad_input, add_of_different_shapes_shows_both) {
     expect_bad(p, "networks.n.nodes[1]", "'out'", "f32[128,1,8,8]", "f32[128,1,4,4]");
 }
 
+/* avgpool2d's padding (at most half the kernel) and count_include_pad
+ * (bool; avgpool2d only). */
+Test(bad_input, avgpool_padding_and_count_include_pad) {
+    const char *p = put_net("avgpad.json", "{\"id\": \"out\", \"op\": \"avgpool2d\", \"inputs\": "
+                                           "[\"x\"], \"kernel\": 2, \"padding\": [0, 2]}");
+    expect_bad(p, "networks.n.nodes[0]", "'out'", "padding [0,2]", "half the kernel [2,2]");
+    p = put_net("avgcip.json", "{\"id\": \"out\", \"op\": \"avgpool2d\", \"inputs\": [\"x\"], "
+                               "\"kernel\": 3, \"padding\": 1, \"count_include_pad\": 0}");
+    expect_bad(p, "networks.n.nodes[0]", "'out'", "'count_include_pad'", "true or false");
+    p = put_net("maxcip.json", "{\"id\": \"out\", \"op\": \"maxpool2d\", \"inputs\": [\"x\"], "
+                               "\"kernel\": 3, \"padding\": 1, \"count_include_pad\": false}");
+    expect_bad(p, "networks.n.nodes[0]", "count_include_pad");
+}
+
+/* The node carries padding and count_include_pad = 0 when they matter:
+ * 8x8, kernel 3, stride 2, padding 1 -> 4x4. */
+Test(frontend_ok, avgpool_padding_and_count_include_pad) {
+    const char *p = put_net("avgok.json",
+                            "{\"id\": \"a\", \"op\": \"avgpool2d\", \"inputs\": [\"x\"], "
+                            "\"kernel\": 3, \"stride\": 2, \"padding\": 1, \"count_include_pad\": false},\n"
+                            "{\"id\": \"out\", \"op\": \"avgpool2d\", \"inputs\": [\"a\"], "
+                            "\"kernel\": 2, \"padding\": 0, \"count_include_pad\": false}");
+    Module *m = load_ok(p, NULL);
+    int seen = 0;
+    for (int f = 0; f < m->nfuncs; f++)
+        for (int i = 0; i < m->funcs[f]->n; i++) {
+            const Node *n = &m->funcs[f]->nodes[i];
+            if (n->op != OP_AVGPOOL2D) continue;
+            int64_t pd[2] = {-1, -1};
+            bool first = n->type.dim[2] == 4;
+            cr_expect_eq(node_ints(n, "padding", pd, 2), first ? 2 : 0, "%s", n->name);
+            cr_expect_eq(node_int(n, "count_include_pad", 1), first ? 0 : 1, "%s", n->name);
+            if (first) cr_expect(pd[0] == 1 && pd[1] == 1 && n->type.dim[3] == 4);
+            else cr_expect(n->type.dim[2] == 2 && n->type.dim[3] == 2);
+            seen++;
+        }
+    cr_expect_geq(seen, 2, "both pools are in the module");
+    module_free(m);
+}
+
 Test(bad_input, wrong_arity) {
     const char *p = put_net("ar.json", "{\"id\": \"out\", \"op\": \"add\", \"inputs\": [\"x\"]}");
     expect_bad(p, "'out'", "add", "2 input");

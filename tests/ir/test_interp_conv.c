@@ -340,3 +340,102 @@ Test(interp_avgpool, bwd_adjoint) {
         free_vals((Value[]){x, dy, y, dx}, 4);
     }
 }
+
+/* ---- padded average pooling (PyTorch's avg_pool2d, ceil_mode=False) ---- */
+
+/* avgpool2d / avgpool2d_bwd with padding p and count_include_pad cip
+ * (-1: the attribute absent, which means 1). */
+static Value avg(OpKind op, const int64_t *k, const int64_t *s, const int64_t *p, int cip,
+                 const Value *in, Type out) {
+    Attr a[5] = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2), attr_ints("padding", p, 2)};
+    int na = 3;
+    if (cip >= 0) a[na++] = attr_int("count_include_pad", cip);
+    if (op == OP_AVGPOOL2D_BWD) a[na++] = attr_ints("input_shape", out.dim, 4);
+    return eval_ok(op, a, na, in, 1, out);
+}
+
+/* x = 1..9 in a 3x3 plane, kernel 3, stride 1, padding 1: window (0,0)
+ * holds 1 2 / 4 5 and five padded zeros, so it is 12/9 with padding
+ * counted and 12/4 = 3 without; the centre window holds all nine (45/9 = 5
+ * either way); the edge window (0,1) holds 1 2 3 / 4 5 6 (21/9 or 21/6). */
+Test(interp_avgpool, padded_hand_case) {
+    double v[9];
+    for (int i = 0; i < 9; i++) v[i] = i + 1;
+    Value x = val(TY(DT_F64, 1, 1, 3, 3), v);
+    Type yt = TY(DT_F64, 1, 1, 3, 3);
+    Value in_pad = avg(OP_AVGPOOL2D, DIMS(3, 3), DIMS(1, 1), DIMS(1, 1), -1, &x, yt);
+    EXPECT(&in_pad, 1e-15, 12 / 9.0, 21 / 9.0, 16 / 9.0, 27 / 9.0, 5, 33 / 9.0, 24 / 9.0,
+           39 / 9.0, 28 / 9.0);
+    Value ex_pad = avg(OP_AVGPOOL2D, DIMS(3, 3), DIMS(1, 1), DIMS(1, 1), 0, &x, yt);
+    EXPECT(&ex_pad, 1e-15, 3, 3.5, 4, 4.5, 5, 5.5, 6, 6.5, 7);
+    /* Backward without padding counted, dy = 1 at the corner window (0,0)
+     * only: its four in-bounds taps get 1/4, the rest 0. */
+    Value dy = val(yt, D(1, 0, 0, 0, 0, 0, 0, 0, 0));
+    Value dx = avg(OP_AVGPOOL2D_BWD, DIMS(3, 3), DIMS(1, 1), DIMS(1, 1), 0, &dy, x.type);
+    EXPECT(&dx, 0, 0.25, 0.25, 0, 0.25, 0.25, 0, 0, 0, 0);
+    free_vals((Value[]){x, in_pad, ex_pad, dy, dx}, 5);
+}
+
+/* Values against the definition written out here: y = sum of the in-bounds
+ * taps / (KH KW or their count); dx = the sum, over the windows holding a
+ * position, of dy / that window's divisor. Odd sizes, padding 1 and mixed,
+ * strides 1 and 2, both modes; plus the adjoint identity. */
+Test(interp_avgpool, padded_against_definition) {
+    static const PoolCfg cfgs[] = {{{3, 3}, {1, 1}, {1, 1}}, {{3, 3}, {2, 2}, {1, 1}},
+                                   {{2, 3}, {2, 1}, {1, 1}}, {{3, 2}, {2, 2}, {1, 0}},
+                                   {{5, 3}, {1, 2}, {2, 0}}, {{2, 2}, {2, 2}, {0, 0}}};
+    const int64_t N = 2, C = 3, H = 5, W = 7;
+    Type xt = TY(DT_F64, N, C, H, W);
+    uint64_t seed = 15;
+    for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++)
+        for (int cip = 0; cip < 2; cip++) {
+            const PoolCfg *c = &cfgs[t];
+            int64_t OH = (H + 2 * c->p[0] - c->k[0]) / c->s[0] + 1;
+            int64_t OW = (W + 2 * c->p[1] - c->k[1]) / c->s[1] + 1;
+            Type yt = TY(DT_F64, N, C, OH, OW);
+            Value x = val_rand(xt, &seed), dy = val_rand(yt, &seed);
+            Value y = avg(OP_AVGPOOL2D, c->k, c->s, c->p, cip, &x, yt);
+            Value dx = avg(OP_AVGPOOL2D_BWD, c->k, c->s, c->p, cip, &dy, xt);
+            double *want_dx = calloc((size_t)(N * C * H * W), sizeof(double));
+            for (int64_t pl = 0; pl < N * C; pl++)
+                for (int64_t oh = 0; oh < OH; oh++)
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        double sum = 0, count = 0;
+                        for (int64_t kh = 0; kh < c->k[0]; kh++)
+                            for (int64_t kw = 0; kw < c->k[1]; kw++) {
+                                int64_t ih = oh * c->s[0] - c->p[0] + kh;
+                                int64_t iw = ow * c->s[1] - c->p[1] + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                sum += x.data[(pl * H + ih) * W + iw];
+                                count++;
+                            }
+                        double div = cip ? (double)(c->k[0] * c->k[1]) : count;
+                        int64_t o = (pl * OH + oh) * OW + ow;
+                        expect_close(y.data[o], sum / div, 1e-13, "avgpool2d");
+                        for (int64_t kh = 0; kh < c->k[0]; kh++)
+                            for (int64_t kw = 0; kw < c->k[1]; kw++) {
+                                int64_t ih = oh * c->s[0] - c->p[0] + kh;
+                                int64_t iw = ow * c->s[1] - c->p[1] + kw;
+                                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                    want_dx[(pl * H + ih) * W + iw] += dy.data[o] / div;
+                            }
+                    }
+            for (int64_t i = 0; i < N * C * H * W; i++)
+                expect_close(dx.data[i], want_dx[i], 1e-13, "avgpool2d_bwd");
+            expect_close(dot(&dx, &x), dot(&dy, &y), 1e-12, "<avgpool_bwd(dy), x>");
+            free(want_dx);
+            free_vals((Value[]){x, dy, y, dx}, 4);
+        }
+}
+
+/* Padding beyond half the kernel is refused (PyTorch's rule; it would
+ * leave windows of padding only). */
+Test(interp_avgpool, padding_over_half_kernel) {
+    Value x = val(TY(DT_F64, 1, 1, 4, 4), NULL);
+    Attr a[3] = {attr_ints("kernel", DIMS(2, 2), 2), attr_ints("stride", DIMS(1, 1), 2),
+                 attr_ints("padding", DIMS(2, 0), 2)};
+    Diag d = eval_fail(OP_AVGPOOL2D, a, 3, &x, 1, TY(DT_F64, 1, 1, 7, 3));
+    cr_expect_eq(d.code, EXIT_BADINPUT);
+    cr_expect(strstr(d.msg, "half the kernel"), "%s", d.msg);
+    free_vals(&x, 1);
+}

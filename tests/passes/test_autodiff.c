@@ -216,6 +216,26 @@ Test(vjp, avgpool2d_and_bwd) {
     check(b, true);
 }
 
+/* Padded average pooling, padding counted in the divisor and not, and its
+ * backward (whose VJP must carry padding and count_include_pad back). */
+Test(vjp, avgpool2d_padded) {
+    int64_t k[] = {3, 2}, s[] = {2, 1}, p[] = {1, 1}, dy[] = {1, 2, 3, 6};
+    for (int cip = 0; cip < 2; cip++) {
+        Case c = {.op = OP_AVGPOOL2D, .nin = 1, .in = {t64(4, P4)}, .kind = {F64}, .lo = -1, .hi = 1,
+                  .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2),
+                            attr_ints("padding", p, 2), attr_int("count_include_pad", cip)},
+                  .nattrs = 4};
+        check(c, true);
+        Case b = {.op = OP_AVGPOOL2D_BWD, .nin = 1, .in = {t64(4, dy)}, .kind = {F64}, .lo = -1,
+                  .hi = 1,
+                  .attrs = {attr_ints("kernel", k, 2), attr_ints("stride", s, 2),
+                            attr_ints("padding", p, 2), attr_int("count_include_pad", cip),
+                            attr_ints("input_shape", P4, 4)},
+                  .nattrs = 5};
+        check(b, true);
+    }
+}
+
 Test(vjp, gather) {
     Case c = {.op = OP_GATHER, .nin = 2, .in = {t64(2, S23), t64(1, (int64_t[]){2})},
               .kind = {F64, DT_I32}, .lo = -1, .hi = 1, .int_hi = 3};

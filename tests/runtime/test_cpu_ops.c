@@ -299,18 +299,26 @@ static void pool_args(const Pool *p, int64_t *a, bool padded) {
     memcpy(a, v, sizeof v);
 }
 
-/* The five pooling ops of case p, data mode `mode`, against the oracle. */
+/* The five pooling ops of case p, data mode `mode`, against the oracle;
+ * the average pools with padding counted in the divisor and, when padded,
+ * not. Average pooling takes the case's padding when it is at most half
+ * the kernel (PyTorch's rule), else none. */
 static void pool_case(const Pool *p, CpuDtype dt, int mode, ThreadPool *const *pools,
                       uint64_t *seed) {
-    for (int avg = 0; avg < 2; avg++) {
-        int64_t a[12];
-        pool_args(p, a, !avg);
+    for (int kind = 0; kind < 3; kind++) { /* max, avg counting padding, avg not */
+        int avg = kind > 0, cip = kind == 1;
+        bool padded = !avg || (2 * p->PH <= p->KH && 2 * p->PW <= p->KW);
+        if (kind == 2 && (!padded || (p->PH == 0 && p->PW == 0))) continue;
+        int64_t a[13];
+        pool_args(p, a, padded);
+        a[12] = cip;
         int64_t nx = p->N * p->C * p->H * p->W, ny = p->N * p->C * a[10] * a[11];
         Type tx = TY(DT_F64, p->N, p->C, p->H, p->W), ty = TY(DT_F64, p->N, p->C, a[10], a[11]);
         double *x = rand_vals(nx, seed, dt, avg ? 0 : mode), *dy = rand_vals(ny, seed, dt, 0),
                *g = rand_vals(nx, seed, dt, 0);
-        Attr at[3] = {attr_ints("kernel", a + 4, 2), attr_ints("stride", a + 6, 2),
-                      avg ? attr_ints("input_shape", tx.dim, 4) : attr_ints("padding", a + 8, 2)};
+        Attr at[5] = {attr_ints("kernel", a + 4, 2), attr_ints("stride", a + 6, 2),
+                      attr_ints("padding", a + 8, 2), attr_int("count_include_pad", cip),
+                      attr_ints("input_shape", tx.dim, 4)};
         struct {
             CpuOp op;
             OpKind kind;
@@ -325,9 +333,9 @@ static void pool_case(const Pool *p, CpuDtype dt, int mode, ThreadPool *const *p
             {CPU_MAXPOOL2D_SELECT, OP_MAXPOOL2D_SELECT, 2, 3, x, g, nx, nx, ny, 1, tx, tx, ty},
         };
         if (avg) {
-            ops[0] = (__typeof__(ops[0])){CPU_AVGPOOL2D, OP_AVGPOOL2D, 1, 2, x, NULL, nx, 0, ny,
+            ops[0] = (__typeof__(ops[0])){CPU_AVGPOOL2D, OP_AVGPOOL2D, 1, 4, x, NULL, nx, 0, ny,
                                           p->KH * p->KW, tx, tx, ty};
-            ops[1] = (__typeof__(ops[1])){CPU_AVGPOOL2D_BWD, OP_AVGPOOL2D_BWD, 1, 3, dy, NULL, ny,
+            ops[1] = (__typeof__(ops[1])){CPU_AVGPOOL2D_BWD, OP_AVGPOOL2D_BWD, 1, 5, dy, NULL, ny,
                                           0, nx, p->KH * p->KW, ty, ty, tx};
         }
         for (int k = 0; k < (avg ? 2 : 3); k++) {
@@ -338,9 +346,10 @@ static void pool_case(const Pool *p, CpuDtype dt, int mode, ThreadPool *const *p
                                      ops[k].in1, ops[k].n1, ops[k].nout);
                 char what[160];
                 snprintf(what, sizeof what, "%s %s mode %d N%lld C%lld %lldx%lld k%lldx%lld "
-                         "threads %d", cpu_op_name(ops[k].op), dt_name(dt), mode,
+                         "p%lldx%lld cip %d threads %d", cpu_op_name(ops[k].op), dt_name(dt), mode,
                          (long long)p->N, (long long)p->C, (long long)p->H, (long long)p->W,
-                         (long long)p->KH, (long long)p->KW, THREADS[t]);
+                         (long long)p->KH, (long long)p->KW, (long long)a[8], (long long)a[9],
+                         cip, THREADS[t]);
                 /* max forward and select copy an element: exact. */
                 double tol = ops[k].op == CPU_MAXPOOL2D || ops[k].op == CPU_MAXPOOL2D_SELECT
                                  ? 0.0
@@ -420,17 +429,24 @@ Test(cpu_ops, check_args) {
     expect_reject(CPU_CONV2D, cv, "SW");
     int64_t big[13] = {1, 1, 2, 2, 1, 5, 1, 1, 1, 1, 0, 0, 2}; /* 5-tall kernel, H + 2 = 4 */
     expect_reject(CPU_CONV2D, big, "KH");
-    int64_t pl[12] = {1, 2, 6, 6, 2, 2, 2, 2, 0, 0, 3, 3};
+    int64_t pl[13] = {1, 2, 6, 6, 2, 2, 2, 2, 0, 0, 3, 3, 1};
     cr_expect(cpu_op_check(CPU_AVGPOOL2D, pl, err, sizeof err), "%s", err);
     pl[8] = 1;
     pl[10] = 4;
     cr_expect(cpu_op_check(CPU_MAXPOOL2D, pl, err, sizeof err), "%s", err);
-    expect_reject(CPU_AVGPOOL2D, pl, "PH");
+    cr_expect(cpu_op_check(CPU_AVGPOOL2D, pl, err, sizeof err), "padding 1 <= 2 / 2: %s", err);
+    pl[12] = 2;
+    expect_reject(CPU_AVGPOOL2D_BWD, pl, "count_include_pad");
+    pl[12] = 0;
+    int64_t over[13] = {1, 2, 6, 6, 2, 2, 2, 2, 2, 0, 5, 3, 1}; /* PH 2 > KH / 2 */
+    cr_expect(cpu_op_check(CPU_MAXPOOL2D, over, err, sizeof err), "%s", err);
+    expect_reject(CPU_AVGPOOL2D, over, "PH");
     expect_reject(CPU_MAXPOOL2D_SELECT, (int64_t[]){1, 2, 6, 6, 2, 2, 2, 2, 1, 0, 4, 4}, "OW");
     cr_expect(!cpu_op_check(CPU_OP_COUNT, mm, err, sizeof err));
     cr_expect_eq(cpu_op_nargs(CPU_MATMUL), 6);
     cr_expect_eq(cpu_op_nargs(CPU_CONV2D_BWD_FILTER), 13);
-    cr_expect_eq(cpu_op_nargs(CPU_AVGPOOL2D_BWD), 12);
+    cr_expect_eq(cpu_op_nargs(CPU_MAXPOOL2D), 12);
+    cr_expect_eq(cpu_op_nargs(CPU_AVGPOOL2D_BWD), 13);
     cr_expect_eq(cpu_op_nargs(CPU_OP_COUNT), -1);
     cr_expect_str_eq(cpu_op_name(CPU_MAXPOOL2D_SELECT), "maxpool2d_select");
 }
