@@ -39,8 +39,10 @@ static PDtype pdtype_of(DType t) {
     case DT_F64: return PD_F64;
     case DT_I32: return PD_I32;
     case DT_BOOL: return PD_BOOL;
-    default: return PD_F32;
+    case DT_F32:
+    case DT_COUNT: break;
     }
+    return PD_F32;
 }
 
 static PTensor ptensor_of(const char *name, const Type *t) {
@@ -156,34 +158,57 @@ static void conv_args(const Node *n, const Type *x, const Type *w, const Type *y
     memcpy(a, v, sizeof v);
 }
 
-/* The CpuOp and args of complex node n (types of its operands given). */
-static int lib_args(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+/* The library call of each complex op: its CpuOp and args (operand types
+ * given), the argument count returned in *nargs. */
+typedef int (*LibArgs)(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs);
+
+static int a_matmul(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
     const Type *out = &n->type;
-    switch (n->op) {
-    case OP_MATMUL: {
-        int r = out->rank;
-        int64_t batch = 1;
-        for (int i = 0; i < r - 2; i++) batch *= out->dim[i];
-        int64_t v[6] = {batch, in0->dim[r - 2], in0->dim[r - 1], in1->dim[r - 1], 0, 0};
-        memcpy(a, v, sizeof v);
-        *nargs = 6;
-        return CPU_MATMUL;
-    }
-    case OP_CONV2D: conv_args(n, in0, in1, out, a); *nargs = 13; return CPU_CONV2D;
-    case OP_CONV2D_BWD_DATA: conv_args(n, out, in1, in0, a); *nargs = 13; return CPU_CONV2D_BWD_DATA;
-    case OP_CONV2D_BWD_FILTER: conv_args(n, in0, out, in1, a); *nargs = 13; return CPU_CONV2D_BWD_FILTER;
-    case OP_MAXPOOL2D: pool_args(n, in0, out, a); *nargs = 12; return CPU_MAXPOOL2D;
-    case OP_MAXPOOL2D_BWD: pool_args(n, in0, in1, a); *nargs = 12; return CPU_MAXPOOL2D_BWD;
-    case OP_MAXPOOL2D_SELECT: pool_args(n, in0, out, a); *nargs = 12; return CPU_MAXPOOL2D_SELECT;
-    case OP_AVGPOOL2D:
-    case OP_AVGPOOL2D_BWD: /* x then y; arg 12 is count_include_pad */
-        if (n->op == OP_AVGPOOL2D) pool_args(n, in0, out, a);
-        else pool_args(n, out, in0, a);
-        a[12] = node_int(n, "count_include_pad", 1) != 0;
-        *nargs = 13;
-        return n->op == OP_AVGPOOL2D ? CPU_AVGPOOL2D : CPU_AVGPOOL2D_BWD;
-    default: return -1;
-    }
+    int r = out->rank;
+    int64_t batch = 1;
+    for (int i = 0; i < r - 2; i++) batch *= out->dim[i];
+    int64_t v[6] = {batch, in0->dim[r - 2], in0->dim[r - 1], in1->dim[r - 1], 0, 0};
+    memcpy(a, v, sizeof v);
+    *nargs = 6;
+    return CPU_MATMUL;
+}
+
+/* conv_args takes (x, w, y) whichever operand or result each is. */
+static int a_conv(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    const Type *out = &n->type;
+    *nargs = 13;
+    if (n->op == OP_CONV2D) return conv_args(n, in0, in1, out, a), CPU_CONV2D;
+    if (n->op == OP_CONV2D_BWD_DATA) return conv_args(n, out, in1, in0, a), CPU_CONV2D_BWD_DATA;
+    return conv_args(n, in0, out, in1, a), CPU_CONV2D_BWD_FILTER;
+}
+
+/* pool_args takes (x, y): the window's input and output shapes. */
+static int a_maxpool(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    *nargs = 12;
+    if (n->op == OP_MAXPOOL2D_BWD) return pool_args(n, in0, in1, a), CPU_MAXPOOL2D_BWD;
+    pool_args(n, in0, &n->type, a);
+    return n->op == OP_MAXPOOL2D ? CPU_MAXPOOL2D : CPU_MAXPOOL2D_SELECT;
+}
+
+/* x then y; arg 12 is count_include_pad */
+static int a_avgpool(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    (void)in1;
+    if (n->op == OP_AVGPOOL2D) pool_args(n, in0, &n->type, a);
+    else pool_args(n, &n->type, in0, a);
+    a[12] = node_int(n, "count_include_pad", 1) != 0;
+    *nargs = 13;
+    return n->op == OP_AVGPOOL2D ? CPU_AVGPOOL2D : CPU_AVGPOOL2D_BWD;
+}
+
+static const LibArgs LIB_ARGS[OP_COUNT] = {
+    [OP_MATMUL] = a_matmul, [OP_CONV2D] = a_conv, [OP_CONV2D_BWD_DATA] = a_conv,
+    [OP_CONV2D_BWD_FILTER] = a_conv, [OP_MAXPOOL2D] = a_maxpool, [OP_MAXPOOL2D_BWD] = a_maxpool,
+    [OP_MAXPOOL2D_SELECT] = a_maxpool, [OP_AVGPOOL2D] = a_avgpool, [OP_AVGPOOL2D_BWD] = a_avgpool,
+};
+
+/* -1 for an op without a library call. */
+static int lib_args(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    return LIB_ARGS[n->op] ? LIB_ARGS[n->op](n, in0, in1, a, nargs) : -1;
 }
 
 /* A library step for complex node n, operands at refs ins, result at out. */
@@ -310,7 +335,9 @@ static void *const_bytes(const Node *n) {
         case KT_F64: ((double *)p)[i] = v; break;
         case KT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
         case KT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-        default: ((float *)p)[i] = (float)v; break;
+        case KT_F32:
+        case KT_I64: /* no constant of the tensor IR is i64 */
+        case KT_COUNT: ((float *)p)[i] = (float)v; break;
         }
     }
     return p;
@@ -337,16 +364,17 @@ static PRef add_const(Build *B, const Node *n) {
 
 static bool source_node(Build *B, int v, int *ninputs) {
     const Node *n = &B->f->nodes[v];
-    switch (n->op) {
-    case OP_INPUT: B->ref[v] = (PRef){PB_INPUT, (*ninputs)++}; return true;
-    case OP_PARAM: B->ref[v] = (PRef){PB_PARAM, module_find_param(B->m, node_str(n, "ref"))}; return true;
-    case OP_CONSTANT:
-        if (node_attr(n, "data")) {
-            B->ref[v] = add_const(B, n);
-            return true;
-        }
-        break;
-    default: break;
+    if (n->op == OP_INPUT) {
+        B->ref[v] = (PRef){PB_INPUT, (*ninputs)++};
+        return true;
+    }
+    if (n->op == OP_PARAM) {
+        B->ref[v] = (PRef){PB_PARAM, module_find_param(B->m, node_str(n, "ref"))};
+        return true;
+    }
+    if (n->op == OP_CONSTANT && node_attr(n, "data")) {
+        B->ref[v] = add_const(B, n);
+        return true;
     }
     return build_error(B, n, "must be inside a fused group (did the fuse pass run?)");
 }

@@ -95,12 +95,13 @@
 
 /* Fusion pattern kinds (TVM's): decide what may fuse with what. */
 typedef enum {
-    PK_ELEMWISE,  /* one output element from the same index of each input */
+    PK_ELEMWISE,  /* one output element from the same index of each input (also the
+                     activation composites: their shape rule is the unary one) */
     PK_BROADCAST, /* like elementwise with some input axes repeated */
     PK_INJECTIVE, /* each output element reads one input element */
     PK_REDUCTION,
     PK_COMPLEX,   /* conv/matmul/pool: fusable epilogue, not prologue */
-    PK_OPAQUE,    /* sources, composites, higher-level nodes */
+    PK_OPAQUE,    /* sources, other composites, higher-level nodes */
 } PatternKind;
 
 typedef enum {
@@ -242,10 +243,14 @@ typedef enum {
       ATTRS(A_FLOAT("eps", 0, 1)))                                                                 \
     X(MART_BCE, "mart_bce", 2, 2, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_STR("reduction")))              \
     X(PEARSON, "pearson", 2, 2, PK_OPAQUE, OC_COMPOSITE, NO_ATTRS)                                 \
-    X(GELU, "gelu", 1, 1, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_STR("approximate")))                    \
-    X(SILU, "silu", 1, 1, PK_OPAQUE, OC_COMPOSITE, NO_ATTRS)                                       \
-    X(LEAKY_RELU, "leaky_relu", 1, 1, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_FLOAT("alpha", -1e6, 1e6))) \
-    X(ELU, "elu", 1, 1, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_FLOAT("alpha", -1e6, 1e6)))               \
+    X(GELU, "gelu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                               \
+      ATTRS(A_STR("approximate")))                                                                 \
+    X(SILU, "silu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                               \
+      NO_ATTRS)                                                                                    \
+    X(LEAKY_RELU, "leaky_relu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                   \
+      ATTRS(A_FLOAT("alpha", -1e6, 1e6)))                                                          \
+    X(ELU, "elu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                                 \
+      ATTRS(A_FLOAT("alpha", -1e6, 1e6)))                                                          \
     X(LOOP, "loop", 1, -1, PK_OPAQUE, OC_PRIMITIVE,                                                \
       ATTRS(A_REQ_STR("body"),                                                                     \
             A_REQ_INT("trips", 0, 1 << 30)))                                                       \

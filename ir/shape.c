@@ -10,6 +10,7 @@
 typedef struct {
     const Node *n;
     const Type *in[8]; /* first operands' types (concat may have more) */
+    const Module *m;
     const Function *f;
     Diag *d;
 } Rule;
@@ -57,17 +58,16 @@ static bool need_float(Rule *r, const Type *t) {
 static bool unary(Rule *r, Type *out) {
     const Type *x = r->in[0];
     *out = *x;
-    switch (r->n->op) {
-    case OP_NEG:
-    case OP_ABS:
-    case OP_SIGN:
-    case OP_RELU:
+    OpKind op = r->n->op;
+    if (op == OP_NEG || op == OP_ABS || op == OP_SIGN || op == OP_RELU)
         return x->dtype != DT_BOOL || fail_type(r, "expects a numeric operand", x);
-    case OP_NOT: return x->dtype == DT_BOOL || fail_type(r, "expects a bool operand", x);
-    case OP_STOP_GRADIENT: return true;
-    case OP_CAST: out->dtype = (DType)node_int(r->n, "dtype", DT_F32); return true;
-    default: return need_float(r, x);
+    if (op == OP_NOT) return x->dtype == DT_BOOL || fail_type(r, "expects a bool operand", x);
+    if (op == OP_STOP_GRADIENT) return true;
+    if (op == OP_CAST) {
+        out->dtype = (DType)node_int(r->n, "dtype", DT_F32);
+        return true;
     }
+    return need_float(r, x); /* the rest of the elementwise unary ops */
 }
 
 static bool binary(Rule *r, Type *out) {
@@ -485,7 +485,8 @@ static bool body_output_ok(Rule *r, const Function *body) {
 
 /* The result is the carry's type; the body (a function of the module, not
  * this one) must map (i32[] i, carry, captures...) to one new carry. */
-static bool loop_rule(Rule *r, const Module *m, Type *out) {
+static bool loop_rule(Rule *r, Type *out) {
+    const Module *m = r->m;
     const char *name = node_str(r->n, "body");
     const Function *body = m && name ? module_find_func(m, name) : NULL;
     if (!body)
@@ -499,7 +500,8 @@ static bool loop_rule(Rule *r, const Module *m, Type *out) {
 
 /* fused(x...) {body}: body's inputs have the operands' types, in order;
  * the result is its one output's type. */
-static bool fused_rule(Rule *r, const Module *m, Type *out) {
+static bool fused_rule(Rule *r, Type *out) {
+    const Module *m = r->m;
     const char *name = node_str(r->n, "body");
     const Function *body = m && name ? module_find_func(m, name) : NULL;
     if (!body)
@@ -530,7 +532,8 @@ static bool fused_rule(Rule *r, const Module *m, Type *out) {
 
 /* ---- sources ---- */
 
-static bool source_rule(Rule *r, const Module *m, Type *out) {
+static bool source_rule(Rule *r, Type *out) {
+    const Module *m = r->m;
     const Node *n = r->n;
     *out = n->type;
     if (n->op == OP_PARAM) {
@@ -552,43 +555,38 @@ static bool source_rule(Rule *r, const Module *m, Type *out) {
     return true;
 }
 
+typedef bool (*ShapeRule)(Rule *r, Type *out);
+
+/* The ops with a rule of their own; elementwise ops (composite activations
+ * included) take unary, binary or select by arity from their row. */
+static const ShapeRule RULES[OP_COUNT] = {
+    [OP_BROADCAST] = broadcast_rule, [OP_RESHAPE] = reshape_rule,
+    [OP_TRANSPOSE] = transpose_rule, [OP_SLICE] = slice_rule, [OP_CONCAT] = concat_rule,
+    [OP_PAD] = pad_rule, [OP_REDUCE_SUM] = reduce_rule, [OP_REDUCE_MAX] = reduce_rule,
+    [OP_ARGMAX] = argmax_rule, [OP_MATMUL] = matmul_rule, [OP_CONV2D] = conv_rule,
+    [OP_CONV2D_BWD_DATA] = conv_bwd_data_rule, [OP_CONV2D_BWD_FILTER] = conv_bwd_filter_rule,
+    [OP_MAXPOOL2D] = pool_rule, [OP_AVGPOOL2D] = pool_rule, [OP_MAXPOOL2D_BWD] = maxpool_bwd_rule,
+    [OP_AVGPOOL2D_BWD] = avgpool_bwd_rule, [OP_MAXPOOL2D_SELECT] = maxpool_select_rule,
+    [OP_GRAD] = grad_rule, [OP_ONE_HOT] = one_hot_rule, [OP_GATHER] = gather_rule,
+    [OP_LINEAR] = linear_rule, [OP_BATCH_NORM] = batch_norm_rule, [OP_DROPOUT] = dropout_rule,
+    [OP_SOFTMAX] = softmax_rule, [OP_LOG_SOFTMAX] = softmax_rule,
+    [OP_CROSS_ENTROPY] = cross_entropy_rule, [OP_MART_BCE] = cross_entropy_rule,
+    [OP_KL_DIV] = kl_div_rule, [OP_COSINE_SIMILARITY] = rowwise_rule, [OP_PEARSON] = rowwise_rule,
+    [OP_LOOP] = loop_rule, [OP_FUSED] = fused_rule,
+};
+
+static ShapeRule rule_for(const OpInfo *info, OpKind op) {
+    if (info->cls == OC_SOURCE) return source_rule;
+    if (RULES[op]) return RULES[op];
+    if (info->pattern != PK_ELEMWISE) return NULL;
+    return info->min_inputs == 1 ? unary : info->min_inputs == 2 ? binary : select_rule;
+}
+
 bool shape_infer(const Module *m, const Function *f, const Node *n, Type *out, Diag *d) {
-    Rule r = {.n = n, .f = f, .d = d};
+    Rule r = {.n = n, .m = m, .f = f, .d = d};
     for (int i = 0; i < n->ninputs && i < 8; i++) r.in[i] = &f->nodes[n->inputs[i]].type;
-    switch (op_info(n->op)->cls == OC_SOURCE ? OP_INPUT : n->op) {
-    case OP_INPUT: return source_rule(&r, m, out);
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
-    case OP_POW: case OP_AND: case OP_OR: case OP_EQ: case OP_NE: case OP_LT:
-    case OP_LE: case OP_GT: case OP_GE: return binary(&r, out);
-    case OP_SELECT: return select_rule(&r, out);
-    case OP_BROADCAST: return broadcast_rule(&r, out);
-    case OP_RESHAPE: return reshape_rule(&r, out);
-    case OP_TRANSPOSE: return transpose_rule(&r, out);
-    case OP_SLICE: return slice_rule(&r, out);
-    case OP_CONCAT: return concat_rule(&r, out);
-    case OP_PAD: return pad_rule(&r, out);
-    case OP_REDUCE_SUM: case OP_REDUCE_MAX: return reduce_rule(&r, out);
-    case OP_ARGMAX: return argmax_rule(&r, out);
-    case OP_MATMUL: return matmul_rule(&r, out);
-    case OP_CONV2D: return conv_rule(&r, out);
-    case OP_CONV2D_BWD_DATA: return conv_bwd_data_rule(&r, out);
-    case OP_CONV2D_BWD_FILTER: return conv_bwd_filter_rule(&r, out);
-    case OP_MAXPOOL2D: case OP_AVGPOOL2D: return pool_rule(&r, out);
-    case OP_MAXPOOL2D_BWD: return maxpool_bwd_rule(&r, out);
-    case OP_AVGPOOL2D_BWD: return avgpool_bwd_rule(&r, out);
-    case OP_MAXPOOL2D_SELECT: return maxpool_select_rule(&r, out);
-    case OP_GRAD: return grad_rule(&r, out);
-    case OP_ONE_HOT: return one_hot_rule(&r, out);
-    case OP_GATHER: return gather_rule(&r, out);
-    case OP_LINEAR: return linear_rule(&r, out);
-    case OP_BATCH_NORM: return batch_norm_rule(&r, out);
-    case OP_DROPOUT: return dropout_rule(&r, out);
-    case OP_SOFTMAX: case OP_LOG_SOFTMAX: return softmax_rule(&r, out);
-    case OP_CROSS_ENTROPY: case OP_MART_BCE: return cross_entropy_rule(&r, out);
-    case OP_KL_DIV: return kl_div_rule(&r, out);
-    case OP_COSINE_SIMILARITY: case OP_PEARSON: return rowwise_rule(&r, out);
-    case OP_LOOP: return loop_rule(&r, m, out);
-    case OP_FUSED: return fused_rule(&r, m, out);
-    default: return unary(&r, out);
-    }
+    const OpInfo *info = op_info(n->op);
+    ShapeRule rule = info ? rule_for(info, n->op) : NULL;
+    if (!rule) return fail(&r, "op %s has no shape rule%s", info ? info->name : "?", NULL);
+    return rule(&r, out);
 }

@@ -17,7 +17,10 @@ typedef struct {
 } VjpCtx;
 
 /* Cotangent of operand i of c->n; VJP_NONE if it gets none; -1 on error. */
+typedef int (*VjpRule)(VjpCtx *c, int i);
 int vjp_rule(VjpCtx *c, int i);
+/* Whether op has a rule (every primitive but fused does). */
+bool vjp_has_rule(OpKind op);
 
 /* Appends to b->f the gradients of value y (a float scalar, seeded with 1,
  * or any value seeded with cotangent seed >= 0) with respect to values

@@ -370,28 +370,28 @@ static int elu(Exp *e) {
     return positive_or(e, b_binary(b, OP_MUL, part(e, "neg"), alpha, em1));
 }
 
+static int softmax(Exp *e) {
+    return softmax_of(e, e->in[0], node_int(e->n, "axis", 0), e->n->name);
+}
+
+static int log_softmax(Exp *e) {
+    return log_softmax_of(e, e->in[0], node_int(e->n, "axis", 0), e->n->name);
+}
+
+/* Every composite of the op table has its expansion here. */
+static int (*const EXPAND[OP_COUNT])(Exp *e) = {
+    [OP_LINEAR] = linear, [OP_BATCH_NORM] = batch_norm, [OP_DROPOUT] = dropout,
+    [OP_SOFTMAX] = softmax, [OP_LOG_SOFTMAX] = log_softmax, [OP_CROSS_ENTROPY] = cross_entropy,
+    [OP_KL_DIV] = kl_div, [OP_COSINE_SIMILARITY] = cosine_similarity, [OP_MART_BCE] = mart_bce,
+    [OP_PEARSON] = pearson, [OP_GELU] = gelu, [OP_SILU] = silu, [OP_LEAKY_RELU] = leaky_relu,
+    [OP_ELU] = elu,
+};
+
 static int expand(Exp *e) {
-    switch (e->n->op) {
-    case OP_LINEAR: return linear(e);
-    case OP_BATCH_NORM: return batch_norm(e);
-    case OP_DROPOUT: return dropout(e);
-    case OP_SOFTMAX: return softmax_of(e, e->in[0], node_int(e->n, "axis", 0), e->n->name);
-    case OP_LOG_SOFTMAX:
-        return log_softmax_of(e, e->in[0], node_int(e->n, "axis", 0), e->n->name);
-    case OP_CROSS_ENTROPY: return cross_entropy(e);
-    case OP_KL_DIV: return kl_div(e);
-    case OP_COSINE_SIMILARITY: return cosine_similarity(e);
-    case OP_MART_BCE: return mart_bce(e);
-    case OP_PEARSON: return pearson(e);
-    case OP_GELU: return gelu(e);
-    case OP_SILU: return silu(e);
-    case OP_LEAKY_RELU: return leaky_relu(e);
-    case OP_ELU: return elu(e);
-    default:
-        diag_error(e->b->d, EXIT_RUNTIME, "node '%s': no decomposition for composite op %s",
-                   e->n->name, op_name(e->n->op));
-        return -1;
-    }
+    if (EXPAND[e->n->op]) return EXPAND[e->n->op](e);
+    diag_error(e->b->d, EXIT_RUNTIME, "node '%s': no decomposition for composite op %s",
+               e->n->name, op_name(e->n->op));
+    return -1;
 }
 
 static bool decompose_function(Module *m, Function *f, Diag *d) {

@@ -58,12 +58,10 @@ static bool is_view(OpKind op) {
 }
 
 static FuseKind kind_of(const Node *n) {
-    switch (n->op) {
-    case OP_INPUT: case OP_PARAM: case OP_LOOP: case OP_FUSED: return K_BUFFER;
-    case OP_CONSTANT: return node_attr(n, "data") ? K_BUFFER : K_CHEAP;
-    case OP_IOTA: return K_CHEAP;
-    default: break;
-    }
+    OpKind op = n->op;
+    if (op == OP_INPUT || op == OP_PARAM || op == OP_LOOP || op == OP_FUSED) return K_BUFFER;
+    if (op == OP_CONSTANT) return node_attr(n, "data") ? K_BUFFER : K_CHEAP;
+    if (op == OP_IOTA) return K_CHEAP;
     if (is_wide_concat(n)) return K_NORMAL;
     if (is_view(n->op)) return K_CHEAP;
     return op_info(n->op)->pattern == PK_COMPLEX ? K_COMPLEX : K_NORMAL;

@@ -20,8 +20,11 @@ static int dtype_bytes(DType t) {
     switch (t) {
     case DT_F64: return 8;
     case DT_BOOL: return 1;
-    default: return 4;
+    case DT_F32:
+    case DT_I32:
+    case DT_COUNT: break;
     }
+    return 4;
 }
 
 int64_t schedule_value_bytes(const Function *f, int v) {

@@ -61,10 +61,7 @@ static bool is_one(const Function *f, int v) {
 }
 
 static double stored(double v, DType dt, InterpPrecision p) {
-    switch (dt) {
-    case DT_F32: return p == INTERP_F32 ? (double)(float)v : v;
-    default: return v;
-    }
+    return dt == DT_F32 && p == INTERP_F32 ? (double)(float)v : v;
 }
 
 static bool same_double(double a, double b) {
@@ -157,57 +154,68 @@ static int fold_constant(Rewriter *rw, const Node *n, const int *in) {
     return emit(rw, n, OP_CONSTANT, NULL, 0, &a, 1);
 }
 
+/* A peephole rule: the new value for old node n (operands in already
+ * remapped), or -1 when it does not apply. */
+typedef struct {
+    Rewriter *rw;
+    const Function *nf; /* the function being built */
+    const Node *n;
+    const int *in;
+    int x, y;           /* in[0], in[1] or -1 */
+    const Node *xn;     /* the node of x */
+    bool same_type;     /* x has n's type */
+    bool drop_sg;
+} Peep;
+
+static int r_add(const Peep *p) {
+    if (additive_identity(p->nf, p->y)) return p->x;
+    return additive_identity(p->nf, p->x) ? p->y : -1;
+}
+
+static int r_sub(const Peep *p) { return subtractive_identity(p->nf, p->y) ? p->x : -1; }
+
+static int r_mul(const Peep *p) {
+    if (is_one(p->nf, p->y)) return p->x;
+    return is_one(p->nf, p->x) ? p->y : -1;
+}
+
+static int r_div(const Peep *p) { return is_one(p->nf, p->y) ? p->x : -1; }
+static int r_neg(const Peep *p) { return p->xn->op == OP_NEG ? p->xn->inputs[0] : -1; }
+
+static int r_stop_gradient(const Peep *p) {
+    return p->drop_sg || p->xn->op == OP_STOP_GRADIENT ? p->x : -1;
+}
+
+static int r_cast(const Peep *p) { return p->same_type ? p->x : -1; }
+static int r_select(const Peep *p) { return p->in[1] == p->in[2] ? p->in[1] : -1; }
+
+/* broadcast/reshape: of its own type, or of the same op (collapsed). */
+static int r_reshape(const Peep *p) {
+    if (p->same_type) return p->x;
+    if (p->xn->op != p->n->op) return -1;
+    int xx = p->xn->inputs[0];
+    if (type_equal(&p->nf->nodes[xx].type, &p->n->type)) return xx;
+    return emit(p->rw, p->n, p->n->op, &xx, 1, p->n->attrs, p->n->nattrs);
+}
+
+static int r_transpose(const Peep *p) { return simplify_transpose(p->rw, p->n, p->x); }
+
+static int (*const PEEPHOLE[OP_COUNT])(const Peep *p) = {
+    [OP_ADD] = r_add, [OP_SUB] = r_sub, [OP_MUL] = r_mul, [OP_DIV] = r_div,
+    [OP_NEG] = r_neg, [OP_STOP_GRADIENT] = r_stop_gradient, [OP_CAST] = r_cast,
+    [OP_SELECT] = r_select, [OP_BROADCAST] = r_reshape, [OP_RESHAPE] = r_reshape,
+    [OP_TRANSPOSE] = r_transpose,
+};
+
 /* The new value for old node n (operands in already remapped), or -1 to
- * copy it unchanged. */
+ * copy it unchanged: its op's peephole rule, else constant folding. */
 static int simplify_node(Rewriter *rw, const Node *n, const int *in, bool drop_sg) {
     const Function *nf = rw->b.f;
     int x = n->ninputs > 0 ? in[0] : -1, y = n->ninputs > 1 ? in[1] : -1;
     const Node *xn = x >= 0 ? &nf->nodes[x] : NULL;
-    bool same_type = xn && type_equal(&xn->type, &n->type);
-    switch (n->op) {
-    case OP_ADD:
-        if (additive_identity(nf, y)) return x;
-        if (additive_identity(nf, x)) return y;
-        break;
-    case OP_SUB:
-        if (subtractive_identity(nf, y)) return x;
-        break;
-    case OP_MUL:
-        if (is_one(nf, y)) return x;
-        if (is_one(nf, x)) return y;
-        break;
-    case OP_DIV:
-        if (is_one(nf, y)) return x;
-        break;
-    case OP_NEG:
-        if (xn->op == OP_NEG) return xn->inputs[0];
-        break;
-    case OP_STOP_GRADIENT:
-        if (drop_sg || xn->op == OP_STOP_GRADIENT) return x;
-        break;
-    case OP_CAST:
-        if (same_type) return x;
-        break;
-    case OP_SELECT:
-        if (in[1] == in[2]) return in[1];
-        break;
-    case OP_BROADCAST:
-    case OP_RESHAPE:
-        if (same_type) return x;
-        if (xn->op == n->op) {
-            int xx = xn->inputs[0];
-            if (type_equal(&nf->nodes[xx].type, &n->type)) return xx;
-            return emit(rw, n, n->op, &xx, 1, n->attrs, n->nattrs);
-        }
-        break;
-    case OP_TRANSPOSE: {
-        int t = simplify_transpose(rw, n, x);
-        if (t >= 0) return t;
-        break;
-    }
-    default: break;
-    }
-    return fold_constant(rw, n, in);
+    Peep p = {rw, nf, n, in, x, y, xn, xn && type_equal(&xn->type, &n->type), drop_sg};
+    int r = PEEPHOLE[n->op] ? PEEPHOLE[n->op](&p) : -1;
+    return r >= 0 ? r : fold_constant(rw, n, in);
 }
 
 static bool simplify_function(Module *m, Function *f, bool drop_sg, Diag *d) {

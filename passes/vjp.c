@@ -39,75 +39,126 @@ static int copy_attrs_node(VjpCtx *c, OpKind op, const char *part, const int *in
 
 /* ---- elementwise ---- */
 
-static int unary_rule(VjpCtx *c) {
-    int x = in(c, 0), y = c->out, ct = c->ct;
-    const Type t_v = *ty(c, x), *t = &t_v;
-    switch (c->n->op) {
-    case OP_NEG: return un(c, OP_NEG, "neg", ct);
-    case OP_ABS: return bin(c, OP_MUL, "abs", ct, un(c, OP_SIGN, "sign", x));
-    case OP_EXP: return bin(c, OP_MUL, "exp", ct, y);
-    case OP_LOG: return bin(c, OP_DIV, "log", ct, x);
-    case OP_SQRT: return bin(c, OP_DIV, "sqrt", ct, bin(c, OP_MUL, "2y", full(c, "two", 2, t), y));
-    case OP_RSQRT: {
-        int y3 = bin(c, OP_MUL, "y3", bin(c, OP_MUL, "y2", y, y), y);
-        return bin(c, OP_MUL, "rsqrt", ct, bin(c, OP_MUL, "slope", full(c, "mhalf", -0.5, t), y3));
-    }
-    case OP_RECIP: return un(c, OP_NEG, "recip", bin(c, OP_MUL, "ct_y2", ct, bin(c, OP_MUL, "y2", y, y)));
-    case OP_RELU: {
-        int pos = bin(c, OP_GT, "pos", x, full(c, "zero", 0, t));
-        int ins[3] = {pos, ct, full(c, "zero", 0, t)};
-        return b_node(c->b, OP_SELECT, nm(c, "relu"), ins, 3, NULL, 0);
-    }
-    case OP_SIGMOID: {
-        int one_m = bin(c, OP_SUB, "1-y", full(c, "one", 1, t), y);
-        return bin(c, OP_MUL, "sigmoid", ct, bin(c, OP_MUL, "slope", y, one_m));
-    }
-    case OP_TANH:
-        return bin(c, OP_MUL, "tanh", ct,
-                   bin(c, OP_SUB, "slope", full(c, "one", 1, t), bin(c, OP_MUL, "y2", y, y)));
-    case OP_SOFTPLUS: { /* d/dx softplus_beta(x) = sigmoid(beta x) */
-        double beta = node_float(c->n, "beta", 1.0);
-        int bx = beta == 1.0 ? x : bin(c, OP_MUL, "bx", x, full(c, "beta", beta, t));
-        return bin(c, OP_MUL, "softplus", ct, un(c, OP_SIGMOID, "slope", bx));
-    }
-    case OP_ERF: { /* d/dx erf(x) = 2/sqrt(pi) exp(-x^2) */
-        int g = un(c, OP_EXP, "gauss", un(c, OP_NEG, "mx2", bin(c, OP_MUL, "x2", x, x)));
-        return bin(c, OP_MUL, "erf", ct, bin(c, OP_MUL, "slope", full(c, "two_rsqrt_pi", 1.1283791670955126, t), g));
-    }
-    case OP_CAST: {
-        if (!dtype_is_float(t->dtype)) return VJP_NONE;
-        Attr a = attr_dtype("dtype", t->dtype);
-        return b_node(c->b, OP_CAST, nm(c, "cast"), &ct, 1, &a, 1);
-    }
-    default: return VJP_NONE; /* sign, not, stop_gradient: no gradient */
-    }
+/* Each rule: the cotangent of operand i; the unary ones ignore i. */
+static int g_neg(VjpCtx *c, int i) { (void)i; return un(c, OP_NEG, "neg", c->ct); }
+
+static int g_abs(VjpCtx *c, int i) {
+    (void)i;
+    return bin(c, OP_MUL, "abs", c->ct, un(c, OP_SIGN, "sign", in(c, 0)));
 }
 
-static int binary_rule(VjpCtx *c, int i) {
-    int a = in(c, 0), b = in(c, 1), ct = c->ct;
-    const Type t_v = *ty(c, a), *t = &t_v;
-    switch (c->n->op) {
-    case OP_ADD: return ct;
-    case OP_SUB: return i == 0 ? ct : un(c, OP_NEG, "sub", ct);
-    case OP_MUL: return bin(c, OP_MUL, i == 0 ? "mul.a" : "mul.b", ct, i == 0 ? b : a);
-    case OP_DIV: /* d/da = ct / b; d/db = -ct * y / b */
-        if (i == 0) return bin(c, OP_DIV, "div.a", ct, b);
-        return un(c, OP_NEG, "div.b", bin(c, OP_DIV, "ct_y_b", bin(c, OP_MUL, "ct_y", ct, c->out), b));
-    case OP_MAX:
-    case OP_MIN: { /* ties go to the first operand */
-        int first = bin(c, c->n->op == OP_MAX ? OP_GE : OP_LE, "first", a, b);
-        int z = full(c, "zero", 0, t);
-        int ins[3] = {first, i == 0 ? ct : z, i == 0 ? z : ct};
-        return b_node(c->b, OP_SELECT, nm(c, i == 0 ? "pick.a" : "pick.b"), ins, 3, NULL, 0);
+static int g_exp(VjpCtx *c, int i) { (void)i; return bin(c, OP_MUL, "exp", c->ct, c->out); }
+static int g_log(VjpCtx *c, int i) { (void)i; return bin(c, OP_DIV, "log", c->ct, in(c, 0)); }
+
+static int g_sqrt(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    return bin(c, OP_DIV, "sqrt", c->ct, bin(c, OP_MUL, "2y", full(c, "two", 2, &t), c->out));
+}
+
+static int g_rsqrt(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int y = c->out, y3 = bin(c, OP_MUL, "y3", bin(c, OP_MUL, "y2", y, y), y);
+    return bin(c, OP_MUL, "rsqrt", c->ct, bin(c, OP_MUL, "slope", full(c, "mhalf", -0.5, &t), y3));
+}
+
+static int g_recip(VjpCtx *c, int i) {
+    (void)i;
+    int y2 = bin(c, OP_MUL, "y2", c->out, c->out);
+    return un(c, OP_NEG, "recip", bin(c, OP_MUL, "ct_y2", c->ct, y2));
+}
+
+static int g_relu(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int pos = bin(c, OP_GT, "pos", in(c, 0), full(c, "zero", 0, &t));
+    int ins[3] = {pos, c->ct, full(c, "zero", 0, &t)};
+    return b_node(c->b, OP_SELECT, nm(c, "relu"), ins, 3, NULL, 0);
+}
+
+static int g_sigmoid(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int one_m = bin(c, OP_SUB, "1-y", full(c, "one", 1, &t), c->out);
+    return bin(c, OP_MUL, "sigmoid", c->ct, bin(c, OP_MUL, "slope", c->out, one_m));
+}
+
+static int g_tanh(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int y2 = bin(c, OP_MUL, "y2", c->out, c->out);
+    return bin(c, OP_MUL, "tanh", c->ct, bin(c, OP_SUB, "slope", full(c, "one", 1, &t), y2));
+}
+
+/* d/dx softplus_beta(x) = sigmoid(beta x) */
+static int g_softplus(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    double beta = node_float(c->n, "beta", 1.0);
+    int x = in(c, 0), bx = beta == 1.0 ? x : bin(c, OP_MUL, "bx", x, full(c, "beta", beta, &t));
+    return bin(c, OP_MUL, "softplus", c->ct, un(c, OP_SIGMOID, "slope", bx));
+}
+
+/* d/dx erf(x) = 2/sqrt(pi) exp(-x^2) */
+static int g_erf(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int x = in(c, 0);
+    int g = un(c, OP_EXP, "gauss", un(c, OP_NEG, "mx2", bin(c, OP_MUL, "x2", x, x)));
+    int k = full(c, "two_rsqrt_pi", 1.1283791670955126, &t);
+    return bin(c, OP_MUL, "erf", c->ct, bin(c, OP_MUL, "slope", k, g));
+}
+
+static int g_cast(VjpCtx *c, int i) {
+    (void)i;
+    DType from = ty(c, in(c, 0))->dtype;
+    if (!dtype_is_float(from)) return VJP_NONE;
+    Attr a = attr_dtype("dtype", from);
+    return b_node(c->b, OP_CAST, nm(c, "cast"), &c->ct, 1, &a, 1);
+}
+
+/* Piecewise constant or not differentiable by definition: sign, not,
+ * stop_gradient, and/or, comparisons, argmax, one_hot, sources. */
+static int g_none(VjpCtx *c, int i) {
+    (void)c;
+    (void)i;
+    return VJP_NONE;
+}
+
+static int g_add(VjpCtx *c, int i) { (void)i; return c->ct; }
+static int g_sub(VjpCtx *c, int i) { return i == 0 ? c->ct : un(c, OP_NEG, "sub", c->ct); }
+
+static int g_mul(VjpCtx *c, int i) {
+    return bin(c, OP_MUL, i == 0 ? "mul.a" : "mul.b", c->ct, in(c, 1 - i));
+}
+
+/* d/da = ct / b; d/db = -ct * y / b */
+static int g_div(VjpCtx *c, int i) {
+    int b = in(c, 1), ct = c->ct;
+    if (i == 0) return bin(c, OP_DIV, "div.a", ct, b);
+    return un(c, OP_NEG, "div.b", bin(c, OP_DIV, "ct_y_b", bin(c, OP_MUL, "ct_y", ct, c->out), b));
+}
+
+/* max/min: ties go to the first operand */
+static int g_minmax(VjpCtx *c, int i) {
+    const Type t = *ty(c, in(c, 0));
+    int first = bin(c, c->n->op == OP_MAX ? OP_GE : OP_LE, "first", in(c, 0), in(c, 1));
+    int z = full(c, "zero", 0, &t);
+    int ins[3] = {first, i == 0 ? c->ct : z, i == 0 ? z : c->ct};
+    return b_node(c->b, OP_SELECT, nm(c, i == 0 ? "pick.a" : "pick.b"), ins, 3, NULL, 0);
+}
+
+/* d/da = b a^(b-1); d/db = y log a */
+static int g_pow(VjpCtx *c, int i) {
+    int a = in(c, 0), b = in(c, 1);
+    const Type t = *ty(c, a);
+    if (i == 0) {
+        int bm1 = bin(c, OP_SUB, "b-1", b, full(c, "one", 1, &t));
+        int slope = bin(c, OP_MUL, "slope", b, bin(c, OP_POW, "a^(b-1)", a, bm1));
+        return bin(c, OP_MUL, "pow.a", c->ct, slope);
     }
-    case OP_POW:
-        if (i == 0) { /* b * a^(b-1) */
-            int bm1 = bin(c, OP_SUB, "b-1", b, full(c, "one", 1, t));
-            return bin(c, OP_MUL, "pow.a", ct, bin(c, OP_MUL, "slope", b, bin(c, OP_POW, "a^(b-1)", a, bm1)));
-        }
-        return bin(c, OP_MUL, "pow.b", ct, bin(c, OP_MUL, "y_log_a", c->out, un(c, OP_LOG, "log_a", a)));
-    default: return VJP_NONE; /* and, or, compares */
-    }
+    return bin(c, OP_MUL, "pow.b", c->ct, bin(c, OP_MUL, "y_log_a", c->out, un(c, OP_LOG, "log_a", a)));
 }
 
 static int select_rule(VjpCtx *c, int i) {
@@ -271,8 +322,7 @@ static int conv_family_rule(VjpCtx *c, int i) {
     Attr a[3] = {attr_ints("stride", st, 2), attr_ints("padding", pd, 2)};
     const Type *w;
     int ins[2];
-    switch (c->n->op) {
-    case OP_CONV2D:
+    if (c->n->op == OP_CONV2D) {
         if (i == 0) {
             ins[0] = c->ct, ins[1] = in(c, 1);
             a[2] = shape_attr("input_shape", ty(c, in(c, 0)));
@@ -282,7 +332,8 @@ static int conv_family_rule(VjpCtx *c, int i) {
         ins[0] = in(c, 0), ins[1] = c->ct;
         a[2] = attr_ints("kernel", &w->dim[2], 2);
         return b_node(c->b, OP_CONV2D_BWD_FILTER, nm(c, "conv.w"), ins, 2, a, 3);
-    case OP_CONV2D_BWD_DATA: /* (dy, w) -> dx */
+    }
+    if (c->n->op == OP_CONV2D_BWD_DATA) { /* (dy, w) -> dx */
         if (i == 0) {
             ins[0] = c->ct, ins[1] = in(c, 1);
             return b_node(c->b, OP_CONV2D, nm(c, "bwd_data.dy"), ins, 2, a, 2);
@@ -291,41 +342,39 @@ static int conv_family_rule(VjpCtx *c, int i) {
         ins[0] = c->ct, ins[1] = in(c, 0);
         a[2] = attr_ints("kernel", &w->dim[2], 2);
         return b_node(c->b, OP_CONV2D_BWD_FILTER, nm(c, "bwd_data.w"), ins, 2, a, 3);
-    default: /* OP_CONV2D_BWD_FILTER: (x, dy) -> dw */
-        if (i == 0) {
-            ins[0] = in(c, 1), ins[1] = c->ct;
-            a[2] = shape_attr("input_shape", ty(c, in(c, 0)));
-            return b_node(c->b, OP_CONV2D_BWD_DATA, nm(c, "bwd_filter.x"), ins, 2, a, 3);
-        }
-        ins[0] = in(c, 0), ins[1] = c->ct;
-        return b_node(c->b, OP_CONV2D, nm(c, "bwd_filter.dy"), ins, 2, a, 2);
     }
+    /* OP_CONV2D_BWD_FILTER: (x, dy) -> dw */
+    if (i == 0) {
+        ins[0] = in(c, 1), ins[1] = c->ct;
+        a[2] = shape_attr("input_shape", ty(c, in(c, 0)));
+        return b_node(c->b, OP_CONV2D_BWD_DATA, nm(c, "bwd_filter.x"), ins, 2, a, 3);
+    }
+    ins[0] = in(c, 0), ins[1] = c->ct;
+    return b_node(c->b, OP_CONV2D, nm(c, "bwd_filter.dy"), ins, 2, a, 2);
 }
 
 /* Max-pool routing is piecewise constant in x: gradients flow only through
  * the routed values. maxpool2d_bwd and maxpool2d_select are transposes. */
 static int pool_rule(VjpCtx *c, int i) {
     int ins[2] = {in(c, 0), c->ct};
-    switch (c->n->op) {
-    case OP_MAXPOOL2D: return copy_attrs_node(c, OP_MAXPOOL2D_BWD, "maxpool", ins, 2, NULL, 0);
-    case OP_MAXPOOL2D_BWD:
-        if (i == 0) return VJP_NONE;
-        return copy_attrs_node(c, OP_MAXPOOL2D_SELECT, "maxpool_bwd", ins, 2, NULL, 0);
-    case OP_MAXPOOL2D_SELECT:
-        if (i == 0) return VJP_NONE;
-        return copy_attrs_node(c, OP_MAXPOOL2D_BWD, "maxpool_select", ins, 2, NULL, 0);
-    case OP_AVGPOOL2D: {
+    OpKind op = c->n->op;
+    if (op == OP_MAXPOOL2D) return copy_attrs_node(c, OP_MAXPOOL2D_BWD, "maxpool", ins, 2, NULL, 0);
+    if (op == OP_MAXPOOL2D_BWD)
+        return i == 0 ? VJP_NONE
+                      : copy_attrs_node(c, OP_MAXPOOL2D_SELECT, "maxpool_bwd", ins, 2, NULL, 0);
+    if (op == OP_MAXPOOL2D_SELECT)
+        return i == 0 ? VJP_NONE
+                      : copy_attrs_node(c, OP_MAXPOOL2D_BWD, "maxpool_select", ins, 2, NULL, 0);
+    if (op == OP_AVGPOOL2D) {
         Attr a = shape_attr("input_shape", ty(c, in(c, 0)));
         return copy_attrs_node(c, OP_AVGPOOL2D_BWD, "avgpool", &c->ct, 1, &a, 1);
     }
-    default: { /* OP_AVGPOOL2D_BWD: its transpose is avgpool2d, same window */
-        Attr a[8];
-        int k = 0;
-        for (int j = 0; j < c->n->nattrs && k < 8; j++)
-            if (strcmp(c->n->attrs[j].key, "input_shape") != 0) a[k++] = c->n->attrs[j];
-        return b_node(c->b, OP_AVGPOOL2D, nm(c, "avgpool_bwd"), &c->ct, 1, a, k);
-    }
-    }
+    /* OP_AVGPOOL2D_BWD: its transpose is avgpool2d, same window */
+    Attr a[8];
+    int k = 0;
+    for (int j = 0; j < c->n->nattrs && k < 8; j++)
+        if (strcmp(c->n->attrs[j].key, "input_shape") != 0) a[k++] = c->n->attrs[j];
+    return b_node(c->b, OP_AVGPOOL2D, nm(c, "avgpool_bwd"), &c->ct, 1, a, k);
 }
 
 /* gather(x, idx): the cotangent lands on the gathered positions. */
@@ -340,38 +389,57 @@ static int gather_rule(VjpCtx *c, int i) {
     return bin(c, OP_MUL, "gather", oh, b_broadcast(c->b, nm(c, "col.b"), r, x));
 }
 
+static int g_reshape(VjpCtx *c, int i) {
+    (void)i;
+    const Type *x = ty(c, in(c, 0));
+    return b_reshape(c->b, nm(c, "reshape"), c->ct, x->rank, x->dim);
+}
+
+static int g_broadcast(VjpCtx *c, int i) { (void)i; return broadcast_rule(c); }
+static int g_transpose(VjpCtx *c, int i) { (void)i; return transpose_rule(c); }
+static int g_slice(VjpCtx *c, int i) { (void)i; return slice_rule(c); }
+static int g_pad(VjpCtx *c, int i) { (void)i; return pad_rule(c); }
+static int g_reduce(VjpCtx *c, int i) { (void)i; return reduce_rule(c); }
+
+/* The body runs `trips` times: its adjoint would need every carry. */
+static int g_loop(VjpCtx *c, int i) {
+    (void)i;
+    diag_error(c->b->d, EXIT_BADINPUT,
+               "node '%s' (loop) is not differentiable: wrap its result in stop_gradient",
+               c->n->name);
+    return -1;
+}
+
+/* Every primitive of the op table but fused (which runs after autodiff)
+ * has a rule here; an op without one is an error, never a silent zero
+ * gradient (tests/passes/test_autodiff.c checks the table is complete). */
+static const VjpRule RULES[OP_COUNT] = {
+    [OP_INPUT] = g_none, [OP_PARAM] = g_none, [OP_CONSTANT] = g_none, [OP_IOTA] = g_none,
+    [OP_RANDOM_UNIFORM] = g_none, [OP_RANDOM_NORMAL] = g_none, [OP_RANDOM_BERNOULLI] = g_none,
+    [OP_NEG] = g_neg, [OP_ABS] = g_abs, [OP_SIGN] = g_none, [OP_EXP] = g_exp, [OP_LOG] = g_log,
+    [OP_SQRT] = g_sqrt, [OP_RSQRT] = g_rsqrt, [OP_RECIP] = g_recip, [OP_RELU] = g_relu,
+    [OP_SIGMOID] = g_sigmoid, [OP_TANH] = g_tanh, [OP_SOFTPLUS] = g_softplus, [OP_ERF] = g_erf,
+    [OP_NOT] = g_none, [OP_CAST] = g_cast, [OP_STOP_GRADIENT] = g_none,
+    [OP_ADD] = g_add, [OP_SUB] = g_sub, [OP_MUL] = g_mul, [OP_DIV] = g_div, [OP_MAX] = g_minmax,
+    [OP_MIN] = g_minmax, [OP_POW] = g_pow, [OP_AND] = g_none, [OP_OR] = g_none,
+    [OP_EQ] = g_none, [OP_NE] = g_none, [OP_LT] = g_none, [OP_LE] = g_none, [OP_GT] = g_none,
+    [OP_GE] = g_none, [OP_SELECT] = select_rule, [OP_BROADCAST] = g_broadcast,
+    [OP_RESHAPE] = g_reshape, [OP_TRANSPOSE] = g_transpose, [OP_SLICE] = g_slice,
+    [OP_CONCAT] = concat_rule, [OP_PAD] = g_pad, [OP_REDUCE_SUM] = g_reduce,
+    [OP_REDUCE_MAX] = g_reduce, [OP_ARGMAX] = g_none, [OP_MATMUL] = matmul_rule,
+    [OP_CONV2D] = conv_family_rule, [OP_CONV2D_BWD_DATA] = conv_family_rule,
+    [OP_CONV2D_BWD_FILTER] = conv_family_rule, [OP_MAXPOOL2D] = pool_rule,
+    [OP_MAXPOOL2D_BWD] = pool_rule, [OP_MAXPOOL2D_SELECT] = pool_rule, [OP_AVGPOOL2D] = pool_rule,
+    [OP_AVGPOOL2D_BWD] = pool_rule, [OP_ONE_HOT] = g_none, [OP_GATHER] = gather_rule,
+    [OP_LOOP] = g_loop,
+};
+
+bool vjp_has_rule(OpKind op) { return (unsigned)op < OP_COUNT && RULES[op]; }
+
 int vjp_rule(VjpCtx *c, int i) {
-    const OpInfo *info = op_info(c->n->op);
-    if (info->pattern == PK_ELEMWISE && info->min_inputs == 1) return unary_rule(c);
-    switch (c->n->op) {
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
-    case OP_POW: case OP_AND: case OP_OR: case OP_EQ: case OP_NE: case OP_LT:
-    case OP_LE: case OP_GT: case OP_GE: return binary_rule(c, i);
-    case OP_SELECT: return select_rule(c, i);
-    case OP_BROADCAST: return broadcast_rule(c);
-    case OP_RESHAPE: return b_reshape(c->b, nm(c, "reshape"), c->ct, ty(c, in(c, 0))->rank, ty(c, in(c, 0))->dim);
-    case OP_TRANSPOSE: return transpose_rule(c);
-    case OP_SLICE: return slice_rule(c);
-    case OP_CONCAT: return concat_rule(c, i);
-    case OP_PAD: return pad_rule(c);
-    case OP_REDUCE_SUM: case OP_REDUCE_MAX: return reduce_rule(c);
-    case OP_MATMUL: return matmul_rule(c, i);
-    case OP_CONV2D: case OP_CONV2D_BWD_DATA: case OP_CONV2D_BWD_FILTER: return conv_family_rule(c, i);
-    case OP_MAXPOOL2D: case OP_MAXPOOL2D_BWD: case OP_MAXPOOL2D_SELECT:
-    case OP_AVGPOOL2D: case OP_AVGPOOL2D_BWD: return pool_rule(c, i);
-    case OP_GATHER: return gather_rule(c, i);
-    case OP_ARGMAX: case OP_ONE_HOT: case OP_IOTA: case OP_CONSTANT: case OP_INPUT:
-    case OP_PARAM: case OP_RANDOM_UNIFORM: case OP_RANDOM_NORMAL: case OP_RANDOM_BERNOULLI:
-        return VJP_NONE;
-    case OP_LOOP: /* the body runs `trips` times: its adjoint would need the carries */
-        diag_error(c->b->d, EXIT_BADINPUT,
-                   "node '%s' (loop) is not differentiable: wrap its result in stop_gradient",
-                   c->n->name);
-        return -1;
-    default:
-        diag_error(c->b->d, EXIT_BADINPUT,
-                   "node '%s' (%s) has no differentiable backward (run decompose before autodiff)",
-                   c->n->name, op_name(c->n->op));
-        return -1;
-    }
+    if (vjp_has_rule(c->n->op)) return RULES[c->n->op](c, i);
+    diag_error(c->b->d, EXIT_BADINPUT,
+               "node '%s' (%s) has no differentiable backward (run decompose before autodiff)",
+               c->n->name, op_name(c->n->op));
+    return -1;
 }

@@ -268,7 +268,7 @@ static void to_typed(const double *src, int64_t n, PDtype t, void *dst) {
         case PD_I32: ((int32_t *)dst)[i] = (int32_t)src[i]; break;
         case PD_I64: ((int64_t *)dst)[i] = (int64_t)src[i]; break;
         case PD_BOOL: ((uint8_t *)dst)[i] = src[i] != 0; break;
-        default: ((float *)dst)[i] = (float)src[i]; break;
+        case PD_F32: ((float *)dst)[i] = (float)src[i]; break;
         }
 }
 
@@ -278,7 +278,7 @@ static void to_doubles(const void *src, int64_t n, PDtype t, double *dst) {
         case PD_I32: dst[i] = ((const int32_t *)src)[i]; break;
         case PD_I64: dst[i] = (double)((const int64_t *)src)[i]; break;
         case PD_BOOL: dst[i] = ((const uint8_t *)src)[i]; break;
-        default: dst[i] = ((const float *)src)[i]; break;
+        case PD_F32: dst[i] = ((const float *)src)[i]; break;
         }
 }
 

@@ -15,6 +15,7 @@
 #include "fd_harness.h"
 #include "ir/builder.h"
 #include "passes/pass.h"
+#include "passes/autodiff.h"
 
 static const int64_t S23[] = {2, 3}, S3[] = {3}, S234[] = {2, 3, 4}, S1[] = {1, 3};
 
@@ -273,4 +274,16 @@ Test(autodiff, non_differentiable_op_is_a_compile_error) {
     cr_assert(b_node(&b, OP_GRAD, "gg", ins2, 2, NULL, 0) < 0);
     cr_assert(strstr(d.msg, "float scalar"), "%s", d.msg);
     module_free(m);
+}
+
+/* Every primitive of the op table has a VJP rule (fused runs after
+ * autodiff): a row added without one fails here instead of getting no
+ * gradient. */
+Test(vjp, every_primitive_has_a_rule) {
+    for (OpKind op = 0; op < OP_COUNT; op++) {
+        const OpInfo *info = op_info(op);
+        bool needs = (info->cls == OC_PRIMITIVE || info->cls == OC_SOURCE) && op != OP_FUSED;
+        cr_expect_eq(vjp_has_rule(op), needs, "%s: VJP rule %s", info->name,
+                     needs ? "missing (passes/vjp.c)" : "for an op autodiff never sees");
+    }
 }
