@@ -7,15 +7,16 @@
  *  - the ig entry point: completeness at m = 300, and the unrolled m = 5
  *    IG against m separate interpreter calls;
  *  - the default TRADES + IGR model trains from scratch through the IGR
- *    warm-up, and the warm-up starts at lambda = 0.
+ *    warm-up, and the warm-up starts at lambda = 0 (on the compiled CPU
+ *    backend, whose train_step is checked against the interpreter's).
  *
  * Parameters are drawn here (normal, fc3 nonzero: its file init is zeros,
  * which would make every IG zero and hide the IGR term) except in the
  * training test, which starts from the file's own initialisation.
  *
- * Runtime (2 cores, ctest's --jobs=2, non-sanitised build): about 4
- * minutes for this file, most of it the finite differences (2 x ~100 s)
- * and the training run (~130 s). The tests set no Criterion .timeout:
+ * Runtime (2 cores, ctest's --jobs=2, sanitised build): about a minute
+ * for this file, most of it the finite differences and the completeness
+ * check at m = 300. The tests set no Criterion .timeout:
  * BoxFort's timeout list loses a request when tests with different
  * timeouts overlap under --jobs=2, and LeakSanitizer's report of it would
  * fail the sanitised ctest run. */
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codegen/cpu/cpu_compile.h"
 #include "frontend/frontend.h"
 #include "frontend/internal.h"
 #include "ir/interp.h"
@@ -536,12 +538,42 @@ static Module *train_module(const char *rel, bool igr) {
     return m;
 }
 
+/* The training runs on the compiled CPU backend (l; the interpreter under
+ * the sanitizers took minutes for it); train_step_vs_interpreter checks
+ * the compiled step against the interpreter once. */
+static CpuLoaded *load_compiled(const Module *m) {
+    Diag d;
+    diag_init(&d);
+    CpuLoaded *l = cpu_load(m, 1, &d);
+    cr_assert(l, "%s: cpu_load: %s", m->name, d.msg);
+    return l;
+}
+
+/* fn on the compiled module l, or with l NULL on the interpreter (f32). */
+static Outs call_fn(const Module *m, CpuLoaded *l, const char *fn, const NamedValue *in, int nin,
+                    const Params *p) {
+    if (!l) return run_fn(m, fn, INTERP_F32, in, nin, p->v, p->n);
+    Outs o = {NULL, 0};
+    Diag d;
+    diag_init(&d);
+    cr_assert(cpu_loaded_call(l, fn, in, nin, p->v, p->n, &o.v, &o.n, &d), "%s.%s (compiled): %s", m->name,
+              fn, d.msg);
+    return o;
+}
+
+static void train_inputs(NamedValue in[6], const Batch *b, int t, double progress) {
+    NamedValue v[6] = {nv_image("x", b->x, b->n), nv_labels("y", b->y, b->n), nv_scalar("lr", TRAIN_LR),
+                       nv_scalar("step", t + 1), nv_scalar("progress", progress), nv_key(0, (uint32_t)t)};
+    memcpy(in, v, sizeof v);
+}
+
 /* train_step at step t (Adam step t + 1, key (0, t)) and the given
  * progress; with `take` the parameters and optimiser state advance. */
-static double train_step(const Module *m, Params *p, const Batch *b, int t, double progress, bool take) {
-    NamedValue in[6] = {nv_image("x", b->x, b->n), nv_labels("y", b->y, b->n), nv_scalar("lr", TRAIN_LR),
-                        nv_scalar("step", t + 1), nv_scalar("progress", progress), nv_key(0, (uint32_t)t)};
-    Outs o = run_fn(m, "train_step", INTERP_F32, in, 6, p->v, p->n);
+static double train_step(const Module *m, CpuLoaded *l, Params *p, const Batch *b, int t, double progress,
+                         bool take) {
+    NamedValue in[6];
+    train_inputs(in, b, t, progress);
+    Outs o = call_fn(m, l, "train_step", in, 6, p);
     double loss = scalar_out(&o, "loss");
     cr_assert(isfinite(loss), "%s: step %d: loss %g", m->name, t, loss);
     if (take) cr_assert_eq(params_take(p, &o), 3 * count_trainable(m), "weights, exp_avg, exp_avg_sq");
@@ -551,9 +583,10 @@ static double train_step(const Module *m, Params *p, const Batch *b, int t, doub
 }
 
 /* Natural cross-entropy and accuracy of predict (evaluation mode) on b. */
-static void eval_batch(const Module *m, const Params *p, const Batch *b, double *ce, double *acc) {
+static void eval_batch(const Module *m, CpuLoaded *l, const Params *p, const Batch *b, double *ce,
+                       double *acc) {
     NamedValue x = nv_image("x", b->x, b->n);
-    Outs o = run_fn(m, "predict", INTERP_F32, &x, 1, p->v, p->n);
+    Outs o = call_fn(m, l, "predict", &x, 1, p);
     const double *z = out_get(&o, "logits")->data;
     *ce = *acc = 0;
     for (int i = 0; i < b->n; i++) {
@@ -571,11 +604,78 @@ static void eval_batch(const Module *m, const Params *p, const Batch *b, double 
 
 static double mean3(const double *v) { return (v[0] + v[1] + v[2]) / 3; }
 
+/* The compiled train_step of TRADES + IGR against the interpreter's, once:
+ * from the file's initialisation, halfway through the warm-up (lambda 1/2),
+ * loss and logits within the conformance suite's value tolerance (1e-5 +
+ * 1e-3 |interp|), every updated weight and optimiser state within its
+ * gradient rule (changes from the old values within 1e-3 (|d| + 1e-2 max
+ * |d|) on all but 1% of the elements, as test_conformance's entry suite).
+ * The from-scratch training below runs on the compiled backend. */
+Test(objectives, trades_igr_train_step_compiled_matches_interpreter) {
+    Module *m = train_module("models/mnist_smallcnn_trades_igr.json", true);
+    CpuLoaded *l = load_compiled(m);
+    Params p = params_init(m, 0);
+    Batch b = mnist_batch(true, 0, TRAIN_BATCH);
+    NamedValue in[6];
+    train_inputs(in, &b, 0, progress_at(WARMUP_STEPS / 2.0));
+    Outs got = call_fn(m, l, "train_step", in, 6, &p), want = call_fn(m, NULL, "train_step", in, 6, &p);
+    cr_assert_eq(got.n, want.n);
+    int updated = 0;
+    for (int k = 0; k < want.n; k++) {
+        const NamedValue *w = &want.v[k], *g = out_get(&got, w->name);
+        int64_t n = type_numel(&w->type);
+        cr_assert_eq(type_numel(&g->type), n, "%s", w->name);
+        const NamedValue *old = NULL;
+        for (int i = 0; i < p.n; i++)
+            if (!strcmp(p.v[i].name, w->name)) old = &p.v[i];
+        if (!old) { /* loss, logits */
+            for (int64_t i = 0; i < n; i++)
+                cr_expect_leq(fabs(g->data[i] - w->data[i]), 1e-5 + 1e-3 * fabs(w->data[i]),
+                              "%s[%lld]: compiled %.9g, interpreter %.9g", w->name, (long long)i, g->data[i],
+                              w->data[i]);
+            continue;
+        }
+        /* A weight's own step: lr m / (sqrt(v) + 1e-8) turns a gradient
+         * that is zero up to rounding (|g| ~ 1e-11 where the interpreter
+         * has exactly 0) into a visible step; its gradient is compared as
+         * optim.exp_avg.<weight>, so such elements (the interpreter's
+         * |exp_avg| <= 1e-6 of its largest) are left out here. */
+        char mname[300];
+        snprintf(mname, sizeof mname, "optim.exp_avg.%s", w->name);
+        const NamedValue *mom = NULL;
+        for (int q = 0; q < want.n; q++)
+            if (!strcmp(want.v[q].name, mname)) mom = &want.v[q];
+        double mmax = mom ? max_abs(mom->data, n) : 0;
+        double scale = 0;
+        for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(w->data[i] - old->data[i]));
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (mom && fabs(mom->data[i]) <= 1e-6 * mmax) continue;
+            double dw = w->data[i] - old->data[i], dg = g->data[i] - old->data[i];
+            bad += !(fabs(dg - dw) <= 1e-3 * (fabs(dw) + 1e-2 * scale));
+        }
+        cr_expect_leq(bad, n / 100, "%s: %lld of %lld updates differ beyond 1e-3", w->name, (long long)bad,
+                      (long long)n);
+        updated++;
+    }
+    cr_expect_eq(updated, 3 * count_trainable(m), "weights, exp_avg, exp_avg_sq compared");
+    fprintf(stderr, "[objectives] TRADES+IGR train_step, compiled vs interpreter: loss %.9g vs %.9g\n",
+            scalar_out(&got, "loss"), scalar_out(&want, "loss"));
+    outs_free(&got);
+    outs_free(&want);
+    nvs_free(in, 6);
+    batch_free(&b);
+    params_free(&p);
+    cpu_loaded_free(l);
+    module_free(m);
+}
+
 Test(objectives, trades_igr_trains_from_scratch_through_the_warmup) {
     double t0 = now_s();
     Module *igr = train_module("models/mnist_smallcnn_trades_igr.json", true);
     Module *trades = train_module("models/mnist_smallcnn_trades.json", false);
     cr_assert_eq(igr->nparams, trades->nparams, "TRADES and TRADES+IGR share parameters and state");
+    CpuLoaded *ligr = load_compiled(igr), *ltrades = load_compiled(trades);
     Params p = params_init(igr, 0); /* the file's init: fc3 zero, so IG(x) = 0 */
     Batch b = mnist_batch(true, 0, TRAIN_BATCH);
     double t_built = now_s();
@@ -585,14 +685,14 @@ Test(objectives, trades_igr_trains_from_scratch_through_the_warmup) {
      * (same weights, key, hence the same x_adv and dropout masks) is
      * lambda_t itself. It must be 0 at progress 0, 1/2 halfway through the
      * warm-up and 1 at its end. */
-    double base0 = train_step(trades, &p, &b, 0, 0, false);
-    double half = train_step(igr, &p, &b, 0, progress_at(WARMUP_STEPS / 2.0), false);
-    double full = train_step(igr, &p, &b, 0, progress_at(WARMUP_STEPS), false);
+    double base0 = train_step(trades, ltrades, &p, &b, 0, 0, false);
+    double half = train_step(igr, ligr, &p, &b, 0, progress_at(WARMUP_STEPS / 2.0), false);
+    double full = train_step(igr, ligr, &p, &b, 0, progress_at(WARMUP_STEPS), false);
     double ce0, acc0;
-    eval_batch(igr, &p, &b, &ce0, &acc0);
+    eval_batch(igr, ligr, &p, &b, &ce0, &acc0);
 
     double loss[TRAIN_STEPS];
-    for (int t = 0; t < TRAIN_STEPS; t++) loss[t] = train_step(igr, &p, &b, t, progress_at(t), true);
+    for (int t = 0; t < TRAIN_STEPS; t++) loss[t] = train_step(igr, ligr, &p, &b, t, progress_at(t), true);
     cr_expect_leq(fabs(loss[0] - base0), 1e-6 * base0,
                   "progress 0: train_step loss %.9g, TRADES loss %.9g: lambda_0 must be 0", loss[0], base0);
     cr_expect_leq(fabs(half - base0 - 0.5), 1e-5, "halfway through the warm-up lambda * IGR = %.9g, expected 0.5",
@@ -603,9 +703,9 @@ Test(objectives, trades_igr_trains_from_scratch_through_the_warmup) {
     /* After training (progress past the warm-up, lambda = 1): the IGR mean
      * is train_step's loss minus TRADES' at the same point. */
     double ce1, acc1;
-    eval_batch(igr, &p, &b, &ce1, &acc1);
-    double end_igr = train_step(igr, &p, &b, TRAIN_STEPS, progress_at(TRAIN_STEPS), false);
-    double end_base = train_step(trades, &p, &b, TRAIN_STEPS, progress_at(TRAIN_STEPS), false);
+    eval_batch(igr, ligr, &p, &b, &ce1, &acc1);
+    double end_igr = train_step(igr, ligr, &p, &b, TRAIN_STEPS, progress_at(TRAIN_STEPS), false);
+    double end_base = train_step(trades, ltrades, &p, &b, TRAIN_STEPS, progress_at(TRAIN_STEPS), false);
     double igr_mean = end_igr - end_base;
 
     fprintf(stderr, "[objectives] TRADES+IGR from scratch, batch %d, %d steps (warm-up %d steps):\n",
@@ -638,6 +738,8 @@ Test(objectives, trades_igr_trains_from_scratch_through_the_warmup) {
 
     batch_free(&b);
     params_free(&p);
+    cpu_loaded_free(ligr);
+    cpu_loaded_free(ltrades);
     module_free(igr);
     module_free(trades);
 }
