@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/cpu/cpu_shards.h"
 #include "codegen/cpu/llvm_backend.h"
 #include "runtime/exec.h"
 
@@ -56,25 +57,31 @@ static bool write_dumps(const Compiled *c, const char *text, const char *dir, Di
 /* The CPU target (codegen/backend_compile.h): the kernels as machine
  * code and their table (igrc_kernels), which the runtime's CPU backend
  * calls. */
+/* igrc_kernels: the table of the kernels, defined here or in other objects
+ * of the same executable (compiled in shards). */
+static bool cpu_add_table(const Compiled *c, CpuModule *cm, Diag *d) {
+    const char **names = calloc((size_t)c->nkernels + 1, sizeof *names);
+    if (!names) abort();
+    for (int i = 0; i < c->nkernels; i++) names[i] = c->kernels[i]->name;
+    bool ok = cpu_add_kernel_table(cm, "igrc_kernels", names, c->nkernels, d);
+    free(names);
+    return ok;
+}
+
 static bool cpu_add_code(const Compiled *c, const CodegenOptions *o, CpuModule *cm, Diag *d) {
     (void)o;
     bool ok = true;
-    const char **names = calloc((size_t)c->nkernels + 1, sizeof *names);
-    for (int i = 0; ok && i < c->nkernels; i++) {
-        names[i] = c->kernels[i]->name;
-        ok = cpu_add_kernel(cm, c->kernels[i], d);
-    }
-    ok = ok && cpu_add_kernel_table(cm, "igrc_kernels", names, c->nkernels, d);
-    free(names);
-    return ok;
+    for (int i = 0; ok && i < c->nkernels; i++) ok = cpu_add_kernel(cm, c->kernels[i], d);
+    return ok && cpu_add_table(c, cm, d);
 }
 
 const CodegenBackend codegen_cpu = {.name = "cpu", .add_code = cpu_add_code};
 
 /* One LLVM module: the program text (igrc_program) and every target's
- * code, optimised. */
+ * code, optimised; with kernels_elsewhere, the CPU kernels are compiled
+ * in shards and this module holds only their table. */
 static CpuModule *build_module(const Compiled *c, const char *text, const CpuCompileOptions *o,
-                               double *t0, Diag *d) {
+                               bool kernels_elsewhere, double *t0, Diag *d) {
     CpuModule *cm = cpu_module_new(c->prog->name, d);
     if (!cm) return NULL;
     static const CodegenBackend *const cpu_only[] = {&codegen_cpu};
@@ -83,8 +90,10 @@ static CpuModule *build_module(const Compiled *c, const char *text, const CpuCom
     CodegenOptions none = {0};
     bool ok = cpu_add_blob(cm, "igrc_program", text, strlen(text), d);
     for (int i = 0; ok && i < nt; i++) {
-        ok = t[i]->add_code(c, o ? &o->target : &none, cm, d);
-        if (ok) phase(o, t[i] == &codegen_cpu ? "LLVM IR built" : "target code added", t0);
+        bool cpu = t[i] == &codegen_cpu;
+        ok = cpu && kernels_elsewhere ? cpu_add_table(c, cm, d)
+                                      : t[i]->add_code(c, o ? &o->target : &none, cm, d);
+        if (ok) phase(o, cpu ? "LLVM IR built" : "target code added", t0);
     }
     ok = ok && cpu_optimize(cm, d);
     if (ok) phase(o, "LLVM O3", t0);
@@ -96,13 +105,46 @@ static CpuModule *build_module(const Compiled *c, const char *text, const CpuCom
     return cm;
 }
 
-static bool emit_module(const Compiled *c, const char *text, const char *obj_path,
-                        const CpuCompileOptions *o, double *t0, Diag *d) {
-    CpuModule *cm = build_module(c, text, o, t0, d);
+static bool emit_one(const Compiled *c, const char *text, const char *obj_path,
+                     const CpuCompileOptions *o, double *t0, Diag *d) {
+    CpuModule *cm = build_module(c, text, o, false, t0, d);
     bool ok = cm && cpu_emit_object(cm, obj_path, d);
     if (ok) phase(o, "object emitted", t0);
     cpu_module_free(cm);
     return ok;
+}
+
+/* The kernels in nshards objects compiled in parallel, the rest (program,
+ * kernel table, other targets' code) in one more, combined into obj_path. */
+static bool emit_sharded(const Compiled *c, const char *text, const char *obj_path, int nshards,
+                         const CpuCompileOptions *o, double *t0, Diag *d) {
+    size_t len = strlen(obj_path) + 32;
+    char **paths = calloc((size_t)nshards + 1, sizeof *paths);
+    if (!paths) abort();
+    for (int s = 0; s <= nshards; s++) {
+        if (!(paths[s] = malloc(len))) abort();
+        snprintf(paths[s], len, "%s.part%d.o", obj_path, s);
+    }
+    CpuModule *cm = build_module(c, text, o, true, t0, d);
+    bool ok = cm && cpu_emit_object(cm, paths[nshards], d);
+    cpu_module_free(cm);
+    ok = ok && cpu_compile_shards((const KernelDef *const *)c->kernels, c->nkernels, nshards,
+                                  (const char *const *)paths, d);
+    if (ok) phase(o, "kernels compiled in parallel", t0);
+    ok = ok && cpu_link_relocatable((const char *const *)paths, nshards + 1, obj_path, d);
+    for (int s = 0; s <= nshards; s++) {
+        unlink(paths[s]);
+        free(paths[s]);
+    }
+    free(paths);
+    return ok;
+}
+
+static bool emit_module(const Compiled *c, const char *text, const char *obj_path,
+                        const CpuCompileOptions *o, double *t0, Diag *d) {
+    int nshards = o && o->llvm_path ? 1 : cpu_shard_count(c->nkernels); /* .ll: one module */
+    if (nshards <= 1) return emit_one(c, text, obj_path, o, t0, d);
+    return emit_sharded(c, text, obj_path, nshards, o, t0, d);
 }
 
 /* The program and kernels of m, and the program's text. */
@@ -122,7 +164,7 @@ bool cpu_jit_run(const Module *m, int argc, char **argv, const CpuCompileOptions
     char *text = NULL;
     CpuModule *cm = NULL;
     CpuJit *jit = NULL;
-    bool ok = lower_module(m, o, &c, &text, &t0, d) && (cm = build_module(&c, text, o, &t0, d)) &&
+    bool ok = lower_module(m, o, &c, &text, &t0, d) && (cm = build_module(&c, text, o, false, &t0, d)) &&
               (jit = cpu_jit(cm, d));
     const char *prog = ok ? cpu_jit_lookup(jit, "igrc_program", d) : NULL;
     const PKernelFn *table = prog ? cpu_jit_lookup(jit, "igrc_kernels", d) : NULL;

@@ -75,8 +75,10 @@ static const char *as_file(const char *path, char **owned) {
     return *owned;
 }
 
-bool cpu_link(const char *const *objects, int nobj, const char *out, bool shared,
-              const char *const *extra, int nextra, Diag *d) {
+typedef enum { LINK_EXECUTABLE, LINK_SHARED, LINK_RELOCATABLE } LinkMode;
+
+static bool link_objects(LinkMode mode, const char *const *objects, int nobj, const char *out,
+                         const char *const *extra, int nextra, Diag *d) {
     if (nobj < 0 || nextra < 0 || !out) return diag_error(d, EXIT_RUNTIME, "cpu_link: bad arguments");
     size_t cap = (size_t)nobj + (size_t)nextra + 24;
     const char **argv = calloc(cap, sizeof *argv);
@@ -84,12 +86,13 @@ bool cpu_link(const char *const *objects, int nobj, const char *out, bool shared
     if (!argv || !owned) abort();
     char *store;
     int n = compiler_words(&store, argv, 16);
-    if (shared) argv[n++] = "-shared";
+    if (mode == LINK_SHARED) argv[n++] = "-shared";
+    if (mode == LINK_RELOCATABLE) argv[n++] = "-r", argv[n++] = "-nostdlib";
     argv[n++] = "-o";
     argv[n++] = as_file(out, &owned[nobj]);
     for (int i = 0; i < nobj; i++) argv[n++] = as_file(objects[i], &owned[i]);
     for (int i = 0; i < nextra; i++) argv[n++] = extra[i];
-    argv[n++] = "-lm";
+    if (mode != LINK_RELOCATABLE) argv[n++] = "-lm";
     argv[n] = NULL;
     bool ok = spawn_wait(argv, d);
     for (int i = 0; i <= nobj; i++) free(owned[i]);
@@ -97,4 +100,13 @@ bool cpu_link(const char *const *objects, int nobj, const char *out, bool shared
     free(store);
     free(argv);
     return ok;
+}
+
+bool cpu_link(const char *const *objects, int nobj, const char *out, bool shared,
+              const char *const *extra, int nextra, Diag *d) {
+    return link_objects(shared ? LINK_SHARED : LINK_EXECUTABLE, objects, nobj, out, extra, nextra, d);
+}
+
+bool cpu_link_relocatable(const char *const *objects, int nobj, const char *out, Diag *d) {
+    return link_objects(LINK_RELOCATABLE, objects, nobj, out, NULL, 0, d);
 }

@@ -1,4 +1,4 @@
-/* The CPU backend: kernels (codegen/kernel.h) to native code through the
+/* The CPU backend: kernels (codegen/kir/kernel.h) to native code through the
  * LLVM 16 C API.
  *
  * A CpuModule is one LLVM module for the host (triple, CPU name and the
@@ -8,7 +8,8 @@
  * whose loop over [begin, end) is an internal always-inline body taking
  * one noalias pointer per buffer, so O3 vectorises it without runtime
  * alias checks (the memory planner never overlaps one call's buffers).
- * Math follows ir/interp_elem.c; Philox is inlined integer IR.
+ * The kernels' instructions are the kernel IR's primitives (compound math
+ * is expanded before, codegen/lower_math.c).
  *
  * Every fallible call fills the Diag and returns false.
  */
@@ -54,5 +55,7 @@ void cpu_jit_free(CpuJit *j);
  * message on failure. */
 bool cpu_link(const char *const *objects, int nobj, const char *out, bool shared,
               const char *const *extra, int nextra, Diag *d);
+/* Combines objects into one relocatable object (cc -r). */
+bool cpu_link_relocatable(const char *const *objects, int nobj, const char *out, Diag *d);
 
 #endif
