@@ -256,15 +256,41 @@ static int conv2d(Cur *c, int x) {
     return bias && y >= 0 ? add_bias(c, y, oc, "bias_init", fan_in) : y;
 }
 
+static int linear(Cur *c, int x);
+
+/* linear with last_axis on [N, ..., K]: rows flattened, linear, shape
+ * restored (nn.Linear on a batch of sequences). */
+static int linear_last_axis(Cur *c, int x, bool *done) {
+    static const char *const keys[] = {"id", "op", "inputs", "out_features", "bias", "init",
+                                       "bias_init", "last_axis", NULL};
+    Builder *b = c->net->env->b;
+    bool last;
+    *done = false;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_bool(c, "last_axis", false, &last))
+        return -1;
+    const Type t = *b_type(b, x);
+    if (!last || t.rank <= 2) return x;
+    int64_t of, flat[2] = {type_numel(&t) / t.dim[t.rank - 1], t.dim[t.rank - 1]}, out[IR_MAX_RANK];
+    if (!get_int(c, "out_features", true, 0, 1, 1 << 24, &of)) return -1;
+    int rows = b_reshape(b, vname(c, "rows"), x, 2, flat);
+    if (rows < 0) return -1;
+    int y = linear(c, rows);
+    memcpy(out, t.dim, sizeof(int64_t) * (size_t)t.rank);
+    out[t.rank - 1] = of;
+    *done = true;
+    return y < 0 ? -1 : b_reshape(b, vname(c, "last"), y, t.rank, out);
+}
+
 static int linear(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", "out_features", "bias", "init",
-                                       "bias_init", NULL};
+                                       "bias_init", "last_axis", NULL};
     Builder *b = c->net->env->b;
     int64_t of;
     bool bias;
     InitSpec init, binit;
     if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !need_rank(c, x, 2, "a flat input [N,K] (add a flatten node)") ||
+        !need_rank(c, x, 2, "a flat input [N,K] (add a flatten node, or set last_axis)") ||
         !get_int(c, "out_features", true, 0, 1, 1 << 24, &of) || !get_bool(c, "bias", true, &bias))
         return -1;
     const Type xt_v = *b_type(b, x), *xt = &xt_v;
@@ -480,6 +506,215 @@ static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
     return b_node(b, op, vname(c, NULL), ins, nin, NULL, 0);
 }
 
+/* ---- layers for imported networks (docs/onnx.md): arithmetic with a
+ * constant operand, div, reshape, transpose, concat, pad, clip, softmax,
+ * reduce_mean. Each maps onto existing IR ops. ---- */
+
+/* An integer list attribute of 1 to IR_MAX_RANK entries. */
+static bool get_ints(Cur *c, const char *key, bool required, int64_t lo, int64_t *out, int *n) {
+    bool missing;
+    const cJSON *v = attr_of(c, key, required, &missing);
+    *n = 0;
+    if (missing) return !required;
+    if (!v) return false;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > IR_MAX_RANK)
+        return err(c, "attribute '%s' must be a list of 1 to %d integers", key, IR_MAX_RANK);
+    for (const cJSON *it = v->child; it; it = it->next) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
+            it->valuedouble < (double)lo || it->valuedouble > (double)(1 << 24))
+            return err(c, "attribute '%s' must list integers in [%lld, %d]", key, (long long)lo,
+                       1 << 24);
+        out[(*n)++] = (int64_t)it->valuedouble;
+    }
+    return true;
+}
+
+/* A scalar of x's dtype broadcast to x's type. */
+static int splat(Cur *c, const char *part, double v, int x) {
+    Builder *b = c->net->env->b;
+    const Type t = *b_type(b, x);
+    int s = b_const(b, vname(c, arena_printf(arena_of(c->net), "%s.s", part)), v,
+                    type_scalar(t.dtype));
+    return b_broadcast(b, vname(c, part), s, &t);
+}
+
+/* add/sub/mul/div with one input: the other operand is "scalar" (a number)
+ * or the parameter <id>.<param> of "shape", broadcast NumPy-style against
+ * the input; "reverse" puts the constant first (c - x, c / x). */
+static int arith_const(Cur *c, OpKind op, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "scalar", "param", "shape",
+                                       "trainable", "reverse", NULL};
+    Builder *b = c->net->env->b;
+    bool missing, reverse, trainable;
+    const char *pname;
+    double s;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_bool(c, "reverse", false, &reverse) || !get_bool(c, "trainable", true, &trainable) ||
+        !get_str(c, "param", NULL, &pname))
+        return -1;
+    attr_of(c, "scalar", false, &missing);
+    if (missing == !pname)
+        return err(c, "%s takes 2 inputs, or 1 with either 'scalar' or 'param' (with 'shape')",
+                   op_name(op)), -1;
+    const Type t = *b_type(b, x);
+    int k;
+    if (pname) {
+        int64_t dims[IR_MAX_RANK];
+        int n;
+        if (!get_ints(c, "shape", true, 1, dims, &n)) return -1;
+        if (!*pname || strchr(pname, '.') || strchr(pname, ' '))
+            return err(c, "attribute 'param' must be a name without dots"), -1;
+        Type pt = type_make(t.dtype, n, dims);
+        int p = param(c, pname, pt, (InitSpec){INIT_ZEROS, 0}, trainable);
+        if (p < 0) return -1;
+        k = b_broadcast(b, vname(c, arena_printf(arena_of(c->net), "%s.b", pname)), p, &t);
+    } else {
+        if (!get_num(c, "scalar", 0, -INFINITY, INFINITY, &s)) return -1;
+        if (!isfinite(s)) return err(c, "attribute 'scalar' must be finite"), -1;
+        k = splat(c, "k", s, x);
+    }
+    if (k < 0) return -1;
+    return reverse ? b_binary(b, op, vname(c, NULL), k, x) : b_binary(b, op, vname(c, NULL), x, k);
+}
+
+/* reshape: the batch axis stays, "shape" gives the rest. */
+static int reshape_layer(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "shape", NULL};
+    int64_t dims[IR_MAX_RANK + 1];
+    int n;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_ints(c, "shape", true, 1, dims + 1, &n))
+        return -1;
+    const Type t = *b_type(c->net->env->b, x);
+    if (t.rank < 1 || n + 1 > IR_MAX_RANK)
+        return err(c, "reshape needs a batched input and at most %d dims", IR_MAX_RANK - 1), -1;
+    dims[0] = t.dim[0];
+    int64_t numel = 1;
+    for (int i = 1; i <= n; i++) numel *= dims[i];
+    if (numel * t.dim[0] != type_numel(&t)) {
+        char s[128];
+        return err(c, "shape holds %lld elements per row, the input %s", (long long)numel,
+                   type_str(&t, s, sizeof s)), -1;
+    }
+    return b_reshape(c->net->env->b, vname(c, NULL), x, n + 1, dims);
+}
+
+/* transpose: "perm" lists every axis, the batch axis first. */
+static int transpose_layer(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "perm", NULL};
+    int64_t perm[IR_MAX_RANK];
+    int n;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_ints(c, "perm", true, 0, perm, &n))
+        return -1;
+    if (perm[0] != 0) return err(c, "'perm' must keep the batch axis first"), -1;
+    Attr a = attr_ints("perm", perm, n);
+    return b_node(c->net->env->b, OP_TRANSPOSE, vname(c, NULL), &x, 1, &a, 1);
+}
+
+static int concat_layer(Cur *c, const int *ins, int nin) {
+    static const char *const keys[] = {"id", "op", "inputs", "axis", NULL};
+    int64_t axis;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_int(c, "axis", false, 1, 1, IR_MAX_RANK - 1, &axis))
+        return -1;
+    Attr a = attr_int("axis", axis);
+    return b_node(c->net->env->b, OP_CONCAT, vname(c, NULL), ins, nin, &a, 1);
+}
+
+/* pad: "lo" and "hi" per axis (the batch axis 0), filled with "value". */
+static int pad_layer(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "lo", "hi", "value", NULL};
+    int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK];
+    int nl, nh;
+    double value;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_ints(c, "lo", true, 0, lo, &nl) || !get_ints(c, "hi", true, 0, hi, &nh) ||
+        !get_num(c, "value", 0, -INFINITY, INFINITY, &value))
+        return -1;
+    const Type t = *b_type(c->net->env->b, x);
+    if (nl != t.rank || nh != t.rank)
+        return err(c, "'lo' and 'hi' need one entry per axis (%d)", t.rank), -1;
+    if (lo[0] || hi[0]) return err(c, "the batch axis cannot be padded"), -1;
+    Attr a[3] = {attr_ints("lo", lo, nl), attr_ints("hi", hi, nh), attr_float("value", value)};
+    return b_node(c->net->env->b, OP_PAD, vname(c, NULL), &x, 1, a, 3);
+}
+
+/* clip: max(x, min) then min(., max); either bound may be left out. */
+static int clip_layer(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "min", "max", NULL};
+    Builder *b = c->net->env->b;
+    double lo, hi;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_num(c, "min", -INFINITY, -INFINITY, INFINITY, &lo) ||
+        !get_num(c, "max", INFINITY, -INFINITY, INFINITY, &hi))
+        return -1;
+    if (lo > hi) return err(c, "'min' %g is above 'max' %g", lo, hi), -1;
+    bool has_hi = isfinite(hi);
+    int y = x;
+    if (isfinite(lo))
+        y = b_binary(b, OP_MAX, vname(c, has_hi ? "lo" : NULL), y, splat(c, "min", lo, x));
+    if (has_hi) y = b_binary(b, OP_MIN, vname(c, NULL), y, splat(c, "max", hi, x));
+    return y;
+}
+
+/* An axis in [-rank, rank) that is not the batch axis. */
+static bool feature_axis(Cur *c, int64_t *axis, int rank) {
+    if (*axis < 0) *axis += rank;
+    if (*axis < 1 || *axis >= rank)
+        return err(c, "axis must be a non-batch axis of the rank-%d input", rank);
+    return true;
+}
+
+static int softmax_layer(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "axis", NULL};
+    int64_t axis;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_int(c, "axis", false, -1, -IR_MAX_RANK, IR_MAX_RANK - 1, &axis) ||
+        !feature_axis(c, &axis, b_type(c->net->env->b, x)->rank))
+        return -1;
+    Attr a = attr_int("axis", axis);
+    return b_node(c->net->env->b, OP_SOFTMAX, vname(c, NULL), &x, 1, &a, 1);
+}
+
+/* reduce_mean: reduce_sum over "axes" times 1 / count. */
+static int reduce_mean_layer(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "axes", "keepdims", NULL};
+    Builder *b = c->net->env->b;
+    int64_t axes[IR_MAX_RANK];
+    int n;
+    bool keep;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_ints(c, "axes", true, -IR_MAX_RANK, axes, &n) || !get_bool(c, "keepdims", true, &keep))
+        return -1;
+    const Type t = *b_type(b, x);
+    double count = 1;
+    for (int i = 0; i < n; i++) {
+        if (!feature_axis(c, &axes[i], t.rank)) return -1;
+        count *= (double)t.dim[axes[i]];
+    }
+    int s = b_reduce(b, OP_REDUCE_SUM, vname(c, "sum"), x, axes, n, keep);
+    if (s < 0) return -1;
+    return b_binary(b, OP_MUL, vname(c, NULL), s, splat(c, "scale", 1.0 / count, s));
+}
+
+/* The layers above by name; -2 when op is none of them. */
+static int lower_import_layer(Cur *c, const char *op, const int *ins, int nin) {
+    static const struct { const char *name; OpKind op; } arith[] = {
+        {"add", OP_ADD}, {"sub", OP_SUB}, {"mul", OP_MUL}, {"div", OP_DIV}};
+    for (size_t i = 0; i < 4 && nin == 1; i++)
+        if (strcmp(op, arith[i].name) == 0) return arith_const(c, arith[i].op, ins[0]);
+    if (strcmp(op, "concat") == 0) return concat_layer(c, ins, nin);
+    if (nin != 1) return -2;
+    if (strcmp(op, "reshape") == 0) return reshape_layer(c, ins[0]);
+    if (strcmp(op, "transpose") == 0) return transpose_layer(c, ins[0]);
+    if (strcmp(op, "pad") == 0) return pad_layer(c, ins[0]);
+    if (strcmp(op, "clip") == 0) return clip_layer(c, ins[0]);
+    if (strcmp(op, "softmax") == 0) return softmax_layer(c, ins[0]);
+    if (strcmp(op, "reduce_mean") == 0) return reduce_mean_layer(c, ins[0]);
+    return -2;
+}
+
 static int block_instance(Cur *c, const int *ins, int nin);
 
 static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
@@ -488,10 +723,17 @@ static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
         if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
         return nin == 1 ? ins[0] : (err(c, "identity takes one input, %d given", nin), -1);
     }
-    if (nin != 1 && strcmp(op, "add") && strcmp(op, "sub") && strcmp(op, "mul"))
+    int imp = lower_import_layer(c, op, ins, nin);
+    if (imp != -2) return imp;
+    if (nin != 1 && strcmp(op, "add") && strcmp(op, "sub") && strcmp(op, "mul") &&
+        strcmp(op, "div"))
         return err(c, "'%s' takes one input, %d given", op, nin), -1;
     if (strcmp(op, "conv2d") == 0) return conv2d(c, ins[0]);
-    if (strcmp(op, "linear") == 0) return linear(c, ins[0]);
+    if (strcmp(op, "linear") == 0) {
+        bool done;
+        int r = linear_last_axis(c, ins[0], &done);
+        return done || r < 0 ? r : linear(c, r);
+    }
     if (strcmp(op, "batch_norm") == 0) return batch_norm(c, ins[0]);
     if (strcmp(op, "maxpool2d") == 0) return pool(c, ins[0], OP_MAXPOOL2D);
     if (strcmp(op, "avgpool2d") == 0) return pool(c, ins[0], OP_AVGPOOL2D);
@@ -502,7 +744,7 @@ static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
         {"tanh", OP_TANH}, {"add", OP_ADD},           {"sub", OP_SUB},
         {"mul", OP_MUL},   {"neg", OP_NEG},           {"abs", OP_ABS},
         {"gelu", OP_GELU}, {"silu", OP_SILU},         {"leaky_relu", OP_LEAKY_RELU},
-        {"elu", OP_ELU}};
+        {"elu", OP_ELU},   {"div", OP_DIV}};
     for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++)
         if (strcmp(op, ew[i].name) == 0) return elementwise(c, ew[i].op, ins, nin);
     return -2; /* not a layer */
@@ -511,7 +753,9 @@ static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
 static const char *const LAYER_OPS[] = {"conv2d", "linear", "batch_norm", "maxpool2d",
                                         "avgpool2d", "flatten", "dropout", "relu", "softplus",
                                         "sigmoid", "tanh", "add", "sub", "mul", "neg", "abs",
-                                        "gelu", "silu", "leaky_relu", "elu", "identity", NULL};
+                                        "gelu", "silu", "leaky_relu", "elu", "identity", "div",
+                                        "reshape", "transpose", "concat", "pad", "clip",
+                                        "softmax", "reduce_mean", NULL};
 
 /* The closest layer op name, for "did you mean". */
 static const char *closest_layer(const char *op) {

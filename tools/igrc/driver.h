@@ -30,5 +30,6 @@ int cmd_dump(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ static const char USAGE[] =
     "               parameter count, FLOPs)\n"
     "  dump FILE    print the IR, as loaded or after passes (--after, --after-all)\n"
     "  exec FILE    run one entry point on tensors from a safetensors file or a data set\n"
+    "  import MODEL.onnx -o NET.json  an ONNX model -> a graph file's network and its\n"
+    "               weights as safetensors (docs/onnx.md)\n"
     "\n"
     "`igrc COMMAND --help` describes each command. Exit status: 0 success,\n"
     "1 runtime failure, 2 bad input or usage.\n";
@@ -30,6 +32,7 @@ static int dispatch(int argc, char **argv) {
     if (strcmp(argv[1], "exec") == 0) return cmd_exec(argc - 1, argv + 1);
     if (strcmp(argv[1], "compile") == 0) return cmd_compile(argc - 1, argv + 1);
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "import") == 0) return cmd_import(argc - 1, argv + 1);
     fprintf(stderr, "igrc: unknown command '%s'\n\n%s", argv[1], USAGE);
     return EXIT_BADINPUT;
 }
