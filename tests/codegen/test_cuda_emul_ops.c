@@ -173,10 +173,14 @@ static void check_model(const char *rel, const char *const *defs, int ndefs) {
 
 /* Every kernel of two SmallCNN models, at narrow widths (4/8 channels, 16
  * hidden units: the same kernels with smaller extents; the reference
- * evaluator runs each element, so the published widths took minutes). */
+ * evaluator runs each element, so the published widths took minutes).
+ * One test per model, so that Criterion's two jobs share them. */
 Test(cuda_emulated_ops, model_kernels) {
     const char *igr[] = {"eval.ig_steps=2", "pgd_steps=2", "ig_steps=2", "width1=4", "width2=8", "hidden=16"};
     check_model("models/mnist_smallcnn_trades_igr.json", igr, 6);
+}
+
+Test(cuda_emulated_ops, model_kernels_ssr) {
     const char *ssr[] = {"eval.ig_steps=2", "ssr_iterations=3", "width1=4", "width2=8", "hidden=16"};
     check_model("models/mnist_smallcnn_ssr.json", ssr, 5);
 }
