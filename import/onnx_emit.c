@@ -28,9 +28,13 @@ int ox_define(Ox *o, const Onnx__NodeProto *n, size_t out, const char *id, int r
     if (rank < 1 || rank > OX_MAX_RANK)
         return ox_fail(o, "its result would have rank %d (1 to %d, the batch first)", rank,
                        OX_MAX_RANK), -1;
-    for (int i = 1; i < rank; i++)
+    int64_t row = 1;
+    for (int i = 1; i < rank; i++) {
         if (dim[i] < 1 || dim[i] > (1LL << 24))
             return ox_fail(o, "its result would have a dimension of %lld", (long long)dim[i]), -1;
+        if ((row *= dim[i]) > (1LL << 31))
+            return ox_fail(o, "its result would have more than 2^31 elements per row"), -1;
+    }
     int v = ox_add_value(o, n->output[out]);
     if (v < 0) return -1;
     OxValue *val = &o->vals[v];

@@ -104,6 +104,7 @@ static bool reshape(Ox *o, const Onnx__NodeProto *n, const OxValue *x, const OxV
         else if (d >= 0 && d <= FOLD_MAX_ELEMS) dim[i] = (int64_t)d;
         else return ox_fail(o, "bad constant shape");
         known *= dim[i];
+        if (known > FOLD_MAX_ELEMS) return ox_fail(o, "folded constant would be too large");
     }
     if (infer >= 0) dim[infer] = known ? x->numel / known : 0;
     OxValue *c = new_const(o, n, (int)s->numel, dim);
@@ -179,7 +180,7 @@ static bool slice(Ox *o, const Onnx__NodeProto *n, const OxValue *x) {
     int64_t lo[OX_MAX_RANK], step[OX_MAX_RANK], dim[OX_MAX_RANK];
     for (int i = 0; i < x->rank; i++) lo[i] = 0, step[i] = 1, dim[i] = x->dim[i];
     for (int k = 0; k < (int)st->numel; k++) {
-        int64_t a = ax ? (int64_t)ax->data[k] : k, d;
+        int64_t a = ax ? ox_int(ax->data[k]) : k, d;
         if (a < 0) a += x->rank;
         if (a < 0 || a >= x->rank) return ox_fail(o, "slice axis out of range");
         d = x->dim[a];
@@ -213,7 +214,7 @@ static bool squeeze(Ox *o, const Onnx__NodeProto *n, const OxValue *x, bool un) 
     if ((un && !ax) || rank > OX_MAX_RANK || (ax && ax->numel > OX_MAX_RANK))
         return ox_fail(o, "bad axes");
     for (int k = 0; ax && k < (int)ax->numel; k++) {
-        int64_t a = (int64_t)ax->data[k];
+        int64_t a = ox_int(ax->data[k]);
         if (a < 0) a += rank;
         if (a < 0 || a >= rank || mark[a] || (!un && x->dim[a] != 1)) return ox_fail(o, "bad axes");
         mark[a] = true;

@@ -91,6 +91,7 @@ static bool add_input(Ox *o, cJSON *inputs) {
     x->rank = (int)s->n_dim;
     cJSON *shape = cJSON_CreateArray();
     cJSON_AddItemToArray(shape, cJSON_CreateString("B"));
+    int64_t row = 1;
     for (int i = 0; i < x->rank; i++) {
         const Onnx__TensorShapeProto__Dimension *d = s->dim[i];
         bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
@@ -101,6 +102,11 @@ static bool add_input(Ox *o, cJSON *inputs) {
                               "may be dynamic)", in->name, i);
         }
         if (i) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)d->dim_value));
+        row *= i ? x->dim[i] : 1;
+    }
+    if (row > (1LL << 31)) {
+        cJSON_Delete(shape);
+        return ox_fail(o, "input '%s' has more than 2^31 elements per row", in->name);
     }
     cJSON *xj = cJSON_CreateObject();
     cJSON_AddItemToObject(xj, "shape", shape);

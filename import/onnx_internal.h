@@ -73,6 +73,9 @@ int ox_opt_input(Ox *o, const Onnx__NodeProto *n, size_t k);
 /* A constant input: its value index, or -1 with an error naming what. */
 int ox_const_input(Ox *o, const Onnx__NodeProto *n, size_t k, const char *what);
 bool ox_is_scalar(const OxValue *v);
+/* An axis or index held by a constant: v's integer part, clamped to
+ * [-2^40, 2^40] (NaN: 0), so casts never overflow. */
+int64_t ox_int(double v);
 
 /* onnx_names.c: node ids and parameter names */
 const char *ox_sanitize(Ox *o, const char *s);

@@ -204,7 +204,7 @@ bool ox_reduce_mean(Ox *o, const Onnx__NodeProto *n) {
         if (!o->vals[a].is_const || o->vals[a].numel > OX_MAX_RANK)
             return ox_fail(o, "axes must be a constant list");
         na = (int)o->vals[a].numel;
-        for (int i = 0; i < na; i++) axes[i] = (int64_t)o->vals[a].data[i];
+        for (int i = 0; i < na; i++) axes[i] = ox_int(o->vals[a].data[i]);
     }
     const OxValue *X = &o->vals[x];
     if (!na) return ox_fail(o, "reducing every axis (the batch too) is not supported");
@@ -255,6 +255,7 @@ bool ox_reshape(Ox *o, const Onnx__NodeProto *n) {
         else if (d >= 1 && d <= (1 << 24) && d == floor(d)) dim[i] = (int64_t)d;
         else return ox_fail(o, "shape entry %d (%g) is not supported", i, d);
         known *= dim[i];
+        if (known > row) return ox_fail(o, "the shape holds more elements than a row");
     }
     if (infer >= 0) dim[infer] = known && row % known == 0 ? row / known : 0;
     if (infer >= 0) known *= dim[infer];

@@ -176,3 +176,8 @@ int ox_const_input(Ox *o, const Onnx__NodeProto *n, size_t k, const char *what) 
 }
 
 bool ox_is_scalar(const OxValue *v) { return v->is_const && v->numel == 1; }
+
+int64_t ox_int(double v) {
+    const double lim = 1099511627776.0; /* 2^40 */
+    return v != v ? 0 : v < -lim ? -(int64_t)lim : v > lim ? (int64_t)lim : (int64_t)v;
+}

@@ -4,13 +4,13 @@
 # every saved input once. Fails on any crash, leak, sanitizer report or
 # broken invariant; the crashing input is left in $FUZZ_WORK/<harness>/
 # (add it to tests/fuzz/corpus/<harness>/ with the fix).
-#   bash scripts/fuzz.sh [SECONDS] [HARNESS...]   (default: all five)
+#   bash scripts/fuzz.sh [SECONDS] [HARNESS...]   (default: all six)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_EACH="${1:-30}"
 shift || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(graph ir program safetensors datasets)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(graph ir program safetensors datasets onnx)
 BUILD_DIR="${IGRC_FUZZ_BUILD_DIR:-build-fuzz}"
 WORK="${FUZZ_WORK:-$BUILD_DIR/fuzz-work}"
 command -v clang-16 >/dev/null || { echo "fuzz.sh: clang-16 is missing (scripts/setup.sh installs it)" >&2; exit 1; }
