@@ -698,6 +698,44 @@ static int reduce_mean_layer(Cur *c, int x) {
     return b_binary(b, OP_MUL, vname(c, NULL), s, splat(c, "scale", 1.0 / count, s));
 }
 
+/* conv_transpose2d (PyTorch's ConvTranspose2d, groups 1, dilation 1): the
+ * data gradient of a convolution, weight [C, out_channels, kh, kw]; each
+ * spatial extent (H - 1) s - 2p + k + output_padding. */
+static int conv_transpose2d(Cur *c, int x) {
+    static const char *const keys[] = {"id", "op", "inputs", "out_channels", "kernel", "stride",
+                                       "padding", "output_padding", "bias", "init", "bias_init",
+                                       NULL};
+    Builder *b = c->net->env->b;
+    int64_t oc, k[2], s[2], p[2], op[2];
+    bool bias;
+    InitSpec init;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") ||
+        !get_int(c, "out_channels", true, 0, 1, 1 << 20, &oc) ||
+        !get_pair(c, "kernel", true, 1, 1, k) || !get_pair(c, "stride", false, 1, 1, s) ||
+        !get_pair(c, "padding", false, 0, 0, p) || !get_pair(c, "output_padding", false, 0, 0, op) ||
+        !get_bool(c, "bias", true, &bias))
+        return -1;
+    const Type xt = *b_type(b, x);
+    int64_t is[4] = {xt.dim[0], oc, 0, 0};
+    for (int i = 0; i < 2; i++) {
+        if (op[i] >= s[i] || p[i] >= k[i])
+            return err(c, "output_padding must be below the stride and padding below the kernel"),
+                   -1;
+        is[2 + i] = (xt.dim[2 + i] - 1) * s[i] - 2 * p[i] + k[i] + op[i];
+        if (is[2 + i] < 1) return err(c, "the output would be empty"), -1;
+    }
+    int64_t fan_in = oc * k[0] * k[1], wd[4] = {xt.dim[1], oc, k[0], k[1]};
+    if (!init_spec(c, "init", "default", fan_in, &init)) return -1;
+    int w = param(c, "weight", type_make(xt.dtype, 4, wd), init, true);
+    if (w < 0) return -1;
+    Attr a[3] = {attr_ints("input_shape", is, 4), attr_ints("padding", p, 2),
+                 attr_ints("stride", s, 2)};
+    int ins[2] = {x, w};
+    int y = b_node(b, OP_CONV2D_BWD_DATA, vname(c, bias ? "conv" : NULL), ins, 2, a, 3);
+    return bias && y >= 0 ? add_bias(c, y, oc, "bias_init", fan_in) : y;
+}
+
 /* The layers above by name; -2 when op is none of them. */
 static int lower_import_layer(Cur *c, const char *op, const int *ins, int nin) {
     static const struct { const char *name; OpKind op; } arith[] = {
@@ -706,6 +744,7 @@ static int lower_import_layer(Cur *c, const char *op, const int *ins, int nin) {
         if (strcmp(op, arith[i].name) == 0) return arith_const(c, arith[i].op, ins[0]);
     if (strcmp(op, "concat") == 0) return concat_layer(c, ins, nin);
     if (nin != 1) return -2;
+    if (strcmp(op, "conv_transpose2d") == 0) return conv_transpose2d(c, ins[0]);
     if (strcmp(op, "reshape") == 0) return reshape_layer(c, ins[0]);
     if (strcmp(op, "transpose") == 0) return transpose_layer(c, ins[0]);
     if (strcmp(op, "pad") == 0) return pad_layer(c, ins[0]);
@@ -755,7 +794,7 @@ static const char *const LAYER_OPS[] = {"conv2d", "linear", "batch_norm", "maxpo
                                         "sigmoid", "tanh", "add", "sub", "mul", "neg", "abs",
                                         "gelu", "silu", "leaky_relu", "elu", "identity", "div",
                                         "reshape", "transpose", "concat", "pad", "clip",
-                                        "softmax", "reduce_mean", NULL};
+                                        "softmax", "reduce_mean", "conv_transpose2d", NULL};
 
 /* The closest layer op name, for "did you mean". */
 static const char *closest_layer(const char *op) {

@@ -13,7 +13,8 @@ static const struct {
     const char *op;
     OpFn fn;
 } OPS[] = {
-    {"Conv", ox_conv},           {"Gemm", ox_gemm},
+    {"Conv", ox_conv},           {"ConvTranspose", ox_conv_transpose},
+    {"Gemm", ox_gemm},
     {"MatMul", ox_matmul},       {"Add", ox_binary},
     {"Sub", ox_binary},          {"Mul", ox_binary},
     {"Div", ox_binary},          {"Relu", ox_unary},

@@ -105,6 +105,7 @@ void ox_find_patterns(Ox *o);
 
 /* onnx_ops_nn.c and onnx_ops_tensor.c: one node each */
 bool ox_conv(Ox *o, const Onnx__NodeProto *n);
+bool ox_conv_transpose(Ox *o, const Onnx__NodeProto *n);
 bool ox_gemm(Ox *o, const Onnx__NodeProto *n);
 bool ox_matmul(Ox *o, const Onnx__NodeProto *n);
 bool ox_pool(Ox *o, const Onnx__NodeProto *n);

@@ -1,4 +1,4 @@
-/* Layers with weights and windows: Conv, Gemm, MatMul, MaxPool,
+/* Layers with weights and windows: Conv, ConvTranspose, Gemm, MatMul, MaxPool,
  * AveragePool, GlobalAveragePool, BatchNormalization. */
 #include <string.h>
 
@@ -101,6 +101,43 @@ bool ox_conv(Ox *o, const Onnx__NodeProto *n) {
     cJSON *node = ox_emit(o, id, "conv2d", &x, 1);
     cJSON_AddNumberToObject(node, "out_channels", (double)W->dim[0]);
     window_json(node, &win);
+    cJSON_AddBoolToObject(node, "bias", b >= 0);
+    return ox_define(o, n, 0, id, 4, dim) >= 0;
+}
+
+/* ConvTranspose: group 1, no output_shape; weight [C, out, kh, kw]. */
+bool ox_conv_transpose(Ox *o, const Onnx__NodeProto *n) {
+    int x = computed(o, n, 0, 4), w = x < 0 ? -1 : ox_const_input(o, n, 1, "the weight");
+    int b = w < 0 ? -1 : ox_opt_input(o, n, 2), cnt;
+    int64_t group, op[2 * OX_MAX_RANK];
+    if (b == -1 || !ox_attr_int(o, n, "group", 1, &group) ||
+        !ox_attr_ints(o, n, "output_padding", op, &cnt))
+        return false;
+    if (group != 1) return ox_fail(o, "grouped transposed convolutions are not supported");
+    if (ox_attr(n, "output_shape")) return ox_fail(o, "output_shape is not supported (use pads)");
+    if (cnt && cnt != 2) return ox_fail(o, "output_padding needs 2 entries");
+    const OxValue *W = &o->vals[w], *X = &o->vals[x];
+    if (W->rank != 4 || W->dim[0] != X->dim[1])
+        return ox_fail(o, "the weight must be [%lld, out, kh, kw]", (long long)X->dim[1]);
+    Window win;
+    if (!window(o, n, W->dim + 2, &win)) return false;
+    if (b >= 0 && (!o->vals[b].is_const || o->vals[b].numel != W->dim[1]))
+        return ox_fail(o, "the bias must be a constant of %lld values", (long long)W->dim[1]);
+    int64_t dim[4] = {X->dim[0], W->dim[1]}, opad[2] = {cnt ? op[0] : 0, cnt ? op[1] : 0};
+    for (int i = 0; i < 2; i++) {
+        if (opad[i] < 0 || opad[i] >= win.s[i] || win.p[i] >= win.k[i])
+            return ox_fail(o, "output_padding must be below the stride, pads below the kernel");
+        dim[2 + i] = (X->dim[2 + i] - 1) * win.s[i] - 2 * win.p[i] + win.k[i] + opad[i];
+    }
+    const char *id = ox_param_id(o, n, W->name, "weight");
+    if (!ox_weight(o, id, "weight", w, false, 1, true) ||
+        (b >= 0 && !ox_weight(o, id, "bias", b, false, 1, true)))
+        return false;
+    if (b >= 0) o->w[o->nw - 1].rank = 1, o->w[o->nw - 1].shape[0] = W->dim[1];
+    cJSON *node = ox_emit(o, id, "conv_transpose2d", &x, 1);
+    cJSON_AddNumberToObject(node, "out_channels", (double)W->dim[1]);
+    window_json(node, &win);
+    if (opad[0] || opad[1]) cJSON_AddItemToObject(node, "output_padding", ox_ints_json(opad, 2));
     cJSON_AddBoolToObject(node, "bias", b >= 0);
     return ox_define(o, n, 0, id, 4, dim) >= 0;
 }

@@ -2,7 +2,7 @@
  * add/sub/mul/div with a constant operand, div, reshape, transpose, concat,
  * pad, clip, softmax, reduce_mean and linear's last_axis, each run by the
  * interpreter after decompose against values computed here; and their
- * errors. */
+ * errors (conv_transpose2d's numbers: tests/interop/test_onnx_import.py). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -169,4 +169,8 @@ Test(net_layers, errors_name_the_node) {
                "(id 'out')", "broadcast");
     expect_bad(net_file("{\"id\": \"out\", \"op\": \"linear\", \"inputs\": [\"x\"], \"out_features\": 4}"),
                "(id 'out')", "last_axis");
+    expect_bad(net_file("{\"id\": \"r\", \"op\": \"reshape\", \"inputs\": [\"x\"], \"shape\": [1, 2, 3]},\n"
+                        "{\"id\": \"out\", \"op\": \"conv_transpose2d\", \"inputs\": [\"r\"], "
+                        "\"out_channels\": 2, \"kernel\": 3, \"stride\": 2, \"output_padding\": 2}"),
+               "(id 'out')", "output_padding must be below the stride");
 }

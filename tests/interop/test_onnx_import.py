@@ -13,12 +13,14 @@ Each goes through `igrc import`, then `igrc exec --fn predict --params` on
 random images: the logits equal PyTorch's within TOL relative (to the
 largest logit), and the parameter count equals PyTorch's. SmallCNN's and
 ResNet-18's graphs keep PyTorch's parameter names. The imported ResNet-18
-is included with objectives/trades_igr.json by a model file that `igrc
-check` accepts. Two hand-built graphs (onnx.helper) cover what PyTorch does
-not emit (Identity, Dropout, Gemm with transB 0 and alpha, Sub and Div with
-the constant first, Clip with one bound, ReduceMean's axes as an input,
-Reshape with 0). Malformed, truncated and unsupported files are errors
-naming the file (and the node).
+and the all-ops net are included with objectives/trades_igr.json by model
+files that `igrc check` accepts and `igrc compile --emit ir` takes through
+the pass pipeline (IGR's second-order autodiff). A hand-built graph
+(onnx.helper, opset 18) covers what PyTorch does not emit (Identity,
+Dropout, Gemm with transB 0 and alpha, Sub and Div with the constant first,
+Clip with one bound, ReduceMean's axes as an input, Reshape with 0, Elu,
+Neg, Abs) against numpy. Malformed, truncated, unsupported and old-opset
+files are errors naming the file (and the node).
 
 Run with a Python that has torch and onnx (IGRC_TORCH_PYTHON, default
 /usr/bin/python3):
@@ -109,7 +111,7 @@ class ResNet18(nn.Module):
 
 class AllOps(nn.Module):
     """Every operator PyTorch exports that the importer maps: Conv,
-    BatchNormalization, Relu, Mul (by a parameter), LeakyRelu, Add, Sub,
+    BatchNormalization, Relu, Mul (by a parameter), ConvTranspose, LeakyRelu, Add, Sub,
     Sigmoid, Tanh, GELU's Erf pattern, Softplus, Div, Pad, MaxPool,
     AveragePool, Concat, Clip, GlobalAveragePool, ReduceMean, Transpose,
     Reshape, MatMul + Add (Linear on a 3-D input), Flatten, Gemm, MatMul,
@@ -119,6 +121,7 @@ class AllOps(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.bn = nn.BatchNorm2d(8)
+        self.up = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)
         self.gain = nn.Parameter(torch.randn(8, 1, 1))
         self.proj = nn.Linear(16, 8)
         self.fc = nn.Linear(40, 12)
@@ -126,6 +129,7 @@ class AllOps(nn.Module):
 
     def forward(self, x):
         y = F.relu(self.bn(self.conv(x))) * self.gain
+        y = y + F.avg_pool2d(self.up(y), 2)
         y = F.leaky_relu(y, 0.1) + 0.5
         y = torch.sigmoid(y) - torch.tanh(y)
         y = F.softplus(F.gelu(y * 3)) / 2.0
@@ -218,8 +222,10 @@ def check_names(name, weights, st, model):
     print(f"{name}: {len(got)} weights named as PyTorch's state_dict")
 
 
-def trades_igr_check(args, work, net):
-    model = os.path.join(work, "resnet18_trades_igr.json")
+def trades_igr_check(args, work, net, tag):
+    """The imported network with objectives/trades_igr.json: igrc check,
+    then the pass pipeline (IGR's second-order autodiff) to IR."""
+    model = os.path.join(work, f"{tag}_trades_igr.json")
     with open(model, "w") as f:
         f.write('{"igrc": 1, "include": ["%s", "%s"], "data": "cifar10",\n'
                 ' "params": {"eps": 0.031, "alpha": 0.007, "pgd_steps": 2, "beta": 6.0}}\n'
@@ -227,8 +233,10 @@ def trades_igr_check(args, work, net):
                    os.path.join(os.path.abspath(args.source), "models/objectives/trades_igr.json")))
     p = run([args.igrc, "check", model, "--batch", "2"])
     if "train_step" not in p.stdout:
-        raise AssertionError("the TRADES+IGR model has no train_step entry point")
-    print("resnet18 + objectives/trades_igr.json: igrc check passes")
+        raise AssertionError(f"the {tag} TRADES+IGR model has no train_step entry point")
+    run([args.igrc, "compile", model, "--batch", "2", "--emit", "ir", "-o",
+         os.path.join(work, f"{tag}_trades_igr.ir")])
+    print(f"{tag} + objectives/trades_igr.json: igrc check and compile --emit ir pass")
 
 
 def save_graph(nodes, inits, path, in_shape, out_shape, opset=17):
@@ -308,7 +316,7 @@ def bad_files(args, work):
     save_graph([helper.make_node("HardSwish", ["x"], ["out"], name="hs")], {}, unsupported,
                ["N", 4], ["N", 4])
     expect_error(args, unsupported, work, "node 0 'hs' (HardSwish)", "not supported",
-                 "supported: Conv, Gemm")
+                 "supported: Conv, ConvTranspose, Gemm")
     old = os.path.join(work, "opset11.onnx")
     save_graph([helper.make_node("Relu", ["x"], ["out"])], {}, old, ["N", 4], ["N", 4], opset=11)
     expect_error(args, old, work, "opset 11")
@@ -332,10 +340,11 @@ def main():
         randomise_bn(resnet, gen)
         net, w = round_trip(st, args, work, "resnet18", resnet, (2, 3, 32, 32), gen)
         check_names("resnet18", w, st, resnet)
-        trades_igr_check(args, work, net)
+        trades_igr_check(args, work, net, "resnet18")
         allops = AllOps()
         randomise_bn(allops, gen)
-        round_trip(st, args, work, "allops", allops, (BATCH, 3, 8, 8), gen)
+        net, _ = round_trip(st, args, work, "allops", allops, (BATCH, 3, 8, 8), gen)
+        trades_igr_check(args, work, net, "allops")
         hand_built(st, args, work, gen)
         bad_files(args, work)
     print("test_onnx_import: OK")
