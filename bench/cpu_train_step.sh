@@ -44,11 +44,11 @@ case "$ALLOC" in
   *) LIB= ;;
 esac
 if [ -n "$LIB" ]; then
-  P="$(ldconfig -p | awk -v l="$LIB" '$1 == l {print $NF; exit}')"
+  P="$(ldconfig -p | awk -v l="$LIB" '$1 == l && !p {print $NF; p = 1}')"
   if [ -z "$P" ]; then
     echo "installing $PKG for PyTorch's best configuration ..."
     apt-get install -y "$PKG" >/dev/null
-    P="$(ldconfig -p | awk -v l="$LIB" '$1 == l {print $NF; exit}')"
+    P="$(ldconfig -p | awk -v l="$LIB" '$1 == l && !p {print $NF; p = 1}')"
   fi
   [ -n "$P" ] || { echo "cannot find $LIB after installing $PKG" >&2; exit 1; }
   ARGS+=(--alloc-path "$P")

@@ -40,6 +40,10 @@ SIDES = ("igrc", "torch-best", "torch-default")
 BATCH = 128
 WARM_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
 ALLOC_LIBS = {"jemalloc": "libjemalloc.so.2", "tcmalloc": "libtcmalloc_minimal.so.4"}
+# jemalloc as PyTorch's CPU tuning guides set it: freed pages kept (no decay), large
+# allocations in their own arena. Without it jemalloc returns memory to the kernel and
+# PyTorch runs the standard step about 4x slower on the development machine.
+JEMALLOC_CONF = "oversize_threshold:1,background_thread:true,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 # ---- igrc's training-set permutation (runtime/io/dataset.c, base/philox.c) -----------------
 
@@ -237,7 +241,7 @@ class Bench:
     def base_env(self):
         env = {k: v for k, v in os.environ.items()
                if k not in ("GLIBC_TUNABLES", "LD_PRELOAD", "OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES",
-                             "IGRC_THREADS")}
+                             "MALLOC_CONF", "IGRC_THREADS")}
         return env
 
     def pin(self):
@@ -256,6 +260,8 @@ class Bench:
                 env["GLIBC_TUNABLES"] = WARM_MALLOC
             else:
                 env["LD_PRELOAD"] = self.a.alloc_path
+                if self.a.torch_alloc == "jemalloc":
+                    env["MALLOC_CONF"] = JEMALLOC_CONF
             return self.pin() + cmd, env
         return cmd, env  # torch-default: glibc malloc, no pinning, torch.set_num_threads only
 
@@ -512,7 +518,8 @@ def machine(a):
     tv = subprocess.run([a.python, "-c", "import torch;print(torch.__version__, torch.backends.mkldnn.is_available())"],
                         capture_output=True, text=True).stdout.split()
     alloc = ("glibc malloc kept warm (GLIBC_TUNABLES=" + WARM_MALLOC + ")" if a.torch_alloc == "tunables"
-             else f"{a.torch_alloc} (LD_PRELOAD={a.alloc_path})")
+             else f"{a.torch_alloc} (LD_PRELOAD={a.alloc_path}" +
+             (f", MALLOC_CONF={JEMALLOC_CONF})" if a.torch_alloc == "jemalloc" else ")"))
     return {"cpu": model, "isa": flags, "cores": os.cpu_count(), "threads": a.threads,
             "openblas": core,
             "torch": tv[0] if tv else "?", "onednn": tv[1] if len(tv) > 1 else "?",
@@ -564,10 +571,16 @@ def main(argv=None):
     print(f"threads {a.threads} each side (igrc IGRC_THREADS, PyTorch torch.set_num_threads"
           f"{'' if a.no_pin else '; igrc and PyTorch best pinned to CPUs ' + b.cpus + ' with taskset; PyTorch best also OMP_NUM_THREADS, OMP_PROC_BIND=close, OMP_PLACES=cores'})")
     print(f"PyTorch best: {m['torch_best_allocator']}; PyTorch default: glibc malloc as it is, not pinned")
+    what = []
+    if any(r in TRAIN_ROWS for r in a.rows):
+        what.append(f"train: batch {BATCH}, {a.warmup} warm-up + {a.steps} timed steps")
+    if "eval" in a.rows:
+        what.append(f"eval: PGD-20, {a.eval_warmup} warm-up + {a.eval_batches} timed batches of {BATCH}")
+    if "ifia" in a.rows:
+        what.append(f"IFIA: {a.ifia_images} images, batch {a.ifia_batch}, {a.ifia_steps} steps, k 100, "
+                    f"m {a.ifia_m}, Kendall selection")
     print(f"rounds {a.rounds} (igrc, {', '.join(c.replace('torch-', 'PyTorch ') for c in a.torch_configs)}, "
-          f"interleaved); train: batch {BATCH}, {a.warmup} warm-up + {a.steps} timed steps; eval: PGD-20, "
-          f"{a.eval_warmup} warm-up + {a.eval_batches} timed batches of {BATCH}; IFIA: {a.ifia_images} images, "
-          f"batch {a.ifia_batch}, {a.ifia_steps} steps, k 100, m {a.ifia_m}, Kendall selection")
+          f"interleaved); " + "; ".join(what))
     print(f"load now: {' '.join(f'{x:.2f}' for x in read_loadavg())}", flush=True)
     b.prepare()
     sides, results = b.run()
