@@ -26,44 +26,49 @@ static const char HELP[] =
     "\n"
     "Supported operators: see docs/onnx.md; any other is an error naming the node.\n";
 
+/* "key": value on one line, indented, with a trailing comma unless last. */
+static void put_member(FILE *f, const char *indent, const cJSON *e) {
+    char *s = cJSON_PrintUnformatted(e);
+    fprintf(f, "%s\"%s\": %s%s\n", indent, e->string, s, e->next ? "," : "");
+    free(s);
+}
+
+/* networks.NAME: input and output on a line each, one node per line. */
+static void put_network(FILE *f, const cJSON *net) {
+    fprintf(f, "{\n    \"%s\": {\n", net->string);
+    for (const cJSON *e = net->child; e; e = e->next) {
+        if (!cJSON_IsArray(e)) {
+            put_member(f, "      ", e);
+            continue;
+        }
+        fprintf(f, "      \"%s\": [\n", e->string);
+        for (const cJSON *n = e->child; n; n = n->next) {
+            char *s = cJSON_PrintUnformatted(n);
+            fprintf(f, "        %s%s\n", s, n->next ? "," : "");
+            free(s);
+        }
+        fprintf(f, "      ]%s\n", e->next ? "," : "");
+    }
+    fprintf(f, "    }\n  }");
+}
+
 /* Writes the document with one node per line, like the files in models/. */
 static bool write_json(const char *path, const cJSON *doc) {
     FILE *f = fopen(path, "w");
     if (!f) return false;
     fprintf(f, "{\n");
     for (const cJSON *k = doc->child; k; k = k->next) {
+        if (!cJSON_IsObject(k)) {
+            put_member(f, "  ", k);
+            continue;
+        }
         fprintf(f, "  \"%s\": ", k->string);
-        if (cJSON_IsObject(k) && strcmp(k->string, "networks") == 0) {
-            const cJSON *net = k->child;
-            fprintf(f, "{\n    \"%s\": {\n", net->string);
-            for (const cJSON *e = net->child; e; e = e->next) {
-                if (cJSON_IsArray(e)) {
-                    fprintf(f, "      \"%s\": [\n", e->string);
-                    for (const cJSON *n = e->child; n; n = n->next) {
-                        char *s = cJSON_PrintUnformatted(n);
-                        fprintf(f, "        %s%s\n", s, n->next ? "," : "");
-                        free(s);
-                    }
-                    fprintf(f, "      ]%s\n", e->next ? "," : "");
-                } else {
-                    char *s = cJSON_PrintUnformatted(e);
-                    fprintf(f, "      \"%s\": %s%s\n", e->string, s, e->next ? "," : "");
-                    free(s);
-                }
-            }
-            fprintf(f, "    }\n  }");
-        } else if (cJSON_IsObject(k)) {
-            fprintf(f, "{\n");
-            for (const cJSON *e = k->child; e; e = e->next) {
-                char *s = cJSON_PrintUnformatted(e);
-                fprintf(f, "    \"%s\": %s%s\n", e->string, s, e->next ? "," : "");
-                free(s);
-            }
-            fprintf(f, "  }");
+        if (strcmp(k->string, "networks") == 0) {
+            put_network(f, k->child);
         } else {
-            char *s = cJSON_PrintUnformatted(k);
-            fprintf(f, "%s", s);
-            free(s);
+            fprintf(f, "{\n");
+            for (const cJSON *e = k->child; e; e = e->next) put_member(f, "    ", e);
+            fprintf(f, "  }");
         }
         fprintf(f, "%s\n", k->next ? "," : "");
     }
