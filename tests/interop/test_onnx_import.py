@@ -10,7 +10,8 @@ dynamic batch axis, batch norms kept with TrainingMode.PRESERVE):
 - a small net that uses every operator the importer supports.
 
 Each goes through `igrc import`, then `igrc exec --fn predict --params` on
-random images: the logits equal PyTorch's within TOL relative (to the
+random images (ResNet-18 and the all-ops net compiled by the CPU backend,
+SmallCNN, whose CPU-backend run test_torch_interop checks, interpreted): the logits equal PyTorch's within TOL relative (to the
 largest logit), and the parameter count equals PyTorch's. SmallCNN's and
 ResNet-18's graphs keep PyTorch's parameter names. The imported ResNet-18
 and the all-ops net are included with objectives/trades_igr.json by model
@@ -180,11 +181,13 @@ def import_onnx(args, onnx_path, work, tag):
     return net, weights, int(found.group(1))
 
 
-def igrc_logits(st, args, work, net, weights, x, tag):
+def igrc_logits(st, args, work, net, weights, x, tag, backend="cpu"):
+    """predict on x: compiled by the CPU backend (LLVM), or run by the
+    reference interpreter (quicker for small nets under the sanitizers)."""
     xin, out = os.path.join(work, f"x_{tag}.safetensors"), os.path.join(work, f"l_{tag}.safetensors")
     st.save_safetensors({"x": x.contiguous()}, xin)
     run([args.igrc, "exec", net, "--fn", "predict", "--inputs", xin, "-o", out, "--params",
-         weights, "--batch", str(len(x)), "--backend", "cpu"])
+         weights, "--batch", str(len(x)), "--backend", backend])
     return st.load_safetensors(out)[0]["logits"]
 
 
@@ -197,7 +200,7 @@ def compare(name, got, want):
     return rel
 
 
-def round_trip(st, args, work, name, model, shape, gen):
+def round_trip(st, args, work, name, model, shape, gen, backend="cpu"):
     model.eval()
     x = torch.rand(shape, generator=gen)
     path = os.path.join(work, f"{name}.onnx")
@@ -209,7 +212,8 @@ def round_trip(st, args, work, name, model, shape, gen):
         raise AssertionError(f"{name}: parameter counts differ")
     with torch.no_grad():
         want = model(x)
-    compare(name, igrc_logits(st, args, work, net, weights, x, name), want)
+    compare(f"{name} ({backend})", igrc_logits(st, args, work, net, weights, x, name, backend),
+            want)
     return net, weights
 
 
@@ -288,7 +292,7 @@ def hand_built(st, args, work, gen):
     want = np.abs(np.where(q > 0, q, 0.5 * (np.exp(q) - 1)))
     if nparams != w.size + b.size:
         raise AssertionError(f"hand: {nparams} parameters, expected {w.size + b.size}")
-    compare("hand-built graph", igrc_logits(st, args, work, net, weights, x, "hand"),
+    compare("hand-built graph (interp)", igrc_logits(st, args, work, net, weights, x, "hand", "interp"),
             torch.from_numpy(want))
 
 
@@ -334,7 +338,8 @@ def main():
     gen = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="igrc_onnx_") as work:
         small = SmallCNN()
-        _, w = round_trip(st, args, work, "smallcnn", small, (BATCH, 1, 28, 28), gen)
+        # SmallCNN on the CPU backend: test_torch_interop; here the interpreter
+        _, w = round_trip(st, args, work, "smallcnn", small, (BATCH, 1, 28, 28), gen, "interp")
         check_names("smallcnn", w, st, small)
         resnet = ResNet18()
         randomise_bn(resnet, gen)
