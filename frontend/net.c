@@ -577,6 +577,32 @@ static int arith_const(Cur *c, OpKind op, int x) {
     return reverse ? b_binary(b, op, vname(c, NULL), k, x) : b_binary(b, op, vname(c, NULL), x, k);
 }
 
+/* add/sub/mul/div of two inputs with "broadcast": true: both broadcast
+ * NumPy-style (right-aligned, dims equal or 1) to their common shape. */
+static int arith_broadcast(Cur *c, OpKind op, const int *ins) {
+    static const char *const keys[] = {"id", "op", "inputs", "broadcast", NULL};
+    Builder *b = c->net->env->b;
+    bool on;
+    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !get_bool(c, "broadcast", false, &on))
+        return -1;
+    if (!on) return b_binary(b, op, vname(c, NULL), ins[0], ins[1]);
+    const Type ta = *b_type(b, ins[0]), tb = *b_type(b, ins[1]);
+    Type t = ta.rank >= tb.rank ? ta : tb;
+    for (int i = 1; i <= t.rank; i++) {
+        int64_t da = i <= ta.rank ? ta.dim[ta.rank - i] : 1, db = i <= tb.rank ? tb.dim[tb.rank - i] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[128], sb[128];
+            return err(c, "operands do not broadcast: %s vs %s", type_str(&ta, sa, sizeof sa),
+                       type_str(&tb, sb, sizeof sb)), -1;
+        }
+        t.dim[t.rank - i] = da == 1 ? db : da;
+    }
+    if (ta.dtype != tb.dtype) return err(c, "operands differ in dtype"), -1;
+    int x = b_broadcast(b, vname(c, "a"), ins[0], &t), y = b_broadcast(b, vname(c, "b"), ins[1], &t);
+    return b_binary(b, op, vname(c, NULL), x, y);
+}
+
 /* reshape: the batch axis stays, "shape" gives the rest. */
 static int reshape_layer(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", "shape", NULL};
@@ -742,6 +768,8 @@ static int lower_import_layer(Cur *c, const char *op, const int *ins, int nin) {
         {"add", OP_ADD}, {"sub", OP_SUB}, {"mul", OP_MUL}, {"div", OP_DIV}};
     for (size_t i = 0; i < 4 && nin == 1; i++)
         if (strcmp(op, arith[i].name) == 0) return arith_const(c, arith[i].op, ins[0]);
+    for (size_t i = 0; i < 4 && nin == 2 && cJSON_GetObjectItemCaseSensitive(c->js, "broadcast"); i++)
+        if (strcmp(op, arith[i].name) == 0) return arith_broadcast(c, arith[i].op, ins);
     if (strcmp(op, "concat") == 0) return concat_layer(c, ins, nin);
     if (nin != 1) return -2;
     if (strcmp(op, "conv_transpose2d") == 0) return conv_transpose2d(c, ins[0]);

@@ -71,13 +71,21 @@ bool ox_binary(Ox *o, const Onnx__NodeProto *n) {
         return ox_fail(o, "both operands are constants (export with do_constant_folding=True)");
     if (A->is_const || B->is_const)
         return binary_const(o, n, A->is_const ? b : a, A->is_const ? a : b, A->is_const);
-    if (A->rank != B->rank || memcmp(A->dim + 1, B->dim + 1, sizeof(int64_t) * (size_t)(A->rank - 1)))
-        return ox_fail(o, "operands '%s' and '%s' differ in shape (broadcasting two computed "
-                          "values is not supported)", A->name, B->name);
+    int64_t dim[OX_MAX_RANK] = {A->dim[0]};
+    bool bcast = false, fits = A->rank == B->rank;
+    for (int i = 1; i < A->rank && fits; i++) {
+        fits = A->dim[i] == B->dim[i] || A->dim[i] == 1 || B->dim[i] == 1;
+        bcast |= A->dim[i] != B->dim[i];
+        dim[i] = A->dim[i] == 1 ? B->dim[i] : A->dim[i];
+    }
+    if (!fits)
+        return ox_fail(o, "operands '%s' and '%s' do not broadcast (ranks must be equal, each "
+                          "axis equal or 1)", A->name, B->name);
     const char *id = ox_node_id(o, n);
     int ins[2] = {a, b};
-    ox_emit(o, id, lower(o, n->op_type), ins, 2);
-    return same_shape(o, n, id, a);
+    cJSON *node = ox_emit(o, id, lower(o, n->op_type), ins, 2);
+    if (bcast) cJSON_AddBoolToObject(node, "broadcast", true);
+    return ox_define(o, n, 0, id, A->rank, dim) >= 0;
 }
 
 bool ox_gelu(Ox *o, const Onnx__NodeProto *n, int x) {

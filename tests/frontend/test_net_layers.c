@@ -1,6 +1,7 @@
 /* The layer kinds imported networks use (docs/graph-format.md, docs/onnx.md):
- * add/sub/mul/div with a constant operand, div, reshape, transpose, concat,
- * pad, clip, softmax, reduce_mean and linear's last_axis, each run by the
+ * add/sub/mul/div with a constant operand or broadcasting, div, reshape,
+ * transpose, concat, pad, clip, softmax, reduce_mean and linear's
+ * last_axis, each run by the
  * interpreter after decompose against values computed here; and their
  * errors (conv_transpose2d's numbers: tests/interop/test_onnx_import.py). */
 #include <criterion/criterion.h>
@@ -93,6 +94,21 @@ Test(net_layers, arithmetic_with_scalars_parameters_and_div) {
     free(y);
 }
 
+Test(net_layers, broadcasting_two_inputs) {
+    /* out = x * mean over the last axis [N,2,1], broadcast back to [N,2,3] */
+    Type t;
+    double *y = predict(
+        "{\"id\": \"m\", \"op\": \"reduce_mean\", \"inputs\": [\"x\"], \"axes\": [-1]},\n"
+        "{\"id\": \"out\", \"op\": \"mul\", \"inputs\": [\"x\", \"m\"], \"broadcast\": true}",
+        &t);
+    expect_shape(&t, 3, N, 2, 3);
+    for (int r = 0; r < N * 2; r++) {
+        double mean = (g_x[3 * r] + g_x[3 * r + 1] + g_x[3 * r + 2]) / 3;
+        for (int j = 0; j < 3; j++) expect_near(y[3 * r + j], g_x[3 * r + j] * mean, j);
+    }
+    free(y);
+}
+
 Test(net_layers, reshape_transpose_concat) {
     /* x [N,2,3] -> reshape [N,3,2] -> transpose [N,2,3]; concat with x on axis 1 */
     Type t;
@@ -169,6 +185,9 @@ Test(net_layers, errors_name_the_node) {
                "(id 'out')", "broadcast");
     expect_bad(net_file("{\"id\": \"out\", \"op\": \"linear\", \"inputs\": [\"x\"], \"out_features\": 4}"),
                "(id 'out')", "last_axis");
+    expect_bad(net_file("{\"id\": \"r\", \"op\": \"reshape\", \"inputs\": [\"x\"], \"shape\": [3, 2]},\n"
+                        "{\"id\": \"out\", \"op\": \"add\", \"inputs\": [\"x\", \"r\"], \"broadcast\": true}"),
+               "(id 'out')", "do not broadcast");
     expect_bad(net_file("{\"id\": \"r\", \"op\": \"reshape\", \"inputs\": [\"x\"], \"shape\": [1, 2, 3]},\n"
                         "{\"id\": \"out\", \"op\": \"conv_transpose2d\", \"inputs\": [\"r\"], "
                         "\"out_channels\": 2, \"kernel\": 3, \"stride\": 2, \"output_padding\": 2}"),

@@ -112,7 +112,8 @@ class ResNet18(nn.Module):
 
 class AllOps(nn.Module):
     """Every operator PyTorch exports that the importer maps: Conv,
-    BatchNormalization, Relu, Mul (by a parameter), ConvTranspose, LeakyRelu, Add, Sub,
+    BatchNormalization, Relu, Mul (by a parameter), ConvTranspose, Mul
+    broadcasting two computed values (squeeze-and-excitation), LeakyRelu, Add, Sub,
     Sigmoid, Tanh, GELU's Erf pattern, Softplus, Div, Pad, MaxPool,
     AveragePool, Concat, Clip, GlobalAveragePool, ReduceMean, Transpose,
     Reshape, MatMul + Add (Linear on a 3-D input), Flatten, Gemm, MatMul,
@@ -131,6 +132,7 @@ class AllOps(nn.Module):
     def forward(self, x):
         y = F.relu(self.bn(self.conv(x))) * self.gain
         y = y + F.avg_pool2d(self.up(y), 2)
+        y = y * torch.sigmoid(F.adaptive_avg_pool2d(y, 1))  # Mul broadcasting [B,8,1,1]
         y = F.leaky_relu(y, 0.1) + 0.5
         y = torch.sigmoid(y) - torch.tanh(y)
         y = F.softplus(F.gelu(y * 3)) / 2.0
