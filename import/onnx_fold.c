@@ -2,7 +2,8 @@
  * arithmetic PyTorch's exporter writes for F.pad, and constant operands
  * it did not fold) becomes a constant. Ops: Cast, ConstantOfShape,
  * Concat, Reshape, Transpose, Slice, Unsqueeze, Squeeze, Add, Sub, Mul,
- * Div, Neg. */
+ * Div, Neg, Gather; and Shape of any value, the batch size reading 0 (so
+ * x.view(x.size(0), -1) reshapes with 0: "keep the batch axis"). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,17 @@
 
 static const char *const FOLDABLE[] = {"Cast", "ConstantOfShape", "Concat", "Reshape",
                                        "Transpose", "Slice", "Unsqueeze", "Squeeze", "Add",
-                                       "Sub", "Mul", "Div", "Neg", NULL};
+                                       "Sub", "Mul", "Div", "Neg", "Gather", NULL};
+
+const char *ox_fold_ops(void) {
+    static char list[256];
+    if (!list[0])
+        for (const char *const *f = FOLDABLE; *f; f++) {
+            if (f != FOLDABLE) strcat(list, ", ");
+            strcat(list, *f);
+        }
+    return list;
+}
 
 bool ox_foldable(Ox *o, const Onnx__NodeProto *n) {
     bool known = false;
@@ -266,6 +277,51 @@ static bool constant_of_shape(Ox *o, const Onnx__NodeProto *n, const OxValue *s)
     return true;
 }
 
+/* Gather along axis: data[..., indices, ...]. */
+static bool gather(Ox *o, const Onnx__NodeProto *n, const OxValue *x, const OxValue *ix) {
+    int64_t axis, dim[OX_MAX_RANK];
+    if (!ix || !ox_attr_int(o, n, "axis", 0, &axis)) return ox_fail(o, "bad gather");
+    if (axis < 0) axis += x->rank;
+    int rank = x->rank - 1 + ix->rank;
+    if (axis < 0 || axis >= x->rank || rank > OX_MAX_RANK) return ox_fail(o, "bad gather axis");
+    int r = 0;
+    for (int i = 0; i < axis; i++) dim[r++] = x->dim[i];
+    for (int i = 0; i < ix->rank; i++) dim[r++] = ix->dim[i];
+    for (int i = (int)axis + 1; i < x->rank; i++) dim[r++] = x->dim[i];
+    OxValue *c = new_const(o, n, rank, dim);
+    if (!c) return false;
+    int64_t outer = 1, inner = 1, d = x->dim[axis];
+    for (int i = 0; i < axis; i++) outer *= x->dim[i];
+    for (int i = (int)axis + 1; i < x->rank; i++) inner *= x->dim[i];
+    for (int64_t k = 0; k < ix->numel; k++) {
+        int64_t j = ox_int(ix->data[k]);
+        if (j < 0) j += d;
+        if (j < 0 || j >= d) return ox_fail(o, "gather index %lld out of range", (long long)j);
+        for (int64_t a = 0; a < outer; a++)
+            memcpy(c->data + (a * ix->numel + k) * inner, x->data + (a * d + j) * inner,
+                   sizeof(double) * (size_t)inner);
+    }
+    return true;
+}
+
+bool ox_shape(Ox *o, const Onnx__NodeProto *n) {
+    int v = ox_input(o, n, 0);
+    int64_t start, end;
+    if (v < 0 || !ox_attr_int(o, n, "start", 0, &start) ||
+        !ox_attr_int(o, n, "end", o->vals[v].rank, &end))
+        return false;
+    const OxValue *x = &o->vals[v];
+    int64_t r = x->rank, dims[OX_MAX_RANK];
+    memcpy(dims, x->dim, sizeof dims); /* x may move when the result is added */
+    start = start < 0 ? start + r : start, end = end < 0 ? end + r : end;
+    start = start < 0 ? 0 : start > r ? r : start, end = end < 0 ? 0 : end > r ? r : end;
+    int64_t len = end > start ? end - start : 0;
+    OxValue *c = new_const(o, n, 1, &len);
+    if (!c) return false;
+    for (int64_t i = 0; i < len; i++) c->data[i] = (double)dims[start + i];
+    return true;
+}
+
 bool ox_fold(Ox *o, const Onnx__NodeProto *n) {
     const char *op = n->op_type;
     const OxValue *x = in(o, n, 0);
@@ -279,6 +335,7 @@ bool ox_fold(Ox *o, const Onnx__NodeProto *n) {
     if (strcmp(op, "Slice") == 0) return slice(o, n, x);
     if (strcmp(op, "Unsqueeze") == 0 || strcmp(op, "Squeeze") == 0)
         return squeeze(o, n, x, op[0] == 'U');
+    if (strcmp(op, "Gather") == 0) return gather(o, n, x, in(o, n, 1));
     if (strcmp(op, "Neg") == 0) {
         OxValue *c = new_const(o, n, x->rank, x->dim);
         if (!c) return false;

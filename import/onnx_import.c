@@ -30,7 +30,7 @@ static const struct {
     {"Concat", ox_concat},       {"Identity", ox_unary},
     {"Constant", ox_constant},   {"Pad", ox_pad},
     {"Clip", ox_clip},           {"Softmax", ox_softmax},
-    {"ReduceMean", ox_reduce_mean},
+    {"ReduceMean", ox_reduce_mean}, {"Shape", ox_shape},
 };
 #define NOPS (sizeof OPS / sizeof OPS[0])
 
@@ -41,7 +41,8 @@ const char *onnx_supported_ops(void) {
             if (i) strcat(list, ", ");
             strcat(list, OPS[i].op);
         }
-        strcat(list, ", and Erf in GELU's pattern");
+        strcat(list, ", Erf in GELU's pattern; on constants only: ");
+        strcat(list, ox_fold_ops());
     }
     return list;
 }

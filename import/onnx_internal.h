@@ -98,7 +98,9 @@ cJSON *ox_ints_json(const int64_t *v, int n);
 
 /* onnx_fold.c: nodes of constants become constants */
 bool ox_foldable(Ox *o, const Onnx__NodeProto *n);
+const char *ox_fold_ops(void); /* the ops folded, comma-separated */
 bool ox_fold(Ox *o, const Onnx__NodeProto *n);
+bool ox_shape(Ox *o, const Onnx__NodeProto *n);
 
 /* onnx_pattern.c: GELU's erf form */
 void ox_find_patterns(Ox *o);

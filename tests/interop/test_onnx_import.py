@@ -107,7 +107,8 @@ class ResNet18(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return self.linear(F.avg_pool2d(out, 4).flatten(1))
+        out = F.avg_pool2d(out, 4)
+        return self.linear(out.view(out.size(0), -1))  # Shape, Gather, ..., Reshape
 
 
 class AllOps(nn.Module):
