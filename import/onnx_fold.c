@@ -319,10 +319,40 @@ bool ox_shape(Ox *o, const Onnx__NodeProto *n) {
     OxValue *c = new_const(o, n, 1, &len);
     if (!c) return false;
     for (int64_t i = 0; i < len; i++) c->data[i] = (double)dims[start + i];
+    c->batch_tag = len && start == 0 && dims[0] == 0;
     return true;
 }
 
+/* Whether an input holds the dynamic batch size (Shape's 0). */
+static bool tagged(Ox *o, const Onnx__NodeProto *n) {
+    for (size_t k = 0; k < n->n_input; k++) {
+        const OxValue *v = in(o, n, k);
+        if (v && v->batch_tag) return true;
+    }
+    return false;
+}
+
+/* Shape's 0 for the batch may move (Gather, Concat, ...) but not enter
+ * arithmetic, where it would compute with 0. */
+static bool moves_data(const char *op) {
+    return strcmp(op, "Add") && strcmp(op, "Sub") && strcmp(op, "Mul") && strcmp(op, "Div") &&
+           strcmp(op, "Neg") && strcmp(op, "ConstantOfShape");
+}
+
+static bool fold_one(Ox *o, const Onnx__NodeProto *n);
+
 bool ox_fold(Ox *o, const Onnx__NodeProto *n) {
+    bool tag = tagged(o, n);
+    if (tag && !moves_data(n->op_type))
+        return ox_fail(o, "computes with the dynamic batch size (from Shape), which is not "
+                          "supported: export with a fixed batch or flatten with x.flatten(1)");
+    int before = o->nvals;
+    if (!fold_one(o, n)) return false;
+    for (int v = before; v < o->nvals; v++) o->vals[v].batch_tag = tag;
+    return true;
+}
+
+static bool fold_one(Ox *o, const Onnx__NodeProto *n) {
     const char *op = n->op_type;
     const OxValue *x = in(o, n, 0);
     if (!x || o->failed) return ox_fail(o, "input 0 is missing");

@@ -134,6 +134,12 @@ static bool convert(Ox *o, int i) {
         return ox_gelu(o, n, x);
     }
     if (ox_foldable(o, n)) return ox_fold(o, n);
+    for (size_t k = strcmp(n->op_type, "Reshape") == 0 ? 2 : 0; k < n->n_input; k++) {
+        int v = n->input[k] ? ox_find(o, n->input[k]) : -1;
+        if (v >= 0 && o->vals[v].batch_tag)
+            return ox_fail(o, "input %zu holds the dynamic batch size (from Shape), which only "
+                              "Reshape's shape may use", k);
+    }
     for (size_t k = 0; k < NOPS; k++)
         if (strcmp(n->op_type, OPS[k].op) == 0) return OPS[k].fn(o, n);
     return ox_fail(o, "op type '%s' is not supported (supported: %s)", n->op_type,

@@ -23,7 +23,7 @@ typedef struct {
     int64_t numel;
     double *data;       /* a constant's elements, row-major */
     const char *id;     /* a computed value's graph node id ("x": the input) */
-    int uses;           /* how many node inputs read it */
+    bool batch_tag;     /* a constant holding the dynamic batch size (as 0, from Shape) */
 } OxValue;
 
 typedef struct {

@@ -267,6 +267,9 @@ bool ox_reshape(Ox *o, const Onnx__NodeProto *n) {
     }
     if (infer >= 0) dim[infer] = known && row % known == 0 ? row / known : 0;
     if (infer >= 0) known *= dim[infer];
+    for (int i = 1; i < rank && S->batch_tag; i++)
+        if (S->data[i] == 0)
+            return ox_fail(o, "the shape moves the dynamic batch size off the first axis");
     double d0 = S->data[0];
     if (known != row || !(d0 == 0 || d0 == -1 || d0 == (double)X->dim[0]))
         return ox_fail(o, "the reshape moves elements across the batch axis (only the other "

@@ -324,6 +324,15 @@ def bad_files(args, work):
                ["N", 4], ["N", 4])
     expect_error(args, unsupported, work, "node 0 'hs' (HardSwish)", "not supported",
                  "supported: Conv, ConvTranspose, Gemm")
+    batchmath = os.path.join(work, "batchmath.onnx")  # x.view(x.size(0) * 2, -1)
+    save_graph([helper.make_node("Shape", ["x"], ["s"]), const("zero", 0),
+                helper.make_node("Gather", ["s", "zero"], ["b"]), const("two", 2),
+                helper.make_node("Mul", ["b", "two"], ["m"], name="double_batch"),
+                const("axes", [0]), helper.make_node("Unsqueeze", ["m", "axes"], ["u"]),
+                const("rest", [-1]), helper.make_node("Concat", ["u", "rest"], ["shp"], axis=0),
+                helper.make_node("Reshape", ["x", "shp"], ["out"])], {}, batchmath,
+               ["N", 4], ["N", 2])
+    expect_error(args, batchmath, work, "'double_batch' (Mul)", "dynamic batch size")
     old = os.path.join(work, "opset11.onnx")
     save_graph([helper.make_node("Relu", ["x"], ["out"])], {}, old, ["N", 4], ["N", 4], opset=11)
     expect_error(args, old, work, "opset 11")
