@@ -35,12 +35,14 @@ int ox_define(Ox *o, const Onnx__NodeProto *n, size_t out, const char *id, int r
         if ((row *= dim[i]) > (1LL << 31))
             return ox_fail(o, "its result would have more than 2^31 elements per row"), -1;
     }
+    int64_t copy[OX_MAX_RANK]; /* dim may point into o->vals */
+    memcpy(copy, dim, sizeof(int64_t) * (size_t)rank);
     int v = ox_add_value(o, n->output[out]);
     if (v < 0) return -1;
     OxValue *val = &o->vals[v];
     val->id = id;
     val->rank = rank;
-    memcpy(val->dim, dim, sizeof(int64_t) * (size_t)rank);
+    memcpy(val->dim, copy, sizeof(int64_t) * (size_t)rank);
     return v;
 }
 

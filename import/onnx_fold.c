@@ -48,12 +48,14 @@ static OxValue *new_const(Ox *o, const Onnx__NodeProto *n, int rank, const int64
         numel *= dim[i];
     }
     if (n->n_output < 1 || !n->output[0]) return ox_fail(o, "output 0 is missing"), NULL;
+    int64_t copy[OX_MAX_RANK]; /* dim may point into o->vals */
+    if (rank) memcpy(copy, dim, sizeof(int64_t) * (size_t)rank);
     int v = ox_add_value(o, n->output[0]);
     if (v < 0) return NULL;
     OxValue *c = &o->vals[v];
     c->is_const = true;
     c->rank = rank;
-    memcpy(c->dim, dim, sizeof(int64_t) * (size_t)rank);
+    if (rank) memcpy(c->dim, copy, sizeof(int64_t) * (size_t)rank);
     c->numel = numel;
     c->data = calloc((size_t)(numel ? numel : 1), sizeof(double));
     if (!c->data) abort();

@@ -124,6 +124,9 @@ static bool add_input(Ox *o, cJSON *inputs) {
 static bool convert(Ox *o, int i) {
     const Onnx__NodeProto *n = o->g->node[i];
     o->cur = i;
+    /* a node adds its outputs and at most a few constants: the value
+     * pointers its conversion holds stay valid */
+    ox_reserve_values(o, (n->n_output < 64 ? (int)n->n_output : 64) + 8);
     if (!n->op_type) return ox_fail(o, "no op_type");
     if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx"))
         return ox_fail(o, "domain '%s' is not supported (only the default domain)", n->domain);

@@ -53,6 +53,7 @@ typedef struct {
 bool ox_fail(Ox *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ox_find(Ox *o, const char *name);
 int ox_add_value(Ox *o, const char *name);
+void ox_reserve_values(Ox *o, int extra);
 const char *ox_node_label(Ox *o, int i);
 
 /* onnx_tensor.c: constants and attributes */

@@ -31,6 +31,16 @@ bool ox_fail(Ox *o, const char *fmt, ...) {
 
 int ox_find(Ox *o, const char *name) { return name ? strmap_get(o->by_name, name) : -1; }
 
+/* Room for extra more values without moving o->vals: converting a node
+ * holds pointers into it while adding its results. */
+void ox_reserve_values(Ox *o, int extra) {
+    if (o->nvals + extra <= o->capvals) return;
+    o->capvals = 2 * (o->nvals + extra);
+    OxValue *v = realloc(o->vals, sizeof *v * (size_t)o->capvals);
+    if (!v) abort();
+    o->vals = v;
+}
+
 /* A new value called name (a later definition of the same name wins, as
  * ONNX allows none: an error). */
 int ox_add_value(Ox *o, const char *name) {
