@@ -42,6 +42,8 @@ try:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
+
+    from torch_nets import SmallCNN  # next to this script
 except ImportError as e:
     print(f"test_onnx_import: FAIL: {e}; install python3-torch and python3-onnx "
           "(scripts/setup.sh) or set IGRC_TORCH_PYTHON", file=sys.stderr)
@@ -49,27 +51,6 @@ except ImportError as e:
 
 TOL = 1e-5  # max |logit difference| / max |logit|
 BATCH = 4
-
-
-class SmallCNN(nn.Module):
-    """models/nets/smallcnn.json."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 32, 3)
-        self.conv3 = nn.Conv2d(32, 64, 3)
-        self.conv4 = nn.Conv2d(64, 64, 3)
-        self.fc1 = nn.Linear(1024, 200)
-        self.drop = nn.Dropout(0.5)
-        self.fc2 = nn.Linear(200, 200)
-        self.fc3 = nn.Linear(200, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-        x = F.max_pool2d(F.relu(self.conv4(F.relu(self.conv3(x)))), 2)
-        x = self.drop(F.relu(self.fc1(x.flatten(1))))
-        return self.fc3(F.relu(self.fc2(x)))
 
 
 class BasicBlock(nn.Module):

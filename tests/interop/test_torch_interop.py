@@ -30,6 +30,8 @@ try:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
+
+    from torch_nets import SmallCNN  # next to this script
 except ImportError as e:
     print(f"test_torch_interop: FAIL: python3-torch is missing ({e}); install it "
           "(apt-get install python3-torch) or set IGRC_TORCH_PYTHON to a Python with torch",
@@ -38,29 +40,6 @@ except ImportError as e:
 
 N_IMAGES = 100
 TOL = 1e-5  # max |logit difference| allowed between igrc and PyTorch
-
-
-class SmallCNN(nn.Module):
-    """models/nets/smallcnn.json in PyTorch: the same parameter names."""
-
-    def __init__(self, act=F.relu):
-        super().__init__()
-        self.act = act
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 32, 3)
-        self.conv3 = nn.Conv2d(32, 64, 3)
-        self.conv4 = nn.Conv2d(64, 64, 3)
-        self.fc1 = nn.Linear(1024, 200)
-        self.drop = nn.Dropout(0.5)
-        self.fc2 = nn.Linear(200, 200)
-        self.fc3 = nn.Linear(200, 10)
-
-    def forward(self, x):
-        a = self.act
-        x = F.max_pool2d(a(self.conv2(a(self.conv1(x)))), 2)
-        x = F.max_pool2d(a(self.conv4(a(self.conv3(x)))), 2)
-        x = self.drop(a(self.fc1(x.flatten(1))))
-        return self.fc3(a(self.fc2(x)))
 
 
 # models/nets/smallcnn.json's "act" param -> PyTorch's functional form (defaults:
