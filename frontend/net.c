@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "frontend/internal.h"
+#include "frontend/net_internal.h"
 
 #define MAX_BLOCK_DEPTH 16
 /* Nodes are emitted depth-first from their uses: a node listed before
@@ -15,35 +16,18 @@
  * backwards is an error, not a stack overflow. */
 #define MAX_EMIT_DEPTH 2000
 
-typedef struct {
-    NetEnv *env;
-    const char *file;   /* file the network or block was defined in */
-    const char *where;  /* "networks.smallcnn" or "blocks.basic_block" */
-    const char *prefix; /* "" or "layer1.0." */
-    const cJSON *args;  /* block arguments, NULL for a network */
-    StrMap *ids;        /* local id -> value id */
-    int depth;
-} Net;
 
-/* The node being lowered, for error messages. */
-typedef struct {
-    Net *net;
-    const cJSON *js;
-    const char *id;
-    char jpath[512];
-} Cur;
+Arena *net_arena(Net *n) { return n->env->b->m->arena; }
+Diag *net_diag(Net *n) { return n->env->b->d; }
 
-static Arena *arena_of(Net *n) { return n->env->b->m->arena; }
-static Diag *diag_of(Net *n) { return n->env->b->d; }
-
-static bool err(Cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool err(Cur *c, const char *fmt, ...) {
+bool net_err(Cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool net_err(Cur *c, const char *fmt, ...) {
     char msg[1536];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return ferr(diag_of(c->net), c->net->file, c->jpath, "%s", msg);
+    return ferr(net_diag(c->net), c->net->file, c->jpath, "%s", msg);
 }
 
 /* ---- attribute values, with "$name" references to block args or params ---- */
@@ -57,11 +41,11 @@ static const cJSON *resolve(Cur *c, const cJSON *v, const char *key) {
             hit = params ? cJSON_GetObjectItemCaseSensitive(params, ref) : NULL;
         }
         if (!hit) {
-            err(c, "attribute '%s': '$%s' names no block argument or params entry", key, ref);
+            net_err(c, "attribute '%s': '$%s' names no block argument or params entry", key, ref);
             return NULL;
         }
         if (hops >= 8) {
-            err(c, "attribute '%s': '$%s' refers on through more than 8 '$' names (a cycle?)",
+            net_err(c, "attribute '%s': '$%s' refers on through more than 8 '$' names (a cycle?)",
                 key, ref);
             return NULL;
         }
@@ -70,88 +54,88 @@ static const cJSON *resolve(Cur *c, const cJSON *v, const char *key) {
     return v;
 }
 
-static const cJSON *attr_of(Cur *c, const char *key, bool required, bool *missing) {
+const cJSON *net_attr(Cur *c, const char *key, bool required, bool *missing) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->js, key);
     *missing = !v;
     if (!v) {
-        if (required) err(c, "attribute '%s' is required", key);
+        if (required) net_err(c, "attribute '%s' is required", key);
         return NULL;
     }
     return resolve(c, v, key);
 }
 
 /* An integer attribute in [lo, hi]; dflt when absent and not required. */
-static bool get_int(Cur *c, const char *key, bool required, int64_t dflt, int64_t lo, int64_t hi,
-                    int64_t *out) {
+bool net_get_int(Cur *c, const char *key, bool required, int64_t dflt, int64_t lo, int64_t hi,
+                 int64_t *out) {
     bool missing;
-    const cJSON *v = attr_of(c, key, required, &missing);
+    const cJSON *v = net_attr(c, key, required, &missing);
     if (missing) {
         *out = dflt;
         return !required;
     }
     if (!v) return false;
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return err(c, "attribute '%s' must be an integer", key);
+        return net_err(c, "attribute '%s' must be an integer", key);
     if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
-        return err(c, "attribute '%s' = %g is out of range [%lld, %lld]", key, v->valuedouble,
+        return net_err(c, "attribute '%s' = %g is out of range [%lld, %lld]", key, v->valuedouble,
                    (long long)lo, (long long)hi);
     *out = (int64_t)v->valuedouble;
     return true;
 }
 
 /* An integer or a pair [a, b] (kernel, stride, padding). */
-static bool get_pair(Cur *c, const char *key, bool required, int64_t dflt, int64_t lo,
-                     int64_t out[2]) {
+bool net_get_pair(Cur *c, const char *key, bool required, int64_t dflt, int64_t lo,
+                  int64_t out[2]) {
     bool missing;
-    const cJSON *v = attr_of(c, key, required, &missing);
+    const cJSON *v = net_attr(c, key, required, &missing);
     if (!missing && v && cJSON_IsArray(v)) {
         const cJSON *a = v->child, *b = a ? a->next : NULL;
         if (!a || !b || b->next || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) ||
             a->valuedouble != floor(a->valuedouble) || b->valuedouble != floor(b->valuedouble) ||
             a->valuedouble < (double)lo || b->valuedouble < (double)lo || a->valuedouble > 1e6 ||
             b->valuedouble > 1e6)
-            return err(c, "attribute '%s' must be an integer >= %lld or a pair of them", key,
+            return net_err(c, "attribute '%s' must be an integer >= %lld or a pair of them", key,
                        (long long)lo);
         out[0] = (int64_t)a->valuedouble;
         out[1] = (int64_t)b->valuedouble;
         return true;
     }
-    if (!get_int(c, key, required, dflt, lo, 1000000, &out[0])) return false;
+    if (!net_get_int(c, key, required, dflt, lo, 1000000, &out[0])) return false;
     out[1] = out[0];
     return true;
 }
 
-static bool get_num(Cur *c, const char *key, double dflt, double lo, double hi, double *out) {
+bool net_get_num(Cur *c, const char *key, double dflt, double lo, double hi, double *out) {
     bool missing;
-    const cJSON *v = attr_of(c, key, false, &missing);
+    const cJSON *v = net_attr(c, key, false, &missing);
     *out = dflt;
     if (missing) return true;
     if (!v) return false;
-    if (!cJSON_IsNumber(v)) return err(c, "attribute '%s' must be a number", key);
+    if (!cJSON_IsNumber(v)) return net_err(c, "attribute '%s' must be a number", key);
     if (!(v->valuedouble >= lo && v->valuedouble <= hi))
-        return err(c, "attribute '%s' = %g is out of range [%g, %g]", key, v->valuedouble, lo, hi);
+        return net_err(c, "attribute '%s' = %g is out of range [%g, %g]", key, v->valuedouble, lo, hi);
     *out = v->valuedouble;
     return true;
 }
 
-static bool get_bool(Cur *c, const char *key, bool dflt, bool *out) {
+bool net_get_bool(Cur *c, const char *key, bool dflt, bool *out) {
     bool missing;
-    const cJSON *v = attr_of(c, key, false, &missing);
+    const cJSON *v = net_attr(c, key, false, &missing);
     *out = dflt;
     if (missing) return true;
     if (!v) return false;
-    if (!cJSON_IsBool(v)) return err(c, "attribute '%s' must be true or false", key);
+    if (!cJSON_IsBool(v)) return net_err(c, "attribute '%s' must be true or false", key);
     *out = cJSON_IsTrue(v);
     return true;
 }
 
-static bool get_str(Cur *c, const char *key, const char *dflt, const char **out) {
+bool net_get_str(Cur *c, const char *key, const char *dflt, const char **out) {
     bool missing;
-    const cJSON *v = attr_of(c, key, false, &missing);
+    const cJSON *v = net_attr(c, key, false, &missing);
     *out = dflt;
     if (missing) return true;
     if (!v) return false;
-    if (!cJSON_IsString(v)) return err(c, "attribute '%s' must be a string", key);
+    if (!cJSON_IsString(v)) return net_err(c, "attribute '%s' must be a string", key);
     *out = v->valuestring;
     return true;
 }
@@ -159,9 +143,9 @@ static bool get_str(Cur *c, const char *key, const char *dflt, const char **out)
 /* ---- parameters ---- */
 
 /* Init spec by name; fan_in is the weight's inputs per output. */
-static bool init_spec(Cur *c, const char *key, const char *dflt, int64_t fan_in, InitSpec *out) {
+bool net_init_spec(Cur *c, const char *key, const char *dflt, int64_t fan_in, InitSpec *out) {
     const char *name;
-    if (!get_str(c, key, dflt, &name)) return false;
+    if (!net_get_str(c, key, dflt, &name)) return false;
     double fi = (double)(fan_in > 0 ? fan_in : 1);
     if (strcmp(name, "kaiming_normal") == 0) *out = (InitSpec){INIT_NORMAL, sqrt(2.0 / fi)};
     else if (strcmp(name, "kaiming_uniform") == 0) *out = (InitSpec){INIT_UNIFORM, sqrt(6.0 / fi)};
@@ -169,25 +153,25 @@ static bool init_spec(Cur *c, const char *key, const char *dflt, int64_t fan_in,
     else if (strcmp(name, "zeros") == 0) *out = (InitSpec){INIT_ZEROS, 0};
     else if (strcmp(name, "ones") == 0) *out = (InitSpec){INIT_ONES, 0};
     else
-        return err(c, "attribute '%s': unknown init '%s' (known: kaiming_normal, "
+        return net_err(c, "attribute '%s': unknown init '%s' (known: kaiming_normal, "
                       "kaiming_uniform, default, zeros, ones)", key, name);
     return true;
 }
 
 /* Creates (or, on a later instantiation, reuses) parameter prefix+id+suffix. */
-static int param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainable) {
+int net_param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainable) {
     Builder *b = c->net->env->b;
-    const char *name = arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, suffix);
+    const char *name = arena_printf(net_arena(c->net), "%s%s.%s", c->net->prefix, c->id, suffix);
     if (!frontend_size_ok(&t)) {
         char a[128];
-        err(c, "parameter '%s' would be %s: more than 2^40 elements", name,
+        net_err(c, "parameter '%s' would be %s: more than 2^40 elements", name,
             type_str(&t, a, sizeof a));
         return -1;
     }
     /* Two nodes of one network must not make the same parameter (ids with
      * dots can collide with block instances: "a.b" and b in instance a). */
     if (strmap_get(c->net->env->made, name) >= 0) {
-        err(c, "parameter '%s' is also made by another node (ids with dots collide with "
+        net_err(c, "parameter '%s' is also made by another node (ids with dots collide with "
                "block instances)", name);
         return -1;
     }
@@ -195,7 +179,7 @@ static int param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainab
     int p = module_find_param(b->m, name);
     if (p >= 0 && !type_equal(&b->m->params[p].type, &t)) {
         char a[128], e[128];
-        err(c, "parameter '%s' is %s here but %s elsewhere", name, type_str(&t, a, sizeof a),
+        net_err(c, "parameter '%s' is %s here but %s elsewhere", name, type_str(&t, a, sizeof a),
             type_str(&b->m->params[p].type, e, sizeof e));
         return -1;
     }
@@ -208,27 +192,27 @@ static int param(Cur *c, const char *suffix, Type t, InitSpec init, bool trainab
 /* Value names: "<call>:<prefix><id>[.<part>]", where <call> names the
  * objective node that called the network (none for predict), so a dump
  * tells the network's instances apart: z_adv:conv1, ig_nat:conv1. */
-static const char *vname(Cur *c, const char *part) {
+const char *net_vname(Cur *c, const char *part) {
     const char *call = c->net->env->value_prefix;
-    return arena_printf(arena_of(c->net), "%s%s%s%s%s%s", call ? call : "", call ? ":" : "",
+    return arena_printf(net_arena(c->net), "%s%s%s%s%s%s", call ? call : "", call ? ":" : "",
                         c->net->prefix, c->id, part ? "." : "", part ? part : "");
 }
 
-static bool need_rank(Cur *c, int x, int rank, const char *what) {
+bool net_need_rank(Cur *c, int x, int rank, const char *what) {
     const Type t_v = *b_type(c->net->env->b, x), *t = &t_v;
     char s[128];
     if (t->rank == rank) return true;
-    return err(c, "expects %s, got %s", what, type_str(t, s, sizeof s));
+    return net_err(c, "expects %s, got %s", what, type_str(t, s, sizeof s));
 }
 
 /* Adds a per-channel bias along axis 1. */
-static int add_bias(Cur *c, int y, int64_t channels, const char *init_key, int64_t fan_in) {
+int net_add_bias(Cur *c, int y, int64_t channels, const char *init_key, int64_t fan_in) {
     Builder *b = c->net->env->b;
     InitSpec init;
-    if (!init_spec(c, init_key, "default", fan_in, &init)) return -1;
-    int bias = param(c, "bias", type_make(b_type(b, y)->dtype, 1, &channels), init, true);
-    int bb = b_bcast_axis(b, vname(c, "bias.b"), bias, b_type(b, y), 1);
-    return b_binary(b, OP_ADD, vname(c, NULL), y, bb);
+    if (!net_init_spec(c, init_key, "default", fan_in, &init)) return -1;
+    int bias = net_param(c, "bias", type_make(b_type(b, y)->dtype, 1, &channels), init, true);
+    int bb = b_bcast_axis(b, net_vname(c, "bias.b"), bias, b_type(b, y), 1);
+    return b_binary(b, OP_ADD, net_vname(c, NULL), y, bb);
 }
 
 static int conv2d(Cur *c, int x) {
@@ -238,22 +222,22 @@ static int conv2d(Cur *c, int x) {
     int64_t oc, k[2], s[2], p[2];
     bool bias;
     InitSpec init;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") ||
-        !get_int(c, "out_channels", true, 0, 1, 1 << 20, &oc) ||
-        !get_pair(c, "kernel", true, 1, 1, k) || !get_pair(c, "stride", false, 1, 1, s) ||
-        !get_pair(c, "padding", false, 0, 0, p) || !get_bool(c, "bias", true, &bias))
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !net_need_rank(c, x, 4, "an NCHW input [N,C,H,W]") ||
+        !net_get_int(c, "out_channels", true, 0, 1, 1 << 20, &oc) ||
+        !net_get_pair(c, "kernel", true, 1, 1, k) || !net_get_pair(c, "stride", false, 1, 1, s) ||
+        !net_get_pair(c, "padding", false, 0, 0, p) || !net_get_bool(c, "bias", true, &bias))
         return -1;
     const Type xt_v = *b_type(b, x), *xt = &xt_v;
     int64_t fan_in = xt->dim[1] * k[0] * k[1];
-    if (!init_spec(c, "init", "default", fan_in, &init)) return -1;
+    if (!net_init_spec(c, "init", "default", fan_in, &init)) return -1;
     int64_t wd[4] = {oc, xt->dim[1], k[0], k[1]};
-    int w = param(c, "weight", type_make(xt->dtype, 4, wd), init, true);
+    int w = net_param(c, "weight", type_make(xt->dtype, 4, wd), init, true);
     if (w < 0) return -1;
     Attr a[2] = {attr_ints("padding", p, 2), attr_ints("stride", s, 2)};
     int ins[2] = {x, w};
-    int y = b_node(b, OP_CONV2D, vname(c, bias ? "conv" : NULL), ins, 2, a, 2);
-    return bias && y >= 0 ? add_bias(c, y, oc, "bias_init", fan_in) : y;
+    int y = b_node(b, OP_CONV2D, net_vname(c, bias ? "conv" : NULL), ins, 2, a, 2);
+    return bias && y >= 0 ? net_add_bias(c, y, oc, "bias_init", fan_in) : y;
 }
 
 static int linear(Cur *c, int x);
@@ -266,20 +250,20 @@ static int linear_last_axis(Cur *c, int x, bool *done) {
     Builder *b = c->net->env->b;
     bool last;
     *done = false;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_bool(c, "last_axis", false, &last))
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !net_get_bool(c, "last_axis", false, &last))
         return -1;
     const Type t = *b_type(b, x);
     if (!last || t.rank <= 2) return x;
     int64_t of, flat[2] = {type_numel(&t) / t.dim[t.rank - 1], t.dim[t.rank - 1]}, out[IR_MAX_RANK];
-    if (!get_int(c, "out_features", true, 0, 1, 1 << 24, &of)) return -1;
-    int rows = b_reshape(b, vname(c, "rows"), x, 2, flat);
+    if (!net_get_int(c, "out_features", true, 0, 1, 1 << 24, &of)) return -1;
+    int rows = b_reshape(b, net_vname(c, "rows"), x, 2, flat);
     if (rows < 0) return -1;
     int y = linear(c, rows);
     memcpy(out, t.dim, sizeof(int64_t) * (size_t)t.rank);
     out[t.rank - 1] = of;
     *done = true;
-    return y < 0 ? -1 : b_reshape(b, vname(c, "last"), y, t.rank, out);
+    return y < 0 ? -1 : b_reshape(b, net_vname(c, "last"), y, t.rank, out);
 }
 
 static int linear(Cur *c, int x) {
@@ -289,19 +273,19 @@ static int linear(Cur *c, int x) {
     int64_t of;
     bool bias;
     InitSpec init, binit;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !need_rank(c, x, 2, "a flat input [N,K] (add a flatten node, or set last_axis)") ||
-        !get_int(c, "out_features", true, 0, 1, 1 << 24, &of) || !get_bool(c, "bias", true, &bias))
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !net_need_rank(c, x, 2, "a flat input [N,K] (add a flatten node, or set last_axis)") ||
+        !net_get_int(c, "out_features", true, 0, 1, 1 << 24, &of) || !net_get_bool(c, "bias", true, &bias))
         return -1;
     const Type xt_v = *b_type(b, x), *xt = &xt_v;
     int64_t fan_in = xt->dim[1], wd[2] = {of, fan_in};
-    if (!init_spec(c, "init", "default", fan_in, &init) ||
-        !init_spec(c, "bias_init", "default", fan_in, &binit))
+    if (!net_init_spec(c, "init", "default", fan_in, &init) ||
+        !net_init_spec(c, "bias_init", "default", fan_in, &binit))
         return -1;
-    int ins[3] = {x, param(c, "weight", type_make(xt->dtype, 2, wd), init, true), -1};
-    if (bias) ins[2] = param(c, "bias", type_make(xt->dtype, 1, &of), binit, true);
+    int ins[3] = {x, net_param(c, "weight", type_make(xt->dtype, 2, wd), init, true), -1};
+    if (bias) ins[2] = net_param(c, "bias", type_make(xt->dtype, 1, &of), binit, true);
     if (ins[1] < 0 || (bias && ins[2] < 0)) return -1;
-    return b_node(b, OP_LINEAR, vname(c, NULL), ins, bias ? 3 : 2, NULL, 0);
+    return b_node(b, OP_LINEAR, net_vname(c, NULL), ins, bias ? 3 : 2, NULL, 0);
 }
 
 /* PyTorch's running-statistics update in training mode: stat <- (1 - m)
@@ -312,7 +296,7 @@ static bool running_update(Cur *c, int x, int param_v, const char *which, double
     NetEnv *env = c->net->env;
     Builder *b = env->b;
     StatUpdates *u = env->stat_updates;
-    const char *pname = arena_printf(arena_of(c->net), "%s%s.%s", c->net->prefix, c->id, which);
+    const char *pname = arena_printf(net_arena(c->net), "%s%s.%s", c->net->prefix, c->id, which);
     int cur = param_v;
     for (int i = 0; i < u->n; i++)
         if (strcmp(u->names[i], pname) == 0) cur = u->values[i];
@@ -322,15 +306,15 @@ static bool running_update(Cur *c, int x, int param_v, const char *which, double
     for (int i = 0; i < xt.rank; i++)
         if (i != 1) axes[k++] = i;
     double count = (double)type_numel(&xt) / (double)xt.dim[1];
-    const char *base = arena_printf(arena_of(c->net), "%s.new", pname);
-    int stat = b_reduce(b, OP_REDUCE_SUM, arena_printf(arena_of(c->net), "%s.sum", base), x, axes, (int)k, false);
-    int mean = b_binary(b, OP_MUL, arena_printf(arena_of(c->net), "%s.mean", base), stat,
+    const char *base = arena_printf(net_arena(c->net), "%s.new", pname);
+    int stat = b_reduce(b, OP_REDUCE_SUM, arena_printf(net_arena(c->net), "%s.sum", base), x, axes, (int)k, false);
+    int mean = b_binary(b, OP_MUL, arena_printf(net_arena(c->net), "%s.mean", base), stat,
                         b_broadcast(b, NULL, b_const(b, NULL, 1.0 / count, type_scalar(xt.dtype)), &ct));
     if (strcmp(which, "running_var") == 0) {
         int mb = b_bcast_axis(b, NULL, mean, &xt, 1);
         int xc = b_binary(b, OP_SUB, NULL, x, mb);
         int ss = b_reduce(b, OP_REDUCE_SUM, NULL, b_binary(b, OP_MUL, NULL, xc, xc), axes, (int)k, false);
-        stat = b_binary(b, OP_MUL, arena_printf(arena_of(c->net), "%s.var", base), ss,
+        stat = b_binary(b, OP_MUL, arena_printf(net_arena(c->net), "%s.var", base), ss,
                         b_broadcast(b, NULL, b_const(b, NULL, 1.0 / (count > 1 ? count - 1 : 1), type_scalar(xt.dtype)), &ct));
     } else {
         stat = mean;
@@ -355,16 +339,16 @@ static int batch_norm(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", "eps", "momentum", NULL};
     Builder *b = c->net->env->b;
     double eps, momentum;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_num(c, "eps", 1e-5, 0, 1, &eps) || !get_num(c, "momentum", 0.1, 0, 1, &momentum))
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !net_get_num(c, "eps", 1e-5, 0, 1, &eps) || !net_get_num(c, "momentum", 0.1, 0, 1, &momentum))
         return -1;
     const Type xt_v = *b_type(b, x), *xt = &xt_v;
-    if (xt->rank < 2) return err(c, "expects an input [N,C,...]"), -1;
+    if (xt->rank < 2) return net_err(c, "expects an input [N,C,...]"), -1;
     Type ct = type_make(xt->dtype, 1, &xt->dim[1]);
-    int ins[5] = {x, param(c, "weight", ct, (InitSpec){INIT_ONES, 0}, true),
-                  param(c, "bias", ct, (InitSpec){INIT_ZEROS, 0}, true),
-                  param(c, "running_mean", ct, (InitSpec){INIT_ZEROS, 0}, false),
-                  param(c, "running_var", ct, (InitSpec){INIT_ONES, 0}, false)};
+    int ins[5] = {x, net_param(c, "weight", ct, (InitSpec){INIT_ONES, 0}, true),
+                  net_param(c, "bias", ct, (InitSpec){INIT_ZEROS, 0}, true),
+                  net_param(c, "running_mean", ct, (InitSpec){INIT_ZEROS, 0}, false),
+                  net_param(c, "running_var", ct, (InitSpec){INIT_ONES, 0}, false)};
     for (int i = 1; i < 5; i++)
         if (ins[i] < 0) return -1;
     NetEnv *env = c->net->env;
@@ -375,7 +359,7 @@ static int batch_norm(Cur *c, int x) {
         (!running_update(c, x, ins[3], "running_mean", momentum) ||
          !running_update(c, x, ins[4], "running_var", momentum)))
         return -1;
-    return b_node(b, OP_BATCH_NORM, vname(c, NULL), ins, 5, a, groups > 1 ? 3 : 2);
+    return b_node(b, OP_BATCH_NORM, net_vname(c, NULL), ins, 5, a, groups > 1 ? 3 : 2);
 }
 
 /* maxpool2d and avgpool2d; avgpool2d also takes count_include_pad (PyTorch's,
@@ -387,14 +371,14 @@ static int pool(Cur *c, int x, OpKind op) {
                                            "stride",  "padding", "count_include_pad", NULL};
     int64_t k[2], s[2], p[2];
     bool include_pad = true;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js,
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js,
                     op == OP_AVGPOOL2D ? avg_keys : keys) ||
-        !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") || !get_pair(c, "kernel", true, 1, 1, k) ||
-        !get_pair(c, "stride", false, k[0], 1, s) || !get_pair(c, "padding", false, 0, 0, p) ||
-        (op == OP_AVGPOOL2D && !get_bool(c, "count_include_pad", true, &include_pad)))
+        !net_need_rank(c, x, 4, "an NCHW input [N,C,H,W]") || !net_get_pair(c, "kernel", true, 1, 1, k) ||
+        !net_get_pair(c, "stride", false, k[0], 1, s) || !net_get_pair(c, "padding", false, 0, 0, p) ||
+        (op == OP_AVGPOOL2D && !net_get_bool(c, "count_include_pad", true, &include_pad)))
         return -1;
     if (2 * p[0] > k[0] || 2 * p[1] > k[1])
-        return err(c, "padding [%lld,%lld] must be at most half the kernel [%lld,%lld]",
+        return net_err(c, "padding [%lld,%lld] must be at most half the kernel [%lld,%lld]",
                    (long long)p[0], (long long)p[1], (long long)k[0], (long long)k[1]),
                -1;
     if (!cJSON_GetObjectItemCaseSensitive(c->js, "stride")) s[0] = k[0], s[1] = k[1];
@@ -403,31 +387,31 @@ static int pool(Cur *c, int x, OpKind op) {
     if (op == OP_MAXPOOL2D || p[0] || p[1]) a[na++] = attr_ints("padding", p, 2);
     if (op == OP_AVGPOOL2D && (p[0] || p[1]) && !include_pad)
         a[na++] = attr_int("count_include_pad", 0);
-    return b_node(c->net->env->b, op, vname(c, NULL), &x, 1, a, na);
+    return b_node(c->net->env->b, op, net_vname(c, NULL), &x, 1, a, na);
 }
 
 static int flatten(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", NULL};
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
     const Type t_v = *b_type(c->net->env->b, x), *t = &t_v;
     int64_t dims[2] = {t->rank ? t->dim[0] : 1, t->rank ? type_numel(t) / t->dim[0] : 1};
-    return b_reshape(c->net->env->b, vname(c, NULL), x, 2, dims);
+    return b_reshape(c->net->env->b, net_vname(c, NULL), x, 2, dims);
 }
 
 static int dropout(Cur *c, int x) {
     static const char *const keys[] = {"id", "op", "inputs", "p", NULL};
     double p;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_num(c, "p", 0.5, 0, 0.99, &p))
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys) ||
+        !net_get_num(c, "p", 0.5, 0, 0.99, &p))
         return -1;
     NetEnv *env = c->net->env;
     if (!env->training || p == 0) return x; /* identity in evaluation */
-    if (env->rng_key < 0) return err(c, "dropout in training needs a random key"), -1;
+    if (env->rng_key < 0) return net_err(c, "dropout in training needs a random key"), -1;
     uint32_t stream = 2166136261u; /* FNV-1a of the full name: stable per node */
-    for (const char *s = vname(c, NULL); *s; s++) stream = (stream ^ (uint8_t)*s) * 16777619u;
+    for (const char *s = net_vname(c, NULL); *s; s++) stream = (stream ^ (uint8_t)*s) * 16777619u;
     Attr a[3] = {attr_float("p", p), attr_int("stream", stream), attr_int("training", 1)};
     int ins[2] = {x, env->rng_key};
-    return b_node(env->b, OP_DROPOUT, vname(c, NULL), ins, 2, a, 3);
+    return b_node(env->b, OP_DROPOUT, net_vname(c, NULL), ins, 2, a, 3);
 }
 
 static void tap_relu(ReluTaps *t, int v) {
@@ -445,9 +429,9 @@ static void tap_relu(ReluTaps *t, int v) {
 static int relu(Cur *c, int x) {
     NetEnv *env = c->net->env;
     if (env->relu_taps) tap_relu(env->relu_taps, x);
-    if (!env->smooth_relu) return b_node(env->b, OP_RELU, vname(c, NULL), &x, 1, NULL, 0);
+    if (!env->smooth_relu) return b_node(env->b, OP_RELU, net_vname(c, NULL), &x, 1, NULL, 0);
     Attr a = attr_float("beta", 1.0);
-    return b_node(env->b, OP_SOFTPLUS, vname(c, NULL), &x, 1, &a, 1);
+    return b_node(env->b, OP_SOFTPLUS, net_vname(c, NULL), &x, 1, &a, 1);
 }
 
 /* leaky_relu in the smooth surrogate: alpha x + (1 - alpha) softplus(x),
@@ -457,11 +441,11 @@ static int smooth_leaky(Cur *c, int x, double alpha) {
     Builder *b = c->net->env->b;
     const Type t = *b_type(b, x);
     Attr beta = attr_float("beta", 1.0);
-    int sp = b_node(b, OP_SOFTPLUS, vname(c, "softplus"), &x, 1, &beta, 1);
-    int ka = b_broadcast(b, vname(c, "alpha"), b_const(b, vname(c, "alpha.s"), alpha, type_scalar(t.dtype)), &t);
-    int kb = b_broadcast(b, vname(c, "rest"), b_const(b, vname(c, "rest.s"), 1 - alpha, type_scalar(t.dtype)), &t);
-    return b_binary(b, OP_ADD, vname(c, NULL), b_binary(b, OP_MUL, vname(c, "lin"), ka, x),
-                    b_binary(b, OP_MUL, vname(c, "soft"), kb, sp));
+    int sp = b_node(b, OP_SOFTPLUS, net_vname(c, "softplus"), &x, 1, &beta, 1);
+    int ka = b_broadcast(b, net_vname(c, "alpha"), b_const(b, net_vname(c, "alpha.s"), alpha, type_scalar(t.dtype)), &t);
+    int kb = b_broadcast(b, net_vname(c, "rest"), b_const(b, net_vname(c, "rest.s"), 1 - alpha, type_scalar(t.dtype)), &t);
+    return b_binary(b, OP_ADD, net_vname(c, NULL), b_binary(b, OP_MUL, net_vname(c, "lin"), ka, x),
+                    b_binary(b, OP_MUL, net_vname(c, "soft"), kb, sp));
 }
 
 /* The activations with attributes: gelu {approximate}, leaky_relu and elu
@@ -470,17 +454,17 @@ static int activation(Cur *c, OpKind op, int x) {
     Builder *b = c->net->env->b;
     if (op == OP_GELU) {
         const char *form;
-        if (!get_str(c, "approximate", "none", &form)) return -1;
+        if (!net_get_str(c, "approximate", "none", &form)) return -1;
         if (strcmp(form, "none") && strcmp(form, "tanh"))
-            return err(c, "'approximate' must be \"none\" or \"tanh\", got '%s'", form), -1;
+            return net_err(c, "'approximate' must be \"none\" or \"tanh\", got '%s'", form), -1;
         Attr a = attr_str("approximate", form);
-        return b_node(b, op, vname(c, NULL), &x, 1, &a, 1);
+        return b_node(b, op, net_vname(c, NULL), &x, 1, &a, 1);
     }
     double alpha;
-    if (!get_num(c, "alpha", op == OP_ELU ? 1.0 : 0.01, -1e6, 1e6, &alpha)) return -1;
+    if (!net_get_num(c, "alpha", op == OP_ELU ? 1.0 : 0.01, -1e6, 1e6, &alpha)) return -1;
     if (op == OP_LEAKY_RELU && c->net->env->smooth_relu) return smooth_leaky(c, x, alpha);
     Attr a = attr_float("alpha", alpha);
-    return b_node(b, op, vname(c, NULL), &x, 1, &a, 1);
+    return b_node(b, op, net_vname(c, NULL), &x, 1, &a, 1);
 }
 
 static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
@@ -491,310 +475,38 @@ static int elementwise(Cur *c, OpKind op, const int *ins, int nin) {
     Builder *b = c->net->env->b;
     const char *const *allowed = op == OP_SOFTPLUS ? skeys : op == OP_GELU ? gkeys
                                  : op == OP_LEAKY_RELU || op == OP_ELU ? akeys : keys;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, allowed)) return -1;
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, allowed)) return -1;
     if (nin != op_info(op)->min_inputs)
-        return err(c, "%s takes %d input(s), %d given", op_name(op), op_info(op)->min_inputs, nin),
+        return net_err(c, "%s takes %d input(s), %d given", op_name(op), op_info(op)->min_inputs, nin),
                -1;
     if (op == OP_SOFTPLUS) {
         double beta;
-        if (!get_num(c, "beta", 1.0, 1e-6, 1e6, &beta)) return -1;
+        if (!net_get_num(c, "beta", 1.0, 1e-6, 1e6, &beta)) return -1;
         Attr a = attr_float("beta", beta);
-        return b_node(b, op, vname(c, NULL), ins, 1, &a, 1);
+        return b_node(b, op, net_vname(c, NULL), ins, 1, &a, 1);
     }
     if (op == OP_RELU) return relu(c, ins[0]);
     if (op == OP_GELU || op == OP_LEAKY_RELU || op == OP_ELU) return activation(c, op, ins[0]);
-    return b_node(b, op, vname(c, NULL), ins, nin, NULL, 0);
+    return b_node(b, op, net_vname(c, NULL), ins, nin, NULL, 0);
 }
 
 /* ---- layers for imported networks (docs/onnx.md): arithmetic with a
  * constant operand, div, reshape, transpose, concat, pad, clip, softmax,
  * reduce_mean. Each maps onto existing IR ops. ---- */
 
-/* An integer list attribute of 1 to IR_MAX_RANK entries. */
-static bool get_ints(Cur *c, const char *key, bool required, int64_t lo, int64_t *out, int *n) {
-    bool missing;
-    const cJSON *v = attr_of(c, key, required, &missing);
-    *n = 0;
-    if (missing) return !required;
-    if (!v) return false;
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > IR_MAX_RANK)
-        return err(c, "attribute '%s' must be a list of 1 to %d integers", key, IR_MAX_RANK);
-    for (const cJSON *it = v->child; it; it = it->next) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-            it->valuedouble < (double)lo || it->valuedouble > (double)(1 << 24))
-            return err(c, "attribute '%s' must list integers in [%lld, %d]", key, (long long)lo,
-                       1 << 24);
-        out[(*n)++] = (int64_t)it->valuedouble;
-    }
-    return true;
-}
-
-/* A scalar of x's dtype broadcast to x's type. */
-static int splat(Cur *c, const char *part, double v, int x) {
-    Builder *b = c->net->env->b;
-    const Type t = *b_type(b, x);
-    int s = b_const(b, vname(c, arena_printf(arena_of(c->net), "%s.s", part)), v,
-                    type_scalar(t.dtype));
-    return b_broadcast(b, vname(c, part), s, &t);
-}
-
-/* add/sub/mul/div with one input: the other operand is "scalar" (a number)
- * or the parameter <id>.<param> of "shape", broadcast NumPy-style against
- * the input; "reverse" puts the constant first (c - x, c / x). */
-static int arith_const(Cur *c, OpKind op, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "scalar", "param", "shape",
-                                       "trainable", "reverse", NULL};
-    Builder *b = c->net->env->b;
-    bool missing, reverse, trainable;
-    const char *pname;
-    double s;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_bool(c, "reverse", false, &reverse) || !get_bool(c, "trainable", true, &trainable) ||
-        !get_str(c, "param", NULL, &pname))
-        return -1;
-    attr_of(c, "scalar", false, &missing);
-    if (missing == !pname)
-        return err(c, "%s takes 2 inputs, or 1 with either 'scalar' or 'param' (with 'shape')",
-                   op_name(op)), -1;
-    const Type t = *b_type(b, x);
-    int k;
-    if (pname) {
-        int64_t dims[IR_MAX_RANK];
-        int n;
-        if (!get_ints(c, "shape", true, 1, dims, &n)) return -1;
-        if (!*pname || strchr(pname, '.') || strchr(pname, ' '))
-            return err(c, "attribute 'param' must be a name without dots"), -1;
-        Type pt = type_make(t.dtype, n, dims);
-        int p = param(c, pname, pt, (InitSpec){INIT_ZEROS, 0}, trainable);
-        if (p < 0) return -1;
-        k = b_broadcast(b, vname(c, arena_printf(arena_of(c->net), "%s.b", pname)), p, &t);
-    } else {
-        if (!get_num(c, "scalar", 0, -INFINITY, INFINITY, &s)) return -1;
-        if (!isfinite(s)) return err(c, "attribute 'scalar' must be finite"), -1;
-        k = splat(c, "k", s, x);
-    }
-    if (k < 0) return -1;
-    return reverse ? b_binary(b, op, vname(c, NULL), k, x) : b_binary(b, op, vname(c, NULL), x, k);
-}
-
-/* add/sub/mul/div of two inputs with "broadcast": true: both broadcast
- * NumPy-style (right-aligned, dims equal or 1) to their common shape. */
-static int arith_broadcast(Cur *c, OpKind op, const int *ins) {
-    static const char *const keys[] = {"id", "op", "inputs", "broadcast", NULL};
-    Builder *b = c->net->env->b;
-    bool on;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_bool(c, "broadcast", false, &on))
-        return -1;
-    if (!on) return b_binary(b, op, vname(c, NULL), ins[0], ins[1]);
-    const Type ta = *b_type(b, ins[0]), tb = *b_type(b, ins[1]);
-    Type t = ta.rank >= tb.rank ? ta : tb;
-    for (int i = 1; i <= t.rank; i++) {
-        int64_t da = i <= ta.rank ? ta.dim[ta.rank - i] : 1, db = i <= tb.rank ? tb.dim[tb.rank - i] : 1;
-        if (da != db && da != 1 && db != 1) {
-            char sa[128], sb[128];
-            return err(c, "operands do not broadcast: %s vs %s", type_str(&ta, sa, sizeof sa),
-                       type_str(&tb, sb, sizeof sb)), -1;
-        }
-        t.dim[t.rank - i] = da == 1 ? db : da;
-    }
-    if (ta.dtype != tb.dtype) return err(c, "operands differ in dtype"), -1;
-    int x = b_broadcast(b, vname(c, "a"), ins[0], &t), y = b_broadcast(b, vname(c, "b"), ins[1], &t);
-    return b_binary(b, op, vname(c, NULL), x, y);
-}
-
-/* reshape: the batch axis stays, "shape" gives the rest. */
-static int reshape_layer(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "shape", NULL};
-    int64_t dims[IR_MAX_RANK + 1];
-    int n;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_ints(c, "shape", true, 1, dims + 1, &n))
-        return -1;
-    const Type t = *b_type(c->net->env->b, x);
-    if (t.rank < 1 || n + 1 > IR_MAX_RANK)
-        return err(c, "reshape needs a batched input and at most %d dims", IR_MAX_RANK - 1), -1;
-    dims[0] = t.dim[0];
-    int64_t numel = 1;
-    for (int i = 1; i <= n; i++) numel *= dims[i];
-    if (numel * t.dim[0] != type_numel(&t)) {
-        char s[128];
-        return err(c, "shape holds %lld elements per row, the input %s", (long long)numel,
-                   type_str(&t, s, sizeof s)), -1;
-    }
-    return b_reshape(c->net->env->b, vname(c, NULL), x, n + 1, dims);
-}
-
-/* transpose: "perm" lists every axis, the batch axis first. */
-static int transpose_layer(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "perm", NULL};
-    int64_t perm[IR_MAX_RANK];
-    int n;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_ints(c, "perm", true, 0, perm, &n))
-        return -1;
-    if (perm[0] != 0) return err(c, "'perm' must keep the batch axis first"), -1;
-    Attr a = attr_ints("perm", perm, n);
-    return b_node(c->net->env->b, OP_TRANSPOSE, vname(c, NULL), &x, 1, &a, 1);
-}
-
-static int concat_layer(Cur *c, const int *ins, int nin) {
-    static const char *const keys[] = {"id", "op", "inputs", "axis", NULL};
-    int64_t axis;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_int(c, "axis", false, 1, 1, IR_MAX_RANK - 1, &axis))
-        return -1;
-    Attr a = attr_int("axis", axis);
-    return b_node(c->net->env->b, OP_CONCAT, vname(c, NULL), ins, nin, &a, 1);
-}
-
-/* pad: "lo" and "hi" per axis (the batch axis 0), filled with "value". */
-static int pad_layer(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "lo", "hi", "value", NULL};
-    int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK];
-    int nl, nh;
-    double value;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_ints(c, "lo", true, 0, lo, &nl) || !get_ints(c, "hi", true, 0, hi, &nh) ||
-        !get_num(c, "value", 0, -INFINITY, INFINITY, &value))
-        return -1;
-    const Type t = *b_type(c->net->env->b, x);
-    if (nl != t.rank || nh != t.rank)
-        return err(c, "'lo' and 'hi' need one entry per axis (%d)", t.rank), -1;
-    if (lo[0] || hi[0]) return err(c, "the batch axis cannot be padded"), -1;
-    Attr a[3] = {attr_ints("lo", lo, nl), attr_ints("hi", hi, nh), attr_float("value", value)};
-    return b_node(c->net->env->b, OP_PAD, vname(c, NULL), &x, 1, a, 3);
-}
-
-/* clip: max(x, min) then min(., max); either bound may be left out. */
-static int clip_layer(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "min", "max", NULL};
-    Builder *b = c->net->env->b;
-    double lo, hi;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_num(c, "min", -INFINITY, -INFINITY, INFINITY, &lo) ||
-        !get_num(c, "max", INFINITY, -INFINITY, INFINITY, &hi))
-        return -1;
-    if (lo > hi) return err(c, "'min' %g is above 'max' %g", lo, hi), -1;
-    bool has_hi = isfinite(hi);
-    int y = x;
-    if (isfinite(lo))
-        y = b_binary(b, OP_MAX, vname(c, has_hi ? "lo" : NULL), y, splat(c, "min", lo, x));
-    if (has_hi) y = b_binary(b, OP_MIN, vname(c, NULL), y, splat(c, "max", hi, x));
-    return y;
-}
-
-/* An axis in [-rank, rank) that is not the batch axis. */
-static bool feature_axis(Cur *c, int64_t *axis, int rank) {
-    if (*axis < 0) *axis += rank;
-    if (*axis < 1 || *axis >= rank)
-        return err(c, "axis must be a non-batch axis of the rank-%d input", rank);
-    return true;
-}
-
-static int softmax_layer(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "axis", NULL};
-    int64_t axis;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_int(c, "axis", false, -1, -IR_MAX_RANK, IR_MAX_RANK - 1, &axis) ||
-        !feature_axis(c, &axis, b_type(c->net->env->b, x)->rank))
-        return -1;
-    Attr a = attr_int("axis", axis);
-    return b_node(c->net->env->b, OP_SOFTMAX, vname(c, NULL), &x, 1, &a, 1);
-}
-
-/* reduce_mean: reduce_sum over "axes" times 1 / count. */
-static int reduce_mean_layer(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "axes", "keepdims", NULL};
-    Builder *b = c->net->env->b;
-    int64_t axes[IR_MAX_RANK];
-    int n;
-    bool keep;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !get_ints(c, "axes", true, -IR_MAX_RANK, axes, &n) || !get_bool(c, "keepdims", true, &keep))
-        return -1;
-    const Type t = *b_type(b, x);
-    double count = 1;
-    for (int i = 0; i < n; i++) {
-        if (!feature_axis(c, &axes[i], t.rank)) return -1;
-        count *= (double)t.dim[axes[i]];
-    }
-    int s = b_reduce(b, OP_REDUCE_SUM, vname(c, "sum"), x, axes, n, keep);
-    if (s < 0) return -1;
-    return b_binary(b, OP_MUL, vname(c, NULL), s, splat(c, "scale", 1.0 / count, s));
-}
-
-/* conv_transpose2d (PyTorch's ConvTranspose2d, groups 1, dilation 1): the
- * data gradient of a convolution, weight [C, out_channels, kh, kw]; each
- * spatial extent (H - 1) s - 2p + k + output_padding. */
-static int conv_transpose2d(Cur *c, int x) {
-    static const char *const keys[] = {"id", "op", "inputs", "out_channels", "kernel", "stride",
-                                       "padding", "output_padding", "bias", "init", "bias_init",
-                                       NULL};
-    Builder *b = c->net->env->b;
-    int64_t oc, k[2], s[2], p[2], op[2];
-    bool bias;
-    InitSpec init;
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys) ||
-        !need_rank(c, x, 4, "an NCHW input [N,C,H,W]") ||
-        !get_int(c, "out_channels", true, 0, 1, 1 << 20, &oc) ||
-        !get_pair(c, "kernel", true, 1, 1, k) || !get_pair(c, "stride", false, 1, 1, s) ||
-        !get_pair(c, "padding", false, 0, 0, p) || !get_pair(c, "output_padding", false, 0, 0, op) ||
-        !get_bool(c, "bias", true, &bias))
-        return -1;
-    const Type xt = *b_type(b, x);
-    int64_t is[4] = {xt.dim[0], oc, 0, 0};
-    for (int i = 0; i < 2; i++) {
-        if (op[i] >= s[i] || p[i] >= k[i])
-            return err(c, "output_padding must be below the stride and padding below the kernel"),
-                   -1;
-        is[2 + i] = (xt.dim[2 + i] - 1) * s[i] - 2 * p[i] + k[i] + op[i];
-        if (is[2 + i] < 1) return err(c, "the output would be empty"), -1;
-    }
-    int64_t fan_in = oc * k[0] * k[1], wd[4] = {xt.dim[1], oc, k[0], k[1]};
-    if (!init_spec(c, "init", "default", fan_in, &init)) return -1;
-    int w = param(c, "weight", type_make(xt.dtype, 4, wd), init, true);
-    if (w < 0) return -1;
-    Attr a[3] = {attr_ints("input_shape", is, 4), attr_ints("padding", p, 2),
-                 attr_ints("stride", s, 2)};
-    int ins[2] = {x, w};
-    int y = b_node(b, OP_CONV2D_BWD_DATA, vname(c, bias ? "conv" : NULL), ins, 2, a, 3);
-    return bias && y >= 0 ? add_bias(c, y, oc, "bias_init", fan_in) : y;
-}
-
-/* The layers above by name; -2 when op is none of them. */
-static int lower_import_layer(Cur *c, const char *op, const int *ins, int nin) {
-    static const struct { const char *name; OpKind op; } arith[] = {
-        {"add", OP_ADD}, {"sub", OP_SUB}, {"mul", OP_MUL}, {"div", OP_DIV}};
-    for (size_t i = 0; i < 4 && nin == 1; i++)
-        if (strcmp(op, arith[i].name) == 0) return arith_const(c, arith[i].op, ins[0]);
-    for (size_t i = 0; i < 4 && nin == 2 && cJSON_GetObjectItemCaseSensitive(c->js, "broadcast"); i++)
-        if (strcmp(op, arith[i].name) == 0) return arith_broadcast(c, arith[i].op, ins);
-    if (strcmp(op, "concat") == 0) return concat_layer(c, ins, nin);
-    if (nin != 1) return -2;
-    if (strcmp(op, "conv_transpose2d") == 0) return conv_transpose2d(c, ins[0]);
-    if (strcmp(op, "reshape") == 0) return reshape_layer(c, ins[0]);
-    if (strcmp(op, "transpose") == 0) return transpose_layer(c, ins[0]);
-    if (strcmp(op, "pad") == 0) return pad_layer(c, ins[0]);
-    if (strcmp(op, "clip") == 0) return clip_layer(c, ins[0]);
-    if (strcmp(op, "softmax") == 0) return softmax_layer(c, ins[0]);
-    if (strcmp(op, "reduce_mean") == 0) return reduce_mean_layer(c, ins[0]);
-    return -2;
-}
-
 static int block_instance(Cur *c, const int *ins, int nin);
 
 static int lower_layer(Cur *c, const char *op, const int *ins, int nin) {
     if (strcmp(op, "identity") == 0) {
         static const char *const keys[] = {"id", "op", "inputs", NULL};
-        if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
-        return nin == 1 ? ins[0] : (err(c, "identity takes one input, %d given", nin), -1);
+        if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys)) return -1;
+        return nin == 1 ? ins[0] : (net_err(c, "identity takes one input, %d given", nin), -1);
     }
-    int imp = lower_import_layer(c, op, ins, nin);
+    int imp = net_tensor_layer(c, op, ins, nin);
     if (imp != -2) return imp;
     if (nin != 1 && strcmp(op, "add") && strcmp(op, "sub") && strcmp(op, "mul") &&
         strcmp(op, "div"))
-        return err(c, "'%s' takes one input, %d given", op, nin), -1;
+        return net_err(c, "'%s' takes one input, %d given", op, nin), -1;
     if (strcmp(op, "conv2d") == 0) return conv2d(c, ins[0]);
     if (strcmp(op, "linear") == 0) {
         bool done;
@@ -846,17 +558,17 @@ __attribute__((noinline)) static int lower_node(Cur *c, const int *ins, int nin)
     const cJSON *blk = cJSON_GetObjectItemCaseSensitive(c->js, "block");
     if (blk) return block_instance(c, ins, nin);
     bool missing;
-    const cJSON *op = attr_of(c, "op", true, &missing);
+    const cJSON *op = net_attr(c, "op", true, &missing);
     if (!op) return -1;
-    if (!cJSON_IsString(op)) return err(c, "'op' must be a string"), -1;
+    if (!cJSON_IsString(op)) return net_err(c, "'op' must be a string"), -1;
     int v = lower_layer(c, op->valuestring, ins, nin);
     if (v == -2)
-        return err(c, "unknown op '%s' (did you mean '%s'?)", op->valuestring,
+        return net_err(c, "unknown op '%s' (did you mean '%s'?)", op->valuestring,
                    closest_layer(op->valuestring)),
                -1;
-    if (v < 0 && !diag_failed(diag_of(c->net))) err(c, "could not lower this node");
-    if (v < 0 && diag_failed(diag_of(c->net)) && !strstr(diag_of(c->net)->msg, c->net->file))
-        diag_prefix(diag_of(c->net), "%s: %s", c->net->file, c->jpath);
+    if (v < 0 && !diag_failed(net_diag(c->net))) net_err(c, "could not lower this node");
+    if (v < 0 && diag_failed(net_diag(c->net)) && !strstr(net_diag(c->net)->msg, c->net->file))
+        diag_prefix(net_diag(c->net), "%s: %s", c->net->file, c->jpath);
     return v;
 }
 
@@ -895,21 +607,21 @@ static int emit(List *l, int i);
 /* Resolves one input reference: a list input, or another node (emitted
  * first, depth-first; meeting a node on the stack is a cycle). */
 static int input_ref(List *l, Cur *c, const cJSON *ref) {
-    if (!cJSON_IsString(ref)) return err(c, "'inputs' must list node ids as strings"), -1;
+    if (!cJSON_IsString(ref)) return net_err(c, "'inputs' must list node ids as strings"), -1;
     for (int k = 0; k < l->ninputs; k++)
         if (strcmp(l->inputs[k], ref->valuestring) == 0) return l->input_vals[k];
     int j = find_id(l, ref->valuestring);
     if (j < 0) {
         const char *hint = l->ninputs ? l->inputs[0] : "";
-        return err(c, "input '%s' names no node of %s (nor its input '%s')", ref->valuestring,
+        return net_err(c, "input '%s' names no node of %s (nor its input '%s')", ref->valuestring,
                    l->net->where, hint),
                -1;
     }
     if (l->state[j] == 1)
-        return err(c, "cycle: node '%s' depends on itself through '%s'", c->id, ref->valuestring),
+        return net_err(c, "cycle: node '%s' depends on itself through '%s'", c->id, ref->valuestring),
                -1;
     if (l->net->env->depth >= MAX_EMIT_DEPTH)
-        return err(c, "more than %d nodes are listed before the nodes they read: list nodes "
+        return net_err(c, "more than %d nodes are listed before the nodes they read: list nodes "
                       "after their inputs", MAX_EMIT_DEPTH),
                -1;
     l->net->env->depth++;
@@ -925,7 +637,7 @@ static int emit(List *l, int i) {
     node_path(l, i, &c);
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(l->js[i], "inputs");
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) < 1 || cJSON_GetArraySize(ins) > 16)
-        return err(&c, "'inputs' must be a list of 1 to 16 node ids"), -1;
+        return net_err(&c, "'inputs' must be a list of 1 to 16 node ids"), -1;
     l->state[i] = 1;
     int vals[16], n = 0;
     for (const cJSON *r = ins->child; r; r = r->next) {
@@ -936,7 +648,7 @@ static int emit(List *l, int i) {
     l->state[i] = 2;
     if (v >= 0 && !frontend_size_ok(b_type(l->net->env->b, v))) {
         char a[128];
-        return err(&c, "the result would be %s: more than 2^40 elements",
+        return net_err(&c, "the result would be %s: more than 2^40 elements",
                    type_str(b_type(l->net->env->b, v), a, sizeof a)),
                -1;
     }
@@ -945,7 +657,7 @@ static int emit(List *l, int i) {
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(l->js[i], "block");
         if (!op) op = resolve(&c, cJSON_GetObjectItemCaseSensitive(l->js[i], "op"), "op");
         if (l->net->env->notes)
-            module_note(l->net->env->b->m, vname(&c, NULL), cJSON_IsString(op) ? op->valuestring : "?", v);
+            module_note(l->net->env->b->m, net_vname(&c, NULL), cJSON_IsString(op) ? op->valuestring : "?", v);
     }
     return v;
 }
@@ -956,20 +668,20 @@ static bool collect_ids(List *l) {
         Cur c = {.net = l->net};
         snprintf(c.jpath, sizeof c.jpath, "%s.nodes[%d]", l->net->where, i);
         l->js[i] = it;
-        if (!cJSON_IsObject(it)) return err(&c, "a node must be an object");
+        if (!cJSON_IsObject(it)) return net_err(&c, "a node must be an object");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsString(id) || !id->valuestring[0])
-            return err(&c, "every node needs a non-empty string 'id'");
-        l->id[i] = arena_strdup(arena_of(l->net), id->valuestring);
+            return net_err(&c, "every node needs a non-empty string 'id'");
+        l->id[i] = arena_strdup(net_arena(l->net), id->valuestring);
         int j = find_id(l, l->id[i]);
         if (j >= 0)
-            return err(&c, "duplicate id '%s' (first defined at nodes[%d])", l->id[i], j);
+            return net_err(&c, "duplicate id '%s' (first defined at nodes[%d])", l->id[i], j);
         strmap_put(l->index, l->id[i], i);
         /* References resolve to list inputs first: a node named like one
          * could never be referenced. */
         for (int k = 0; k < l->ninputs; k++)
             if (strcmp(l->inputs[k], l->id[i]) == 0)
-                return err(&c, "id '%s' is already the name of an input of %s", l->id[i],
+                return net_err(&c, "id '%s' is already the name of an input of %s", l->id[i],
                            l->net->where);
     }
     return true;
@@ -982,8 +694,8 @@ static int lower_list(Net *net, const cJSON *def, const char *const *inputs, con
     snprintf(c.jpath, sizeof c.jpath, "%s", net->where);
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(def, "nodes");
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(def, "output");
-    if (!cJSON_IsArray(nodes) || !nodes->child) return err(&c, "'nodes' must be a non-empty list"), -1;
-    if (!cJSON_IsString(out)) return err(&c, "'output' must name a node"), -1;
+    if (!cJSON_IsArray(nodes) || !nodes->child) return net_err(&c, "'nodes' must be a non-empty list"), -1;
+    if (!cJSON_IsString(out)) return net_err(&c, "'output' must name a node"), -1;
     List l = {.net = net, .nodes = nodes, .count = cJSON_GetArraySize(nodes), .inputs = inputs,
               .input_vals = vals, .ninputs = nin};
     l.js = calloc((size_t)l.count, sizeof *l.js);
@@ -993,10 +705,10 @@ static int lower_list(Net *net, const cJSON *def, const char *const *inputs, con
     int v = -1;
     if (collect_ids(&l)) {
         int o = find_id(&l, out->valuestring);
-        if (o < 0) err(&c, "'output' names no node: '%s'", out->valuestring);
+        if (o < 0) net_err(&c, "'output' names no node: '%s'", out->valuestring);
         /* Every node is lowered, used or not, so errors are never hidden. */
-        for (int i = 0; o >= 0 && i < l.count && !diag_failed(diag_of(net)); i++) emit(&l, i);
-        if (o >= 0 && !diag_failed(diag_of(net))) v = strmap_get(net->ids, l.id[o]);
+        for (int i = 0; o >= 0 && i < l.count && !diag_failed(net_diag(net)); i++) emit(&l, i);
+        if (o >= 0 && !diag_failed(net_diag(net))) v = strmap_get(net->ids, l.id[o]);
     }
     free(l.js);
     free(l.id);
@@ -1016,15 +728,15 @@ static const cJSON *find_def(Net *n, const char *section, const char *name) {
  * instance's args, each resolved in the caller's scope. */
 static cJSON *instance_args(Cur *c, const cJSON *block, const char *bname) {
     static const char *const keys[] = {"id", "block", "inputs", "args", NULL};
-    if (!check_keys(diag_of(c->net), c->net->file, c->jpath, c->js, keys)) return NULL;
+    if (!check_keys(net_diag(c->net), c->net->file, c->jpath, c->js, keys)) return NULL;
     const cJSON *defaults = cJSON_GetObjectItemCaseSensitive(block, "args");
     const cJSON *given = cJSON_GetObjectItemCaseSensitive(c->js, "args");
-    if (given && !cJSON_IsObject(given)) return err(c, "'args' must be an object"), NULL;
+    if (given && !cJSON_IsObject(given)) return net_err(c, "'args' must be an object"), NULL;
     cJSON *args = defaults ? cJSON_Duplicate(defaults, true) : cJSON_CreateObject();
     for (const cJSON *g = given ? given->child : NULL; g; g = g->next) {
         const cJSON *v = resolve(c, g, g->string);
         if (!v || !cJSON_GetObjectItemCaseSensitive(args, g->string)) {
-            if (v) err(c, "block '%s' has no argument '%s'", bname, g->string);
+            if (v) net_err(c, "block '%s' has no argument '%s'", bname, g->string);
             cJSON_Delete(args);
             return NULL;
         }
@@ -1032,7 +744,7 @@ static cJSON *instance_args(Cur *c, const cJSON *block, const char *bname) {
     }
     for (const cJSON *a = args->child; a; a = a->next)
         if (cJSON_IsNull(a)) {
-            err(c, "block '%s' needs argument '%s'", bname, a->string);
+            net_err(c, "block '%s' needs argument '%s'", bname, a->string);
             cJSON_Delete(args);
             return NULL;
         }
@@ -1041,45 +753,45 @@ static cJSON *instance_args(Cur *c, const cJSON *block, const char *bname) {
 
 static int block_instance(Cur *c, const int *ins, int nin) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(c->js, "block");
-    if (!cJSON_IsString(name)) return err(c, "'block' must name a block"), -1;
+    if (!cJSON_IsString(name)) return net_err(c, "'block' must name a block"), -1;
     const cJSON *block = find_def(c->net, "blocks", name->valuestring);
-    if (!block) return err(c, "no block named '%s'", name->valuestring), -1;
+    if (!block) return net_err(c, "no block named '%s'", name->valuestring), -1;
     {
         static const char *const bkeys[] = {"args", "inputs", "nodes", "output", NULL};
         const char *bfile = doc_file_of(block, c->net->file);
-        const char *bwhere = arena_printf(arena_of(c->net), "blocks.%s", name->valuestring);
+        const char *bwhere = arena_printf(net_arena(c->net), "blocks.%s", name->valuestring);
         const cJSON *bargs = cJSON_GetObjectItemCaseSensitive(block, "args");
         const cJSON *binl = cJSON_GetObjectItemCaseSensitive(block, "inputs");
-        if (!check_keys(diag_of(c->net), bfile, bwhere, block, bkeys)) return -1;
+        if (!check_keys(net_diag(c->net), bfile, bwhere, block, bkeys)) return -1;
         if (bargs && !cJSON_IsObject(bargs))
-            return ferr(diag_of(c->net), bfile, bwhere, "'args' must be an object"), -1;
+            return ferr(net_diag(c->net), bfile, bwhere, "'args' must be an object"), -1;
         if (!cJSON_IsArray(binl) || cJSON_GetArraySize(binl) < 1 || cJSON_GetArraySize(binl) > 16)
-            return ferr(diag_of(c->net), bfile, bwhere, "'inputs' must list 1 to 16 input names"),
+            return ferr(net_diag(c->net), bfile, bwhere, "'inputs' must list 1 to 16 input names"),
                    -1;
         for (const cJSON *it = binl->child; it; it = it->next)
             if (!cJSON_IsString(it) || !it->valuestring[0])
-                return ferr(diag_of(c->net), bfile, bwhere, "'inputs' must be non-empty strings"),
+                return ferr(net_diag(c->net), bfile, bwhere, "'inputs' must be non-empty strings"),
                        -1;
     }
     if (c->net->depth >= MAX_BLOCK_DEPTH)
-        return err(c, "blocks nest deeper than %d (a block instantiates itself?)", MAX_BLOCK_DEPTH), -1;
+        return net_err(c, "blocks nest deeper than %d (a block instantiates itself?)", MAX_BLOCK_DEPTH), -1;
     const cJSON *inl = cJSON_GetObjectItemCaseSensitive(block, "inputs");
     const char *names[16];
     int k = 0;
     for (const cJSON *it = cJSON_IsArray(inl) ? inl->child : NULL; it && k < 16; it = it->next)
         if (cJSON_IsString(it)) names[k++] = it->valuestring;
     if (k != nin)
-        return err(c, "block '%s' takes %d input(s), %d given", name->valuestring, k, nin), -1;
+        return net_err(c, "block '%s' takes %d input(s), %d given", name->valuestring, k, nin), -1;
     cJSON *args = instance_args(c, block, name->valuestring);
     if (!args) return -1;
     Net sub = {.env = c->net->env, .file = doc_file_of(block, c->net->file),
-               .where = arena_printf(arena_of(c->net), "blocks.%s", name->valuestring),
-               .prefix = arena_printf(arena_of(c->net), "%s%s.", c->net->prefix, c->id),
+               .where = arena_printf(net_arena(c->net), "blocks.%s", name->valuestring),
+               .prefix = arena_printf(net_arena(c->net), "%s%s.", c->net->prefix, c->id),
                .args = args, .ids = strmap_new(), .depth = c->net->depth + 1};
     int v = lower_list(&sub, block, names, ins, nin);
     strmap_free(sub.ids);
     cJSON_Delete(args);
-    if (v < 0) diag_prefix(diag_of(c->net), "in %s: %s", c->net->file, c->jpath);
+    if (v < 0) diag_prefix(net_diag(c->net), "in %s: %s", c->net->file, c->jpath);
     return v;
 }
 
