@@ -338,8 +338,8 @@ static bool red_end_ok(Ver *v, const KInst *in) {
     case KR_SUM:
     case KR_MAX: return result_type(v, in, t);
     case KR_ARGMAX: return result_type(v, in, KT_I32);
-    default: return vfail(v, "unknown reduction%s%s", NULL, NULL);
     }
+    return vfail(v, "unknown reduction%s%s", NULL, NULL); /* a value outside KReduce */
 }
 
 static bool inst_ok(Ver *v, const KInst *in) {
