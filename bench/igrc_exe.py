@@ -90,6 +90,22 @@ def read_safetensors(path):
     return out
 
 
+_ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+
+
+def write_safetensors(path, tensors):
+    """Writes {name: numpy array} as a safetensors file (names in order)."""
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": _ST_NAMES[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
 _UNITS = {"": 1, "b": 1, "byte": 1, "bytes": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _NUM = re.compile(r"(\d+(?:\.\d+)?)\s*(bytes|byte|kib|mib|gib|kb|mb|gb|b)?\b", re.I)

@@ -47,6 +47,17 @@ class Safetensors(unittest.TestCase):
         np.testing.assert_array_equal(t["w"], a)
         np.testing.assert_array_equal(t["y"], b)
 
+    def test_write_then_read(self):
+        ts = {"b": np.array([[1.5, -2]], np.float32), "a": np.arange(3, dtype=np.int64), "d": np.ones(2)}
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "w.safetensors")
+            igrc_exe.write_safetensors(path, ts)
+            back = igrc_exe.read_safetensors(path)
+        self.assertEqual(list(back), ["b", "a", "d"])
+        for k, v in ts.items():
+            self.assertEqual(back[k].dtype, v.dtype)
+            np.testing.assert_array_equal(back[k], v)
+
 
 class TrainCheckCompare(unittest.TestCase):
     def setUp(self):
