@@ -10,7 +10,8 @@
  *   activations(x) -> logits, pre                         every ReLU input
  *   objective(x, y, x_adv) -> loss, grad.<param>...
  *   train_step(x, y, lr, step, progress, key) -> loss, logits, <param>...
- *   grad_ce(x, y), grad_cw(x, y) -> logits, dx             attack gradients */
+ *   grad_ce(x, y), grad_cw(x, y) -> logits, dx             attack gradients
+ *   grad_logits(x, dlogits) -> logits, dx                  dx = (dz/dx)^T dlogits */
 #ifndef IGRC_BASE_CONTRACT_H
 #define IGRC_BASE_CONTRACT_H
 
@@ -22,6 +23,7 @@
 #define ENTRY_TRAIN_STEP "train_step"
 #define ENTRY_GRAD_CE "grad_ce"
 #define ENTRY_GRAD_CW "grad_cw"
+#define ENTRY_GRAD_LOGITS "grad_logits"
 
 #define IN_X "x"              /* images, f32 [B, ...] */
 #define IN_Y "y"              /* labels, i32 [B] */
@@ -31,6 +33,7 @@
 #define IN_STEP "step"        /* 1-based optimiser step, f32 scalar */
 #define IN_PROGRESS "progress" /* epochs done, f32 scalar (IGR warm-up) */
 #define IN_KEY "key"          /* random key, i32 [2]: (seed, step) */
+#define IN_DLOGITS "dlogits"  /* grad_logits' cotangent, the logits' type [B, K] */
 
 #define OUT_LOGITS "logits"
 #define OUT_LOSS "loss"

@@ -265,6 +265,30 @@ static bool build_input_grad(Ctx *c, const char *name, bool cw) {
     return true;
 }
 
+/* grad_logits(x, dlogits) -> logits, dx = (dz/dx)^T dlogits: the network's
+ * vector-Jacobian product at x in evaluation mode. The AutoAttack attacks
+ * (runtime/app/aa_*.c) compute their losses' derivatives with respect to the
+ * K logits of each row on the host (CE, targeted DLR, a logit difference)
+ * and take the input gradient from here, so one compiled entry point serves
+ * every loss on every backend. Rows do not mix: the network runs in
+ * evaluation mode (batch norm on running statistics). */
+static bool build_logit_vjp(Ctx *c) {
+    const InputDesc *x = input(c, IN_X);
+    Builder b = {c->m, module_add_func(c->m, ENTRY_GRAD_LOGITS), c->d};
+    NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = false, .rng_key = -1, .bn_groups = 1};
+    int xv = b_input(&b, IN_X, x->type);
+    int z = net_emit(&env, c->network, xv);
+    if (z < 0) return false;
+    int w = b_input(&b, IN_DLOGITS, *b_type(&b, z));
+    int64_t all[2] = {0, 1};
+    int dot = b_reduce(&b, OP_REDUCE_SUM, "vjp.dot", b_binary(&b, OP_MUL, "vjp.weighted", z, w), all, 2, false);
+    int g = dot < 0 ? -1 : b_node(&b, OP_GRAD, OUT_DX, (int[]){dot, xv}, 2, NULL, 0);
+    if (g < 0) return false;
+    func_add_output(c->m, b.f, OUT_LOGITS, z);
+    func_add_output(c->m, b.f, OUT_DX, g);
+    return true;
+}
+
 static bool build_train_step(Ctx *c) {
     const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
     Builder b = {c->m, module_add_func(c->m, ENTRY_TRAIN_STEP), c->d};
@@ -325,5 +349,5 @@ bool objective_build(Module *m, const cJSON *doc, const char *file, const char *
         return ferr(d, doc_file_of(cJSON_GetObjectItemCaseSensitive(doc, "objective"), file), "objective",
                     "an objective needs inputs x and y (y with \"classes\")");
     return build_objective(&c) && build_train_step(&c) && build_input_grad(&c, ENTRY_GRAD_CE, false) &&
-           build_input_grad(&c, ENTRY_GRAD_CW, true);
+           build_input_grad(&c, ENTRY_GRAD_CW, true) && build_logit_vjp(&c);
 }

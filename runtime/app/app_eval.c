@@ -1,7 +1,7 @@
-/* `eval`: accuracy on the test split, naturally and under FGSM, PGD and
- * CW-inf (PGD on the margin loss) attacks, all in evaluation mode. Padding
- * rows of the last batch repeat a real image and are masked out of every
- * count, so accuracy is over exactly --n images. */
+/* `eval`: accuracy on the test split, naturally and under FGSM, PGD,
+ * CW-inf (PGD on the margin loss) and the AutoAttack attacks (aa_*.c), all
+ * in evaluation mode. Padding rows of the last batch repeat a real image and
+ * are masked out of every count, so accuracy is over exactly --n images. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
@@ -11,24 +11,40 @@
 
 #include "base/contract.h"
 #include "base/philox.h"
+#include "runtime/app/aa.h"
 #include "runtime/app/app_internal.h"
 #include "runtime/io/checkpoint.h"
 
-typedef enum { ATK_NATURAL, ATK_FGSM, ATK_PGD, ATK_CW, ATK_COUNT } Attack;
-static const char *const attack_names[ATK_COUNT] = {"natural", "fgsm", "pgd", "cw"};
+typedef enum {
+    ATK_NATURAL,
+    ATK_FGSM,
+    ATK_PGD,
+    ATK_CW,
+    ATK_APGD_CE,
+    ATK_APGD_T,
+    ATK_FAB_T,
+    ATK_SQUARE,
+    ATK_AUTOATTACK,
+    ATK_COUNT
+} Attack;
+static const char *const attack_names[ATK_COUNT] = {"natural", "fgsm",  "pgd",    "cw",        "apgd-ce",
+                                                    "apgd-t",  "fab-t", "square", "autoattack"};
+#define ATTACK_LIST "natural, fgsm, pgd, cw, apgd-ce, apgd-t, fab-t, square, autoattack"
+/* AutoAttack's standard sequence, each run on the rows the ones before left. */
+static const Attack aa_sequence[] = {ATK_APGD_CE, ATK_APGD_T, ATK_FAB_T, ATK_SQUARE};
+#define AA_STAGES 4
 
 /* Streams for the random starts, one per attack, so PGD and CW start from
  * different points ("pgd0", "cw00"). */
 static const uint32_t start_stream[ATK_COUNT] = {0, 0, 0x70676430u, 0x63773030u};
 
-/* An entry point bound for eval: inputs x (and y), outputs logits (and dx). */
+/* An entry point bound for eval: inputs x (and y or dlogits), outputs
+ * logits (and dx). */
+typedef AaEntry Entry;
+
 typedef struct {
-    int f;
-    const PFunc *fn;
-    int in_x, in_y, out_logits, out_dx;
-    void **outs;
-    const void **ins;
-} Entry;
+    int64_t iters, restarts, targets, queries;
+} AaSettings;
 
 typedef struct {
     const char *ckpt, *out, *data, *attacks, *json, *device;
@@ -36,15 +52,18 @@ typedef struct {
     double eps, alpha;
     uint32_t seed;
     bool want[ATK_COUNT];
-    Entry predict, grad_ce, grad_cw;
-    const Entry *classify; /* predict, else a gradient entry's logits */
-    int64_t B, K, img;
+    AaSettings aa;
+    Entry predict, grad_ce, grad_cw, grad_logits;
+    Entry *classify; /* predict, else a gradient entry's logits */
+    int64_t B, K, img, chw[3];
     Exec *r;
     /* per batch */
     float *x0, *xa;
     int32_t *y;
     uint8_t *mask;
-    int64_t correct[ATK_COUNT];
+    bool *robust;
+    int64_t correct[ATK_COUNT], stage_correct[AA_STAGES];
+    int64_t grad_calls[ATK_COUNT], predict_calls[ATK_COUNT];
 } Eval;
 
 static bool bind(const Program *p, const char *name, bool grad, Entry *e) {
@@ -56,6 +75,7 @@ static bool bind(const Program *p, const char *name, bool grad, Entry *e) {
         return false;
     e->in_x = app_find_input(e->fn, IN_X);
     e->in_y = app_find_input(e->fn, IN_Y);
+    e->in_w = app_find_input(e->fn, IN_DLOGITS);
     e->out_logits = app_find_output(e->fn, OUT_LOGITS);
     e->out_dx = app_find_output(e->fn, OUT_DX);
     if (e->out_logits < 0 || (grad && e->out_dx < 0)) {
@@ -73,7 +93,7 @@ static bool bind(const Program *p, const char *name, bool grad, Entry *e) {
         return false;
     }
     for (int i = 0; i < e->fn->ninputs; i++)
-        if (i != e->in_x && i != e->in_y) {
+        if (i != e->in_x && i != e->in_y && i != e->in_w) {
             fprintf(stderr, "error: entry point %s has an input '%s' eval cannot feed\n", name,
                     e->fn->inputs[i].name);
             return false;
@@ -92,20 +112,22 @@ static void unbind(Entry *e) {
     free(e->ins);
 }
 
-static void call(Eval *v, const Entry *e, const float *x) {
+static void call(Eval *v, Entry *e, const float *x) {
     e->ins[e->in_x] = x;
     if (e->in_y >= 0) e->ins[e->in_y] = v->y;
     if (!app_call(v->r, e->f, e->ins, e->outs)) exit(APP_FAIL); /* a device failure */
+    e->calls++;
+}
+
+static bool classified(const Eval *v, int64_t k) {
+    const Entry *e = v->classify;
+    return app_argmax(&e->fn->outputs[e->out_logits], e->outs[e->out_logits], k, v->K) == v->y[k];
 }
 
 static int64_t count_correct(Eval *v, const float *x) {
-    const Entry *e = v->classify;
-    call(v, e, x);
+    call(v, v->classify, x);
     int64_t c = 0;
-    for (int64_t k = 0; k < v->B; k++)
-        if (v->mask[k])
-            c += app_argmax(&e->fn->outputs[e->out_logits], e->outs[e->out_logits], k, v->K) ==
-                 v->y[k];
+    for (int64_t k = 0; k < v->B; k++) c += v->mask[k] && classified(v, k);
     return c;
 }
 
@@ -113,7 +135,7 @@ static float clampf(float a, float lo, float hi) { return a < lo ? lo : a > hi ?
 
 /* One signed-gradient step from xa, projected onto the eps-ball around x0
  * and [0,1]. */
-static void step_sign(Eval *v, const Entry *g, double alpha) {
+static void step_sign(Eval *v, Entry *g, double alpha) {
     call(v, g, v->xa);
     const float *dx = g->outs[g->out_dx];
     const float eps = (float)v->eps, a = (float)alpha;
@@ -124,9 +146,8 @@ static void step_sign(Eval *v, const Entry *g, double alpha) {
     }
 }
 
-static int64_t attack(Eval *v, Attack atk, int64_t batch_index) {
+static int64_t attack_pgd(Eval *v, Attack atk, int64_t batch_index) {
     const int64_t n = v->B * v->img;
-    if (atk == ATK_NATURAL) return count_correct(v, v->x0);
     if (atk == ATK_FGSM) {
         memcpy(v->xa, v->x0, (size_t)n * sizeof(float));
         step_sign(v, &v->grad_ce, v->eps);
@@ -137,9 +158,50 @@ static int64_t attack(Eval *v, Attack atk, int64_t batch_index) {
         double u = philox_uniform(v->seed, (uint32_t)batch_index, start_stream[atk], (uint64_t)i);
         v->xa[i] = clampf(v->x0[i] + (float)(v->eps * (2.0 * u - 1.0)), 0.0f, 1.0f);
     }
-    const Entry *g = atk == ATK_PGD ? &v->grad_ce : &v->grad_cw;
+    Entry *g = atk == ATK_PGD ? &v->grad_ce : &v->grad_cw;
     for (int64_t s = 0; s < v->pgd_steps; s++) step_sign(v, g, v->alpha);
     return count_correct(v, v->xa);
+}
+
+static void run_aa(Eval *v, AaCtx *c, Attack atk, bool *robust) {
+    const AaSettings *s = &v->aa;
+    switch (atk) {
+    case ATK_APGD_CE: aa_apgd_ce(c, (int)s->iters, (int)s->restarts, robust); break;
+    case ATK_APGD_T: aa_apgd_t(c, (int)s->iters, (int)s->restarts, (int)s->targets, robust); break;
+    case ATK_FAB_T: aa_fab_t(c, (int)s->iters, (int)s->restarts, (int)s->targets, robust); break;
+    case ATK_SQUARE: aa_square(c, (int)s->queries, robust); break;
+    case ATK_NATURAL: case ATK_FGSM: case ATK_PGD: case ATK_CW: case ATK_AUTOATTACK: case ATK_COUNT:
+        break; /* not AutoAttack's single attacks */
+    }
+}
+
+/* An AutoAttack attack, or the whole sequence, on the rows of the batch
+ * classified correctly; the rows still robust after it. */
+static int64_t attack_aa(Eval *v, AaCtx *c, Attack atk, int64_t batch_index) {
+    c->batch = (uint32_t)batch_index;
+    call(v, v->classify, v->x0);
+    for (int64_t k = 0; k < v->B; k++) v->robust[k] = v->mask[k] && classified(v, k);
+    if (atk != ATK_AUTOATTACK) {
+        run_aa(v, c, atk, v->robust);
+        return aa_count(v->robust, v->B);
+    }
+    for (int st = 0; st < AA_STAGES; st++) {
+        run_aa(v, c, aa_sequence[st], v->robust);
+        v->stage_correct[st] += aa_count(v->robust, v->B);
+    }
+    return aa_count(v->robust, v->B);
+}
+
+static int64_t grad_calls(const Eval *v) { return v->grad_ce.calls + v->grad_cw.calls + v->grad_logits.calls; }
+
+static int64_t attack(Eval *v, AaCtx *c, Attack atk, int64_t batch_index) {
+    int64_t g0 = grad_calls(v), p0 = v->predict.calls, correct;
+    if (atk == ATK_NATURAL) correct = count_correct(v, v->x0);
+    else if (atk == ATK_FGSM || atk == ATK_PGD || atk == ATK_CW) correct = attack_pgd(v, atk, batch_index);
+    else correct = attack_aa(v, c, atk, batch_index);
+    v->grad_calls[atk] += grad_calls(v) - g0;
+    v->predict_calls[atk] += v->predict.calls - p0;
+    return correct;
 }
 
 static int parse_attacks(Eval *v) {
@@ -150,13 +212,35 @@ static int parse_attacks(Eval *v) {
         for (int a = 0; a < ATK_COUNT; a++)
             if (strlen(attack_names[a]) == len && !strncmp(s, attack_names[a], len)) found = a;
         if (found < 0) {
-            fprintf(stderr, "eval: unknown attack '%.*s' in --attacks (natural, fgsm, pgd, cw)\n",
-                    (int)len, s);
+            fprintf(stderr, "eval: unknown attack '%.*s' in --attacks (" ATTACK_LIST ")\n", (int)len, s);
             return APP_USAGE;
         }
         v->want[found] = true;
         s += len + (s[len] == ',');
     }
+    return APP_OK;
+}
+
+/* What the AutoAttack attacks need: predict (Square), grad_ce (APGD-CE),
+ * grad_logits (APGD-T, FAB-T), enough classes for the targets. */
+static int check_aa_entries(const Eval *v, const Program *p) {
+    bool all = v->want[ATK_AUTOATTACK];
+    static const char *const hint = "(a program compiled by an older igrc: compile it again)";
+    if ((all || v->want[ATK_SQUARE]) && !v->predict.fn)
+        return fprintf(stderr, "error: program %s has no predict entry point, which attack square needs\n",
+                       p->name), APP_FAIL;
+    if ((all || v->want[ATK_APGD_CE]) && !v->grad_ce.fn)
+        return fprintf(stderr, "error: program %s has no grad_ce entry point, which attack apgd-ce needs\n",
+                       p->name), APP_FAIL;
+    if ((all || v->want[ATK_APGD_T] || v->want[ATK_FAB_T]) && !v->grad_logits.fn)
+        return fprintf(stderr, "error: program %s has no grad_logits entry point, which attacks apgd-t and "
+                       "fab-t need %s\n", p->name, hint), APP_FAIL;
+    if ((all || v->want[ATK_APGD_T] || v->want[ATK_FAB_T]) && v->aa.targets > v->K - 1)
+        return fprintf(stderr, "eval: --aa-targets %" PRId64 " exceeds the %" PRId64 " classes other than "
+                       "the true one\n", v->aa.targets, v->K - 1), APP_USAGE;
+    if ((all || v->want[ATK_APGD_T]) && v->K < 4)
+        return fprintf(stderr, "eval: apgd-t's DLR loss needs at least 4 classes, the program has %" PRId64
+                       "\n", v->K), APP_USAGE;
     return APP_OK;
 }
 
@@ -182,13 +266,37 @@ static int check_entries(Eval *v, const Program *p) {
     const PTensor *l = &v->classify->fn->outputs[v->classify->out_logits];
     v->B = v->classify->fn->inputs[v->classify->in_x].dim[0];
     v->K = l->dim[1];
-    const Entry *all[3] = {&v->predict, &v->grad_ce, &v->grad_cw};
-    for (int i = 0; i < 3; i++)
+    if (check_aa_entries(v, p)) return APP_FAIL;
+    const Entry *all[4] = {&v->predict, &v->grad_ce, &v->grad_cw, &v->grad_logits};
+    for (int i = 0; i < 4; i++)
         if (all[i]->fn && all[i]->fn->inputs[all[i]->in_x].dim[0] != v->B) {
             fprintf(stderr, "error: entry points disagree on the batch size\n");
             return APP_FAIL;
         }
     return APP_OK;
+}
+
+/* An AutoAttack row's settings, its calls, and for autoattack the
+ * accuracy after each stage. */
+static void add_aa_json(const Eval *v, Attack a, int64_t n, cJSON *o) {
+    const bool all = a == ATK_AUTOATTACK, square = a == ATK_SQUARE;
+    if (all || !square) {
+        cJSON_AddNumberToObject(o, "iterations", (double)v->aa.iters);
+        cJSON_AddNumberToObject(o, "restarts", (double)v->aa.restarts);
+    }
+    if (all || a == ATK_APGD_T || a == ATK_FAB_T) cJSON_AddNumberToObject(o, "targets", (double)v->aa.targets);
+    if (all || square) cJSON_AddNumberToObject(o, "queries", (double)v->aa.queries);
+    cJSON_AddNumberToObject(o, "gradient_calls", (double)v->grad_calls[a]);
+    cJSON_AddNumberToObject(o, "predict_calls", (double)v->predict_calls[a]);
+    if (!all) return;
+    cJSON *st = cJSON_AddArrayToObject(o, "stages");
+    for (int k = 0; k < AA_STAGES; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "attack", attack_names[aa_sequence[k]]);
+        cJSON_AddNumberToObject(e, "accuracy", 100.0 * (double)v->stage_correct[k] / (double)n);
+        cJSON_AddNumberToObject(e, "correct", (double)v->stage_correct[k]);
+        cJSON_AddItemToArray(st, e);
+    }
 }
 
 static int write_json(const Eval *v, const Program *p, const char *source, int64_t n) {
@@ -213,9 +321,11 @@ static int write_json(const Eval *v, const Program *p, const char *source, int64
         } else if (a == ATK_FGSM) {
             cJSON_AddNumberToObject(o, "steps", 1);
             cJSON_AddNumberToObject(o, "alpha", v->eps);
-        } else {
+        } else if (a == ATK_NATURAL) {
             cJSON_AddNullToObject(o, "steps");
             cJSON_AddNullToObject(o, "alpha");
+        } else {
+            add_aa_json(v, (Attack)a, n, o);
         }
         cJSON_AddItemToArray(res, o);
     }
@@ -224,20 +334,33 @@ static int write_json(const Eval *v, const Program *p, const char *source, int64
     return APP_OK;
 }
 
+/* steps: PGD's and CW's steps, APGD's and FAB's iterations, Square's
+ * queries; autoattack's stages follow it, indented. */
 static void print_table(const Eval *v, int64_t n) {
-    printf("%-8s %9s %8s %6s %8s %7s\n", "attack", "accuracy", "eps", "steps", "alpha", "n");
+    printf("%-10s %9s %8s %6s %8s %7s\n", "attack", "accuracy", "eps", "steps", "alpha", "n");
     for (int a = 0; a < ATK_COUNT; a++) {
         if (!v->want[a]) continue;
         double acc = 100.0 * (double)v->correct[a] / (double)n;
         if (a == ATK_NATURAL)
-            printf("%-8s %8.2f%% %8s %6s %8s %7" PRId64 "\n", "natural", acc, "-", "-", "-", n);
+            printf("%-10s %8.2f%% %8s %6s %8s %7" PRId64 "\n", "natural", acc, "-", "-", "-", n);
         else if (a == ATK_FGSM)
-            printf("%-8s %8.2f%% %8.4g %6d %8.4g %7" PRId64 "\n", "fgsm", acc, v->eps, 1, v->eps,
-                   n);
+            printf("%-10s %8.2f%% %8.4g %6d %8.4g %7" PRId64 "\n", "fgsm", acc, v->eps, 1, v->eps, n);
+        else if (a == ATK_PGD || a == ATK_CW)
+            printf("%-10s %8.2f%% %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", attack_names[a], acc, v->eps,
+                   v->pgd_steps, v->alpha, n);
         else
-            printf("%-8s %8.2f%% %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", attack_names[a], acc,
-                   v->eps, v->pgd_steps, v->alpha, n);
+            printf("%-10s %8.2f%% %8.4g %6" PRId64 " %8s %7" PRId64 "\n", attack_names[a], acc, v->eps,
+                   a == ATK_SQUARE ? v->aa.queries : v->aa.iters, "-", n);
+        for (int k = 0; a == ATK_AUTOATTACK && k < AA_STAGES; k++)
+            printf("  %-8s %8.2f%%   (robust after %s)\n", attack_names[aa_sequence[k]],
+                   100.0 * (double)v->stage_correct[k] / (double)n, attack_names[aa_sequence[k]]);
     }
+}
+
+static bool wants_aa(const Eval *v) {
+    for (int a = ATK_APGD_CE; a <= ATK_AUTOATTACK; a++)
+        if (v->want[a]) return true;
+    return false;
 }
 
 static int evaluate(Eval *v, const Program *p, const Dataset *d) {
@@ -247,18 +370,25 @@ static int evaluate(Eval *v, const Program *p, const Dataset *d) {
     v->xa = malloc((size_t)(v->B * v->img) * sizeof(float));
     v->y = malloc((size_t)v->B * sizeof(int32_t));
     v->mask = malloc((size_t)v->B);
-    if (!v->x0 || !v->xa || !v->y || !v->mask) {
+    v->robust = malloc((size_t)v->B * sizeof(bool));
+    if (!v->x0 || !v->xa || !v->y || !v->mask || !v->robust) {
         fprintf(stderr, "error: out of memory\n");
         return APP_FAIL;
     }
+    AaCtx c = {.r = v->r, .predict = v->predict.fn ? &v->predict : NULL,
+               .grad_ce = v->grad_ce.fn ? &v->grad_ce : NULL, .grad_logits = v->grad_logits.fn ? &v->grad_logits : NULL,
+               .B = v->B, .K = v->K, .img = v->img, .C = d->c, .H = d->h, .W = d->w,
+               .x0 = v->x0, .y = v->y, .eps = v->eps, .seed = v->seed};
+    if (wants_aa(v) && !aa_open(&c)) return APP_FAIL;
     Dataset view = *d;
     view.n = n; /* the first n images; padding repeats image n-1 */
     const int64_t nb = dataset_nbatches(n, v->B);
     for (int64_t b = 0; b < nb; b++) {
         dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
         for (int a = 0; a < ATK_COUNT; a++)
-            if (v->want[a]) v->correct[a] += attack(v, (Attack)a, b);
+            if (v->want[a]) v->correct[a] += attack(v, &c, (Attack)a, b);
     }
+    if (wants_aa(v)) aa_close(&c);
     print_table(v, n);
     return write_json(v, p, d->source, n);
 }
@@ -272,6 +402,7 @@ static void eval_defaults(Eval *v, const Program *p) {
     v->alpha = app_setting(p, "eval.pgd_alpha");
     v->seed = (uint32_t)app_setting(p, "train.seed");
     v->device = "cpu";
+    v->aa = (AaSettings){.iters = 100, .restarts = 1, .targets = 9, .queries = 5000};
 }
 
 /* What eval and consistency both release (unbind and free accept empties). */
@@ -281,10 +412,24 @@ static void eval_release(Eval *v, Dataset *d) {
     unbind(&v->predict);
     unbind(&v->grad_ce);
     unbind(&v->grad_cw);
+    unbind(&v->grad_logits);
+    free(v->robust);
     free(v->x0);
     free(v->xa);
     free(v->y);
     free(v->mask);
+}
+
+/* The AutoAttack counts: each at least 1. */
+static int check_aa_settings(const AaSettings *s) {
+    const int64_t v[4] = {s->iters, s->restarts, s->targets, s->queries};
+    static const char *const names[4] = {"--aa-iters", "--aa-restarts", "--aa-targets", "--square-queries"};
+    for (int i = 0; i < 4; i++)
+        if (v[i] < 1 || v[i] > 1000000) {
+            fprintf(stderr, "eval: %s must be an integer in [1, 1000000], got %" PRId64 "\n", names[i], v[i]);
+            return APP_USAGE;
+        }
+    return APP_OK;
 }
 
 /* --eps and --pgd-alpha: NaN or negative is a usage error. */
@@ -302,18 +447,22 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
     AppOpt opts[] = {
         APP_RUN_OPTS(&v.ckpt, &v.out, &v.data),
         {"n", OPT_INT, &v.n, "N", "evaluate the first N test images (default: all)", 0},
-        {"attacks", OPT_STR, &v.attacks, "LIST", "comma-separated: natural,fgsm,pgd,cw", 0},
+        {"attacks", OPT_STR, &v.attacks, "LIST", "comma-separated: " ATTACK_LIST " (default: the first four)", 0},
         {"eps", OPT_NUM, &v.eps, "E", "L-inf radius (default: setting eval.eps)", 0},
         {"pgd-steps", OPT_INT, &v.pgd_steps, "S", "PGD / CW steps (default: eval.pgd_steps)", 0},
         {"pgd-alpha", OPT_NUM, &v.alpha, "A", "PGD / CW step size (default: eval.pgd_alpha)", 0},
         {"seed", OPT_U32, &v.seed, "S", "seed of the random starts", 0},
+        {"aa-iters", OPT_INT, &v.aa.iters, "N", "APGD and FAB iterations per run (default 100)", 0},
+        {"aa-restarts", OPT_INT, &v.aa.restarts, "N", "APGD and FAB runs per target (default 1)", 0},
+        {"aa-targets", OPT_INT, &v.aa.targets, "N", "APGD-T and FAB-T target classes (default 9)", 0},
+        {"square-queries", OPT_INT, &v.aa.queries, "N", "Square's queries per image (default 5000)", 0},
         {"json", OPT_STR, &v.json, "FILE", "results as JSON (default: DIR/eval.json)", 0},
         APP_EXEC_OPTS(&v.threads, &v.device),
     };
     int rc = app_parse("eval", "Evaluates accuracy under attacks on the test split.", argc, argv,
                        opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
-    if ((rc = check_radius("eval", &v)) || (rc = parse_attacks(&v))) return rc;
+    if ((rc = check_radius("eval", &v)) || (rc = check_aa_settings(&v.aa)) || (rc = parse_attacks(&v))) return rc;
     const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
@@ -322,7 +471,9 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
     Dataset d;
     memset(&d, 0, sizeof d);
     if (!bind(p, ENTRY_PREDICT, false, &v.predict) || !bind(p, ENTRY_GRAD_CE, true, &v.grad_ce) ||
-        !bind(p, ENTRY_GRAD_CW, true, &v.grad_cw) || check_entries(&v, p)) {
+        !bind(p, ENTRY_GRAD_CW, true, &v.grad_cw) || !bind(p, ENTRY_GRAD_LOGITS, false, &v.grad_logits) ||
+        (rc = check_entries(&v, p))) {
+        rc = rc ? rc : APP_FAIL;
         rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
         rc = APP_BADINPUT;
@@ -431,7 +582,7 @@ static int measure_consistency(Eval *v, Acts *c, const Program *p, const Dataset
     int64_t correct = 0;
     for (int64_t b = 0; b < dataset_nbatches(n, v->B); b++) {
         dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
-        correct += attack(v, ATK_PGD, b);
+        correct += attack_pgd(v, ATK_PGD, b);
         memcpy(c->pre0, pre_at(v, c, v->x0), (size_t)(v->B * c->units) * sizeof(float));
         compare_rows(v, c, pre_at(v, c, v->xa));
     }
