@@ -73,4 +73,22 @@ int aa_ranked_class(const double *z, int64_t k, int rank);
 void aa_random_start(AaCtx *c, int64_t k, uint32_t stream, double scale, float *x);
 float aa_clampf(float a, float lo, float hi);
 
+/* ---- the attacks' pieces, exposed for tests/runtime/test_aa.c ---- */
+
+/* The targeted DLR loss -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)
+ * of one row of k logits, and its derivative in w (length k). */
+double aa_dlr_targeted(const double *z, int64_t k, int y, int t, double *w);
+/* APGD's checkpoints w_1 < w_2 < ... <= iters into w (at most cap); their
+ * number. */
+int aa_apgd_checkpoints(int iters, int *w, int cap);
+typedef struct {
+    double cap, a;
+} AaCap;
+/* The smallest-L-inf d with sum_i w_i d_i = b and -x_i <= d_i <= 1 - x_i
+ * (n coordinates, scratch of n); where no such d exists, the one whose sum
+ * comes closest. Returns |d|_inf. */
+double aa_project_linf(const float *w, const float *x, double b, int64_t n, AaCap *scratch, float *d);
+/* Square's fraction p of the image a window covers at query q of queries. */
+double aa_square_fraction(int q, int queries);
+
 #endif

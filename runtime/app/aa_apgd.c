@@ -29,8 +29,7 @@ static double cross_entropy(const double *z, int64_t k, int y) {
     return m + log(s) - z[y];
 }
 
-/* The targeted DLR loss of one row and its derivative in w (length k). */
-static double dlr_targeted(const double *z, int64_t k, int y, int t, double *w) {
+double aa_dlr_targeted(const double *z, int64_t k, int y, int t, double *w) {
     int p1 = aa_ranked_class(z, k, 1), p3 = aa_ranked_class(z, k, 3), p4 = aa_ranked_class(z, k, 4);
     double num = z[y] - z[t], den = z[p1] - 0.5 * (z[p3] + z[p4]) + 1e-12;
     memset(w, 0, (size_t)k * sizeof *w);
@@ -52,16 +51,15 @@ static void loss_grad(AaCtx *c, const int *target, const float *x, float *g) {
     }
     aa_logits(c, x);
     for (int64_t r = 0; r < c->B; r++)
-        c->f[r] = dlr_targeted(c->z + r * c->K, c->K, c->y[r], target[r], c->wd + r * c->K);
+        c->f[r] = aa_dlr_targeted(c->z + r * c->K, c->K, c->y[r], target[r], c->wd + r * c->K);
     aa_vjp(c, x, g);
 }
 
-/* The checkpoints w_1 < w_2 < ... <= iters into w; their number. */
-static int checkpoints(int iters, int *w, int cap) {
+int aa_apgd_checkpoints(int iters, int *w, int cap) {
     double prev = 0, p = 0.22;
     int n = 0;
     while (p <= 1 && n < cap) {
-        int wj = (int)ceil(p * iters);
+        int wj = (int)ceil(p * iters - 1e-9); /* p_j * N rounds up, not its binary error */
         if (wj >= 1 && (n == 0 || wj > w[n - 1])) w[n++] = wj;
         double next = p + fmax(p - prev - 0.03, 0.06);
         prev = p, p = next;
@@ -124,7 +122,7 @@ static void apgd_run(AaCtx *c, const int *target, int iters, uint32_t stream, bo
         s->eta[r] = s->eta_last[r] = 2 * c->eps;
         s->raised[r] = 0;
     }
-    int w[32], nw = checkpoints(iters, w, 32), j = 0, w_prev = 0;
+    int w[32], nw = aa_apgd_checkpoints(iters, w, 32), j = 0, w_prev = 0;
     for (int k = 0; k < iters && aa_count(robust, c->B); k++) {
         for (int64_t r = 0; r < c->B; r++) step_row(c, r, s->eta[r], k == 0);
         memcpy(s->fprev, c->f, (size_t)c->B * sizeof(double));

@@ -22,20 +22,14 @@
 #define FAB_BETA 0.9
 #define STREAM_FAB 0x66616200u /* "fab" */
 
-typedef struct {
-    double cap, a;
-} Cap;
-
 static int by_cap(const void *p, const void *q) {
-    double a = ((const Cap *)p)->cap, b = ((const Cap *)q)->cap;
+    double a = ((const AaCap *)p)->cap, b = ((const AaCap *)q)->cap;
     return (a > b) - (a < b);
 }
 
-/* The smallest-L-inf d with sum_i w_i d_i = b and -x_i <= d_i <= 1 - x_i:
- * every coordinate moves by the same t in the direction that changes the
- * sum toward b, up to its bound; t is found on the sorted bounds. Where the
- * box cannot reach b, the point that comes closest. Returns |d|_inf. */
-static double project_linf(const float *w, const float *x, double b, int64_t n, Cap *scratch, float *d) {
+/* Every coordinate moves by the same t in the direction that changes the
+ * sum toward b, up to its bound; t is found on the bounds sorted. */
+double aa_project_linf(const float *w, const float *x, double b, int64_t n, AaCap *scratch, float *d) {
     if (b == 0) {
         memset(d, 0, (size_t)n * sizeof *d);
         return 0;
@@ -99,14 +93,14 @@ static bool check_and_step_back(AaCtx *c, bool *robust, double *best) {
     return moved;
 }
 
-static void fab_step(AaCtx *c, int64_t r, const int *target, Cap *scratch) {
+static void fab_step(AaCtx *c, int64_t r, const int *target, AaCap *scratch) {
     const int64_t n = c->img;
     float *x = c->x + r * n, *d1 = c->xprev + r * n, *d2 = c->xbest + r * n;
     const float *x0 = c->x0 + r * n, *w = c->g + r * n;
     const double *z = c->z + r * c->K;
     double f = z[target[r]] - z[c->y[r]], wx = 0;
     for (int64_t i = 0; i < n; i++) wx += (double)w[i] * ((double)x0[i] - x[i]);
-    double n1 = project_linf(w, x, -f, n, scratch, d1), n2 = project_linf(w, x0, -f - wx, n, scratch, d2);
+    double n1 = aa_project_linf(w, x, -f, n, scratch, d1), n2 = aa_project_linf(w, x0, -f - wx, n, scratch, d2);
     double a = n1 + n2 > 0 ? fmin(n1 / (n1 + n2), FAB_ALPHA_MAX) : 0;
     for (int64_t i = 0; i < n; i++)
         x[i] = aa_clampf((float)((1 - a) * (x[i] + FAB_ETA * d1[i]) + a * (x0[i] + FAB_ETA * d2[i])), 0, 1);
@@ -121,7 +115,7 @@ static void set_dlogits(AaCtx *c, const int *target) {
 }
 
 static void fab_run(AaCtx *c, const int *target, int iters, int restart, uint32_t stream, bool *robust,
-                    double *best, Cap *scratch) {
+                    double *best, AaCap *scratch) {
     for (int64_t r = 0; r < c->B; r++) {
         if (restart > 0 && robust[r]) aa_random_start(c, r, stream, 0.5, c->x);
         else memcpy(c->x + r * c->img, c->x0 + r * c->img, (size_t)c->img * sizeof(float));
@@ -139,7 +133,7 @@ static void fab_run(AaCtx *c, const int *target, int iters, int restart, uint32_
 void aa_fab_t(AaCtx *c, int iters, int restarts, int targets, bool *robust) {
     int *target = malloc((size_t)c->B * sizeof(int));
     double *best = malloc((size_t)c->B * sizeof(double)), *z0 = malloc((size_t)(c->B * c->K) * sizeof(double));
-    Cap *scratch = malloc((size_t)c->img * sizeof(Cap));
+    AaCap *scratch = malloc((size_t)c->img * sizeof(AaCap));
     if (!target || !best || !z0 || !scratch) {
         fprintf(stderr, "error: out of memory in FAB-T\n");
         exit(APP_FAIL);

@@ -17,7 +17,7 @@
 #define SQUARE_TRIES 10
 #define STREAM_SQUARE 0x73717561u /* "squa" */
 
-static double fraction(int q, int queries) {
+double aa_square_fraction(int q, int queries) {
     static const int steps[] = {10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000};
     int i = (int)((double)q / queries * 10000);
     double p = SQUARE_P_INIT;
@@ -81,7 +81,7 @@ void aa_square(AaCtx *c, int queries, bool *robust) {
     aa_mark_broken(c, robust);
     for (int64_t r = 0; r < c->B; r++) c->fbest[r] = margin(c->z + r * c->K, c->K, c->y[r]);
     for (int q = 1; q < queries && aa_count(robust, c->B); q++) {
-        double p = fraction(q, queries);
+        double p = aa_square_fraction(q, queries);
         int64_t s = (int64_t)llround(sqrt(p * (double)c->img / (double)c->C));
         s = s < 1 ? 1 : s > c->H - 1 ? c->H - 1 : s;
         for (int64_t r = 0; r < c->B; r++) {
