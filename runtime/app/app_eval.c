@@ -266,7 +266,8 @@ static int check_entries(Eval *v, const Program *p) {
     const PTensor *l = &v->classify->fn->outputs[v->classify->out_logits];
     v->B = v->classify->fn->inputs[v->classify->in_x].dim[0];
     v->K = l->dim[1];
-    if (check_aa_entries(v, p)) return APP_FAIL;
+    int rc = check_aa_entries(v, p);
+    if (rc) return rc;
     const Entry *all[4] = {&v->predict, &v->grad_ce, &v->grad_cw, &v->grad_logits};
     for (int i = 0; i < 4; i++)
         if (all[i]->fn && all[i]->fn->inputs[all[i]->in_x].dim[0] != v->B) {
@@ -474,7 +475,6 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         !bind(p, ENTRY_GRAD_CW, true, &v.grad_cw) || !bind(p, ENTRY_GRAD_LOGITS, false, &v.grad_logits) ||
         (rc = check_entries(&v, p))) {
         rc = rc ? rc : APP_FAIL;
-        rc = APP_FAIL;
     } else if (!app_load_data(p, v.data, false, v.n, &d)) {
         rc = APP_BADINPUT;
     } else if (!(v.r = app_open_weights(ctx, dev, v.threads, v.seed, v.ckpt, opts[0].seen))) {

@@ -8,7 +8,7 @@
  *    in f32 end to end; 1e-4 covers f32 rounding through chains of tens of
  *    ops and reductions of a few thousand terms). Bodies with a complex
  *    head are covered by part 3. Worst error per model printed.
- * 3. entry points: predict, grad_ce, objective and train_step of three
+ * 3. entry points: predict, grad_ce, grad_logits, objective and train_step of three
  *    MNIST models at batch 2, compiled vs interpreted in INTERP_F32 with
  *    identical parameters (rt_init_fill, seed 0 - what the runner does):
  *    losses and logits within 1e-3 relative (+1e-5 absolute); gradient and
@@ -309,6 +309,8 @@ static int entry_inputs(const Function *f, NamedValue *in, CRng *rng) {
             *v = cf_value(name, nd->type, G_UNIT, 0, 0, rng);
         } else if (!strcmp(name, "y")) {
             *v = cf_value(name, nd->type, G_INT, 0, 10, rng);
+        } else if (!strcmp(name, "dlogits")) {
+            *v = cf_value(name, nd->type, G_SIGNED, 0, 0, rng);
         } else if (!strcmp(name, "key")) {
             *v = cf_value(name, nd->type, G_INT, 1, 2, rng);
         } else {
@@ -406,7 +408,7 @@ static void check_entry_points(const char *file) {
     CpuLoaded *l = cf_device() ? NULL : cpu_load(mc, 2, &d); /* else igrc exec per call */
     cr_assert(l || cf_device(), "%s: cpu_load: %s", file, d.msg);
     double t_compile = cf_now() - t0;
-    static const char *const fns[] = {"predict", "grad_ce", "objective", "train_step"};
+    static const char *const fns[] = {"predict", "grad_ce", "grad_logits", "objective", "train_step"};
     EntryStats st = {0};
     CRng rng = {77};
     for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {

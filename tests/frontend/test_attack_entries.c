@@ -183,3 +183,59 @@ Test(attack_entries, activations_pre_covers_every_relu_and_feeds_the_last_layer)
     params_free(&p);
     module_free(m);
 }
+
+/* grad_logits(x, dlogits) = (dz/dx)^T dlogits: with dlogits the
+ * cross-entropy's derivative in the logits, softmax(z) - onehot(y) (computed
+ * here from predict's logits), it is grad_ce's dx; and it is linear in
+ * dlogits (the rows' sum of two cotangents gives the sum of the dx). */
+Test(attack_entries, grad_logits_is_the_vector_jacobian_product) {
+    Module *m = load_model(MODEL, NULL, 0, B);
+    run_pipeline(m, "grad_logits, grad_ce, predict");
+    Params p = params_random(m, 21);
+    Batch b = mnist_batch(false, 7, B);
+    NamedValue in[2] = {nv_image("x", b.x, B), nv_labels("y", b.y, B)};
+    Outs z = run_fn(m, "predict", INTERP_F64, in, 1, p.v, p.n);
+    Outs ce = run_fn(m, "grad_ce", INTERP_F64, in, 2, p.v, p.n);
+    const double *zl = out_get(&z, "logits")->data;
+    NamedValue w = {"dlogits", type_make(DT_F32, 2, (const int64_t[]){B, 10}), malloc(sizeof(double) * B * 10)};
+    for (int r = 0; r < B; r++) {
+        double m0 = zl[r * 10], s = 0;
+        for (int k = 1; k < 10; k++) m0 = fmax(m0, zl[r * 10 + k]);
+        for (int k = 0; k < 10; k++) s += exp(zl[r * 10 + k] - m0);
+        for (int k = 0; k < 10; k++) w.data[r * 10 + k] = exp(zl[r * 10 + k] - m0) / s - (k == b.y[r]);
+    }
+    NamedValue vin[2] = {in[0], w};
+    Outs g = run_fn(m, "grad_logits", INTERP_F64, vin, 2, p.v, p.n);
+    const NamedValue *dx = out_get(&g, "dx"), *want = out_get(&ce, "dx");
+    double scale = max_abs(want->data, B * NPIX);
+    cr_assert_gt(scale, 0);
+    cr_expect_leq(max_diff_of(dx, want, NULL), 1e-12 * scale, "grad_logits vs grad_ce: %.3g of %.3g",
+                  max_diff_of(dx, want, NULL), scale);
+    cr_expect_leq(max_diff_of(out_get(&g, "logits"), out_get(&z, "logits"), NULL), 1e-12);
+    /* linearity: e_3 on row 0 plus e_8 on row 1, against the two apart */
+    double *both = calloc(B * NPIX, sizeof(double));
+    for (int part = 0; part < 2; part++) {
+        memset(w.data, 0, sizeof(double) * B * 10);
+        w.data[part * 10 + (part ? 8 : 3)] = 1;
+        Outs one = run_fn(m, "grad_logits", INTERP_F64, vin, 2, p.v, p.n);
+        const double *d = out_get(&one, "dx")->data;
+        for (int i = 0; i < B * NPIX; i++) both[i] += d[i];
+        /* a row's cotangent moves only that row's dx */
+        cr_expect_eq(max_abs(d + (1 - part) * NPIX, NPIX), 0, "row %d's dlogits moved row %d", part, 1 - part);
+        outs_free(&one);
+    }
+    w.data[3] = 1; /* now e_3 on row 0 and e_8 on row 1 together */
+    Outs sum = run_fn(m, "grad_logits", INTERP_F64, vin, 2, p.v, p.n);
+    NamedValue bv = {"both", dx->type, both};
+    cr_expect_leq(max_diff_of(out_get(&sum, "dx"), &bv, NULL), 1e-12 * max_abs(both, B * NPIX));
+    free(both);
+    outs_free(&sum);
+    outs_free(&g);
+    outs_free(&ce);
+    outs_free(&z);
+    free(w.data);
+    nvs_free(in, 2);
+    batch_free(&b);
+    params_free(&p);
+    module_free(m);
+}
