@@ -6,13 +6,17 @@ paper's numbers.
 
     python3 bench/paper_tables.py [--schedule quick|medium|paper] [--datasets mnist,fashion-mnist]
                                   [--methods standard,trades,trades_igr,...] [--out run/tables]
-                                  [--jobs N] [--report]
+                                  [--jobs N] [--report] [--autoattack]
 
 For each (data set, method) it compiles models/mnist_smallcnn_<method>.json
 (Fashion-MNIST: the same file with -D data=fashion-mnist; CIFAR-10: the
 ResNet-18 model files), trains, then runs the executable's `eval`, `attrib`
 and `consistency` commands, and writes results.json and results.md into
---out. Runs that already finished (their JSON exists) are reused, so an
+--out. --autoattack also runs `eval --attacks natural,pgd,apgd-ce,autoattack`
+(AutoAttack's standard sequence at full strength) on the schedule's aa_n
+test images and adds APGD-CE and AutoAttack columns, with PGD-20 on the same
+images for the check APGD-CE <= PGD; finished rows get it without
+retraining. Runs that already finished (their JSON exists) are reused, so an
 interrupted run continues where it stopped; --report runs nothing and
 writes the tables of the rows that have finished. --jobs N runs N rows at
 once with the cores shared out among them (IGRC_THREADS = cores / N): one
@@ -98,13 +102,13 @@ QUICK_OBJECTIVE = {"standard": [], "at": PGD, "trades": PGD, "mart": PGD, "art":
 QUICK = {
     "defines": ["eval.ig_steps=10", "eval.attack_ig_steps=10"], "objective": QUICK_OBJECTIVE,
     "train": ["--limit", "4096", "--epochs", "2", "--lr", "1e-3"],
-    "eval_n": 500, "attrib_n": 64, "attrib_steps": 30, "consistency_n": 500,
+    "eval_n": 500, "attrib_n": 64, "attrib_steps": 30, "consistency_n": 500, "aa_n": 200,
 }
 MEDIUM = dict(QUICK, train=["--epochs", "1", "--lr", "1e-3"], objective={
     m: [("igr_warmup=0.5" if x.startswith("igr_warmup=") else x) for x in xs]
     for m, xs in QUICK_OBJECTIVE.items()})
 PAPER = {"defines": [], "objective": {}, "train": [], "eval_n": 10000, "attrib_n": 1000,
-         "attrib_steps": 200, "consistency_n": 10000}
+         "attrib_steps": 200, "consistency_n": 10000, "aa_n": 1000}
 SCHEDULES = {"quick": QUICK, "medium": MEDIUM, "paper": PAPER}
 
 
@@ -202,12 +206,39 @@ def one(args, sched, ds, method, igrc, env=None):
     row_path = os.path.join(d, "row.json")
     if os.path.exists(row_path):
         with open(row_path) as f:
-            return with_spread(json.load(f), d)
+            row = with_spread(json.load(f), d)
+        if not getattr(args, "autoattack", False) or "autoattack" in row:
+            return row
     mark = claim_row(d)
     try:
-        return run_row(args, sched, ds, method, igrc, env, d)
+        row = run_row(args, sched, ds, method, igrc, env, d) if not os.path.exists(row_path) else row
+        if getattr(args, "autoattack", False) and "autoattack" not in row:
+            row.update(run_autoattack(args, sched, d, ds, env))
+            with open(row_path, "w") as f:
+                json.dump(row, f, indent=1)
+        return row
     finally:
         os.unlink(mark)
+
+
+def run_autoattack(args, sched, d, ds, env):
+    """AutoAttack's standard sequence and PGD-20 on the same aa_n images:
+    the row's apgd_ce, autoattack and aa_* keys."""
+    js = os.path.join(d, "autoattack.json")
+    if not os.path.exists(js):
+        run([os.path.join(d, "model"), "eval", "--out", d, "--data", ds, "--device", args.device,
+             "--attacks", "natural,pgd,apgd-ce,autoattack", "--n", str(sched["aa_n"]), "--json", js],
+            os.path.join(d, "log.txt"), env)
+    with open(js) as f:
+        e = json.load(f)
+    acc = {r["attack"]: r["accuracy"] for r in e["results"]}
+    return {"aa_n": e["n"], "aa_natural": acc["natural"], "aa_pgd": acc["pgd"],
+            "apgd_ce": acc["apgd-ce"], "autoattack": acc["autoattack"]}
+
+
+def aa_check(r):
+    """'' when APGD-CE <= PGD-20 on the same images, else a warning mark."""
+    return "" if r["apgd_ce"] <= r["aa_pgd"] else " (APGD-CE above PGD!)"
 
 
 def run_row(args, sched, ds, method, igrc, env, d):
@@ -304,6 +335,10 @@ def markdown(rows, args):
                 "| method | top-k % | Kendall τ | paper top-k % / τ | natural | FGSM | PGD | CW∞ "
                 "| consistency | attacked | paper natural / FGSM / PGD / CW∞ |",
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        aa = [r for r in rs if "autoattack" in r]
+        if aa:
+            out[-2] = out[-2].replace("| CW∞ ", "| CW∞ | APGD-CE | AutoAttack ")
+            out[-1] += " --- | --- |"
         for r in rs:
             p2 = PAPER_T2.get(ds, {}).get(r["method"])
             p3 = PAPER_T3.get(ds, {}).get(r["method"])
@@ -312,8 +347,15 @@ def markdown(rows, args):
                 f"| {fmt(r['kendall'], nd=4)} ± {fmt(r['kendall_se'], nd=3)} | "
                 f"{f'{p2[0]:.2f} / {p2[1]:.4f}' if p2 else '–'} | {fmt(r['natural'])} | "
                 f"{fmt(r['fgsm'])} | {fmt(r['pgd'])} | {fmt(r['cw'])} | "
-                f"{fmt(r['consistency'], nd=4)} | {r['attacked']} | "
+                + (f"{fmt(r.get('apgd_ce'))} | {fmt(r.get('autoattack'))} | " if aa else "")
+                + f"{fmt(r['consistency'], nd=4)} | {r['attacked']} | "
                 f"{' / '.join(f'{x:.2f}' for x in p3) if p3 else '–'} |")
+        if aa:
+            out += ["", f"APGD-CE and AutoAttack (apgd-ce, apgd-t, fab-t, square; 100 iterations, "
+                    f"9 targets, 5,000 queries) on the first {aa[0]['aa_n']} test images; PGD-20 on "
+                    f"the same images for comparison:", ""]
+            out += [f"- {LABELS[r['method']]}: PGD-20 {fmt(r['aa_pgd'])}, APGD-CE {fmt(r['apgd_ce'])}, "
+                    f"AutoAttack {fmt(r['autoattack'])}{aa_check(r)}" for r in aa]
         claims = []
         for m, b in BASE.items():
             rm = next((r for r in rs if r["method"] == m), None)
@@ -394,6 +436,8 @@ def main():
                     help="run nothing: the tables from the rows that have finished")
     ap.add_argument("--jobs", type=int, default=1,
                     help="rows run at once, the cores shared out among them (IGRC_THREADS)")
+    ap.add_argument("--autoattack", action="store_true",
+                    help="also AutoAttack's standard sequence (APGD-CE and AutoAttack columns)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="where the executables run (cuda: compiled with --target cuda)")
     args = ap.parse_args()

@@ -154,5 +154,33 @@ class Schedules(unittest.TestCase):
             self.assertIn(m, pt.PAPER_T2["mnist"], m)
 
 
+class AutoAttackColumns(unittest.TestCase):
+    def row(self, method, **kw):
+        r = {"dataset": "mnist", "method": method, "topk": 0.6, "kendall": 0.5, "topk_se": 0.02,
+             "kendall_se": 0.03, "natural": 98.0, "fgsm": 80.0, "pgd": 85.0, "cw": 84.0, "eval_n": 500,
+             "pgd_steps": 20, "attrib_steps": 30, "k": 100, "ig_steps": 10, "attack_ig_steps": 10,
+             "consistency": 0.8, "attacked": 64}
+        r.update(kw)
+        return r
+
+    def test_columns_appear_with_the_check(self):
+        args = types.SimpleNamespace(schedule="medium", datasets=["mnist"])
+        rows = [self.row("trades", aa_n=200, aa_natural=98.0, aa_pgd=86.0, apgd_ce=84.5, autoattack=80.0),
+                self.row("trades_igr", aa_n=200, aa_natural=98.0, aa_pgd=85.0, apgd_ce=85.5, autoattack=79.0)]
+        md = pt.markdown(rows, args)
+        header = next(line for line in md.splitlines() if line.startswith("| method"))
+        self.assertIn("| CW∞ | APGD-CE | AutoAttack |", header)
+        line = next(line for line in md.splitlines() if line.startswith("| TRADES |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        self.assertEqual(len(cells), len(header.strip("|").split("|")))
+        self.assertEqual(cells[8:10], ["84.50", "80.00"])
+        self.assertIn("- TRADES: PGD-20 86.00, APGD-CE 84.50, AutoAttack 80.00\n", md + "\n")
+        self.assertIn("AutoAttack 79.00 (APGD-CE above PGD!)", md)
+
+    def test_no_columns_without_autoattack(self):
+        md = pt.markdown([self.row("trades")], types.SimpleNamespace(schedule="quick", datasets=["mnist"]))
+        self.assertNotIn("APGD-CE", md)
+
+
 if __name__ == "__main__":
     unittest.main()
