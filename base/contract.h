@@ -10,6 +10,9 @@
  *   activations(x) -> logits, pre                         every ReLU input
  *   objective(x, y, x_adv) -> loss, grad.<param>...
  *   train_step(x, y, lr, step, progress, key) -> loss, logits, <param>...
+ *   train_grads(x, y, progress, key) -> loss, logits, grad.<param>...   one
+ *     data-parallel micro-batch (train.micro_batch rows)
+ *   train_apply(grad.<param>..., lr, step) -> <param>...   the optimiser step
  *   grad_ce(x, y), grad_cw(x, y) -> logits, dx             attack gradients
  *   grad_logits(x, dlogits) -> logits, dx                  dx = (dz/dx)^T dlogits */
 #ifndef IGRC_BASE_CONTRACT_H
@@ -21,6 +24,8 @@
 #define ENTRY_ACTIVATIONS "activations"
 #define ENTRY_OBJECTIVE "objective"
 #define ENTRY_TRAIN_STEP "train_step"
+#define ENTRY_TRAIN_GRADS "train_grads"
+#define ENTRY_TRAIN_APPLY "train_apply"
 #define ENTRY_GRAD_CE "grad_ce"
 #define ENTRY_GRAD_CW "grad_cw"
 #define ENTRY_GRAD_LOGITS "grad_logits"
@@ -39,6 +44,7 @@
 #define OUT_LOSS "loss"
 #define OUT_ATTRIBUTIONS "attributions"
 #define OUT_DX "dx"
+#define OUT_GRAD_PREFIX "grad." /* train_grads' outputs and train_apply's inputs */
 #define OUT_PRE "pre"
 
 #endif

@@ -22,6 +22,7 @@ static const SettingSpec TABLE[] = {
     {"train.adam_eps", SET_NUM, 0, INF, true, false, 1e-8, NULL, "Adam's epsilon (> 0)"},
     {"train.lr_milestones", SET_TEXT, 0, 0, false, false, 0, NULL, "epochs at which the learning rate is multiplied by lr_gamma, e.g. \"75,90\""},
     {"train.lr_gamma", SET_NUM, 0, INF, true, false, 0.1, NULL, "learning-rate factor at each milestone (> 0)"},
+    {"train.micro_batch", SET_INT, 0, 1048576, false, false, 0, NULL, "rows per data-parallel micro-batch (compiled in; 0: none): dividing the batch, it adds train_grads and train_apply, which train uses in fixed-order micro-batches, alone or under mpirun"},
     {"eval.eps", SET_NUM, 0, INF, false, false, 0.3, NULL, "L-inf radius of every attack"},
     {"eval.pgd_steps", SET_INT, 0, 1e6, false, false, 20, NULL, "PGD and CW steps"},
     {"eval.pgd_alpha", SET_NUM, 0, INF, false, false, 0.01, NULL, "PGD and CW step size"},

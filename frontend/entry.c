@@ -289,19 +289,32 @@ static bool build_logit_vjp(Ctx *c) {
     return true;
 }
 
-static bool build_train_step(Ctx *c) {
+static OptimSpec optim_spec(const Ctx *c) {
+    return (OptimSpec){setting_str(c, "train.optimizer"), setting(c, "train.momentum"),
+                       setting(c, "train.weight_decay"), setting(c, "train.nesterov") != 0,
+                       setting(c, "train.beta1"), setting(c, "train.beta2"), setting(c, "train.adam_eps")};
+}
+
+/* train_step(x, y, lr, step, progress, key) -> loss, logits, <param>...,
+ * <optimizer state>..., <running statistics>... at the module's batch; with
+ * update false, train_grads(x, y, progress, key) -> loss, logits,
+ * grad.<param>..., <running statistics>... at `batch` rows: the gradients
+ * of one data-parallel micro-batch, which the runtime sums across
+ * micro-batches and ranks before train_apply. */
+static bool build_train_step(Ctx *c, const char *name, int64_t batch, bool update) {
     const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
-    Builder b = {c->m, module_add_func(c->m, ENTRY_TRAIN_STEP), c->d};
+    Builder b = {c->m, module_add_func(c->m, name), c->d};
     StatUpdates stats = {0};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = true, .bn_groups = 1,
                   .stat_updates = &stats};
-    int xv = b_input(&b, IN_X, x->type), yv = b_input(&b, IN_Y, y->type);
-    int lr = b_input(&b, IN_LR, type_scalar(DT_F32)), step = b_input(&b, IN_STEP, type_scalar(DT_F32));
+    int xv = b_input(&b, IN_X, rebatch(&x->type, (int)batch)), yv = b_input(&b, IN_Y, rebatch(&y->type, (int)batch));
+    int lr = update ? b_input(&b, IN_LR, type_scalar(DT_F32)) : -1;
+    int step = update ? b_input(&b, IN_STEP, type_scalar(DT_F32)) : -1;
     int progress = b_input(&b, IN_PROGRESS, type_scalar(DT_F32));
     int key = b_input(&b, IN_KEY, type_make(DT_I32, 1, (int64_t[]){2}));
     env.rng_key = key;
     ObjEnv oe = {.env = &env, .network = c->network, .mode = OBJ_TRAIN, .x_adv = -1,
-                 .progress = progress, .key = key, .entry = ENTRY_TRAIN_STEP};
+                 .progress = progress, .key = key, .entry = name};
     int loss = emit_objective(c, &b, &oe, xv, yv);
     int np = c->m->nparams;
     int *pv = malloc(sizeof(int) * (size_t)(np + 1)), *gv = malloc(sizeof(int) * (size_t)(np + 1));
@@ -310,19 +323,53 @@ static bool build_train_step(Ctx *c) {
         func_add_output(c->m, b.f, OUT_LOSS, loss);
         ok = add_train_logits(&b, &env, c->network, xv);
     }
-    if (ok) {
-        OptimSpec o = {setting_str(c, "train.optimizer"), setting(c, "train.momentum"),
-                       setting(c, "train.weight_decay"), setting(c, "train.nesterov") != 0,
-                       setting(c, "train.beta1"), setting(c, "train.beta2"),
-                       setting(c, "train.adam_eps")};
+    if (ok && update) {
+        OptimSpec o = optim_spec(c);
         ok = optim_emit(&b, &o, np, pv, gv, lr, step, c->file);
     }
+    for (int i = 0; ok && !update && i < np; i++)
+        if (gv[i] >= 0) func_add_output(c->m, b.f, b.f->nodes[gv[i]].name, gv[i]);
     for (int i = 0; ok && i < stats.n; i++) func_add_output(c->m, b.f, stats.names[i], stats.values[i]);
     free(stats.names);
     free(stats.values);
     free(pv);
     free(gv);
     return ok;
+}
+
+/* train_apply(grad.<param>..., lr, step) -> <param>..., <optimizer state>:
+ * the optimiser step of train_step on gradients given as inputs (summed
+ * over the data-parallel micro-batches), so every rank applies the same
+ * update to the same state. */
+static bool build_train_apply(Ctx *c) {
+    Builder b = {c->m, module_add_func(c->m, ENTRY_TRAIN_APPLY), c->d};
+    int np = c->m->nparams;
+    int *pv = malloc(sizeof(int) * (size_t)(np + 1)), *gv = malloc(sizeof(int) * (size_t)(np + 1));
+    for (int i = 0; i < np; i++) {
+        const Param *p = &c->m->params[i];
+        pv[i] = gv[i] = -1;
+        if (!p->trainable) continue;
+        gv[i] = b_input(&b, arena_printf(c->m->arena, OUT_GRAD_PREFIX "%s", p->name), p->type);
+        pv[i] = b_param(&b, p->name);
+    }
+    int lr = b_input(&b, IN_LR, type_scalar(DT_F32)), step = b_input(&b, IN_STEP, type_scalar(DT_F32));
+    OptimSpec o = optim_spec(c);
+    bool ok = optim_emit(&b, &o, np, pv, gv, lr, step, c->file);
+    free(pv);
+    free(gv);
+    return ok;
+}
+
+/* The data-parallel pair when train.micro_batch is set: G rows per
+ * micro-batch, G dividing the batch. */
+static bool build_data_parallel(Ctx *c) {
+    int g = int_setting(c, "train.micro_batch");
+    if (g == 0) return true;
+    if (c->m->batch % g != 0)
+        return ferr(c->d, c->file, "train.micro_batch",
+                    "must divide the batch: %d rows per micro-batch do not divide batch %lld", g,
+                    (long long)c->m->batch);
+    return build_train_step(c, ENTRY_TRAIN_GRADS, g, false) && build_train_apply(c);
 }
 
 /* A labelled image input pair: x [B, ...] and y i32 [B], batched alike
@@ -348,6 +395,7 @@ bool objective_build(Module *m, const cJSON *doc, const char *file, const char *
     if (!input(&c, IN_X) || !input(&c, IN_Y) || !input(&c, IN_Y)->classes)
         return ferr(d, doc_file_of(cJSON_GetObjectItemCaseSensitive(doc, "objective"), file), "objective",
                     "an objective needs inputs x and y (y with \"classes\")");
-    return build_objective(&c) && build_train_step(&c) && build_input_grad(&c, ENTRY_GRAD_CE, false) &&
+    return build_objective(&c) && build_train_step(&c, ENTRY_TRAIN_STEP, m->batch, true) &&
+           build_data_parallel(&c) && build_input_grad(&c, ENTRY_GRAD_CE, false) &&
            build_input_grad(&c, ENTRY_GRAD_CW, true) && build_logit_vjp(&c);
 }

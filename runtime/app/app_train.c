@@ -12,6 +12,7 @@
 
 #include "base/contract.h"
 #include "runtime/app/app_internal.h"
+#include "runtime/app/train_dp.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/io/outfile.h"
 
@@ -32,6 +33,9 @@ typedef struct {
     double *milestones, gamma;
     int nmilestones;
     char ckpt_path[1100], last_path[1100];
+    Dist *dist;  /* the ranks of an mpirun job (one process alone) */
+    DpTrain *dp; /* data-parallel micro-batches (train.micro_batch), else NULL */
+    bool writer; /* rank 0: writes the checkpoints and last.json */
 } Train;
 
 static int bind_entry(Train *t) {
@@ -183,6 +187,7 @@ static bool params_finite(const Train *t, Exec *r, const char *what) {
 
 static bool save(Train *t, Exec *r, int64_t epoch, int64_t batch, int64_t step, int64_t n) {
     if (!params_finite(t, r, "before the checkpoint")) return false; /* keep the last good one */
+    if (!t->writer) return true; /* every rank holds the same weights: rank 0 writes them */
     CkptInfo info;
     memset(&info, 0, sizeof info);
     snprintf(info.program, sizeof info.program, "%s", t->p->name);
@@ -197,6 +202,7 @@ static bool save(Train *t, Exec *r, int64_t epoch, int64_t batch, int64_t step, 
 
 static bool write_last(const Train *t, int64_t epoch, int64_t step, double loss, double acc,
                        double ips, double secs, double lr) {
+    if (!t->writer) return true;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "program", t->p->name);
     cJSON_AddStringToObject(j, "data", t->data);
@@ -316,13 +322,10 @@ static void store_scalars(const Train *t, Loop *L, int64_t e, int64_t b) {
     }
 }
 
-/* Adds the step's loss and accuracy to the epoch's; false on a non-finite
- * loss (reported here; the caller then names a non-finite parameter). */
-static bool record_step(const Train *t, Loop *L, int64_t e, int64_t b) {
-    const PFunc *fn = t->fn;
-    const PTensor *lt = &fn->outputs[t->out_loss];
-    double loss = lt->dtype == PD_F64 ? *(double *)L->outs[t->out_loss]
-                                      : (double)*(float *)L->outs[t->out_loss];
+/* Adds a step's loss and correctly classified rows to the epoch's; false on
+ * a non-finite loss (reported here; the caller then names a non-finite
+ * parameter). */
+static bool record(const Train *t, Loop *L, int64_t e, int64_t b, double loss, int64_t correct) {
     if (!isfinite(loss)) {
         fprintf(stderr, "%serror: the loss is %s at epoch %" PRId64 " step %" PRId64 "/%" PRId64
                         " (global step %" PRId64 "); training stopped, the last good checkpoint "
@@ -333,14 +336,37 @@ static bool record_step(const Train *t, Loop *L, int64_t e, int64_t b) {
     }
     L->loss_sum += loss, L->nsteps++;
     L->loss_mean = L->loss_sum / (double)L->nsteps;
-    if (t->out_logits >= 0) {
-        for (int64_t k = 0; k < t->B; k++)
-            L->correct += app_argmax(&fn->outputs[t->out_logits], L->outs[t->out_logits], k,
-                                     t->K) == L->y[k];
+    if (correct >= 0) {
+        L->correct += correct;
         L->seen += t->B;
         L->acc = 100.0 * (double)L->correct / (double)L->seen;
     }
     return true;
+}
+
+/* train_step's loss and accuracy (correct -1 without usable logits). */
+static bool record_step(const Train *t, Loop *L, int64_t e, int64_t b) {
+    const PFunc *fn = t->fn;
+    const PTensor *lt = &fn->outputs[t->out_loss];
+    double loss = lt->dtype == PD_F64 ? *(double *)L->outs[t->out_loss]
+                                      : (double)*(float *)L->outs[t->out_loss];
+    int64_t correct = t->out_logits >= 0 ? 0 : -1;
+    for (int64_t k = 0; t->out_logits >= 0 && k < t->B; k++)
+        correct += app_argmax(&fn->outputs[t->out_logits], L->outs[t->out_logits], k, t->K) == L->y[k];
+    return record(t, L, e, b, loss, correct);
+}
+
+/* One step: train_step on the batch, or the data-parallel micro-batches. */
+static bool step(Train *t, Exec *r, const Dataset *d, Loop *L, int64_t e, int64_t b) {
+    if (!t->dp) {
+        dataset_batch(d, L->perm, b * t->B, t->B, true, L->x, L->y, NULL);
+        store_scalars(t, L, e, b);
+        return app_call(r, t->f, L->ins, L->outs) && record_step(t, L, e, b);
+    }
+    DpStep s = {t->seed, L->step, L->lr, (double)e + (double)b / (double)t->nb};
+    double loss;
+    int64_t correct;
+    return dp_step(t->dp, d, L->perm, b * t->B, &s, &loss, &correct) && record(t, L, e, b, loss, correct);
 }
 
 /* The progress line: redrawn in place on a terminal, else one line per
@@ -370,11 +396,8 @@ static bool run_epoch(Train *t, Exec *r, const Dataset *d, Loop *L, int64_t e, i
     L->lr = lr_at(t, e);
     L->loss_sum = 0, L->correct = L->seen = L->nsteps = 0;
     for (int64_t b = b0; b < t->nb; b++) {
-        dataset_batch(d, L->perm, b * t->B, t->B, true, L->x, L->y, NULL);
         L->step++;
-        store_scalars(t, L, e, b);
-        if (!app_call(r, t->f, L->ins, L->outs)) return false;
-        if (!record_step(t, L, e, b)) return params_finite(t, r, "after this step"), false;
+        if (!step(t, r, d, L, e, b)) return params_finite(t, r, "after this step"), false;
         show_progress(t, L, e, b);
         if (t->ckpt_every > 0 && L->step % t->ckpt_every == 0 && b + 1 < t->nb &&
             !save(t, r, e, b + 1, L->step, d->n))
@@ -409,6 +432,22 @@ static int run(Train *t, Exec *r, const Dataset *d, bool seed_given) {
                L.step, app_now() - L.t0, t->ckpt_path);
     loop_free(t, &L);
     return e == t->epochs ? APP_OK : APP_FAIL;
+}
+
+/* This process's place in an mpirun job (alone: rank 0 of 1); ranks other
+ * than 0 print nothing on stdout (their errors still go to stderr). */
+static int open_ranks(Train *t) {
+    char err[512];
+    if (!(t->dist = dist_open(err, sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        return APP_FAIL;
+    }
+    t->writer = dist_rank(t->dist) == 0;
+    if (!t->writer && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "error: rank %d: cannot silence stdout\n", dist_rank(t->dist));
+        return APP_FAIL;
+    }
+    return APP_OK;
 }
 
 int app_train(const AppCtx *ctx, int argc, char **argv) {
@@ -451,6 +490,7 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         return APP_USAGE;
     const Backend *dev;
     if ((rc = app_check_device(ctx, t.device, &dev))) return rc;
+    if ((rc = open_ranks(&t))) return rc;
     if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;
     if (!t.data) t.data = app_setting_str(p, "data", NULL);
     Dataset d;
@@ -466,21 +506,27 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
     if (!app_mkdir(t.out) || !(r = app_exec_new(ctx, dev, t.threads, t.seed)) ||
         !bind_params(&t, r)) {
         rc = APP_FAIL;
-    } else {
+    } else if (!(rc = dp_open(p, r, t.dist, &t.dp))) {
         /* a writer killed mid-write (kill -9) leaves its full-size temporary */
-        outfile_remove_stale(t.ckpt_path, stderr);
-        outfile_remove_stale(t.last_path, stderr);
+        if (t.writer) outfile_remove_stale(t.ckpt_path, stderr);
+        if (t.writer) outfile_remove_stale(t.last_path, stderr);
         printf("training %s on %s: %" PRId64 " images, batch %" PRId64 ", %" PRId64
                " steps per epoch, lr %g\n", p->name, d.source, d.n, t.B, t.nb, t.lr);
+        if (t.dp)
+            printf("data-parallel: %d rank%s, micro-batches of %" PRId64 " rows\n", dist_size(t.dist),
+                   dist_size(t.dist) > 1 ? "s" : "", dp_micro_batch(t.dp));
         rc = run(&t, r, &d, opts[3].seen);
         if (!dev->host_memory)
             printf("device: %s\npeak device memory %" PRId64 " bytes\n", exec_describe(r),
                    exec_memory_bytes(r));
     }
+    dp_free(t.dp);
     exec_free(r);
     dataset_free(&d);
 out:
     free(t.out_param);
     free(t.milestones);
+    if (rc && dist_size(t.dist) > 1) dist_abort(t.dist, rc); /* the other ranks stop too */
+    dist_close(t.dist);
     return rc;
 }

@@ -1,0 +1,241 @@
+/* Data-parallel training steps: see train_dp.h. */
+#include "runtime/app/train_dp.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/contract.h"
+#include "runtime/app/app_internal.h"
+
+typedef struct {
+    int out, in;     /* train_grads output, train_apply input */
+    int64_t offset;  /* elements into the packed gradient */
+    int64_t n;
+} GradSlot;
+
+struct DpTrain {
+    Exec *r;
+    Dist *dist;
+    const PFunc *grads, *apply;
+    int fg, fa;
+    int in_x, in_y, in_progress, in_key, out_loss, out_logits, in_lr, in_step;
+    int64_t G, M, L, K, img; /* rows per micro-batch, micro-batches, per rank, classes, floats per image */
+    GradSlot *slots;
+    int nslots;
+    int *stats;               /* train_grads outputs named like a parameter (running statistics) */
+    int nstats;
+    int64_t P;                /* gradient elements */
+    bool f64;
+    char *leaves;             /* L packed gradients */
+    void **outs, **aouts;
+    const void **gins, **ains;
+    float *x;
+    int32_t *y;
+    float scal[4];
+    int32_t key[2];
+    double *mb, *all;         /* per micro-batch (loss, correct): this rank's, every rank's */
+};
+
+static bool pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+static int fail(const char *msg, DpTrain *t) {
+    fprintf(stderr, "error: %s\n", msg);
+    dp_free(t);
+    return APP_FAIL;
+}
+
+/* The sizes: M micro-batches of G over N ranks, powers of two for the tree. */
+static int check_sizes(DpTrain *t, int64_t B, int N) {
+    char msg[512];
+    t->M = B / t->G;
+    if (t->M % N == 0 && pow2(t->M / N) && pow2(N)) {
+        t->L = t->M / N;
+        return APP_OK;
+    }
+    snprintf(msg, sizeof msg,
+             "%d ranks cannot share batch %" PRId64 " in micro-batches of %" PRId64 " (train.micro_batch): the %"
+             PRId64 " micro-batches must split evenly over the ranks, and the ranks and the micro-batches per "
+             "rank must be powers of two (the fixed summation order is a binary tree)",
+             N, B, t->G, t->M);
+    fprintf(stderr, "error: %s\n", msg);
+    return APP_USAGE;
+}
+
+/* grad.<param> outputs of train_grads and the same inputs of train_apply. */
+static bool map_grads(DpTrain *t, const Program *p) {
+    const size_t plen = strlen(OUT_GRAD_PREFIX);
+    t->slots = calloc((size_t)t->grads->noutputs + 1, sizeof *t->slots);
+    t->stats = calloc((size_t)t->grads->noutputs + 1, sizeof *t->stats);
+    if (!t->slots || !t->stats) return false;
+    for (int o = 0; o < t->grads->noutputs; o++) {
+        const PTensor *pt = &t->grads->outputs[o];
+        if (program_find_param(p, pt->name) >= 0) {
+            t->stats[t->nstats++] = o;
+            continue;
+        }
+        if (strncmp(pt->name, OUT_GRAD_PREFIX, plen)) continue;
+        int in = app_find_input(t->apply, pt->name);
+        if (in < 0 || ptensor_bytes(&t->apply->inputs[in]) != ptensor_bytes(pt)) {
+            fprintf(stderr, "error: train_apply has no input matching train_grads' output %s\n", pt->name);
+            return false;
+        }
+        bool f64 = pt->dtype == PD_F64;
+        if ((pt->dtype != PD_F32 && !f64) || (t->nslots && f64 != t->f64)) {
+            fprintf(stderr, "error: gradient %s: data-parallel training needs all gradients f32 or all f64\n",
+                    pt->name);
+            return false;
+        }
+        t->f64 = f64;
+        t->slots[t->nslots++] = (GradSlot){o, in, t->P, ptensor_numel(pt)};
+        t->P += ptensor_numel(pt);
+    }
+    return t->nslots > 0;
+}
+
+static bool bind(DpTrain *t, const Program *p) {
+    t->in_x = app_find_input(t->grads, IN_X), t->in_y = app_find_input(t->grads, IN_Y);
+    t->in_progress = app_find_input(t->grads, IN_PROGRESS), t->in_key = app_find_input(t->grads, IN_KEY);
+    t->out_loss = app_find_output(t->grads, OUT_LOSS), t->out_logits = app_find_output(t->grads, OUT_LOGITS);
+    t->in_lr = app_find_input(t->apply, IN_LR), t->in_step = app_find_input(t->apply, IN_STEP);
+    if (t->in_x < 0 || t->in_y < 0 || t->in_progress < 0 || t->in_key < 0 || t->out_loss < 0 || t->out_logits < 0 ||
+        t->in_lr < 0 || t->in_step < 0 || t->grads->outputs[t->out_loss].dtype != PD_F32) {
+        fprintf(stderr, "error: train_grads / train_apply do not have the inputs and outputs of this runtime\n");
+        return false;
+    }
+    t->G = t->grads->inputs[t->in_x].dim[0];
+    t->K = t->grads->outputs[t->out_logits].dim[1];
+    t->img = ptensor_numel(&t->grads->inputs[t->in_x]) / t->G;
+    if (!map_grads(t, p)) return false;
+    for (int o = 0; o < t->apply->noutputs; o++) {
+        int pi = program_find_param(p, t->apply->outputs[o].name);
+        if (pi >= 0 && !exec_bind_param_output(t->r, t->fa, o, pi)) {
+            fprintf(stderr, "error: %s\n", exec_error(t->r));
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool alloc(DpTrain *t) {
+    const size_t es = t->f64 ? 8 : 4;
+    t->leaves = malloc((size_t)(t->L * t->P) * es);
+    t->outs = app_alloc_outputs(t->grads);
+    t->aouts = app_alloc_outputs(t->apply);
+    t->gins = calloc((size_t)t->grads->ninputs + 1, sizeof *t->gins);
+    t->ains = calloc((size_t)t->apply->ninputs + 1, sizeof *t->ains);
+    t->x = malloc((size_t)(t->G * t->img) * sizeof(float));
+    t->y = malloc((size_t)t->G * sizeof(int32_t));
+    t->mb = malloc((size_t)(2 * t->L) * sizeof(double));
+    t->all = malloc((size_t)(2 * t->M) * sizeof(double));
+    if (!t->leaves || !t->outs || !t->aouts || !t->gins || !t->ains || !t->x || !t->y || !t->mb || !t->all) return false;
+    t->gins[t->in_x] = t->x, t->gins[t->in_y] = t->y;
+    t->gins[t->in_progress] = &t->scal[0], t->gins[t->in_key] = t->key;
+    t->ains[t->in_lr] = &t->scal[1], t->ains[t->in_step] = &t->scal[2];
+    for (int s = 0; s < t->nslots; s++) t->ains[t->slots[s].in] = t->leaves + (size_t)t->slots[s].offset * es;
+    return true;
+}
+
+int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
+    *out = NULL;
+    int fg = program_find_func(p, ENTRY_TRAIN_GRADS), fa = program_find_func(p, ENTRY_TRAIN_APPLY);
+    if (fg < 0 || fa < 0) {
+        if (dist_size(dist) == 1) return APP_OK;
+        fprintf(stderr, "error: %d ranks, but program %s was compiled without train.micro_batch, so it cannot "
+                        "train data-parallel: compile it with -D train.micro_batch=G (G rows per micro-batch)\n",
+                dist_size(dist), p->name);
+        return APP_USAGE;
+    }
+    DpTrain *t = calloc(1, sizeof *t);
+    if (!t) return fail("out of memory", NULL);
+    *t = (DpTrain){.r = r, .dist = dist, .grads = &p->funcs[fg], .apply = &p->funcs[fa], .fg = fg, .fa = fa};
+    if (!bind(t, p)) return dp_free(t), APP_FAIL;
+    int ts = program_find_func(p, ENTRY_TRAIN_STEP);
+    int64_t B = ts >= 0 ? p->funcs[ts].inputs[app_find_input(&p->funcs[ts], IN_X)].dim[0] : t->G;
+    int rc = check_sizes(t, B, dist_size(dist));
+    if (rc) return dp_free(t), rc;
+    if (!alloc(t)) return fail("out of memory", t);
+    *out = t;
+    return APP_OK;
+}
+
+int64_t dp_micro_batch(const DpTrain *t) { return t->G; }
+
+void dp_free(DpTrain *t) {
+    if (!t) return;
+    free(t->slots), free(t->stats), free(t->leaves);
+    if (t->outs) app_free_outputs(t->grads, t->outs);
+    if (t->aouts) app_free_outputs(t->apply, t->aouts);
+    free(t->gins), free(t->ains), free(t->x), free(t->y), free(t->mb), free(t->all);
+    free(t);
+}
+
+/* Micro-batch m (global index) of the step: its gradient into leaf l. */
+static bool micro_batch(DpTrain *t, const Dataset *d, const int64_t *order, int64_t start, const DpStep *s,
+                        int64_t m, int64_t l) {
+    const size_t es = t->f64 ? 8 : 4;
+    dataset_batch(d, order, start + m * t->G, t->G, true, t->x, t->y, NULL);
+    t->scal[0] = (float)s->progress;
+    t->key[0] = (int32_t)s->seed, t->key[1] = (int32_t)(uint32_t)((uint64_t)s->step * (uint64_t)t->M + (uint64_t)m);
+    if (!app_call(t->r, t->fg, t->gins, t->outs)) return false;
+    double correct = 0;
+    for (int64_t k = 0; k < t->G; k++)
+        correct += app_argmax(&t->grads->outputs[t->out_logits], t->outs[t->out_logits], k, t->K) == t->y[k];
+    t->mb[2 * l] = *(const float *)t->outs[t->out_loss], t->mb[2 * l + 1] = correct;
+    char *leaf = t->leaves + (size_t)(l * t->P) * es;
+    for (int i = 0; i < t->nslots; i++)
+        memcpy(leaf + (size_t)t->slots[i].offset * es, t->outs[t->slots[i].out], (size_t)t->slots[i].n * es);
+    return true;
+}
+
+/* leaves[0] = the balanced binary tree sum of the L leaves, in order. */
+static void sum_leaves(DpTrain *t) {
+    const size_t es = t->f64 ? 8 : 4;
+    for (int64_t w = 1; w < t->L; w *= 2)
+        for (int64_t i = 0; i + w < t->L; i += 2 * w) {
+            char *a = t->leaves + (size_t)(i * t->P) * es, *b = t->leaves + (size_t)((i + w) * t->P) * es;
+            if (t->f64)
+                for (int64_t k = 0; k < t->P; k++) ((double *)a)[k] += ((const double *)b)[k];
+            else
+                for (int64_t k = 0; k < t->P; k++) ((float *)a)[k] += ((const float *)b)[k];
+        }
+}
+
+/* Running statistics: those micro-batch 0 computed (rank 0's first), on every rank. */
+static bool share_stats(DpTrain *t, const Program *p, char *err, size_t cap) {
+    for (int i = 0; i < t->nstats; i++) {
+        const PTensor *pt = &t->grads->outputs[t->stats[i]];
+        void *dst = exec_param(t->r, program_find_param(p, pt->name));
+        if (!dst) return snprintf(err, cap, "%s", exec_error(t->r)), false;
+        if (dist_rank(t->dist) == 0) memcpy(dst, t->outs[t->stats[i]], ptensor_bytes(pt));
+        if (!dist_bcast(t->dist, dst, (int64_t)ptensor_bytes(pt), 0, err, cap)) return false;
+    }
+    return !t->nstats || exec_params_changed(t->r) || (snprintf(err, cap, "%s", exec_error(t->r)), false);
+}
+
+bool dp_step(DpTrain *t, const Dataset *d, const int64_t *order, int64_t start, const DpStep *s, double *loss,
+             int64_t *correct) {
+    const int64_t first = (int64_t)dist_rank(t->dist) * t->L;
+    char err[512] = "";
+    for (int64_t l = t->L - 1; l >= 0; l--) /* the first last: its running statistics are kept */
+        if (!micro_batch(t, d, order, start, s, first + l, l)) return false;
+    sum_leaves(t);
+    bool ok = dist_sum_tree(t->dist, t->leaves, t->P, t->f64, err, sizeof err) &&
+              dist_allgather(t->dist, t->mb, 2 * t->L, t->all, err, sizeof err) &&
+              share_stats(t, exec_program(t->r), err, sizeof err);
+    if (!ok) {
+        fprintf(stderr, "\nerror: rank %d: %s\n", dist_rank(t->dist), err);
+        return false;
+    }
+    const double inv = 1.0 / (double)t->M; /* exact: M is a power of two */
+    if (t->f64)
+        for (int64_t k = 0; k < t->P; k++) ((double *)t->leaves)[k] *= inv;
+    else
+        for (int64_t k = 0; k < t->P; k++) ((float *)t->leaves)[k] *= (float)inv;
+    double lsum = 0, csum = 0;
+    for (int64_t m = 0; m < t->M; m++) lsum += t->all[2 * m], csum += t->all[2 * m + 1];
+    *loss = lsum / (double)t->M, *correct = (int64_t)csum;
+    t->scal[1] = (float)s->lr, t->scal[2] = (float)s->step;
+    return app_call(t->r, t->fa, t->ains, t->aouts);
+}

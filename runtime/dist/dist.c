@@ -1,0 +1,149 @@
+/* Open MPI through dlopen: the entry points and predefined handles the job
+ * needs, found by name (Open MPI's handles are addresses of its globals,
+ * ompi_mpi_comm_world and the like: its ABI, which Debian's libmpi.so.40
+ * keeps). */
+#include "runtime/dist/dist.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void *Handle; /* MPI_Comm, MPI_Datatype: pointers in Open MPI */
+
+struct Dist {
+    int rank, size;
+    void *lib;
+    Handle world, f32, f64, byte;
+    int (*init)(int *, char ***);
+    int (*finalize)(void);
+    int (*comm_rank)(Handle, int *);
+    int (*comm_size)(Handle, int *);
+    int (*sendrecv)(const void *, int, Handle, int, int, void *, int, Handle, int, int, Handle, void *);
+    int (*allgather)(const void *, int, Handle, void *, int, Handle, Handle);
+    int (*bcast)(void *, int, Handle, int, Handle);
+    int (*abort)(Handle, int);
+    void *scratch;
+    size_t scratch_bytes;
+};
+
+#define LIBMPI "libmpi.so.40"
+
+static bool sym(Dist *d, void *fn, const char *name, char *err, size_t cap) {
+    void *p = dlsym(d->lib, name);
+    if (!p) {
+        snprintf(err, cap, "%s lacks %s (Open MPI 4 or 5 is needed)", LIBMPI, name);
+        return false;
+    }
+    memcpy(fn, &p, sizeof p);
+    return true;
+}
+
+static bool load(Dist *d, char *err, size_t cap) {
+    /* RTLD_GLOBAL: Open MPI's components, opened by libmpi, resolve its symbols. */
+    d->lib = dlopen(LIBMPI, RTLD_NOW | RTLD_GLOBAL);
+    if (!d->lib) {
+        snprintf(err, cap, "this process runs under mpirun (%s set) but %s cannot be loaded "
+                 "(%s): install Open MPI (Debian: openmpi-bin, libopenmpi3) or run without mpirun",
+                 getenv("OMPI_COMM_WORLD_SIZE") ? "OMPI_COMM_WORLD_SIZE" : "PMI_SIZE", LIBMPI, dlerror());
+        return false;
+    }
+    return sym(d, &d->init, "MPI_Init", err, cap) && sym(d, &d->finalize, "MPI_Finalize", err, cap) &&
+           sym(d, &d->comm_rank, "MPI_Comm_rank", err, cap) && sym(d, &d->comm_size, "MPI_Comm_size", err, cap) &&
+           sym(d, &d->sendrecv, "MPI_Sendrecv", err, cap) && sym(d, &d->allgather, "MPI_Allgather", err, cap) &&
+           sym(d, &d->bcast, "MPI_Bcast", err, cap) && sym(d, &d->abort, "MPI_Abort", err, cap) &&
+           sym(d, &d->world, "ompi_mpi_comm_world", err, cap) && sym(d, &d->f32, "ompi_mpi_float", err, cap) &&
+           sym(d, &d->f64, "ompi_mpi_double", err, cap) && sym(d, &d->byte, "ompi_mpi_byte", err, cap);
+}
+
+Dist *dist_open(char *err, size_t cap) {
+    err[0] = 0;
+    Dist *d = calloc(1, sizeof *d);
+    if (!d) return snprintf(err, cap, "out of memory"), NULL;
+    d->size = 1;
+    const char *ompi = getenv("OMPI_COMM_WORLD_SIZE"), *pmi = getenv("PMI_SIZE");
+    if (!ompi && pmi && atoi(pmi) > 1) {
+        snprintf(err, cap, "this process runs under an MPI launcher other than Open MPI's (PMI_SIZE=%s); "
+                 "igrc's executables use Open MPI (mpirun from openmpi-bin)", pmi);
+        free(d);
+        return NULL;
+    }
+    if (!ompi) return d;
+    if (!load(d, err, cap) || d->init(NULL, NULL) != 0 || d->comm_rank(d->world, &d->rank) != 0 ||
+        d->comm_size(d->world, &d->size) != 0) {
+        if (d->lib && !err[0]) snprintf(err, cap, "MPI_Init failed");
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void dist_close(Dist *d) {
+    if (!d) return;
+    if (d->lib) d->finalize();
+    free(d->scratch);
+    free(d);
+}
+
+int dist_rank(const Dist *d) { return d->rank; }
+int dist_size(const Dist *d) { return d->size; }
+
+void dist_abort(Dist *d, int code) {
+    if (d && d->lib) d->abort(d->world, code);
+}
+
+static bool mpi_ok(int rc, const char *what, char *err, size_t cap) {
+    if (rc == 0) return true;
+    snprintf(err, cap, "%s failed (MPI error %d)", what, rc);
+    return false;
+}
+
+/* Counts go to MPI as int: a message of more than 2^31 - 1 elements is
+ * sent in parts. */
+#define PART ((int64_t)1 << 28)
+
+bool dist_sum_tree(Dist *d, void *buf, int64_t n, bool f64, char *err, size_t cap) {
+    const size_t es = f64 ? 8 : 4, bytes = (size_t)n * es;
+    if (d->size == 1) return true;
+    if (d->size & (d->size - 1))
+        return snprintf(err, cap, "the fixed-order sum needs a power-of-two number of ranks, not %d", d->size), false;
+    if (d->scratch_bytes < bytes) {
+        free(d->scratch);
+        if (!(d->scratch = malloc(bytes))) return snprintf(err, cap, "out of memory"), false;
+        d->scratch_bytes = bytes;
+    }
+    for (int k = 1; k < d->size; k <<= 1) {
+        int partner = d->rank ^ k;
+        for (int64_t off = 0; off < n; off += PART) {
+            int cnt = (int)(n - off < PART ? n - off : PART);
+            char *mine = (char *)buf + off * (int64_t)es, *theirs = (char *)d->scratch + off * (int64_t)es;
+            if (!mpi_ok(d->sendrecv(mine, cnt, f64 ? d->f64 : d->f32, partner, k, theirs, cnt, f64 ? d->f64 : d->f32,
+                                    partner, k, d->world, NULL),
+                        "MPI_Sendrecv", err, cap))
+                return false;
+        }
+        /* a + b == b + a in IEEE arithmetic: both partners get the same bits */
+        if (f64)
+            for (int64_t i = 0; i < n; i++) ((double *)buf)[i] += ((const double *)d->scratch)[i];
+        else
+            for (int64_t i = 0; i < n; i++) ((float *)buf)[i] += ((const float *)d->scratch)[i];
+    }
+    return true;
+}
+
+bool dist_allgather(Dist *d, const double *send, int64_t n, double *recv, char *err, size_t cap) {
+    if (d->size == 1) {
+        memcpy(recv, send, (size_t)n * sizeof *send);
+        return true;
+    }
+    return mpi_ok(d->allgather(send, (int)n, d->f64, recv, (int)n, d->f64, d->world), "MPI_Allgather", err, cap);
+}
+
+bool dist_bcast(Dist *d, void *buf, int64_t n, int root, char *err, size_t cap) {
+    if (d->size == 1) return true;
+    for (int64_t off = 0; off < n; off += PART) {
+        int cnt = (int)(n - off < PART ? n - off : PART);
+        if (!mpi_ok(d->bcast((char *)buf + off, cnt, d->byte, root, d->world), "MPI_Bcast", err, cap)) return false;
+    }
+    return true;
+}

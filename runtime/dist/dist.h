@@ -1,0 +1,37 @@
+/* Processes of one data-parallel job: which rank this process is among how
+ * many, and the few collective steps training needs, over Open MPI when the
+ * executable runs under mpirun. libmpi is opened at run time (dlopen), so
+ * executables need no MPI to run as one process; under mpirun without a
+ * loadable libmpi they stop with an error rather than train N independent
+ * copies. The reduction order is fixed (dist_sum_tree), so a result does not
+ * depend on MPI's choice of algorithm. */
+#ifndef IGRC_RUNTIME_DIST_H
+#define IGRC_RUNTIME_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Dist Dist;
+
+/* The job this process belongs to: one process (size 1, no MPI) unless the
+ * environment says mpirun started it (OMPI_COMM_WORLD_SIZE, or PMI_SIZE of
+ * another MPI, which is refused). NULL with the reason in err. */
+Dist *dist_open(char *err, size_t cap);
+void dist_close(Dist *d);
+int dist_rank(const Dist *d);
+int dist_size(const Dist *d);
+
+/* In place, on every rank: the sum over ranks of n floats (f64 when f64)
+ * as a balanced binary tree over ranks in rank order (recursive doubling,
+ * partners r ^ 2^k): the same bits on every rank, and for a power-of-two
+ * size the same bits as the same tree computed in one process. */
+bool dist_sum_tree(Dist *d, void *buf, int64_t n, bool f64, char *err, size_t cap);
+/* recv (size * n doubles, rank order) = every rank's n doubles. */
+bool dist_allgather(Dist *d, const double *send, int64_t n, double *recv, char *err, size_t cap);
+/* n bytes from rank root to every rank. */
+bool dist_bcast(Dist *d, void *buf, int64_t n, int root, char *err, size_t cap);
+/* Ends every rank of the job (after an error on this one). */
+void dist_abort(Dist *d, int code);
+
+#endif
