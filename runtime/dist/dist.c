@@ -1,7 +1,7 @@
 /* Open MPI through dlopen: the entry points and predefined handles the job
  * needs, found by name (Open MPI's handles are addresses of its globals,
  * ompi_mpi_comm_world and the like: its ABI, which Debian's libmpi.so.40
- * keeps). */
+ * keeps). IGRC_MPI_LIB names another libmpi. */
 #include "runtime/dist/dist.h"
 
 #include <dlfcn.h>
@@ -40,12 +40,13 @@ static bool sym(Dist *d, void *fn, const char *name, char *err, size_t cap) {
 }
 
 static bool load(Dist *d, char *err, size_t cap) {
+    const char *path = getenv("IGRC_MPI_LIB") ? getenv("IGRC_MPI_LIB") : LIBMPI;
     /* RTLD_GLOBAL: Open MPI's components, opened by libmpi, resolve its symbols. */
-    d->lib = dlopen(LIBMPI, RTLD_NOW | RTLD_GLOBAL);
+    d->lib = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!d->lib) {
-        snprintf(err, cap, "this process runs under mpirun (%s set) but %s cannot be loaded "
-                 "(%s): install Open MPI (Debian: openmpi-bin, libopenmpi3) or run without mpirun",
-                 getenv("OMPI_COMM_WORLD_SIZE") ? "OMPI_COMM_WORLD_SIZE" : "PMI_SIZE", LIBMPI, dlerror());
+        snprintf(err, cap, "this process runs under mpirun (OMPI_COMM_WORLD_SIZE=%s) but %s cannot be "
+                 "loaded (%s): install Open MPI (Debian: openmpi-bin) or run without mpirun",
+                 getenv("OMPI_COMM_WORLD_SIZE"), path, dlerror());
         return false;
     }
     return sym(d, &d->init, "MPI_Init", err, cap) && sym(d, &d->finalize, "MPI_Finalize", err, cap) &&

@@ -1,0 +1,201 @@
+/* Data-parallel training under mpirun (docs/distributed.md), as a user runs
+ * it, on real MNIST with small SmallCNN models compiled with
+ * train.micro_batch:
+ *  - TRADES+IGR (dropout, PGD random starts, IG), 20 steps: two ranks end
+ *    with the same checkpoint bytes as one process, and a second two-rank
+ *    run repeats them;
+ *  - a two-rank run resumed from its checkpoint continues as if never
+ *    stopped;
+ *  - a rank killed mid-epoch stops the job within a bounded time, with an
+ *    error naming the rank, and the last checkpoint stays loadable;
+ *  - refused: ranks that cannot share the batch, a program without
+ *    train.micro_batch under mpirun, an unloadable libmpi, another MPI's
+ *    launcher. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/common/scratch.h"
+#include "tests/common/spawn.h"
+
+extern char **environ;
+
+TestSuite(distributed, .init = scratch_setup, .fini = scratch_teardown, .timeout = 900);
+
+#define run(bin, ...) spawn_v((bin), (const char *const[]){__VA_ARGS__, NULL})
+/* Open MPI as root, more ranks than cores, no ptrace-based copies (containers). */
+#define MPI_FLAGS "--allow-run-as-root", "--oversubscribe", "--mca", "btl_vader_single_copy_mechanism", "none"
+
+static const char *mpirun(void) {
+    static const char *const where[] = {"/usr/bin/mpirun", "/usr/local/bin/mpirun"};
+    for (int i = 0; i < 2; i++)
+        if (access(where[i], X_OK) == 0) return where[i];
+    cr_skip_test("no mpirun (Debian: openmpi-bin, which scripts/setup.sh installs)");
+    return NULL;
+}
+
+static void expect_ok(Result r, const char *what) {
+    cr_assert_eq(r.rc, 0, "%s: exit %d\nstdout: %s\nstderr: %s", what, r.rc, r.out, r.err);
+    result_free(&r);
+}
+
+/* model compiled at batch 16 with micro-batches of 4 (M = 4), extra -D's. */
+static const char *compile(const char *model, const char *name, const char *d1, const char *d2) {
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    const char *exe = in_dir(name);
+    expect_ok(run(igrc_bin(), "compile", src_path(model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
+                  "-D", d1, "-D", d2),
+              "igrc compile");
+    return exe;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = na == nb && memcmp(x, y, na) == 0;
+    free(x), free(y);
+    return same;
+}
+
+static char *ckpt(const char *dir) {
+    static char buf[4][PATH_MAX];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, PATH_MAX, "%s/checkpoint.safetensors", dir);
+    return p;
+}
+
+Test(distributed, two_ranks_give_one_process_bits_and_repeat) {
+    const char *mr = mpirun();
+    const char *exe = compile("models/mnist_smallcnn_trades_igr.json", "ti", "pgd_steps=5", "ig_steps=4");
+    const char *one = in_dir("one"), *two = in_dir("two"), *again = in_dir("again");
+    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1", "--out", one), "one process");
+    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1",
+                  "--out", two),
+              "2 ranks");
+    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1",
+                  "--out", again),
+              "2 ranks again");
+    cr_expect(same_file(ckpt(one), ckpt(two)), "20 steps: 2 ranks differ from one process");
+    cr_expect(same_file(ckpt(two), ckpt(again)), "2 ranks do not repeat");
+}
+
+Test(distributed, resumed_two_rank_run_continues_bit_for_bit) {
+    const char *mr = mpirun();
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *full = in_dir("full"), *part = in_dir("part");
+    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "128", "--epochs", "2",
+                  "--out", full),
+              "2 epochs");
+    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "128", "--epochs", "1",
+                  "--out", part),
+              "1 epoch");
+    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "128", "--epochs", "2",
+                  "--out", part, "--resume", ckpt(part)),
+              "resumed");
+    cr_expect(same_file(ckpt(full), ckpt(part)), "the resumed run differs from the uninterrupted one");
+}
+
+static pid_t start(const char *const *argv, const char *err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    int e = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(e, 0, "cannot run %s: %s", argv[0], strerror(e));
+    return pid;
+}
+
+/* A child of parent whose command line is exe's (a rank), or -1. */
+static pid_t rank_of(pid_t parent, const char *exe) {
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "pgrep -P %d -f '^%s train'", (int)parent, exe);
+    FILE *f = popen(cmd, "r");
+    int pid = -1;
+    if (f && fscanf(f, "%d", &pid) != 1) pid = -1;
+    if (f) pclose(f);
+    return pid;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+Test(distributed, a_killed_rank_stops_the_job_and_leaves_the_checkpoint) {
+    const char *mr = mpirun();
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *dir = in_dir("run"), *err = in_dir("mpirun.err");
+    const char *argv[] = {mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--epochs", "1",
+                          "--checkpoint-every", "5", "--out", dir, NULL};
+    pid_t job = start(argv, err);
+    struct stat st;
+    double t0 = now();
+    while (stat(ckpt(dir), &st) != 0 && now() - t0 < 120) usleep(100000);
+    cr_assert_eq(stat(ckpt(dir), &st), 0, "no checkpoint after 2 minutes");
+    pid_t victim = rank_of(job, exe);
+    cr_assert_gt(victim, 0, "no rank process under mpirun %d", (int)job);
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    double t_kill = now();
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(job, &status, WNOHANG)) == 0 && now() - t_kill < 60) usleep(100000);
+    if (w == 0) {
+        kill(job, SIGKILL);
+        waitpid(job, &status, 0);
+        cr_assert_fail("the job still ran 60 s after a rank was killed");
+    }
+    cr_log_info("the job ended %.1f s after the kill", now() - t_kill);
+    cr_expect(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "mpirun exited 0 after a rank was killed");
+    char *msg = slurp(err, NULL);
+    cr_expect(strstr(msg, "rank"), "the error does not name the rank:\n%s", msg);
+    free(msg);
+    Result r = run(exe, "eval", "--ckpt", ckpt(dir), "--data", "mnist", "--n", "16", "--attacks", "natural",
+                   "--json", in_dir("e.json"));
+    cr_expect_eq(r.rc, 0, "the checkpoint left behind does not load: %s", r.err);
+    result_free(&r);
+}
+
+Test(distributed, refusals_name_the_problem) {
+    const char *mr = mpirun();
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    Result r = run(mr, MPI_FLAGS, "-np", "3", exe, "train", "--data", "mnist", "--limit", "64", "--out",
+                   in_dir("three"));
+    cr_expect_neq(r.rc, 0);
+    cr_expect(strstr(r.err, "3 ranks cannot share batch 16 in micro-batches of 4"), "%s", r.err);
+    result_free(&r);
+    const char *plain = in_dir("plain");
+    expect_ok(run(igrc_bin(), "compile", src_path("models/mnist_mlp_standard.json"), "-o", plain, "--batch", "16"),
+              "compile plain");
+    r = run(mr, MPI_FLAGS, "-np", "2", plain, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("p"));
+    cr_expect_neq(r.rc, 0);
+    cr_expect(strstr(r.err, "compiled without train.micro_batch"), "%s", r.err);
+    result_free(&r);
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    setenv("IGRC_MPI_LIB", "/nonexistent/libmpi.so.40", 1);
+    r = run(exe, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("nolib"));
+    cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "runs under mpirun") && strstr(r.err, "/nonexistent/libmpi.so.40"), "%s", r.err);
+    result_free(&r);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    unsetenv("IGRC_MPI_LIB");
+    setenv("PMI_SIZE", "2", 1);
+    r = run(exe, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("pmi"));
+    cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "other than Open MPI"), "%s", r.err);
+    result_free(&r);
+}
