@@ -353,6 +353,29 @@ Exec *app_open_weights(const AppCtx *ctx, const Backend *dev, int64_t threads, u
     return e;
 }
 
+Dist *app_open_ranks(void) {
+    char err[512];
+    Dist *d = dist_open(err, sizeof err);
+    if (!d) {
+        fprintf(stderr, "error: %s\n", err);
+        return NULL;
+    }
+    if (dist_rank(d) != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "error: rank %d: cannot silence stdout\n", dist_rank(d));
+        dist_close(d);
+        return NULL;
+    }
+    return d;
+}
+
+int app_single_process(const char *cmd) {
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n || atoi(n) <= 1) return APP_OK;
+    fprintf(stderr, "%s: runs as one process (started under mpirun with %s ranks): only train and eval "
+                    "share their work across ranks so far\n", cmd, n);
+    return APP_USAGE;
+}
+
 bool app_call(Exec *e, int f, const void *const *inputs, void *const *outputs) {
     if (exec_call(e, f, inputs, outputs)) return true;
     fprintf(stderr, "\nerror: %s\n", exec_error(e));

@@ -392,6 +392,7 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     int rc = app_parse("attrib", "Attacks the attributions (IFIA top-k) of test images.", argc,
                        argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if ((rc = app_single_process("attrib"))) return rc;
     char json[1100], ckpt[1100];
     app_default_path(&a.json, json, sizeof json, a.out, "attrib.json");
     app_default_path(&a.ckpt, ckpt, sizeof ckpt, a.out, "checkpoint.safetensors");
@@ -486,6 +487,7 @@ int app_ig(const AppCtx *ctx, int argc, char **argv) {
                        "attributionally attacked copies as PNG (original, IG, attacked, IG).",
                        argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
+    if ((rc = app_single_process("ig"))) return rc;
     if (scale < 1 || scale > 64) {
         fprintf(stderr, "ig: --scale must be in [1, 64]\n");
         return APP_USAGE;

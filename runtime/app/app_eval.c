@@ -57,6 +57,7 @@ typedef struct {
     Entry *classify; /* predict, else a gradient entry's logits */
     int64_t B, K, img, chw[3];
     Exec *r;
+    Dist *dist; /* batches b with b mod N == rank are this rank's */
     /* per batch */
     float *x0, *xa;
     int32_t *y;
@@ -364,6 +365,30 @@ static bool wants_aa(const Eval *v) {
     return false;
 }
 
+/* The counts over every rank's batches (integers: the sum is exact, so the
+ * table and the JSON equal one process's). */
+static bool gather_counts(Eval *v) {
+    enum { NC = 3 * ATK_COUNT + AA_STAGES };
+    int64_t *cols[4] = {v->correct, v->grad_calls, v->predict_calls, v->stage_correct};
+    const int len[4] = {ATK_COUNT, ATK_COUNT, ATK_COUNT, AA_STAGES};
+    const int ranks = dist_size(v->dist);
+    double mine[NC], *all = malloc(sizeof(double) * NC * (size_t)ranks);
+    char err[512];
+    if (!all) return fprintf(stderr, "error: out of memory\n"), false;
+    for (int c = 0, k = 0; c < 4; c++)
+        for (int i = 0; i < len[c]; i++) mine[k++] = (double)cols[c][i];
+    bool ok = dist_allgather(v->dist, mine, NC, all, err, sizeof err);
+    for (int c = 0, k = 0; ok && c < 4; c++)
+        for (int i = 0; i < len[c]; i++, k++) {
+            double sum = 0;
+            for (int r = 0; r < ranks; r++) sum += all[r * NC + k];
+            cols[c][i] = (int64_t)sum;
+        }
+    if (!ok) fprintf(stderr, "error: rank %d: %s\n", dist_rank(v->dist), err);
+    free(all);
+    return ok;
+}
+
 static int evaluate(Eval *v, const Program *p, const Dataset *d) {
     int64_t n = v->n > 0 && v->n < d->n ? v->n : d->n;
     v->img = d->c * d->h * d->w;
@@ -384,12 +409,15 @@ static int evaluate(Eval *v, const Program *p, const Dataset *d) {
     Dataset view = *d;
     view.n = n; /* the first n images; padding repeats image n-1 */
     const int64_t nb = dataset_nbatches(n, v->B);
-    for (int64_t b = 0; b < nb; b++) {
+    const int rank = dist_rank(v->dist), ranks = dist_size(v->dist);
+    for (int64_t b = rank; b < nb; b += ranks) {
         dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
         for (int a = 0; a < ATK_COUNT; a++)
             if (v->want[a]) v->correct[a] += attack(v, &c, (Attack)a, b);
     }
     if (wants_aa(v)) aa_close(&c);
+    if (!gather_counts(v)) return APP_FAIL;
+    if (rank != 0) return APP_OK;
     print_table(v, n);
     return write_json(v, p, d->source, n);
 }
@@ -464,6 +492,7 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
                        opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
     if ((rc = check_radius("eval", &v)) || (rc = check_aa_settings(&v.aa)) || (rc = parse_attacks(&v))) return rc;
+    if (!(v.dist = app_open_ranks())) return APP_FAIL;
     const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
@@ -483,6 +512,8 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
         rc = evaluate(&v, p, &d);
     }
     eval_release(&v, &d);
+    if (rc && dist_size(v.dist) > 1) dist_abort(v.dist, rc); /* the other ranks stop too */
+    dist_close(v.dist);
     return rc;
 }
 
@@ -614,7 +645,7 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     int rc = app_parse("consistency", "Activation consistency between test images and their PGD "
                        "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
-    if ((rc = check_radius("consistency", &v))) return rc;
+    if ((rc = check_radius("consistency", &v)) || (rc = app_single_process("consistency"))) return rc;
     const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/dist/dist.h"
 #include "runtime/io/dataset.h"
 #include "runtime/exec.h"
 #include "runtime/program/program.h"
@@ -76,6 +77,13 @@ Exec *app_exec_new(const AppCtx *ctx, const Backend *dev, int64_t threads, uint3
  * else a hint to train first goes with a failure); NULL on error. */
 Exec *app_open_weights(const AppCtx *ctx, const Backend *dev, int64_t threads, uint32_t seed,
                        const char *ckpt, bool ckpt_named);
+/* This process's place in an mpirun job (alone: rank 0 of 1); ranks other
+ * than 0 print nothing on stdout, their errors still go to stderr. NULL
+ * with the error printed. */
+Dist *app_open_ranks(void);
+/* APP_OK unless the process runs under mpirun with several ranks (a
+ * command that does not shard its work: the error is printed). */
+int app_single_process(const char *cmd);
 /* exec_call; prints the error on a device failure. */
 bool app_call(Exec *e, int f, const void *const *inputs, void *const *outputs);
 

@@ -434,22 +434,6 @@ static int run(Train *t, Exec *r, const Dataset *d, bool seed_given) {
     return e == t->epochs ? APP_OK : APP_FAIL;
 }
 
-/* This process's place in an mpirun job (alone: rank 0 of 1); ranks other
- * than 0 print nothing on stdout (their errors still go to stderr). */
-static int open_ranks(Train *t) {
-    char err[512];
-    if (!(t->dist = dist_open(err, sizeof err))) {
-        fprintf(stderr, "error: %s\n", err);
-        return APP_FAIL;
-    }
-    t->writer = dist_rank(t->dist) == 0;
-    if (!t->writer && !freopen("/dev/null", "w", stdout)) {
-        fprintf(stderr, "error: rank %d: cannot silence stdout\n", dist_rank(t->dist));
-        return APP_FAIL;
-    }
-    return APP_OK;
-}
-
 int app_train(const AppCtx *ctx, int argc, char **argv) {
     const Program *p = ctx->p;
     Train t;
@@ -490,7 +474,8 @@ int app_train(const AppCtx *ctx, int argc, char **argv) {
         return APP_USAGE;
     const Backend *dev;
     if ((rc = app_check_device(ctx, t.device, &dev))) return rc;
-    if ((rc = open_ranks(&t))) return rc;
+    if (!(t.dist = app_open_ranks())) return APP_FAIL;
+    t.writer = dist_rank(t.dist) == 0;
     if ((rc = bind_entry(&t)) || (rc = parse_milestones(&t))) goto out;
     if (!t.data) t.data = app_setting_str(p, "data", NULL);
     Dataset d;

@@ -6,11 +6,12 @@
  *    run repeats them;
  *  - a two-rank run resumed from its checkpoint continues as if never
  *    stopped;
+ *  - eval shards its batches over the ranks: the same table and JSON;
  *  - a rank killed mid-epoch stops the job within a bounded time, with an
  *    error naming the rank, and the last checkpoint stays loadable;
  *  - refused: ranks that cannot share the batch, a program without
  *    train.micro_batch under mpirun, an unloadable libmpi, another MPI's
- *    launcher. */
+ *    launcher, the commands that do not shard (attrib) under mpirun. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +108,26 @@ Test(distributed, resumed_two_rank_run_continues_bit_for_bit) {
     cr_expect(same_file(ckpt(full), ckpt(part)), "the resumed run differs from the uninterrupted one");
 }
 
+Test(distributed, sharded_eval_equals_one_process) {
+    const char *mr = mpirun();
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *dir = in_dir("run");
+    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "512", "--epochs", "1", "--lr", "2e-3", "--out", dir),
+              "train");
+    /* 40 images: batches of 16, 16 and 8 (padded), two on rank 0 */
+    const char *one = in_dir("one.json"), *two = in_dir("two.json");
+#define EVAL_ARGS "eval", "--out", dir, "--data", "mnist", "--n", "40", "--eps", "0.1", "--attacks", \
+        "natural,fgsm,pgd,apgd-ce,square,autoattack", "--aa-iters", "5", "--aa-targets", "2", "--square-queries", "20"
+    Result a = run(exe, EVAL_ARGS, "--json", one);
+    Result b = run(mr, MPI_FLAGS, "-np", "2", exe, EVAL_ARGS, "--json", two);
+    cr_assert_eq(a.rc, 0, "%s", a.err);
+    cr_assert_eq(b.rc, 0, "%s", b.err);
+    cr_expect_str_eq(b.out, a.out, "the tables differ");
+    cr_expect(same_file(one, two), "the JSON differs");
+    result_free(&a);
+    result_free(&b);
+}
+
 static pid_t start(const char *const *argv, const char *err) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -193,6 +214,12 @@ Test(distributed, refusals_name_the_problem) {
     result_free(&r);
     unsetenv("OMPI_COMM_WORLD_SIZE");
     unsetenv("IGRC_MPI_LIB");
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    r = run(exe, "attrib", "--data", "mnist", "--n", "4", "--out", in_dir("nolib"));
+    cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "attrib: runs as one process"), "%s", r.err);
+    result_free(&r);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
     setenv("PMI_SIZE", "2", 1);
     r = run(exe, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("pmi"));
     cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
