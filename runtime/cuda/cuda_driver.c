@@ -66,10 +66,13 @@ static bool init_device(CudaDriver *d, char *err, size_t errcap) {
                   errcap))
         return false;
     if (n < 1) return rt_fail(err, errcap, "CUDA: the driver reports no device");
-    if (!cudrv_ok(d, d->cuDeviceGet(&d->dev, 0), "cuDeviceGet", "selecting device 0", err,
+    /* one GPU per rank of an mpirun job on a machine: its local rank, wrapped */
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    int ordinal = local ? atoi(local) % n : 0;
+    if (!cudrv_ok(d, d->cuDeviceGet(&d->dev, ordinal), "cuDeviceGet", "selecting the device", err,
                   errcap) ||
         !cudrv_ok(d, d->cuDeviceGetName(d->name, (int)sizeof d->name, d->dev), "cuDeviceGetName",
-                  "reading device 0's name", err, errcap) ||
+                  "reading the device's name", err, errcap) ||
         !cudrv_ok(d, d->cuDeviceGetAttribute(&d->cc_major,
                                              CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d->dev),
                   "cuDeviceGetAttribute", "reading the compute capability", err, errcap) ||
@@ -80,7 +83,7 @@ static bool init_device(CudaDriver *d, char *err, size_t errcap) {
     if (!cudrv_ok(d, d->cuDriverGetVersion(&d->version), "cuDriverGetVersion",
                   "reading the driver's version", err, errcap) ||
         !cudrv_ok(d, d->cuDevicePrimaryCtxRetain(&d->ctx, d->dev), "cuDevicePrimaryCtxRetain",
-                  "retaining device 0's primary context", err, errcap))
+                  "retaining the device's primary context", err, errcap))
         return false;
     return cudrv_ok(d, d->cuCtxSetCurrent(d->ctx), "cuCtxSetCurrent",
                     "making the primary context current", err, errcap);

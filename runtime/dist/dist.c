@@ -25,6 +25,7 @@ struct Dist {
     int (*abort)(Handle, int);
     void *scratch;
     size_t scratch_bytes;
+    int64_t sent; /* bytes this rank has sent */
 };
 
 #define LIBMPI "libmpi.so.40"
@@ -87,6 +88,7 @@ void dist_close(Dist *d) {
 }
 
 int dist_rank(const Dist *d) { return d->rank; }
+int64_t dist_bytes_sent(const Dist *d) { return d->sent; }
 int dist_size(const Dist *d) { return d->size; }
 
 void dist_abort(Dist *d, int code) {
@@ -118,6 +120,7 @@ bool dist_sum_tree(Dist *d, void *buf, int64_t n, bool f64, char *err, size_t ca
         for (int64_t off = 0; off < n; off += PART) {
             int cnt = (int)(n - off < PART ? n - off : PART);
             char *mine = (char *)buf + off * (int64_t)es, *theirs = (char *)d->scratch + off * (int64_t)es;
+            d->sent += (int64_t)cnt * (int64_t)es;
             if (!mpi_ok(d->sendrecv(mine, cnt, f64 ? d->f64 : d->f32, partner, k, theirs, cnt, f64 ? d->f64 : d->f32,
                                     partner, k, d->world, NULL),
                         "MPI_Sendrecv", err, cap))
@@ -137,6 +140,7 @@ bool dist_allgather(Dist *d, const double *send, int64_t n, double *recv, char *
         memcpy(recv, send, (size_t)n * sizeof *send);
         return true;
     }
+    d->sent += n * (int64_t)sizeof *send;
     return mpi_ok(d->allgather(send, (int)n, d->f64, recv, (int)n, d->f64, d->world), "MPI_Allgather", err, cap);
 }
 

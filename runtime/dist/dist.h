@@ -21,6 +21,8 @@ Dist *dist_open(char *err, size_t cap);
 void dist_close(Dist *d);
 int dist_rank(const Dist *d);
 int dist_size(const Dist *d);
+/* Bytes this rank has sent so far (its own payload, as the collectives here send it). */
+int64_t dist_bytes_sent(const Dist *d);
 
 /* In place, on every rank: the sum over ranks of n floats (f64 when f64)
  * as a balanced binary tree over ranks in rank order (recursive doubling,
