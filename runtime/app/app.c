@@ -368,6 +368,23 @@ Dist *app_open_ranks(void) {
     return d;
 }
 
+bool app_gather_rows(Dist *d, double *rows, int64_t n, int fields, int64_t B) {
+    const int ranks = dist_size(d);
+    if (ranks == 1) return true;
+    const int64_t cnt = n * fields;
+    double *all = malloc(sizeof(double) * (size_t)(cnt * ranks));
+    char err[512];
+    if (!all) return fprintf(stderr, "error: out of memory\n"), false;
+    bool ok = dist_allgather(d, rows, cnt, all, err, sizeof err);
+    for (int64_t i = 0; ok && i < n; i++) {
+        int owner = (int)((i / B) % ranks);
+        memcpy(rows + i * fields, all + owner * cnt + i * fields, (size_t)fields * sizeof(double));
+    }
+    if (!ok) fprintf(stderr, "error: rank %d: %s\n", dist_rank(d), err);
+    free(all);
+    return ok;
+}
+
 int app_single_process(const char *cmd) {
     const char *n = getenv("OMPI_COMM_WORLD_SIZE");
     if (!n || atoi(n) <= 1) return APP_OK;

@@ -51,7 +51,12 @@ typedef struct {
     double sum_topk, sum_tau;
     int64_t images, attacked, undefined;
     cJSON *per_image;
+    Dist *dist;       /* attrib: batch b is rank b mod N's */
+    double *rows;     /* attrib: per image ROW_FIELDS values, every rank's after the gather */
 } Attrib;
+
+/* An image's result as attrib gathers it: real, label, attacked, found, top-k, tau. */
+enum { ROW_FIELDS = 6 };
 
 /* ---- the attack --------------------------------------------------------- */
 
@@ -302,25 +307,34 @@ static void close_model(Attrib *a) {
      "start from a uniform point of the eps-ball (default: from x0)", 0},                       \
     {"seed", OPT_U32, &(a)->seed, "S", "seed of --random-start (default: train.seed)", 0}
 
-static void record(Attrib *a, int64_t first) {
-    for (int64_t r = 0; r < a->B; r++) {
-        if (!a->real[r]) continue;
-        a->images++;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "index", (double)(first + r));
-        cJSON_AddNumberToObject(o, "label", a->y[r]);
-        cJSON_AddBoolToObject(o, "attacked", a->attack[r]);
-        if (a->attack[r]) {
-            a->attacked++;
-            a->sum_topk += a->topk[r];
-            a->sum_tau += a->tau[r];
-            a->undefined += !a->found[r];
-            cJSON_AddNumberToObject(o, "topk", a->topk[r]);
-            cJSON_AddNumberToObject(o, "kendall_tau", a->tau[r]);
-            cJSON_AddBoolToObject(o, "label_preserving_iterate", a->found[r]);
-        }
-        cJSON_AddItemToArray(a->per_image, o);
+/* Batch `first`'s results into a->rows (this rank's batches). */
+static void keep_rows(Attrib *a, int64_t first, int64_t n) {
+    for (int64_t r = 0; r < a->B && first + r < n; r++) {
+        double *v = a->rows + (first + r) * ROW_FIELDS;
+        v[0] = a->real[r], v[1] = a->y[r], v[2] = a->attack[r], v[3] = a->found[r];
+        v[4] = a->attack[r] ? a->topk[r] : 0, v[5] = a->attack[r] ? a->tau[r] : 0;
     }
+}
+
+/* Image i (its row of a->rows) into the totals and the JSON, in image order. */
+static void record(Attrib *a, int64_t i) {
+    const double *v = a->rows + i * ROW_FIELDS;
+    if (!v[0]) return;
+    a->images++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", (double)i);
+    cJSON_AddNumberToObject(o, "label", v[1]);
+    cJSON_AddBoolToObject(o, "attacked", v[2] != 0);
+    if (v[2]) {
+        a->attacked++;
+        a->sum_topk += v[4];
+        a->sum_tau += v[5];
+        a->undefined += !v[3];
+        cJSON_AddNumberToObject(o, "topk", v[4]);
+        cJSON_AddNumberToObject(o, "kendall_tau", v[5]);
+        cJSON_AddBoolToObject(o, "label_preserving_iterate", v[3] != 0);
+    }
+    cJSON_AddItemToArray(a->per_image, o);
 }
 
 static bool write_attrib_json(Attrib *a, const Program *p, const Dataset *d) {
@@ -357,16 +371,29 @@ static int run_attrib(Attrib *a, const Program *p, const Dataset *d) {
     Dataset view = *d;
     view.n = n;
     a->per_image = cJSON_CreateArray();
+    a->rows = calloc((size_t)(n * ROW_FIELDS), sizeof(double));
+    if (!a->rows) return fprintf(stderr, "error: out of memory\n"), APP_FAIL;
     double t0 = app_now();
-    for (int64_t b = 0; b < dataset_nbatches(n, a->B); b++) {
+    const int rank = dist_rank(a->dist), ranks = dist_size(a->dist);
+    for (int64_t b = rank; b < dataset_nbatches(n, a->B); b += ranks) {
         dataset_batch(&view, NULL, b * a->B, a->B, false, a->x0, a->y, a->real);
         if (!attack_batch(a, b)) return APP_FAIL;
-        record(a, b * a->B);
-        fprintf(stderr, "attrib: %" PRId64 "/%" PRId64 " images, %" PRId64
+        keep_rows(a, b * a->B, n);
+        for (int64_t i = b * a->B; i < (b + 1) * a->B && i < n; i++) record(a, i);
+        fprintf(stderr, "attrib%s: %" PRId64 "/%" PRId64 " images, %" PRId64
                         " attacked, top-k %.4f, kendall %.4f, %.1f s\n",
-                a->images, n, a->attacked, a->sum_topk / (double)(a->attacked ? a->attacked : 1),
+                ranks > 1 ? " (this rank)" : "", a->images, n, a->attacked,
+                a->sum_topk / (double)(a->attacked ? a->attacked : 1),
                 a->sum_tau / (double)(a->attacked ? a->attacked : 1), app_now() - t0);
     }
+    /* the totals and the rows again, over every rank's images in image order */
+    if (!app_gather_rows(a->dist, a->rows, n, ROW_FIELDS, a->B)) return APP_FAIL;
+    cJSON_Delete(a->per_image);
+    a->per_image = cJSON_CreateArray();
+    a->images = a->attacked = a->undefined = 0;
+    a->sum_topk = a->sum_tau = 0;
+    for (int64_t i = 0; i < n; i++) record(a, i);
+    if (rank != 0) return APP_OK;
     printf("%-10s %9s %9s %6s %6s %8s %8s %6s\n", "attack", "top-k", "kendall", "k", "steps", "eps",
            "alpha", "n");
     printf("%-10s %9.4f %9.4f %6" PRId64 " %6" PRId64 " %8.4g %8.4g %6" PRId64 "\n", "ifia-topk",
@@ -392,7 +419,7 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     int rc = app_parse("attrib", "Attacks the attributions (IFIA top-k) of test images.", argc,
                        argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
-    if ((rc = app_single_process("attrib"))) return rc;
+    if (!(a.dist = app_open_ranks())) return APP_FAIL;
     char json[1100], ckpt[1100];
     app_default_path(&a.json, json, sizeof json, a.out, "attrib.json");
     app_default_path(&a.ckpt, ckpt, sizeof ckpt, a.out, "checkpoint.safetensors");
@@ -401,8 +428,11 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     rc = open_model("attrib", ctx, &a, &d, opts[0].seen);
     if (rc == APP_OK) rc = run_attrib(&a, ctx->p, &d);
     cJSON_Delete(a.per_image);
+    free(a.rows);
     close_model(&a);
     dataset_free(&d);
+    if (rc && dist_size(a.dist) > 1) dist_abort(a.dist, rc); /* the other ranks stop too */
+    dist_close(a.dist);
     return rc;
 }
 

@@ -532,8 +532,10 @@ typedef struct {
     float *pre0;      /* pre-activations at x0, one batch */
     double a, b, ab;  /* pooled counts */
     double sum_img;   /* sum of per-image consistencies */
-    int64_t images, undefined;
+    int64_t images, undefined, correct;
+    double *rows;     /* per image: real, |A|, |B|, |A and B|, classified after PGD */
 } Acts;
+enum { CROW = 5 };
 
 static bool bind_acts(const Program *p, int64_t B, Acts *c) {
     c->f = program_find_func(p, ENTRY_ACTIVATIONS);
@@ -565,17 +567,27 @@ static const float *pre_at(Eval *v, Acts *c, const float *x) {
     return c->outs[c->out_pre];
 }
 
-static void compare_rows(const Eval *v, Acts *c, const float *pre1) {
-    for (int64_t k = 0; k < v->B; k++) {
-        if (!v->mask[k]) continue;
+/* Batch `first`'s per-image counts into c->rows (xa's logits are the
+ * classify entry's last outputs). */
+static void keep_counts(const Eval *v, Acts *c, const float *pre1, int64_t first, int64_t n) {
+    for (int64_t k = 0; k < v->B && first + k < n; k++) {
         const float *p0 = c->pre0 + k * c->units, *p1 = pre1 + k * c->units;
         int64_t a = 0, b = 0, ab = 0;
-        for (int64_t u = 0; u < c->units; u++) {
-            a += p0[u] > 0, b += p1[u] > 0, ab += p0[u] > 0 && p1[u] > 0;
-        }
-        c->a += (double)a, c->b += (double)b, c->ab += (double)ab;
+        for (int64_t u = 0; u < c->units; u++) a += p0[u] > 0, b += p1[u] > 0, ab += p0[u] > 0 && p1[u] > 0;
+        double *r = c->rows + (first + k) * CROW;
+        r[0] = v->mask[k], r[1] = (double)a, r[2] = (double)b, r[3] = (double)ab, r[4] = 0;
+    }
+}
+
+/* The pooled counts and the per-image mean, in image order. */
+static void tally(Acts *c, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const double *r = c->rows + i * CROW;
+        if (!r[0]) continue;
+        c->a += r[1], c->b += r[2], c->ab += r[3];
         c->images++;
-        if (a && b) c->sum_img += (double)ab / sqrt((double)a * (double)b);
+        c->correct += r[4] != 0;
+        if (r[1] > 0 && r[2] > 0) c->sum_img += r[3] / sqrt(r[1] * r[2]);
         else c->undefined++;
     }
 }
@@ -610,14 +622,21 @@ static int measure_consistency(Eval *v, Acts *c, const Program *p, const Dataset
     if (!v->x0 || !v->xa || !v->y || !v->mask) return fprintf(stderr, "error: out of memory\n"), APP_FAIL;
     Dataset view = *d;
     view.n = n;
-    int64_t correct = 0;
-    for (int64_t b = 0; b < dataset_nbatches(n, v->B); b++) {
+    if (!(c->rows = calloc((size_t)(n * CROW), sizeof(double))))
+        return fprintf(stderr, "error: out of memory\n"), APP_FAIL;
+    const int rank = dist_rank(v->dist), ranks = dist_size(v->dist);
+    for (int64_t b = rank; b < dataset_nbatches(n, v->B); b += ranks) {
         dataset_batch(&view, NULL, b * v->B, v->B, false, v->x0, v->y, v->mask);
-        correct += attack_pgd(v, ATK_PGD, b);
+        attack_pgd(v, ATK_PGD, b); /* leaves the logits at xa in the classify entry's outputs */
         memcpy(c->pre0, pre_at(v, c, v->x0), (size_t)(v->B * c->units) * sizeof(float));
-        compare_rows(v, c, pre_at(v, c, v->xa));
+        keep_counts(v, c, pre_at(v, c, v->xa), b * v->B, n);
+        for (int64_t k = 0; k < v->B && b * v->B + k < n; k++)
+            c->rows[(b * v->B + k) * CROW + 4] = v->mask[k] && classified(v, k);
     }
-    double pooled = c->ab / sqrt(c->a * c->b), acc = 100.0 * (double)correct / (double)n;
+    if (!app_gather_rows(v->dist, c->rows, n, CROW, v->B)) return APP_FAIL;
+    tally(c, n);
+    if (rank != 0) return APP_OK;
+    double pooled = c->ab / sqrt(c->a * c->b), acc = 100.0 * (double)c->correct / (double)n;
     printf("%-12s %11s %9s %8s %6s %8s %7s\n", "measure", "consistency", "per-image", "eps",
            "steps", "alpha", "n");
     printf("%-12s %11.4f %9.4f %8.4g %6" PRId64 " %8.4g %7" PRId64 "\n", "pgd", pooled,
@@ -645,7 +664,8 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     int rc = app_parse("consistency", "Activation consistency between test images and their PGD "
                        "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
-    if ((rc = check_radius("consistency", &v)) || (rc = app_single_process("consistency"))) return rc;
+    if ((rc = check_radius("consistency", &v))) return rc;
+    if (!(v.dist = app_open_ranks())) return APP_FAIL;
     const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
     char ckpt[1100], json[1100];
@@ -666,5 +686,8 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
     eval_release(&v, &d);
     if (c.fn) app_free_outputs(c.fn, c.outs);
     free(c.pre0);
+    free(c.rows);
+    if (rc && dist_size(v.dist) > 1) dist_abort(v.dist, rc); /* the other ranks stop too */
+    dist_close(v.dist);
     return rc;
 }

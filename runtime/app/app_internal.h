@@ -81,6 +81,10 @@ Exec *app_open_weights(const AppCtx *ctx, const Backend *dev, int64_t threads, u
  * than 0 print nothing on stdout, their errors still go to stderr. NULL
  * with the error printed. */
 Dist *app_open_ranks(void);
+/* rows: n images of `fields` doubles, this rank's filled: those of the
+ * batches (of B images) b with b mod N == rank. Afterwards every rank holds
+ * every image's row (each from the rank that computed it). */
+bool app_gather_rows(Dist *d, double *rows, int64_t n, int fields, int64_t B);
 /* APP_OK unless the process runs under mpirun with several ranks (a
  * command that does not shard its work: the error is printed). */
 int app_single_process(const char *cmd);

@@ -6,12 +6,13 @@
  *    run repeats them;
  *  - a two-rank run resumed from its checkpoint continues as if never
  *    stopped;
- *  - eval shards its batches over the ranks: the same table and JSON;
+ *  - eval, attrib and consistency share their batches out over the ranks:
+ *    the same tables and JSON as one process;
  *  - a rank killed mid-epoch stops the job within a bounded time, with an
  *    error naming the rank, and the last checkpoint stays loadable;
  *  - refused: ranks that cannot share the batch, a program without
  *    train.micro_batch under mpirun, an unloadable libmpi, another MPI's
- *    launcher, the commands that do not shard (attrib) under mpirun. */
+ *    launcher, ig (which does not shard) under mpirun. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,13 +51,15 @@ static void expect_ok(Result r, const char *what) {
     result_free(&r);
 }
 
-/* model compiled at batch 16 with micro-batches of 4 (M = 4), extra -D's. */
+/* model compiled at batch 16 with micro-batches of 4 (M = 4), attrib's
+ * batch 4 with 4 path points, and two more -D's. */
 static const char *compile(const char *model, const char *name, const char *d1, const char *d2) {
     if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
     mnist_env();
     const char *exe = in_dir(name);
     expect_ok(run(igrc_bin(), "compile", src_path(model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
-                  "-D", d1, "-D", d2),
+                  "-D", "eval.attack_batch=4", "-D", "eval.ig_steps=4", "-D", "eval.attack_ig_steps=4", "-D", d1,
+                  "-D", d2),
               "igrc compile");
     return exe;
 }
@@ -126,6 +129,29 @@ Test(distributed, sharded_eval_equals_one_process) {
     cr_expect(same_file(one, two), "the JSON differs");
     result_free(&a);
     result_free(&b);
+    /* attrib (attack batch 4: 10 images in 3 batches) and consistency (40 in 3) */
+    static const char *const cmds[][2] = {{"attrib", "attrib"}, {"consistency", "consistency"}};
+    for (int i = 0; i < 2; i++) {
+        char j1[PATH_MAX], j2[PATH_MAX];
+        snprintf(j1, sizeof j1, "%s/%s1.json", dir, cmds[i][1]);
+        snprintf(j2, sizeof j2, "%s/%s2.json", dir, cmds[i][1]);
+        const char *n = i ? "40" : "10";
+        a = run(exe, cmds[i][0], "--out", dir, "--data", "mnist", "--n", n, "--steps", "3", "--json", j1);
+        b = i ? run(mr, MPI_FLAGS, "-np", "2", exe, cmds[i][0], "--out", dir, "--data", "mnist", "--n", n,
+                    "--pgd-steps", "3", "--json", j2)
+              : run(mr, MPI_FLAGS, "-np", "2", exe, cmds[i][0], "--out", dir, "--data", "mnist", "--n", n,
+                    "--steps", "3", "--json", j2);
+        if (i) { /* consistency's steps flag is --pgd-steps: run one process the same way */
+            result_free(&a);
+            a = run(exe, cmds[i][0], "--out", dir, "--data", "mnist", "--n", n, "--pgd-steps", "3", "--json", j1);
+        }
+        cr_assert_eq(a.rc, 0, "%s: %s", cmds[i][0], a.err);
+        cr_assert_eq(b.rc, 0, "%s under mpirun: %s", cmds[i][0], b.err);
+        cr_expect_str_eq(b.out, a.out, "%s: the tables differ", cmds[i][0]);
+        cr_expect(same_file(j1, j2), "%s: the JSON differs", cmds[i][0]);
+        result_free(&a);
+        result_free(&b);
+    }
 }
 
 static pid_t start(const char *const *argv, const char *err) {
@@ -215,9 +241,9 @@ Test(distributed, refusals_name_the_problem) {
     unsetenv("OMPI_COMM_WORLD_SIZE");
     unsetenv("IGRC_MPI_LIB");
     setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
-    r = run(exe, "attrib", "--data", "mnist", "--n", "4", "--out", in_dir("nolib"));
+    r = run(exe, "ig", "--data", "mnist", "--images", "0", "--out", in_dir("nolib"));
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
-    cr_expect(strstr(r.err, "attrib: runs as one process"), "%s", r.err);
+    cr_expect(strstr(r.err, "ig: runs as one process"), "%s", r.err);
     result_free(&r);
     unsetenv("OMPI_COMM_WORLD_SIZE");
     setenv("PMI_SIZE", "2", 1);
