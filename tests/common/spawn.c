@@ -86,6 +86,25 @@ void result_free(Result *r) {
     free(r->err);
 }
 
+void result_ok(Result r, const char *what) {
+    cr_assert_eq(r.rc, 0, "%s: exit %d\nstdout: %s\nstderr: %s", what, r.rc, r.out, r.err);
+    result_free(&r);
+}
+
+cJSON *json_load(const char *path) {
+    char *t = slurp(path, NULL);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    cr_assert(j, "%s is not JSON", path);
+    return j;
+}
+
+double json_num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    cr_assert(cJSON_IsNumber(v), "JSON lacks number '%s'", key);
+    return v->valuedouble;
+}
+
 bool have_mnist(void) {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", src_path("data/mnist"));

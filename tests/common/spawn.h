@@ -5,6 +5,7 @@
 #ifndef IGRC_TEST_SPAWN_H
 #define IGRC_TEST_SPAWN_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -16,6 +17,12 @@ typedef struct {
 /* Runs bin with the NULL-terminated arguments (after argv[0]). */
 Result spawn_v(const char *bin, const char *const *args);
 void result_free(Result *r);
+/* Asserts that r exited 0 (naming `what`, with its output otherwise); frees it. */
+void result_ok(Result r, const char *what);
+/* A JSON file, parsed (asserted); cJSON_Delete it. */
+cJSON *json_load(const char *path);
+/* The number o[key] (asserted present). */
+double json_num(const cJSON *o, const char *key);
 /* $IGRC_BIN (asserted set). */
 const char *igrc_bin(void);
 /* $IGRC_SOURCE_DIR/rel; the last 8 results stay valid. */

@@ -23,11 +23,6 @@ TestSuite(attack_cmds, .init = scratch_setup, .fini = scratch_teardown, .timeout
 
 #define run(bin, ...) spawn_v((bin), (const char *const[]){__VA_ARGS__, NULL})
 
-static void expect_ok(Result r, const char *what) {
-    cr_expect_eq(r.rc, 0, "%s: exit %d\nstdout: %s\nstderr: %s", what, r.rc, r.out, r.err);
-    result_free(&r);
-}
-
 /* The MLP at batch 16, attack batch 4, m = 4, trained 1 epoch on 2048
  * images; returns the executable, the run directory in dir. */
 static const char *trained_mlp(char *dir, size_t cap) {
@@ -40,36 +35,22 @@ static const char *trained_mlp(char *dir, size_t cap) {
     cr_assert_eq(r.rc, 0, "igrc compile: exit %d\nstderr: %s", r.rc, r.err);
     result_free(&r);
     snprintf(dir, cap, "%s", in_dir("run"));
-    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "1", "--out", dir),
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "1", "--out", dir),
               "train");
     return exe;
-}
-
-static cJSON *load_json(const char *path) {
-    char *t = slurp(path, NULL);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    cr_assert(j, "%s is not JSON", path);
-    return j;
-}
-
-static double num(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cr_assert(cJSON_IsNumber(v), "JSON lacks number '%s'", key);
-    return v->valuedouble;
 }
 
 Test(attack_cmds, attrib_json_means_are_the_per_image_rows) {
     char dir[PATH_MAX];
     const char *exe = trained_mlp(dir, sizeof dir);
     const char *json = in_dir("attrib.json");
-    expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "10", "--steps", "3",
+    result_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "10", "--steps", "3",
                   "--k", "50", "--json", json),
               "attrib");
-    cJSON *j = load_json(json);
-    cr_expect_eq(num(j, "n"), 10);
-    cr_expect_eq(num(j, "attacked") + num(j, "skipped_misclassified"), 10);
-    cr_expect_eq(num(j, "k"), 50);
+    cJSON *j = json_load(json);
+    cr_expect_eq(json_num(j, "n"), 10);
+    cr_expect_eq(json_num(j, "attacked") + json_num(j, "skipped_misclassified"), 10);
+    cr_expect_eq(json_num(j, "k"), 50);
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(j, "images");
     cr_assert_eq(cJSON_GetArraySize(rows), 10);
     double topk = 0, tau = 0;
@@ -77,16 +58,16 @@ Test(attack_cmds, attrib_json_means_are_the_per_image_rows) {
     const cJSON *row;
     cJSON_ArrayForEach(row, rows) {
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "attacked"))) continue;
-        double t = num(row, "topk"), k = num(row, "kendall_tau");
+        double t = json_num(row, "topk"), k = json_num(row, "kendall_tau");
         cr_expect(t >= 0 && t <= 1 && k >= -1 && k <= 1, "top-k %g, tau %g out of range", t, k);
         cr_expect_eq(fmod(t * 50, 1.0), 0, "top-k %g is not a multiple of 1/k", t);
         topk += t, tau += k, attacked++;
     }
     cr_assert_gt(attacked, 5, "only %d of 10 images classified correctly", attacked);
-    cr_expect_eq(attacked, num(j, "attacked"));
-    cr_expect_leq(fabs(topk / attacked - num(j, "topk_intersection")), 1e-12);
-    cr_expect_leq(fabs(tau / attacked - num(j, "kendall_tau")), 1e-12);
-    cr_expect_lt(num(j, "kendall_tau"), 1, "three steps at eps 0.3 changed no ranking");
+    cr_expect_eq(attacked, json_num(j, "attacked"));
+    cr_expect_leq(fabs(topk / attacked - json_num(j, "topk_intersection")), 1e-12);
+    cr_expect_leq(fabs(tau / attacked - json_num(j, "kendall_tau")), 1e-12);
+    cr_expect_lt(json_num(j, "kendall_tau"), 1, "three steps at eps 0.3 changed no ranking");
     cJSON_Delete(j);
 }
 
@@ -96,14 +77,14 @@ Test(attack_cmds, attrib_identities_at_eps_zero_and_zero_steps) {
     const char *const cases[2][2] = {{"--eps", "0"}, {"--steps", "0"}};
     for (int c = 0; c < 2; c++) {
         const char *json = in_dir(c ? "steps0.json" : "eps0.json");
-        expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "6", "--steps", "2",
+        result_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "6", "--steps", "2",
                       cases[c][0], cases[c][1], "--json", json),
                   cases[c][0]);
-        cJSON *j = load_json(json);
-        cr_expect_eq(num(j, "topk_intersection"), 1, "%s %s", cases[c][0], cases[c][1]);
-        cr_expect_eq(num(j, "kendall_tau"), 1, "%s %s", cases[c][0], cases[c][1]);
+        cJSON *j = json_load(json);
+        cr_expect_eq(json_num(j, "topk_intersection"), 1, "%s %s", cases[c][0], cases[c][1]);
+        cr_expect_eq(json_num(j, "kendall_tau"), 1, "%s %s", cases[c][0], cases[c][1]);
         /* eps 0: the original is a label-preserving iterate; 0 steps: none. */
-        cr_expect_eq(num(j, "no_label_preserving_iterate"), c ? num(j, "attacked") : 0);
+        cr_expect_eq(json_num(j, "no_label_preserving_iterate"), c ? json_num(j, "attacked") : 0);
         cJSON_Delete(j);
     }
 }
@@ -114,7 +95,7 @@ static int image_rows(const cJSON *j, double *topk, double *tau, int cap) {
     const cJSON *row;
     cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(j, "images")) {
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "attacked")) || n == cap) continue;
-        topk[n] = num(row, "topk"), tau[n] = num(row, "kendall_tau"), n++;
+        topk[n] = json_num(row, "topk"), tau[n] = json_num(row, "kendall_tau"), n++;
     }
     return n;
 }
@@ -128,24 +109,24 @@ Test(attack_cmds, attrib_selection_attack_k_and_random_start) {
     const char *exe = trained_mlp(dir, sizeof dir);
     const char *jk = in_dir("kendall.json"), *jt = in_dir("topk.json");
     const char *jr1 = in_dir("rs1.json"), *jr2 = in_dir("rs2.json");
-    expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
+    result_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
                   "--json", jk), "attrib --select kendall");
-    expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
+    result_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
                   "--select", "topk", "--json", jt), "attrib --select topk");
     for (int i = 0; i < 2; i++)
-        expect_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
+        result_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "8", "--steps", "4",
                       "--random-start", "--seed", "7", "--attack-k", "40", "--json", i ? jr2 : jr1),
                   "attrib --random-start");
     /* weights named with --ckpt, results into a run directory not made yet */
     char ck[PATH_MAX + 32], fresh[PATH_MAX + 32];
     snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", dir);
     snprintf(fresh, sizeof fresh, "%s/new/run", dir);
-    expect_ok(run(exe, "attrib", "--ckpt", ck, "--out", fresh, "--data", "mnist", "--n", "4",
+    result_ok(run(exe, "attrib", "--ckpt", ck, "--out", fresh, "--data", "mnist", "--n", "4",
                   "--steps", "1"), "attrib into a new --out");
     char made[PATH_MAX + 64];
     snprintf(made, sizeof made, "%s/attrib.json", fresh);
-    cJSON_Delete(load_json(made));
-    cJSON *k = load_json(jk), *t = load_json(jt), *r1 = load_json(jr1), *r2 = load_json(jr2);
+    cJSON_Delete(json_load(made));
+    cJSON *k = json_load(jk), *t = json_load(jt), *r1 = json_load(jr1), *r2 = json_load(jr2);
     double tk[16], kk[16], tt[16], kt[16], a1[16], b1[16], a2[16], b2[16];
     int n = image_rows(k, tk, kk, 16);
     cr_assert_gt(n, 3, "only %d images attacked", n);
@@ -156,8 +137,8 @@ Test(attack_cmds, attrib_selection_attack_k_and_random_start) {
         cr_expect_leq(kk[i], kt[i], "image row %d: kendall selection's tau %g > %g", i, kk[i], kt[i]);
     }
     cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(t, "select")->valuestring, "topk");
-    cr_expect_eq(num(k, "attack_k"), num(k, "k"), "--attack-k defaults to --k");
-    cr_expect_eq(num(r1, "attack_k"), 40);
+    cr_expect_eq(json_num(k, "attack_k"), json_num(k, "k"), "--attack-k defaults to --k");
+    cr_expect_eq(json_num(r1, "attack_k"), 40);
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r1, "random_start")));
     cr_expect_eq(image_rows(r1, a1, b1, 16), image_rows(r2, a2, b2, 16));
     for (int i = 0; i < n; i++)
@@ -170,17 +151,17 @@ Test(attack_cmds, consistency_is_one_at_eps_zero_and_below_one_under_attack) {
     char dir[PATH_MAX];
     const char *exe = trained_mlp(dir, sizeof dir);
     const char *j0 = in_dir("c0.json"), *j1 = in_dir("c1.json");
-    expect_ok(run(exe, "consistency", "--out", dir, "--data", "mnist", "--n", "20", "--eps", "0",
+    result_ok(run(exe, "consistency", "--out", dir, "--data", "mnist", "--n", "20", "--eps", "0",
                   "--json", j0),
               "consistency eps 0");
-    expect_ok(run(exe, "consistency", "--out", dir, "--data", "mnist", "--n", "20", "--json", j1),
+    result_ok(run(exe, "consistency", "--out", dir, "--data", "mnist", "--n", "20", "--json", j1),
               "consistency eps 0.3");
-    cJSON *a = load_json(j0), *b = load_json(j1);
-    cr_expect_eq(num(a, "consistency"), 1);
-    cr_expect_eq(num(a, "n"), 20);
-    double c = num(b, "consistency");
+    cJSON *a = json_load(j0), *b = json_load(j1);
+    cr_expect_eq(json_num(a, "consistency"), 1);
+    cr_expect_eq(json_num(a, "n"), 20);
+    double c = json_num(b, "consistency");
     cr_expect(c > 0 && c < 1, "consistency under PGD %g", c);
-    cr_expect_gt(num(b, "units"), 0);
+    cr_expect_gt(json_num(b, "units"), 0);
     cJSON_Delete(a);
     cJSON_Delete(b);
 }
@@ -201,7 +182,7 @@ Test(attack_cmds, ig_writes_figure_strips) {
     char dir[PATH_MAX], maps[PATH_MAX + 8];
     const char *exe = trained_mlp(dir, sizeof dir);
     snprintf(maps, sizeof maps, "%s/maps", dir);
-    expect_ok(run(exe, "ig", "--out", dir, "--data", "mnist", "--images", "3,7", "--steps", "2",
+    result_ok(run(exe, "ig", "--out", dir, "--data", "mnist", "--images", "3,7", "--steps", "2",
                   "--scale", "2", "--maps", maps),
               "ig");
     for (int i = 0; i < 2; i++) {

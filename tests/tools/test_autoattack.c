@@ -25,31 +25,18 @@ TestSuite(autoattack, .init = scratch_setup, .fini = scratch_teardown, .timeout 
 /* One batch of 32 images, 20 iterations, 3 targets, 100 queries. */
 #define SMALL "--n", "32", "--aa-iters", "20", "--aa-targets", "3", "--square-queries", "100"
 
-static void expect_ok(Result r, const char *what) {
-    cr_assert_eq(r.rc, 0, "%s: exit %d\nstdout: %s\nstderr: %s", what, r.rc, r.out, r.err);
-    result_free(&r);
-}
-
 /* SmallCNN at batch 32 trained one epoch on 2048 images (about 90%). */
 static const char *trained(char *dir, size_t cap) {
     if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
     mnist_env();
     const char *exe = in_dir("cnn");
-    expect_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_standard.json"), "-o", exe, "--batch",
+    result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_standard.json"), "-o", exe, "--batch",
                   "32"),
               "igrc compile");
     snprintf(dir, cap, "%s", in_dir("run"));
-    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "1", "--lr", "1e-3", "--out", dir),
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "1", "--lr", "1e-3", "--out", dir),
               "train");
     return exe;
-}
-
-static cJSON *load_json(const char *path) {
-    char *t = slurp(path, NULL);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    cr_assert(j, "%s is not JSON", path);
-    return j;
 }
 
 static const cJSON *result(const cJSON *j, const char *attack) {
@@ -62,41 +49,35 @@ static const cJSON *result(const cJSON *j, const char *attack) {
     return NULL;
 }
 
-static double num(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cr_assert(cJSON_IsNumber(v), "JSON lacks number '%s'", key);
-    return v->valuedouble;
-}
-
-static double correct(const cJSON *j, const char *attack) { return num(result(j, attack), "correct"); }
+static double correct(const cJSON *j, const char *attack) { return json_num(result(j, attack), "correct"); }
 
 /* The stages only go down and the last is the sequence's result. */
 static void expect_stages(const cJSON *j) {
     const cJSON *aa = result(j, "autoattack"), *st = cJSON_GetObjectItemCaseSensitive(aa, "stages"), *s;
     static const char *const order[] = {"apgd-ce", "apgd-t", "fab-t", "square"};
     cr_assert_eq(cJSON_GetArraySize(st), 4);
-    double prev = num(result(j, "natural"), "correct");
+    double prev = json_num(result(j, "natural"), "correct");
     int k = 0;
     cJSON_ArrayForEach(s, st) {
         cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(s, "attack")->valuestring, order[k++]);
-        cr_expect_leq(num(s, "correct"), prev, "stage %s raised the count", order[k - 1]);
-        prev = num(s, "correct");
+        cr_expect_leq(json_num(s, "correct"), prev, "stage %s raised the count", order[k - 1]);
+        prev = json_num(s, "correct");
     }
-    cr_expect_eq(prev, num(aa, "correct"));
+    cr_expect_eq(prev, json_num(aa, "correct"));
 }
 
 Test(autoattack, breaks_a_standard_model_at_eps_0_3) {
     char dir[PATH_MAX];
     const char *exe = trained(dir, sizeof dir);
     const char *json = in_dir("aa03.json");
-    expect_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "natural,autoattack", "--eps", "0.3",
+    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "natural,autoattack", "--eps", "0.3",
                   SMALL, "--json", json),
               "eval");
-    cJSON *j = load_json(json);
+    cJSON *j = json_load(json);
     cr_expect_gt(correct(j, "natural"), 24, "natural accuracy %g of 32: the model did not train",
                  correct(j, "natural"));
-    cr_expect_leq(num(result(j, "autoattack"), "accuracy"), 1.0, "AutoAttack left %g%% at eps 0.3",
-                  num(result(j, "autoattack"), "accuracy"));
+    cr_expect_leq(json_num(result(j, "autoattack"), "accuracy"), 1.0, "AutoAttack left %g%% at eps 0.3",
+                  json_num(result(j, "autoattack"), "accuracy"));
     expect_stages(j);
     cJSON_Delete(j);
 }
@@ -105,11 +86,11 @@ Test(autoattack, worst_case_and_apgd_against_pgd_at_eps_0_1) {
     char dir[PATH_MAX];
     const char *exe = trained(dir, sizeof dir);
     const char *json = in_dir("aa01.json"), *again = in_dir("again.json");
-    expect_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks",
+    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks",
                   "natural,pgd,apgd-ce,apgd-t,fab-t,square,autoattack", "--eps", "0.1", "--pgd-steps", "20",
                   "--pgd-alpha", "0.01", "--seed", "3", SMALL, "--json", json),
               "eval");
-    cJSON *j = load_json(json);
+    cJSON *j = json_load(json);
     double aa = correct(j, "autoattack");
     cr_log_info("eps 0.1 of 32: natural %g pgd %g apgd-ce %g apgd-t %g fab-t %g square %g autoattack %g",
                 correct(j, "natural"), correct(j, "pgd"), correct(j, "apgd-ce"), correct(j, "apgd-t"),
@@ -120,14 +101,14 @@ Test(autoattack, worst_case_and_apgd_against_pgd_at_eps_0_1) {
     for (int k = 0; k < 4; k++) cr_expect_leq(aa, correct(j, single[k]), "worst case above %s alone", single[k]);
     expect_stages(j);
     const cJSON *sq = result(j, "square");
-    cr_expect_eq(num(sq, "gradient_calls"), 0, "square called a gradient entry point");
-    cr_expect_geq(num(sq, "predict_calls"), 100 - 1, "square made %g predict calls", num(sq, "predict_calls"));
-    cr_expect_gt(num(result(j, "apgd-ce"), "gradient_calls"), 0);
+    cr_expect_eq(json_num(sq, "gradient_calls"), 0, "square called a gradient entry point");
+    cr_expect_geq(json_num(sq, "predict_calls"), 100 - 1, "square made %g predict calls", json_num(sq, "predict_calls"));
+    cr_expect_gt(json_num(result(j, "apgd-ce"), "gradient_calls"), 0);
     /* the same seed, the same results (the attacks with random starts or draws) */
-    expect_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "apgd-ce,square", "--eps", "0.1",
+    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "apgd-ce,square", "--eps", "0.1",
                   "--seed", "3", SMALL, "--json", again),
               "eval again");
-    cJSON *k = load_json(again);
+    cJSON *k = json_load(again);
     for (int i = 0; i < 4; i += 3)
         cr_expect_eq(correct(k, single[i]), correct(j, single[i]), "%s is not reproducible", single[i]);
     cJSON_Delete(k);

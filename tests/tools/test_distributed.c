@@ -46,18 +46,13 @@ static const char *mpirun(void) {
     return NULL;
 }
 
-static void expect_ok(Result r, const char *what) {
-    cr_assert_eq(r.rc, 0, "%s: exit %d\nstdout: %s\nstderr: %s", what, r.rc, r.out, r.err);
-    result_free(&r);
-}
-
 /* model compiled at batch 16 with micro-batches of 4 (M = 4), attrib's
  * batch 4 with 4 path points, and two more -D's. */
 static const char *compile(const char *model, const char *name, const char *d1, const char *d2) {
     if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
     mnist_env();
     const char *exe = in_dir(name);
-    expect_ok(run(igrc_bin(), "compile", src_path(model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
+    result_ok(run(igrc_bin(), "compile", src_path(model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
                   "-D", "eval.attack_batch=4", "-D", "eval.ig_steps=4", "-D", "eval.attack_ig_steps=4", "-D", d1,
                   "-D", d2),
               "igrc compile");
@@ -80,34 +75,34 @@ static char *ckpt(const char *dir) {
     return p;
 }
 
+/* mpirun -np 2 EXE train on the first `limit` images for `epochs` into out
+ * (resuming from resume unless NULL). */
+static void train2(const char *exe, const char *limit, const char *epochs, const char *out, const char *resume) {
+    result_ok(resume ? run(mpirun(), MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", limit,
+                           "--epochs", epochs, "--out", out, "--resume", resume)
+                     : run(mpirun(), MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", limit,
+                           "--epochs", epochs, "--out", out),
+              out);
+}
+
 Test(distributed, two_ranks_give_one_process_bits_and_repeat) {
-    const char *mr = mpirun();
+    mpirun();
     const char *exe = compile("models/mnist_smallcnn_trades_igr.json", "ti", "pgd_steps=5", "ig_steps=4");
     const char *one = in_dir("one"), *two = in_dir("two"), *again = in_dir("again");
-    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1", "--out", one), "one process");
-    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1",
-                  "--out", two),
-              "2 ranks");
-    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1",
-                  "--out", again),
-              "2 ranks again");
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1", "--out", one), "one process");
+    train2(exe, "320", "1", two, NULL);
+    train2(exe, "320", "1", again, NULL);
     cr_expect(same_file(ckpt(one), ckpt(two)), "20 steps: 2 ranks differ from one process");
     cr_expect(same_file(ckpt(two), ckpt(again)), "2 ranks do not repeat");
 }
 
 Test(distributed, resumed_two_rank_run_continues_bit_for_bit) {
-    const char *mr = mpirun();
+    mpirun();
     const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
     const char *full = in_dir("full"), *part = in_dir("part");
-    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "128", "--epochs", "2",
-                  "--out", full),
-              "2 epochs");
-    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "128", "--epochs", "1",
-                  "--out", part),
-              "1 epoch");
-    expect_ok(run(mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "128", "--epochs", "2",
-                  "--out", part, "--resume", ckpt(part)),
-              "resumed");
+    train2(exe, "128", "2", full, NULL);
+    train2(exe, "128", "1", part, NULL);
+    train2(exe, "128", "2", part, ckpt(part));
     cr_expect(same_file(ckpt(full), ckpt(part)), "the resumed run differs from the uninterrupted one");
 }
 
@@ -115,7 +110,7 @@ Test(distributed, sharded_eval_equals_one_process) {
     const char *mr = mpirun();
     const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
     const char *dir = in_dir("run");
-    expect_ok(run(exe, "train", "--data", "mnist", "--limit", "512", "--epochs", "1", "--lr", "2e-3", "--out", dir),
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "512", "--epochs", "1", "--lr", "2e-3", "--out", dir),
               "train");
     /* 40 images: batches of 16, 16 and 8 (padded), two on rank 0 */
     const char *one = in_dir("one.json"), *two = in_dir("two.json");
@@ -226,29 +221,31 @@ Test(distributed, refusals_name_the_problem) {
     cr_expect(strstr(r.err, "3 ranks cannot share batch 16 in micro-batches of 4"), "%s", r.err);
     result_free(&r);
     const char *plain = in_dir("plain");
-    expect_ok(run(igrc_bin(), "compile", src_path("models/mnist_mlp_standard.json"), "-o", plain, "--batch", "16"),
+    result_ok(run(igrc_bin(), "compile", src_path("models/mnist_mlp_standard.json"), "-o", plain, "--batch", "16"),
               "compile plain");
     r = run(mr, MPI_FLAGS, "-np", "2", plain, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("p"));
     cr_expect_neq(r.rc, 0);
     cr_expect(strstr(r.err, "compiled without train.micro_batch"), "%s", r.err);
     result_free(&r);
-    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
-    setenv("IGRC_MPI_LIB", "/nonexistent/libmpi.so.40", 1);
-    r = run(exe, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("nolib"));
-    cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
-    cr_expect(strstr(r.err, "runs under mpirun") && strstr(r.err, "/nonexistent/libmpi.so.40"), "%s", r.err);
-    result_free(&r);
-    unsetenv("OMPI_COMM_WORLD_SIZE");
-    unsetenv("IGRC_MPI_LIB");
-    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
-    r = run(exe, "ig", "--data", "mnist", "--images", "0", "--out", in_dir("nolib"));
-    cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
-    cr_expect(strstr(r.err, "ig: runs as one process"), "%s", r.err);
-    result_free(&r);
-    unsetenv("OMPI_COMM_WORLD_SIZE");
-    setenv("PMI_SIZE", "2", 1);
-    r = run(exe, "train", "--data", "mnist", "--limit", "64", "--out", in_dir("pmi"));
-    cr_expect_eq(r.rc, 1, "exit %d: %s", r.rc, r.err);
-    cr_expect(strstr(r.err, "other than Open MPI"), "%s", r.err);
-    result_free(&r);
+    /* as mpirun would start them (its environment), one process each */
+    static const struct {
+        const char *env[2][2], *cmd, *arg, *val; /* env: up to two variables */
+        int rc;
+        const char *says;
+    } cases[] = {
+        {{{"OMPI_COMM_WORLD_SIZE", "2"}, {"IGRC_MPI_LIB", "/nonexistent/libmpi.so.40"}}, "train", "--limit", "64", 1,
+         "runs under mpirun (OMPI_COMM_WORLD_SIZE=2) but /nonexistent/libmpi.so.40 cannot be loaded"},
+        {{{"OMPI_COMM_WORLD_SIZE", "2"}, {NULL, NULL}}, "ig", "--images", "0", 2, "ig: runs as one process"},
+        {{{"PMI_SIZE", "2"}, {NULL, NULL}}, "train", "--limit", "64", 1, "other than Open MPI"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        for (int e = 0; e < 2; e++)
+            if (cases[k].env[e][0]) setenv(cases[k].env[e][0], cases[k].env[e][1], 1);
+        r = run(exe, cases[k].cmd, "--data", "mnist", cases[k].arg, cases[k].val, "--out", in_dir("refused"));
+        cr_expect_eq(r.rc, cases[k].rc, "case %zu: exit %d: %s", k, r.rc, r.err);
+        cr_expect(strstr(r.err, cases[k].says), "case %zu: %s", k, r.err);
+        result_free(&r);
+        for (int e = 0; e < 2; e++)
+            if (cases[k].env[e][0]) unsetenv(cases[k].env[e][0]);
+    }
 }
