@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-STAGES="env,build,conformance,check,selftest,bench"
+STAGES="env,build,conformance,check,evalcheck,selftest,bench"
 DEVICE=cuda
 MODELS=smallcnn,resnet18
 CONF_FILTER=""
@@ -42,6 +42,10 @@ Stages (--stages, comma-separated, in this order):
                standard (2 steps), --device cpu against --device DEVICE from
                one executable and one initialisation: every checkpoint tensor
                within 1e-3 relative; mean loss of 3 TRADES+IGR steps too
+  evalcheck    bench/gpu_eval_check.py: every eval attack (AutoAttack's too)
+               on cpu and on DEVICE from one executable, counts within 2
+               images; data-parallel training on DEVICE, 1 process vs
+               mpirun -np 2 (when mpirun is there) within 1e-3
   selftest     the PyTorch peer's objective checks and the scripts' parsers
   bench        bench/gpu_bench.py: img/s (median of 3, warm-up excluded) and
                peak memory, igrc vs torch eager vs torch.compile, batch 128
@@ -95,8 +99,8 @@ while [ $# -gt 0 ]; do
 done
 case "$DEVICE" in cuda | cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'" ;; esac
 for s in ${STAGES//,/ }; do
-    case "$s" in env | build | conformance | check | selftest | bench) ;;
-        *) die "unknown stage '$s' (env, build, conformance, check, selftest, bench)" ;;
+    case "$s" in env | build | conformance | check | evalcheck | selftest | bench) ;;
+        *) die "unknown stage '$s' (env, build, conformance, check, evalcheck, selftest, bench)" ;;
     esac
 done
 want() { [[ ",$STAGES," == *",$1,"* ]]; }
@@ -300,6 +304,13 @@ stage_check() {
     "$PY" bench/gpu_train_check.py "${PYARGS[@]}" 2>&1 | tee "$LOG/check.log"
 }
 
+stage_evalcheck() {
+    local args=(--igrc "$IGRC" --device "$DEVICE")
+    [ -z "$GPU_ARCH" ] || [ "$DEVICE" != cuda ] || args+=(--gpu-arch "$GPU_ARCH")
+    [ "$QUICK" -eq 0 ] || args+=(--n 32)
+    "$PY" bench/gpu_eval_check.py "${args[@]}" 2>&1 | tee "$LOG/evalcheck.log"
+}
+
 stage_selftest() {
     "$PY" bench/torch_gpu.py --self-test && "$PY" bench/test_igrc_exe.py
 }
@@ -338,12 +349,13 @@ run_stage() {
 IGRC="" TEST_CONF="" BUILD_OK=0
 run_stage env
 run_stage build
-if [ "$BUILD_OK" -eq 0 ] && { want conformance || want check || want bench; }; then
+if [ "$BUILD_OK" -eq 0 ] && { want conformance || want check || want evalcheck || want bench; }; then
     want build || stage_build >/dev/null || true
     [ "$BUILD_OK" -eq 1 ] || die "no usable igrc build, so conformance, check and bench cannot run (see the build stage)"
 fi
 run_stage conformance
 run_stage check
+run_stage evalcheck
 run_stage selftest
 run_stage bench
 
