@@ -276,6 +276,8 @@ bool app_mkdir(const char *dir) {
         *p = '/';
     }
     if (mkdir(dir, 0777) == 0) return true;
+    /* another process (a rank of the same mpirun job) may have made it meanwhile */
+    if (errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return true;
     fprintf(stderr, "error: cannot create directory %s: %s\n", dir, strerror(errno));
     return false;
 }
