@@ -492,9 +492,9 @@ int app_eval(const AppCtx *ctx, int argc, char **argv) {
                        opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
     if ((rc = check_radius("eval", &v)) || (rc = check_aa_settings(&v.aa)) || (rc = parse_attacks(&v))) return rc;
-    if (!(v.dist = app_open_ranks())) return APP_FAIL;
     const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
+    if (!(v.dist = app_open_ranks())) return APP_FAIL;
     char ckpt[1100], json[1100];
     app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
     app_default_path(&v.json, json, sizeof json, v.out, "eval.json");
@@ -665,9 +665,9 @@ int app_consistency(const AppCtx *ctx, int argc, char **argv) {
                        "examples.", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc) return rc == APP_HELP ? APP_OK : rc;
     if ((rc = check_radius("consistency", &v))) return rc;
-    if (!(v.dist = app_open_ranks())) return APP_FAIL;
     const Backend *dev;
     if ((rc = app_check_device(ctx, v.device, &dev))) return rc;
+    if (!(v.dist = app_open_ranks())) return APP_FAIL;
     char ckpt[1100], json[1100];
     app_default_path(&v.ckpt, ckpt, sizeof ckpt, v.out, "checkpoint.safetensors");
     app_default_path(&v.json, json, sizeof json, v.out, "consistency.json");
