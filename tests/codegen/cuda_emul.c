@@ -25,12 +25,6 @@ struct CudaEmu {
     EmuLibFn lib;
 };
 
-/* Every library entry of cuda_lib.cu without IGRC_TF32. */
-static const char *const LIB_BASES[] = {
-    "matmul",        "conv2d",           "conv2d_bwd_data", "conv2d_bwd_filter",
-    "conv2d_bwd_filter_sum", "maxpool2d", "maxpool2d_bwd",  "maxpool2d_select",
-    "avgpool2d",     "avgpool2d_bwd"};
-
 static char **g_dirs;
 static int g_ndirs;
 
@@ -65,49 +59,25 @@ static void kernel_wrapper(FILE *o, const KernelDef *k, int i) {
     fputs("begin, end); });\n}\n", o);
 }
 
-static void lib_wrapper(FILE *o) {
-    fputs("typedef void (*EmuLibEntry)(void *, const void *, const void *, void *, IgrcLibArgs);\n"
-          "static const struct { const char *name; EmuLibEntry fn; } emu_lib_table[] = {\n", o);
-    for (size_t i = 0; i < sizeof LIB_BASES / sizeof LIB_BASES[0]; i++)
-        for (int t = 0; t < 2; t++)
-            fprintf(o, "  {\"igrc_%s_%s\", igrc_%s_%s},\n", LIB_BASES[i], t ? "f64" : "f32",
-                    LIB_BASES[i], t ? "f64" : "f32");
-    fputs("};\n"
-          "extern \"C\" int emu_lib(const char *name, const unsigned *grid, unsigned threads,\n"
-          "    void *out, const void *in0, const void *in1, void *scratch, const long long *args) {\n"
-          "  for (const auto &e : emu_lib_table) {\n"
-          "    if (strcmp(e.name, name)) continue;\n"
-          "    IgrcLibArgs a;\n"
-          "    memcpy(a.a, args, sizeof a.a);\n"
-          "    emu_launch(dim3{grid[0], grid[1], grid[2]}, threads, true,\n"
-          "               [&] { e.fn(out, in0, in1, scratch, a); });\n"
-          "    return 1;\n"
-          "  }\n"
-          "  return 0;\n"
-          "}\n", o);
-}
-
+/* The prelude and the kernels, as cuda_render_module writes them but
+ * without the library, which is cuda_emul_lib.so. */
 static bool write_source(const char *path, KernelDef *const *kernels, int n, char *err, size_t cap) {
-    CudaSource src;
-    Diag d;
-    diag_init(&d);
-    if (!cuda_render_module(kernels, n, &src, &d)) {
-        snprintf(err, cap, "render: %s", d.msg);
-        return false;
-    }
     FILE *o = fopen(path, "w");
     if (!o) {
-        cuda_source_free(&src);
         snprintf(err, cap, "cannot write %s", path);
         return false;
     }
     fputs("#include \"tests/codegen/cuda_emulation.h\"\n", o);
-    fputs(src.text, o);
-    for (int i = 0; i < n; i++) kernel_wrapper(o, kernels[i], i);
-    lib_wrapper(o);
+    fputs(igrc_cuda_prelude_src, o);
+    fputs("\n", o);
+    Diag d;
+    diag_init(&d);
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++) ok = cuda_render_kernel(o, kernels[i], i, &d);
+    for (int i = 0; ok && i < n; i++) kernel_wrapper(o, kernels[i], i);
     fclose(o);
-    cuda_source_free(&src);
-    return true;
+    if (!ok) snprintf(err, cap, "render: %s", d.msg);
+    return ok;
 }
 
 static bool compile_so(const char *cpp, const char *so, const char *log, char *err, size_t cap) {
@@ -115,7 +85,7 @@ static bool compile_so(const char *cpp, const char *so, const char *log, char *e
     char cmd[4096];
     /* -ffp-contract=off: a * b + c rounds twice, as NVRTC's --fmad=false */
     snprintf(cmd, sizeof cmd,
-             "%s -std=c++17 -O1 -ffp-contract=off -fPIC -shared -pthread -w -I'%s' -o '%s' '%s' "
+             "%s -std=c++17 -O1 -ffp-contract=off -fPIC -shared -w -I'%s' -o '%s' '%s' "
              "> '%s' 2>&1",
              cxx && *cxx ? cxx : "g++", cf_source_dir(), so, cpp, log);
     if (system(cmd) == 0) return true;
@@ -126,32 +96,48 @@ static bool compile_so(const char *cpp, const char *so, const char *log, char *e
     return false;
 }
 
+/* The library module, loaded once per process. */
+static EmuLibFn lib_fn(char *err, size_t cap) {
+    static EmuLibFn fn;
+    if (fn) return fn;
+    void *so = dlopen(CUDA_EMUL_LIB, RTLD_NOW | RTLD_LOCAL);
+    if (so) *(void **)&fn = dlsym(so, "emu_lib");
+    if (!fn) snprintf(err, cap, "%s: %s", CUDA_EMUL_LIB, dlerror());
+    return fn;
+}
+
 CudaEmu *cuda_emu_build(KernelDef *const *kernels, int n, const char *dir, char *err, size_t cap) {
+    EmuLibFn lib = lib_fn(err, cap);
+    if (!lib) return NULL;
+    CudaEmu *e = calloc(1, sizeof *e);
+    e->lib = lib;
+    e->n = n;
+    e->kernels = calloc((size_t)n + 1, sizeof *e->kernels);
+    if (n == 0) return e; /* the library alone */
     char cpp[600], so[600], log[600];
     snprintf(cpp, sizeof cpp, "%s/emu.cpp", dir);
     snprintf(so, sizeof so, "%s/emu.so", dir);
     snprintf(log, sizeof log, "%s/emu.log", dir);
-    if (!write_source(cpp, kernels, n, err, cap) || !compile_so(cpp, so, log, err, cap)) return NULL;
-    CudaEmu *e = calloc(1, sizeof *e);
-    if (!(e->so = dlopen(so, RTLD_NOW | RTLD_LOCAL))) {
-        snprintf(err, cap, "dlopen %s: %s", so, dlerror());
-        free(e);
+    if (!write_source(cpp, kernels, n, err, cap) || !compile_so(cpp, so, log, err, cap)) {
+        cuda_emu_free(e);
         return NULL;
     }
-    e->n = n;
-    e->kernels = calloc((size_t)n + 1, sizeof *e->kernels);
+    if (!(e->so = dlopen(so, RTLD_NOW | RTLD_LOCAL))) {
+        snprintf(err, cap, "dlopen %s: %s", so, dlerror());
+        cuda_emu_free(e);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "emu_k%d", i);
         *(void **)&e->kernels[i] = dlsym(e->so, name);
     }
-    *(void **)&e->lib = dlsym(e->so, "emu_lib");
     return e;
 }
 
 void cuda_emu_free(CudaEmu *e) {
     if (!e) return;
-    dlclose(e->so);
+    if (e->so) dlclose(e->so);
     free(e->kernels);
     free(e);
 }

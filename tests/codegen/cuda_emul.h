@@ -1,8 +1,9 @@
-/* The CUDA backend's emulation harness (test_cuda_codegen): a rendered
- * module compiled by the host C++ compiler with tests/codegen/
- * cuda_emulation.h, loaded into the test, its generated kernels and library
- * kernels callable like launches; and the check of generated kernels
- * against the kernel IR's evaluator (codegen/kernel_eval.c). */
+/* The CUDA backend's emulation harness (test_cuda_codegen): rendered
+ * kernels compiled by the host C++ compiler with tests/codegen/
+ * cuda_emulation.h, loaded into the test, its generated kernels and the
+ * library kernels (cuda_emul_lib.cpp, built with the tests) callable like
+ * launches; and the check of generated kernels against the kernel IR's
+ * evaluator (codegen/kernel_eval.c). */
 #ifndef IGRC_TEST_CUDA_EMUL_H
 #define IGRC_TEST_CUDA_EMUL_H
 
@@ -18,9 +19,10 @@ typedef struct CudaEmu CudaEmu;
  * contents when the test process exits (also after a failed assertion). */
 const char *cuda_emu_tmpdir(void);
 
-/* Renders kernels[0..n-1] with the prelude and library, compiles the text
- * with $CXX (else g++) into a shared library under dir and loads it; NULL
- * with the compiler's output in err on failure. */
+/* Renders kernels[0..n-1] with the prelude, compiles the text with $CXX
+ * (else g++) into a shared library under dir and loads it, beside the
+ * library kernels (n = 0: those alone, no compile); NULL with the
+ * compiler's output in err on failure. */
 CudaEmu *cuda_emu_build(KernelDef *const *kernels, int n, const char *dir, char *err, size_t cap);
 void cuda_emu_free(CudaEmu *e);
 /* igrc_k<i>(bufs..., begin, end) on a grid of `grid` blocks of 256. */
