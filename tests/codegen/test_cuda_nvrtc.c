@@ -191,11 +191,27 @@ static KernelDef *small_kernel(void) {
     return k;
 }
 
+/* The cache tests' module: the prelude and the small kernel, without the
+ * library. The cache keys and stores whatever text it is given, and an
+ * NVRTC run of the library takes seconds under the sanitizers (five runs
+ * here); every_model_kernel_compiles and tools/test_cuda_driver.c compile
+ * the library, for sm_90 and sm_80. */
 static bool compile_small(const char *arch, const char *cache, CudaBinary *b, CudaCompileStats *st, Diag *d) {
     KernelDef *k = small_kernel();
-    CudaCompileOptions o = {arch, {false}, cache, false};
+    CudaSource src = {NULL, calloc(1, sizeof(int)), 1};
+    size_t len = 0;
+    FILE *o = open_memstream(&src.text, &len);
+    cr_assert(o);
+    fputs(igrc_cuda_prelude_src, o);
+    fputs("\n", o);
+    src.first_line[0] = 2;
+    for (const char *c = igrc_cuda_prelude_src; *c; c++) src.first_line[0] += *c == '\n';
     diag_init(d);
-    bool ok = cuda_compile_kernels(&k, 1, &o, b, st, NULL, d);
+    cr_assert(cuda_render_kernel(o, k, 0, d), "%s", d->msg);
+    fclose(o);
+    CudaCompileOptions opt = {arch, {false}, cache, false};
+    bool ok = cuda_compile_source(&src, &k, &opt, b, st, d);
+    cuda_source_free(&src);
     kernel_free(k);
     return ok;
 }
@@ -225,8 +241,7 @@ static void damage(const char *path, long keep, long flip) {
     free(buf);
 }
 
-/* One NVRTC compile fills the cache and every later step reuses its entry
- * (each NVRTC run of the library takes seconds under the sanitizers):
+/* One NVRTC compile fills the cache and every later step reuses its entry:
  *   - the first compile names no directory: the entry goes to
  *     $IGRC_CACHE_DIR (a nested directory that does not exist yet);
  *   - a hit does no NVRTC work and gives the same bytes, with the cache
