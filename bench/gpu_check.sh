@@ -21,6 +21,7 @@ GPU_ARCH=""
 TF32=0
 QUICK=0
 PACK=0
+TABLES_ARGS=""
 TORCH_MODES=both
 PY="${PYTHON:-python3}"
 JOBS="$(nproc)"
@@ -49,6 +50,11 @@ Stages (--stages, comma-separated, in this order):
   selftest     the PyTorch peer's objective checks and the scripts' parsers
   bench        bench/gpu_bench.py: img/s (median of 3, warm-up excluded) and
                peak memory, igrc vs torch eager vs torch.compile, batch 128
+  tables       (not in the default) bench/paper_tables.py on DEVICE with the
+               carried build, into \$OUT/tables (or the log folder), with the
+               arguments of --tables-args (e.g. '--schedule medium --datasets
+               mnist --methods standard,trades --autoattack --jobs 3'); data
+               from ./data as paper_tables finds it
 Default: $STAGES. A failing stage is reported and the next ones still run
 (except build); the exit status is non-zero if any stage failed.
 
@@ -62,6 +68,7 @@ options:
   --gpu-arch sm_NN       igrc compile --gpu-arch (default: from nvidia-smi)
   --tf32                 compile with --tf32 (the check's tolerances become 1e-2)
   --torch-modes M        eager, compile or both (default both)
+  --tables-args ARGS     paper_tables.py's arguments for the tables stage
   --quick                tiny sizes (batch 8-16, 1-2 steps, 1 repeat): checks the
                          script, not the speed
   --pack                 build here (Release, tests on) and write $CARRY:
@@ -90,6 +97,7 @@ while [ $# -gt 0 ]; do
         --build-dir) BUILD_DIR="${2:?--build-dir needs a directory}"; shift ;;
         --gpu-arch) GPU_ARCH="${2:?--gpu-arch needs sm_NN}"; shift ;;
         --torch-modes) TORCH_MODES="${2:?--torch-modes needs eager, compile or both}"; shift ;;
+        --tables-args) TABLES_ARGS="${2?--tables-args needs arguments}"; shift ;;
         --tf32) TF32=1 ;;
         --quick) QUICK=1 ;;
         --pack) PACK=1 ;;
@@ -99,8 +107,8 @@ while [ $# -gt 0 ]; do
 done
 case "$DEVICE" in cuda | cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'" ;; esac
 for s in ${STAGES//,/ }; do
-    case "$s" in env | build | conformance | check | evalcheck | selftest | bench) ;;
-        *) die "unknown stage '$s' (env, build, conformance, check, evalcheck, selftest, bench)" ;;
+    case "$s" in env | build | conformance | check | evalcheck | selftest | bench | tables) ;;
+        *) die "unknown stage '$s' (env, build, conformance, check, evalcheck, selftest, bench, tables)" ;;
     esac
 done
 want() { [[ ",$STAGES," == *",$1,"* ]]; }
@@ -322,6 +330,13 @@ stage_bench() {
     "$PY" bench/gpu_bench.py "${PYARGS[@]}" 2>&1 | tee "$LOG/bench.log"
 }
 
+stage_tables() {
+    local args
+    read -r -a args <<<"$TABLES_ARGS"
+    PYTHONUNBUFFERED=1 "$PY" bench/paper_tables.py --igrc "$IGRC" --device "$DEVICE" --out "$LOG/tables" \
+        "${args[@]}" 2>&1 | tee "$LOG/tables.log"
+}
+
 # ---- main ------------------------------------------------------------------
 
 if [ "$PACK" -eq 1 ]; then
@@ -349,7 +364,7 @@ run_stage() {
 IGRC="" TEST_CONF="" BUILD_OK=0
 run_stage env
 run_stage build
-if [ "$BUILD_OK" -eq 0 ] && { want conformance || want check || want evalcheck || want bench; }; then
+if [ "$BUILD_OK" -eq 0 ] && { want conformance || want check || want evalcheck || want bench || want tables; }; then
     want build || stage_build >/dev/null || true
     [ "$BUILD_OK" -eq 1 ] || die "no usable igrc build, so conformance, check and bench cannot run (see the build stage)"
 fi
@@ -358,6 +373,7 @@ run_stage check
 run_stage evalcheck
 run_stage selftest
 run_stage bench
+run_stage tables
 
 {
     echo
