@@ -6,12 +6,17 @@
  *    attack alone, its stages only go down and end at its result;
  *  - Square reaches the network through predict only (no gradient call),
  *    and a seed reproduces every attack's result;
- *  - bad counts and too many targets are usage errors naming the flag.
+ *  - bad counts and too many targets are usage errors naming the flag;
+ *  - on every SmallCNN model of models/ (narrow widths; 8 steps of its own
+ *    objective, inner loops shortened, from a briefly TRADES-trained
+ *    start): APGD-CE <= PGD-20 at eps 0.3.
  * The attacks' pieces: tests/runtime/test_aa.c; against an independent
  * implementation: tests/reference/test_autoattack_reference.py. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +118,100 @@ Test(autoattack, worst_case_and_apgd_against_pgd_at_eps_0_1) {
         cr_expect_eq(correct(k, single[i]), correct(j, single[i]), "%s is not reproducible", single[i]);
     cJSON_Delete(k);
     cJSON_Delete(j);
+}
+
+/* Every SmallCNN model file, with the -D settings that shorten its
+ * objective's inner loops (each names a setting the model has). The
+ * widths are narrowed so that training the twelve fits the suite. */
+static const struct {
+    const char *file;
+    const char *defs[4];
+} MODELS[] = {
+    {"mnist_smallcnn_standard.json", {NULL}},
+    {"mnist_smallcnn_at.json", {"pgd_steps=3", "alpha=0.1"}},
+    {"mnist_smallcnn_trades.json", {"pgd_steps=3", "alpha=0.1"}},
+    {"mnist_smallcnn_mart.json", {"pgd_steps=3", "alpha=0.1"}},
+    {"mnist_smallcnn_art.json", {"pgd_steps=3", "alpha=0.1"}},
+    {"mnist_smallcnn_at_igr.json", {"pgd_steps=3", "alpha=0.1", "ig_steps=3", "igr_warmup=0.25"}},
+    {"mnist_smallcnn_trades_igr.json", {"pgd_steps=3", "alpha=0.1", "ig_steps=3", "igr_warmup=0.25"}},
+    {"mnist_smallcnn_mart_igr.json", {"pgd_steps=3", "alpha=0.1", "ig_steps=3", "igr_warmup=0.25"}},
+    {"mnist_smallcnn_ig_norm.json", {"pgd_steps=3", "alpha=0.1", "ig_norm_steps=3"}},
+    {"mnist_smallcnn_ig_sum_norm.json", {"pgd_steps=3", "alpha=0.1", "ig_norm_steps=3"}},
+    {"mnist_smallcnn_advaat.json", {"pgd_steps=3", "alpha=0.1", "advaat_ig_steps=3"}},
+    {"mnist_smallcnn_ssr.json", {"ssr_iterations=2"}},
+};
+
+/* Every model file the loop above covers (a new one must be added there). */
+static void expect_every_model_listed(void) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", src_path("models"));
+    DIR *d = opendir(dir);
+    cr_assert(d, "cannot list %s", dir);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "mnist_smallcnn_", 15) || !strstr(e->d_name, ".json")) continue;
+        bool listed = false;
+        for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) listed |= !strcmp(MODELS[i].file, e->d_name);
+        cr_expect(listed, "models/%s is not in this test's MODELS", e->d_name);
+    }
+    closedir(d);
+}
+
+#define NARROW "-D", "width1=8", "-D", "width2=16", "-D", "hidden=32"
+
+/* SmallCNN at the narrow widths trained with TRADES (3-step inner PGD) for
+ * 2 epochs on 2048 images: the start every model fine-tunes from, so that
+ * each is accurate, somewhat robust at eps 0.3 (where PGD-20 with step 0.01
+ * cannot use the whole budget), and its weights are its own objective's. */
+static void narrow_start(char *ckpt, size_t cap) {
+    char exe[PATH_MAX], dir[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s", in_dir("narrow"));
+    snprintf(dir, sizeof dir, "%s", in_dir("narrow_run"));
+    result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_trades.json"), "-o", exe, "--batch", "32",
+                  NARROW, "-D", "pgd_steps=3", "-D", "alpha=0.1"),
+              "igrc compile");
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", dir),
+              "train");
+    cr_assert_lt((size_t)snprintf(ckpt, cap, "%s/checkpoint.safetensors", dir), cap);
+}
+
+/* One model: compile narrow at batch 32, 8 steps of its objective from the
+ * start, then PGD-20 (step 0.01) and APGD-CE (100 iterations, as
+ * AutoAttack runs it) at the paper's eps 0.3 on 32 images. */
+static void apgd_against_pgd(size_t i, const char *start) {
+    char exe[PATH_MAX], dir[PATH_MAX], json[PATH_MAX], model[PATH_MAX], name[64];
+    snprintf(model, sizeof model, "%s/%s", src_path("models"), MODELS[i].file);
+    snprintf(name, sizeof name, "m%zu", i);
+    snprintf(exe, sizeof exe, "%s", in_dir(name));
+    snprintf(name, sizeof name, "run%zu", i);
+    snprintf(dir, sizeof dir, "%s", in_dir(name));
+    snprintf(name, sizeof name, "eval%zu.json", i);
+    snprintf(json, sizeof json, "%s", in_dir(name));
+    const char *argv[32] = {"compile", model, "-o", exe, "--batch", "32", NARROW};
+    int n = 12;
+    for (int k = 0; k < 4 && MODELS[i].defs[k]; k++) argv[n++] = "-D", argv[n++] = MODELS[i].defs[k];
+    argv[n] = NULL;
+    result_ok(spawn_v(igrc_bin(), argv), MODELS[i].file);
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "256", "--epochs", "1", "--lr", "1e-3", "--init-from",
+                  start, "--out", dir),
+              "train");
+    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "natural,pgd,apgd-ce", "--eps", "0.3",
+                  "--pgd-steps", "20", "--pgd-alpha", "0.01", "--n", "32", "--json", json),
+              "eval");
+    cJSON *j = json_load(json);
+    cr_log_info("%s, 32 images at eps 0.3: natural %g pgd-20 %g apgd-ce %g", MODELS[i].file, correct(j, "natural"),
+                correct(j, "pgd"), correct(j, "apgd-ce"));
+    cr_expect_gt(correct(j, "natural"), 20, "%s: natural %g of 32", MODELS[i].file, correct(j, "natural"));
+    cr_expect_leq(correct(j, "apgd-ce"), correct(j, "pgd"), "%s: APGD-CE weaker than PGD-20", MODELS[i].file);
+    cJSON_Delete(j);
+}
+
+Test(autoattack, apgd_ce_at_most_pgd_on_every_smallcnn_model, .timeout = 1200) {
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    expect_every_model_listed();
+    char start[PATH_MAX];
+    narrow_start(start, sizeof start);
+    for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) apgd_against_pgd(i, start);
 }
 
 Test(autoattack, bad_options_name_the_flag) {
