@@ -44,11 +44,14 @@ def synth(model, work, n):
     return d
 
 
-def compile_model(igrc, model, out, cuda, gpu_arch=None, tf32=False, batch=None):
-    """igrc compile; cuda adds --target cuda [--gpu-arch A] [--tf32]."""
+def compile_model(igrc, model, out, cuda, gpu_arch=None, tf32=False, batch=None, defines=()):
+    """igrc compile; cuda adds --target cuda [--gpu-arch A] [--tf32];
+    defines: "key=value" overrides, one -D each."""
     cmd = [igrc, "compile", model, "-o", out]
     if batch:
         cmd += ["--batch", str(batch)]
+    for d in defines:
+        cmd += ["-D", d]
     if cuda:
         cmd += ["--target", "cuda"] + (["--gpu-arch", gpu_arch] if gpu_arch else []) + (["--tf32"] if tf32 else [])
     return run(cmd)
@@ -69,6 +72,18 @@ def train(exe, data, steps, out, dev_args, seed=0, env=None):
                 "--out", out, "--log-every", "1"] + dev_args, env=env)
     with open(os.path.join(out, "last.json")) as f:
         return json.load(f), text
+
+
+_PROGRESS = re.compile(r"^epoch (\d+)/\d+\s+step (\d+)/\d+\s+loss (\S+)", re.M)
+
+
+def step_losses(text):
+    """The loss of every step of epoch 1 from train's progress lines (--log-every 1;
+    each line shows the epoch's running mean, printed to 4 decimals), in step
+    order: {step: loss}. Step 1's is that step's own loss."""
+    means = {int(s): float(v) for e, s, v in _PROGRESS.findall(text) if e == "1"}
+    return {k: k * m - (k - 1) * means[k - 1] if k > 1 else m for k, m in sorted(means.items())
+            if k == 1 or k - 1 in means}
 
 
 _ST_DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U8": np.uint8,

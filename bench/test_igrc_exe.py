@@ -1,5 +1,5 @@
 """Checks of the GPU scripts' parsers and comparisons: bench/igrc_exe.py,
-bench/gpu_train_check.py (python3 bench/test_igrc_exe.py)."""
+bench/gpu_train_check.py, bench/gpu_bench.py's table (python3 bench/test_igrc_exe.py)."""
 import json
 import os
 import struct
@@ -10,6 +10,7 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_bench  # noqa: E402
 import gpu_train_check  # noqa: E402
 import igrc_exe  # noqa: E402
 
@@ -27,6 +28,41 @@ class PeakLine(unittest.TestCase):
         p = igrc_exe.parse_peak_device_bytes
         self.assertIsNone(p("epoch 1/1 step 3/3 loss 2.3 900 img/s\ntrained 1 epochs (3 steps) in 0.4 s"))
         self.assertIsNone(p("peak resident set 123 MiB"))  # not device memory
+
+
+class StepLosses(unittest.TestCase):
+    def test_running_means_to_steps(self):
+        text = ("training m on d: 24 images, batch 8, 3 steps per epoch, lr 0.1\n"
+                "epoch 1/1  step 1/3  loss 2.4779  acc 0.0%  1 img/s  ETA 0:32\n"
+                "epoch 1/1  step 2/3  loss 4.0320  acc 0.0%  1 img/s  ETA 0:22\n"
+                "epoch 1/1  step 3/3  loss 7.4287  acc 0.0%  2 img/s  ETA 0:16\n"
+                "epoch 2/2  step 1/3  loss 9.0000  acc 0.0%  2 img/s  ETA 0:16\n"
+                "trained 1 epochs (3 steps) in 29.2 s; checkpoint x\n")
+        got = igrc_exe.step_losses(text)
+        self.assertEqual(sorted(got), [1, 2, 3])
+        self.assertAlmostEqual(got[1], 2.4779)
+        self.assertAlmostEqual(got[2], 2 * 4.0320 - 2.4779)
+        self.assertAlmostEqual(got[3], 3 * 7.4287 - 2 * 4.0320)
+
+    def test_no_lines(self):
+        self.assertEqual(igrc_exe.step_losses("trained 1 epochs (1 steps) in 0.1 s"), {})
+
+
+class BenchTable(unittest.TestCase):
+    def rows(self, igrc_loss1):
+        return [{"impl": "igrc", "model": "resnet18", "img_per_s": 50.0, "peak_bytes": 2**30, "loss_step1": igrc_loss1},
+                {"impl": "torch-eager", "model": "resnet18", "img_per_s": 100.0, "peak_bytes": 2**30,
+                 "loss_step1": 2.9823}]
+
+    def test_same_first_loss(self):
+        t = gpu_bench.table(self.rows(2.9801))
+        self.assertIn("| 2.9801 |", t)
+        self.assertNotIn("first-step loss", t)
+
+    def test_different_first_loss_flagged(self):
+        # the old benchmark's ResNet-18 gap: igrc's lambda ramp at 0 on step 1, the peer's at 1
+        t = gpu_bench.table(self.rows(2.3265))
+        self.assertIn("first-step loss 22% off eager's", t)
 
 
 class Safetensors(unittest.TestCase):

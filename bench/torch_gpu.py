@@ -15,26 +15,54 @@ The objective (SPEC section 3, objectives/trades.json, igr.json):
   IG   = x (1/m) sum_k grad z_y((k/m) x), m path points as one batch of m B
          rows in training mode (batch-norm statistics per group of B rows,
          no running-statistics update), differentiated again.
-lambda is the plain setting (1); igrc ramps it over the first epoch, which
-changes no work. Under torch.compile the network is compiled wherever it is
+lambda is the plain setting (1), as in igrc compiled with -D igr_warmup=0
+(bench/gpu_bench.py does). The loss is differentiated with respect to the
+weights only (backward(inputs=params)): the IG path points require gradients,
+and a plain backward() would also back-propagate into them, work igrc does
+not do. Under torch.compile the network is compiled wherever it is
 differentiated once (the attack, the two loss forwards); the IG path stays
 eager because AOTAutograd has no double backward.
 
+Data and weights: with --data DIR (a data set in igrc's format, from
+bench/synth_data.py) step i takes batch i mod K of the K = n / B batches in
+the order igrc's `train --seed 0` visits them in its first epoch (all K
+batches are put on the device first: a few MB in the peak, and no host sync
+per step); with --weights FILE (safetensors, PyTorch names) the network
+starts from those weights. bench/gpu_bench.py gives both
+sides the same: `--save-init FILE` writes the --seed initialisation and
+exits, igrc trains from it with --init-from, so the two sides' first steps
+see the same weights and batch and their losses must agree (within the PGD
+start's noise and rounding). Without --data every step draws a new batch
+(uniform pixels and labels) on the device. Never one fixed batch: training on
+it memorises it (ResNet-18 at SGD lr 0.1 within ~10 steps) and its loss falls
+where igrc's, on new batches, does not.
+
   python3 bench/torch_gpu.py --model smallcnn --mode eager --device cuda
   python3 bench/torch_gpu.py --self-test        (CPU checks of the objective)
-Prints one line per mode: 'torch MODEL MODE IMG_PER_S PEAK_BYTES LOSS'; with
---json PATH also writes the rows as JSON."""
+Prints one line per mode: 'torch MODEL MODE IMG_PER_S PEAK_BYTES LOSS1 LOSS',
+LOSS1 the first step's loss, LOSS the last step's; with --json PATH also
+writes the rows as JSON (every step's loss in 'losses'; 'loss_mean' the mean
+over the warm-up and the first repeat, the W + N steps whose mean igrc's
+last.json reports)."""
 import argparse
 import json
 import math
+import os
+import random
 import resource
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import igrc_exe  # noqa: E402  (safetensors)
+import synth_data  # noqa: E402
+from run_cpu_bench import igrc_permutation  # noqa: E402
 
 # ---- networks (models/nets/*.json) ---------------------------------------
 
@@ -185,6 +213,12 @@ def trades_igr_loss(net, net_c, x, y, cfg):
     return base + LAMBDA * igr
 
 
+def backward_weights(loss, params):
+    """d loss / d weights only: not into the IG path points (which require
+    gradients for the IG itself) nor any other input."""
+    loss.backward(inputs=params)
+
+
 # ---- timing -------------------------------------------------------------
 
 
@@ -216,43 +250,104 @@ def peak_bytes(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def load_data(d, shape):
+    """The training images of d in igrc's formats (runtime/io/dataset.c): MNIST
+    IDX or CIFAR-10 binary batches; pixels / 255, labels as int64 (CPU tensors)."""
+    if shape[0] == 1:
+        with open(os.path.join(d, "train-images-idx3-ubyte"), "rb") as f:
+            im = f.read()
+        with open(os.path.join(d, "train-labels-idx1-ubyte"), "rb") as f:
+            lb = f.read()
+        n = int.from_bytes(im[4:8], "big")
+        x = torch.frombuffer(bytearray(im[16:16 + n * 784]), dtype=torch.uint8).view(n, 1, 28, 28)
+        y = torch.frombuffer(bytearray(lb[8:8 + n]), dtype=torch.uint8)
+    else:
+        recs = b""
+        for k in range(1, 6):  # data_batch_1..5.bin, those present, in order
+            if os.path.exists(os.path.join(d, f"data_batch_{k}.bin")):
+                with open(os.path.join(d, f"data_batch_{k}.bin"), "rb") as f:
+                    recs += f.read()
+        r = torch.frombuffer(bytearray(recs), dtype=torch.uint8).view(-1, 3073)
+        x, y = r[:, 1:].reshape(-1, *shape), r[:, 0]
+    return x.float().div_(255), y.long()
+
+
+def load_weights(net, path):
+    """Weights from a safetensors file under PyTorch's names (optimiser state ignored)."""
+    sd = {k: torch.from_numpy(v.copy()) for k, v in igrc_exe.read_safetensors(path).items()
+          if not k.startswith("optim.")}
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise RuntimeError(f"{path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def save_init(args):
+    """The --seed initialisation, as bench() makes it, to args.save_init."""
+    torch.manual_seed(args.seed)
+    net = MODELS[args.model]["net"]()
+    igrc_exe.write_safetensors(args.save_init, {k: v.numpy() for k, v in net.state_dict().items()
+                                                if not k.endswith("num_batches_tracked")})
+
+
 def bench(args, mode, device):
     torch.manual_seed(args.seed)
     cfg = MODELS[args.model]
-    net = cfg["net"]().to(device).train()
+    net = cfg["net"]()
+    if args.weights:
+        load_weights(net, args.weights)
+    net = net.to(device).train()
     net_c = net
     if mode == "compile":
         if not hasattr(torch, "compile"):
             raise RuntimeError(f"torch {torch.__version__} has no torch.compile")
         net_c = torch.compile(net, mode=args.compile_mode)
-    opt = cfg["opt"](net.parameters())
-    x = torch.rand(args.batch, *cfg["shape"], device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    params = list(net.parameters())
+    opt = cfg["opt"](params)
+    if args.data:
+        xs, ys = load_data(args.data, cfg["shape"])
+        nb = len(xs) // args.batch
+        if nb < 1:
+            raise RuntimeError(f"{args.data}: {len(xs)} images, fewer than one batch of {args.batch}")
+        order = torch.tensor(igrc_permutation(len(xs), 0, 0)[:nb * args.batch]).view(nb, args.batch)
+        batches = [(xs[i].to(device), ys[i].to(device)) for i in order]  # on the device: no host sync per step
+    else:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(args.seed + 1)
+    losses = []  # detached, read after the timing (no host sync per step)
 
     def step():
+        if args.data:
+            x, y = batches[len(losses) % nb]
+        else:
+            x = torch.rand(args.batch, *cfg["shape"], device=device, generator=gen)
+            y = torch.randint(0, 10, (args.batch,), device=device, generator=gen)
         opt.zero_grad(set_to_none=True)
         loss = trades_igr_loss(net, net_c, x, y, cfg)
-        loss.backward()
+        backward_weights(loss, params)
         opt.step()
-        return loss
+        losses.append(loss.detach())
 
     for _ in range(args.warmup):  # torch.compile compiles here
         step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    timer, rates, loss = Timer(device), [], None
+    timer, rates = Timer(device), []
     for _ in range(args.repeats):
         timer.start()
         for _ in range(args.steps):
-            loss = step()
+            step()
         rates.append(args.steps * args.batch / timer.stop())
-    if not math.isfinite(loss.item()):
-        raise RuntimeError(f"{args.model} {mode}: the loss is {loss.item()}")
+    losses = [v.item() for v in losses]
+    if not all(math.isfinite(v) for v in losses):
+        raise RuntimeError(f"{args.model} {mode}: the loss is {losses}")
+    first = losses[:args.warmup + args.steps]
     return {"impl": f"torch-{mode}", "model": args.model, "batch": args.batch, "steps": args.steps,
             "repeats": args.repeats, "img_per_s": statistics.median(rates), "img_per_s_all": rates,
-            "peak_bytes": peak_bytes(device), "loss": loss.item(), "device": str(device),
-            "torch": torch.__version__}
+            "peak_bytes": peak_bytes(device), "loss_step1": losses[0], "loss_mean": sum(first) / len(first),
+            "loss": losses[-1], "losses": losses, "data": args.data, "weights": args.weights,
+            "device": str(device), "torch": torch.__version__}
 
 
 # ---- self-test (runs on the CPU) ---------------------------------------
@@ -302,6 +397,44 @@ def self_test():
     inside = bool(((xa - xs).abs() <= cfg["eps"] + 1e-6).all() and (xa >= 0).all() and (xa <= 1).all())
     ok &= check(inside and not xa.requires_grad, "PGD stays in the eps-ball and [0,1], detached")
     ok &= check(sum(p.numel() for p in ResNet18().parameters()) == 11173962, "ResNet-18 has 11,173,962 parameters")
+    with tempfile.TemporaryDirectory() as d:  # igrc's data formats, as bench/synth_data.py writes them
+        rng = random.Random(0)
+        synth_data.idx_files(d, "train", 3, rng)
+        synth_data.cifar_file(os.path.join(d, "data_batch_1.bin"), 2, rng)
+        mx, my = load_data(d, (1, 28, 28))
+        cx, cy = load_data(d, (3, 32, 32))
+        with open(os.path.join(d, "train-images-idx3-ubyte"), "rb") as f:
+            m2 = f.read()[16 + 784:16 + 2 * 784]
+        with open(os.path.join(d, "data_batch_1.bin"), "rb") as f:
+            c1 = f.read()[3073:]
+        init = os.path.join(d, "init.safetensors")
+        save_init(argparse.Namespace(seed=3, model="smallcnn", save_init=init))
+        torch.manual_seed(3)
+        want, got = SmallCNN(), SmallCNN()
+        load_weights(got, init)
+    ok &= check(mx.shape == (3, 1, 28, 28) and cx.shape == (2, 3, 32, 32) and
+                mx[1].flatten().mul(255).round().tolist() == list(m2) and int(cy[1]) == c1[0] and
+                cx[1].flatten().mul(255).round().tolist() == list(c1[1:]) and bool((my < 10).all()),
+                "data sets read as igrc reads them (MNIST IDX, CIFAR-10 records, pixels / 255)")
+    ok &= check(all(torch.equal(a, b) for a, b in zip(want.state_dict().values(), got.state_dict().values())),
+                "--save-init writes the seed's initialisation, --weights loads it")
+    net = SmallCNN().train()
+    nn.init.normal_(net.fc3.weight, std=0.1)
+    params = list(net.parameters())
+    loss = trades_igr_loss(net, net, xs, torch.tensor([3, 7, 1, 0]), dict(cfg, pgd_steps=1))
+    leaves, seen, todo = [], set(), [loss.grad_fn]
+    while todo:  # the graph's leaves that are not weights: the IG path points
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        v = getattr(fn, "variable", None)
+        if v is not None and not any(v is p for p in params):
+            leaves.append(v)
+        todo += [f for f, _ in fn.next_functions]
+    backward_weights(loss, params)
+    ok &= check(len(leaves) == 2 and all(v.grad is None for v in leaves) and all(p.grad is not None for p in params),
+                f"the loss is differentiated into every weight and not into the {len(leaves)} IG path inputs")
     return ok
 
 
@@ -317,10 +450,16 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode")
     ap.add_argument("--json", help="write the rows here as JSON")
+    ap.add_argument("--data", help="train on this data set's batches in igrc's order (default: new random ones)")
+    ap.add_argument("--weights", help="start from these weights (safetensors, PyTorch names)")
+    ap.add_argument("--save-init", metavar="FILE", help="write the --seed initialisation of --model here and exit")
     ap.add_argument("--self-test", action="store_true", help="check the objective on the CPU and exit")
     args = ap.parse_args()
     if args.self_test:
         sys.exit(0 if self_test() else 1)
+    if args.save_init:
+        save_init(args)
+        sys.exit(0)
     if min(args.batch, args.steps, args.repeats) < 1 or args.warmup < 0:
         ap.error("--batch, --steps and --repeats must be >= 1, --warmup >= 0")
     device = torch.device(args.device)
@@ -334,7 +473,8 @@ def main():
             print(f"torch_gpu.py: error: {args.model} {mode}: {type(e).__name__}: {e}", file=sys.stderr)
             r, failed = {"impl": f"torch-{mode}", "model": args.model, "error": f"{type(e).__name__}: {e}"}, True
         else:
-            print(f"torch {args.model} {mode} {r['img_per_s']:.1f} {r['peak_bytes']} {r['loss']:.6g}", flush=True)
+            print(f"torch {args.model} {mode} {r['img_per_s']:.1f} {r['peak_bytes']} "
+                  f"{r['loss_step1']:.6g} {r['loss']:.6g}", flush=True)
         rows.append(r)
         if device.type == "cuda":
             torch.cuda.empty_cache()
