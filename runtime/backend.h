@@ -65,6 +65,16 @@ typedef struct Backend {
     void *(*param_host)(BackendRun *r, int i);
     bool (*param_get)(BackendRun *r, int i, void *dst, char *err, size_t errcap);
     bool (*param_set)(BackendRun *r, int i, const void *src, char *err, size_t errcap);
+    /* From the next call of f on, input k (input) or output k of f stays in
+     * device memory: the call neither uploads nor returns it (its host
+     * pointer is not read), and *addr is where it lives, for the caller to
+     * fill or read there between calls, in the order of the backend's
+     * stream (a collective reducing gradients in place). NULL on backends
+     * that compute in host memory, where the caller's buffers serve. */
+    bool (*keep_on_device)(BackendRun *r, int f, bool input, int k, uint64_t *addr, char *err,
+                           size_t errcap);
+    /* The stream calls are ordered on (a CUstream); NULL with keep_on_device. */
+    void *(*stream)(BackendRun *r);
     /* Peak bytes held on the device. */
     int64_t (*memory_bytes)(const BackendRun *r);
     /* One line: "cpu, 8 threads", the GPU... */

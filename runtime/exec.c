@@ -64,6 +64,15 @@ bool exec_call(Exec *e, int f, const void *const *inputs, void *const *outputs) 
     return true;
 }
 
+bool exec_keep_on_device(Exec *e, int f, bool input, int k, uint64_t *addr) {
+    *addr = 0;
+    if (f < 0 || f >= e->p->nfuncs || k < 0 || k >= (input ? e->p->funcs[f].ninputs : e->p->funcs[f].noutputs))
+        return rt_fail(e->err, sizeof e->err, "no %s %d of function %d", input ? "input" : "output", k, f);
+    return !e->be->keep_on_device || e->be->keep_on_device(e->run, f, input, k, addr, e->err, sizeof e->err);
+}
+
+void *exec_stream(Exec *e) { return e->be->stream ? e->be->stream(e->run) : NULL; }
+
 bool exec_bind_param_output(Exec *e, int f, int out, int param) {
     const Program *p = e->p;
     if (f < 0 || f >= p->nfuncs || out < 0 || out >= p->funcs[f].noutputs || param < 0 ||

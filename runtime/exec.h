@@ -49,6 +49,14 @@ bool exec_params_changed(Exec *e);
 /* Re-initialises every parameter from seed. */
 bool exec_init_params(Exec *e, uint32_t seed);
 
+/* Input (input) or output k of f stays on the device from the next call
+ * of f on (backend.h, keep_on_device): *addr is its device address, or 0
+ * on a backend that computes in host memory (there the buffers passed to
+ * exec_call are the data, as before). False on a device failure. */
+bool exec_keep_on_device(Exec *e, int f, bool input, int k, uint64_t *addr);
+/* The stream the backend orders calls on, NULL for host-memory backends. */
+void *exec_stream(Exec *e);
+
 /* Peak bytes: runner_memory_bytes on the CPU, device bytes on CUDA. */
 int64_t exec_memory_bytes(const Exec *e);
 /* One line describing the backend ("cpu, 8 threads", the GPU...). */

@@ -8,6 +8,7 @@
 
 #include "base/contract.h"
 #include "runtime/app/app_internal.h"
+#include "runtime/dist/nccl.h"
 
 typedef struct {
     int out, in;     /* train_grads output, train_apply input */
@@ -36,6 +37,9 @@ struct DpTrain {
     float scal[4];
     int32_t key[2];
     double *mb, *all;         /* per micro-batch (loss, correct): this rank's, every rank's */
+    Nccl *nccl;               /* set: gradients reduced where computed (open_nccl) */
+    void **send, **recv;      /* per slot: train_grads' output, train_apply's input (device or host) */
+    int64_t *count;
 };
 
 static bool pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
@@ -137,6 +141,47 @@ static bool alloc(DpTrain *t) {
     return true;
 }
 
+/* NCCL sums the gradients in device memory, from train_grads' outputs into
+ * train_apply's inputs, when the backend computes on a device, there are 2
+ * or more ranks and each has one micro-batch per step (train.micro_batch =
+ * batch / ranks); with more micro-batches per rank their tree runs on the
+ * host, over MPI. IGRC_NCCL=0: never; IGRC_NCCL=1: always (on a
+ * host-memory backend only a test double of libnccl takes the pointers). */
+static int open_nccl(DpTrain *t, int64_t B) {
+    const char *env = getenv("IGRC_NCCL");
+    bool force = env && !strcmp(env, "1"), want = env && *env ? strcmp(env, "0") != 0 : exec_stream(t->r) != NULL;
+    if (!want || dist_size(t->dist) < 2) return APP_OK;
+    if (t->L != 1) {
+        if (!force) return APP_OK;
+        fprintf(stderr, "error: IGRC_NCCL=1 reduces one micro-batch per rank: compile with -D train.micro_batch=%"
+                PRId64 " (batch %" PRId64 " over %d ranks), not %" PRId64 "\n", B / dist_size(t->dist), B,
+                dist_size(t->dist), t->G);
+        return APP_USAGE;
+    }
+    char err[1024];
+    if (!(t->nccl = nccl_open(t->dist, err, sizeof err))) {
+        fprintf(stderr, "error: rank %d: %s\n", dist_rank(t->dist), err);
+        return APP_FAIL;
+    }
+    t->send = calloc((size_t)t->nslots, sizeof *t->send), t->recv = calloc((size_t)t->nslots, sizeof *t->recv);
+    t->count = calloc((size_t)t->nslots, sizeof *t->count);
+    if (!t->send || !t->recv || !t->count) return fail("out of memory", NULL);
+    for (int s = 0; s < t->nslots; s++) {
+        uint64_t out = 0, in = 0;
+        if (!exec_keep_on_device(t->r, t->fg, false, t->slots[s].out, &out) ||
+            !exec_keep_on_device(t->r, t->fa, true, t->slots[s].in, &in)) {
+            fprintf(stderr, "error: %s\n", exec_error(t->r));
+            return APP_FAIL;
+        }
+        t->send[s] = out ? (void *)(uintptr_t)out : t->outs[t->slots[s].out];
+        t->recv[s] = in ? (void *)(uintptr_t)in : (void *)t->ains[t->slots[s].in];
+        t->count[s] = t->slots[s].n;
+    }
+    if (dist_rank(t->dist) == 0)
+        fprintf(stderr, "%d ranks: gradients summed with %s\n", dist_size(t->dist), nccl_describe(t->nccl));
+    return APP_OK;
+}
+
 int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
     *out = NULL;
     int fg = program_find_func(p, ENTRY_TRAIN_GRADS), fa = program_find_func(p, ENTRY_TRAIN_APPLY);
@@ -156,6 +201,7 @@ int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
     int rc = check_sizes(t, B, dist_size(dist));
     if (rc) return dp_free(t), rc;
     if (!alloc(t)) return fail("out of memory", t);
+    if ((rc = open_nccl(t, B))) return dp_free(t), rc;
     *out = t;
     return APP_OK;
 }
@@ -168,6 +214,8 @@ void dp_free(DpTrain *t) {
     if (t->outs) app_free_outputs(t->grads, t->outs);
     if (t->aouts) app_free_outputs(t->apply, t->aouts);
     free(t->gins), free(t->ains), free(t->x), free(t->y), free(t->mb), free(t->all);
+    nccl_close(t->nccl);
+    free(t->send), free(t->recv), free(t->count);
     free(t);
 }
 
@@ -183,6 +231,7 @@ static bool micro_batch(DpTrain *t, const Dataset *d, const int64_t *order, int6
     for (int64_t k = 0; k < t->G; k++)
         correct += app_argmax(&t->grads->outputs[t->out_logits], t->outs[t->out_logits], k, t->K) == t->y[k];
     t->mb[2 * l] = *(const float *)t->outs[t->out_loss], t->mb[2 * l + 1] = correct;
+    if (t->nccl) return true; /* its gradients stay where they were computed */
     char *leaf = t->leaves + (size_t)(l * t->P) * es;
     for (int i = 0; i < t->nslots; i++)
         memcpy(leaf + (size_t)t->slots[i].offset * es, t->outs[t->slots[i].out], (size_t)t->slots[i].n * es);
@@ -220,19 +269,25 @@ bool dp_step(DpTrain *t, const Dataset *d, const int64_t *order, int64_t start, 
     char err[512] = "";
     for (int64_t l = t->L - 1; l >= 0; l--) /* the first last: its running statistics are kept */
         if (!micro_batch(t, d, order, start, s, first + l, l)) return false;
-    sum_leaves(t);
-    bool ok = dist_sum_tree(t->dist, t->leaves, t->P, t->f64, err, sizeof err) &&
-              dist_allgather(t->dist, t->mb, 2 * t->L, t->all, err, sizeof err) &&
-              share_stats(t, exec_program(t->r), err, sizeof err);
+    const double inv = 1.0 / (double)t->M; /* exact: M is a power of two */
+    bool ok;
+    if (t->nccl) {
+        ok = nccl_sum_tree(t->nccl, t->send, t->recv, t->count, t->nslots, t->f64, inv, exec_stream(t->r), err,
+                           sizeof err);
+    } else {
+        sum_leaves(t);
+        ok = dist_sum_tree(t->dist, t->leaves, t->P, t->f64, err, sizeof err);
+        if (t->f64)
+            for (int64_t k = 0; k < t->P; k++) ((double *)t->leaves)[k] *= inv;
+        else
+            for (int64_t k = 0; k < t->P; k++) ((float *)t->leaves)[k] *= (float)inv;
+    }
+    ok = ok && dist_allgather(t->dist, t->mb, 2 * t->L, t->all, err, sizeof err) &&
+         share_stats(t, exec_program(t->r), err, sizeof err);
     if (!ok) {
         fprintf(stderr, "\nerror: rank %d: %s\n", dist_rank(t->dist), err);
         return false;
     }
-    const double inv = 1.0 / (double)t->M; /* exact: M is a power of two */
-    if (t->f64)
-        for (int64_t k = 0; k < t->P; k++) ((double *)t->leaves)[k] *= inv;
-    else
-        for (int64_t k = 0; k < t->P; k++) ((float *)t->leaves)[k] *= (float)inv;
     double lsum = 0, csum = 0;
     for (int64_t m = 0; m < t->M; m++) lsum += t->all[2 * m], csum += t->all[2 * m + 1];
     *loss = lsum / (double)t->M, *correct = (int64_t)csum;

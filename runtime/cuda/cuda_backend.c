@@ -83,6 +83,13 @@ static bool cuda_param_set(BackendRun *b, int i, const void *src, char *err, siz
     return cuda_runner_set_param(b->r, i, src, err, errcap);
 }
 
+static bool cuda_keep_on_device(BackendRun *b, int f, bool input, int k, uint64_t *addr, char *err,
+                                size_t errcap) {
+    return cuda_runner_keep(b->r, f, input, k, addr, err, errcap);
+}
+
+static void *cuda_stream(BackendRun *b) { return cuda_runner_stream(b->r); }
+
 static int64_t cuda_memory_bytes(const BackendRun *b) { return cuda_runner_memory_bytes(b->r); }
 
 static void cuda_describe(const BackendRun *b, char *buf, size_t cap) {
@@ -100,6 +107,8 @@ const Backend backend_cuda = {
     .param_host = cuda_param_host,
     .param_get = cuda_param_get,
     .param_set = cuda_param_set,
+    .keep_on_device = cuda_keep_on_device,
+    .stream = cuda_stream,
     .memory_bytes = cuda_memory_bytes,
     .describe = cuda_describe,
 };

@@ -29,6 +29,7 @@ typedef struct {
     int64_t io_bytes, *in_off, *out_off;
     CudaBind *binds;
     int nbinds;
+    bool *keep_in, *keep_out; /* left on the device: neither staged nor returned */
     CudaOpList ops;
     Launch *launches;
     uint64_t gen, graph_gen; /* bindings' generation; the graph's */
@@ -184,6 +185,8 @@ void cuda_runner_free(CudaRunner *r) {
         if (fs->pinned) r->d.cuMemFreeHost(fs->pinned);
         free(fs->in_off);
         free(fs->out_off);
+        free(fs->keep_in);
+        free(fs->keep_out);
         free(fs->binds);
     }
     for (int f = 0; r->arenas && r->mp.arena && f < p->nfuncs; f++)
@@ -247,7 +250,10 @@ static bool alloc_io(CudaRunner *r, int f, FuncState *fs, char *err, size_t cap)
     const PFunc *fn = &r->p->funcs[f];
     fs->in_off = calloc((size_t)fn->ninputs + 1, sizeof *fs->in_off);
     fs->out_off = calloc((size_t)fn->noutputs + 1, sizeof *fs->out_off);
-    if (!fs->in_off || !fs->out_off) return rt_fail(err, cap, "CUDA: out of memory");
+    fs->keep_in = calloc((size_t)fn->ninputs + 1, sizeof *fs->keep_in);
+    fs->keep_out = calloc((size_t)fn->noutputs + 1, sizeof *fs->keep_out);
+    if (!fs->in_off || !fs->out_off || !fs->keep_in || !fs->keep_out)
+        return rt_fail(err, cap, "CUDA: out of memory");
     fs->io_bytes = cuda_io_layout(fn, fs->in_off, fs->out_off);
     char what[160];
     snprintf(what, sizeof what, "the inputs and outputs of %s", fn->name);
@@ -388,7 +394,7 @@ static bool enqueue_call(CudaRunner *r, int f, char *err, size_t cap) {
     FuncState *fs = &r->fs[f];
     const PFunc *fn = &r->p->funcs[f];
     for (int k = 0; k < fn->ninputs; k++) {
-        if (!ptensor_bytes(&fn->inputs[k])) continue;
+        if (fs->keep_in[k] || !ptensor_bytes(&fn->inputs[k])) continue;
         char what[160];
         snprintf(what, sizeof what, "staging input %s of %s", fn->inputs[k].name, fn->name);
         if (!cudrv_ok(&r->d, r->d.cuMemcpyHtoDAsync(fs->io + (CUdeviceptr)fs->in_off[k],
@@ -402,7 +408,7 @@ static bool enqueue_call(CudaRunner *r, int f, char *err, size_t cap) {
     for (int k = 0; k < fn->noutputs; k++) {
         bool bound = false;
         for (int b = 0; b < fs->nbinds; b++) bound |= fs->binds[b].out == k;
-        if (bound || !ptensor_bytes(&fn->outputs[k])) continue;
+        if (bound || fs->keep_out[k] || !ptensor_bytes(&fn->outputs[k])) continue;
         char what[160];
         snprintf(what, sizeof what, "returning output %s of %s", fn->outputs[k].name, fn->name);
         if (!cudrv_ok(&r->d, r->d.cuMemcpyDtoHAsync(fs->pinned + fs->out_off[k],
@@ -443,7 +449,7 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
     FuncState *fs = &r->fs[f];
     const PFunc *fn = &r->p->funcs[f];
     for (int k = 0; k < fn->ninputs; k++)
-        if (ptensor_bytes(&fn->inputs[k]))
+        if (!fs->keep_in[k] && ptensor_bytes(&fn->inputs[k]))
             memcpy(fs->pinned + fs->in_off[k], inputs[k], ptensor_bytes(&fn->inputs[k]));
     char what[256];
     snprintf(what, sizeof what, "replaying the graph of %s", fn->name);
@@ -468,11 +474,27 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
     for (int k = 0; k < fn->noutputs; k++) {
         bool bound = false;
         for (int b = 0; b < fs->nbinds; b++) bound |= fs->binds[b].out == k;
-        if (!bound && ptensor_bytes(&fn->outputs[k]))
+        if (!bound && !fs->keep_out[k] && ptensor_bytes(&fn->outputs[k]))
             memcpy(outputs[k], fs->pinned + fs->out_off[k], ptensor_bytes(&fn->outputs[k]));
     }
     return true;
 }
+
+bool cuda_runner_keep(CudaRunner *r, int f, bool input, int k, uint64_t *addr, char *err, size_t cap) {
+    if (!r || f < 0 || f >= r->p->nfuncs || k < 0 || k >= (input ? r->p->funcs[f].ninputs : r->p->funcs[f].noutputs))
+        return rt_fail(err, cap, "CUDA: no %s %d of function %d", input ? "input" : "output", k, f);
+    FuncState *fs = &r->fs[f];
+    if (!fs->in_off && (!alloc_reach(r, f, err, cap) || !alloc_io(r, f, fs, err, cap))) return false;
+    bool *keep = input ? &fs->keep_in[k] : &fs->keep_out[k];
+    *addr = (uint64_t)(fs->io + (CUdeviceptr)(input ? fs->in_off[k] : fs->out_off[k]));
+    if (*keep) return true;
+    *keep = true;
+    fs->gen++;
+    release_func(r, fs); /* the graph stages or returns one buffer less: captured again */
+    return true;
+}
+
+void *cuda_runner_stream(CudaRunner *r) { return r ? (void *)r->stream : NULL; }
 
 bool cuda_runner_bind(CudaRunner *r, int f, int out, int param, char *err, size_t cap) {
     const Program *p = r->p;

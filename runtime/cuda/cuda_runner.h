@@ -44,6 +44,13 @@ bool cuda_runner_call(CudaRunner *r, int f, const void *const *inputs, void *con
  * `param` on the device, inside the call's graph. */
 bool cuda_runner_bind(CudaRunner *r, int f, int out, int param, char *err, size_t errcap);
 
+/* From the next call of f on, its input (input) or output k is neither
+ * staged nor returned: it stays in f's device I/O buffer at *addr, which
+ * the caller fills or reads on the runner's stream between calls. */
+bool cuda_runner_keep(CudaRunner *r, int f, bool input, int k, uint64_t *addr, char *err, size_t errcap);
+/* The stream every call is ordered on (a CUstream). */
+void *cuda_runner_stream(CudaRunner *r);
+
 /* Parameter i between the device and host memory (ptensor_bytes). */
 bool cuda_runner_get_param(CudaRunner *r, int i, void *host, char *err, size_t errcap);
 bool cuda_runner_set_param(CudaRunner *r, int i, const void *host, char *err, size_t errcap);

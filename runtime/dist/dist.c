@@ -144,6 +144,14 @@ bool dist_allgather(Dist *d, const double *send, int64_t n, double *recv, char *
     return mpi_ok(d->allgather(send, (int)n, d->f64, recv, (int)n, d->f64, d->world), "MPI_Allgather", err, cap);
 }
 
+bool dist_exchange(Dist *d, int partner, const void *send, void *recv, int64_t n, char *err, size_t cap) {
+    if (partner < 0 || partner >= d->size || partner == d->rank || n > PART)
+        return snprintf(err, cap, "no exchange of %lld bytes with rank %d", (long long)n, partner), false;
+    d->sent += n;
+    return mpi_ok(d->sendrecv(send, (int)n, d->byte, partner, 0, recv, (int)n, d->byte, partner, 0, d->world, NULL),
+                  "MPI_Sendrecv", err, cap);
+}
+
 bool dist_bcast(Dist *d, void *buf, int64_t n, int root, char *err, size_t cap) {
     if (d->size == 1) return true;
     for (int64_t off = 0; off < n; off += PART) {

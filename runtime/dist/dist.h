@@ -33,6 +33,8 @@ bool dist_sum_tree(Dist *d, void *buf, int64_t n, bool f64, char *err, size_t ca
 bool dist_allgather(Dist *d, const double *send, int64_t n, double *recv, char *err, size_t cap);
 /* n bytes from rank root to every rank. */
 bool dist_bcast(Dist *d, void *buf, int64_t n, int root, char *err, size_t cap);
+/* n bytes to rank partner and n bytes back from it (both call it). */
+bool dist_exchange(Dist *d, int partner, const void *send, void *recv, int64_t n, char *err, size_t cap);
 /* Ends every rank of the job (after an error on this one). */
 void dist_abort(Dist *d, int code);
 

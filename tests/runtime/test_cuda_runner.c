@@ -228,6 +228,39 @@ Test(cuda_runner, binding_after_capture) {
     pair_free(&q);
 }
 
+/* Input x and output y kept on the device (the fake's device memory is
+ * host memory, so the test reads and writes them at their addresses): the
+ * call neither stages x from the host nor returns y, the graph is captured
+ * again, and the results equal a call with everything staged. */
+Test(cuda_runner, inputs_and_outputs_kept_on_the_device) {
+    Pair q = pair("sm_90", true, 11);
+    char err[2048];
+    float x[4] = {0.5f, -1, 2, 0.25f}, a[8] = {0.1f, 0.2f}, y[4], loss, w[4], z[6];
+    float y2[4], loss2, w2[4], z2[6], stale[4] = {9, 9, 9, 9};
+    const void *ins[2] = {x, a};
+    void *outs[4] = {y, &loss, w, z};
+    cr_assert(cuda_runner_call(q.gpu, 0, ins, outs, err, sizeof err), "%s", err);
+    uint64_t dx = 0, dy = 0, again = 0;
+    cr_assert(cuda_runner_keep(q.gpu, 0, true, 0, &dx, err, sizeof err), "%s", err);
+    cr_assert(cuda_runner_keep(q.gpu, 0, false, 0, &dy, err, sizeof err), "%s", err);
+    cr_assert(cuda_runner_keep(q.gpu, 0, false, 0, &again, err, sizeof err), "%s", err);
+    cr_expect(dx && dy && again == dy, "addresses %llx %llx %llx", (unsigned long long)dx,
+              (unsigned long long)dy, (unsigned long long)again);
+    cr_expect_not(cuda_runner_keep(q.gpu, 0, false, 4, &again, err, sizeof err), "no output 4");
+    memcpy((void *)(uintptr_t)dx, x, sizeof x); /* x written "on the device" */
+    memcpy(y2, stale, sizeof y2);
+    const void *ins2[2] = {stale, a}; /* the host x is not read */
+    void *outs2[4] = {y2, &loss2, w2, z2};
+    FakeCudaStats s0 = stats();
+    cr_assert(cuda_runner_call(q.gpu, 0, ins2, outs2, err, sizeof err), "%s", err);
+    cr_expect_eq(stats().captures - s0.captures, 1, "captured again after keep");
+    cr_expect_eq(memcmp(y2, stale, sizeof y2), 0, "a kept output came back to the host");
+    cr_expect_eq(memcmp((void *)(uintptr_t)dy, y, sizeof y), 0, "y on the device differs");
+    cr_expect_eq(loss2, loss);
+    cr_expect_eq(memcmp(z2, z, sizeof z), 0);
+    pair_free(&q);
+}
+
 /* Device bytes: parameters (16 + 48), three arenas (1024 + 256 + 256),
  * two loops' trip tables and carries (4 x 256), the I/O buffer of step
  * (6 x 256); all of it, and the pinned staging, freed. */

@@ -10,6 +10,10 @@
  *    the same tables and JSON as one process;
  *  - a rank killed mid-epoch stops the job within a bounded time, with an
  *    error naming the rank, and the last checkpoint stays loadable;
+ *  - the NCCL path (fake_nccl standing in for libnccl.so.2, the CPU
+ *    backend's buffers as device memory): two ranks with one micro-batch
+ *    each end with one process's checkpoint bytes; NCCL missing, or more
+ *    micro-batches per rank than it reduces, are errors naming the cause;
  *  - refused: ranks that cannot share the batch, a program without
  *    train.micro_batch under mpirun, an unloadable libmpi, another MPI's
  *    launcher, ig (which does not shard) under mpirun. */
@@ -111,6 +115,46 @@ Test(distributed, two_ranks_give_one_process_bits_and_repeat) {
     train2(exe, "320", "1", again, NULL);
     cr_expect(same_file(ckpt(one), ckpt(two)), "20 steps: 2 ranks differ from one process");
     cr_expect(same_file(ckpt(two), ckpt(again)), "2 ranks do not repeat");
+}
+
+/* The gradients of TRADES+IGR (f32; micro-batches of 8, one per rank) summed
+ * by NCCL's pair communicators, in place in train_apply's inputs. */
+Test(distributed, nccl_reduction_gives_one_process_bits) {
+    mpirun();
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    const char *exe = in_dir("ti8"), *one = in_dir("one"), *nccl = in_dir("nccl"), *trace = in_dir("trace");
+    result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_trades_igr.json"), "-o", exe, "--batch",
+                  "16", "-D", "train.micro_batch=8", "-D", "pgd_steps=3", "-D", "ig_steps=4", "-D", "width1=8",
+                  "-D", "width2=16"),
+              "igrc compile");
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "160", "--epochs", "1", "--out", one), "one process");
+    setenv("IGRC_NCCL", "1", 1), setenv("IGRC_NCCL_LIB", FAKE_LIBNCCL, 1), setenv("FAKE_NCCL_TRACE", trace, 1);
+    Result r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "160", "--epochs",
+                       "1", "--out", nccl);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "2 ranks: gradients summed with NCCL 2.11.0"), "%s", r.err);
+    result_free(&r);
+    cr_expect(same_file(ckpt(one), ckpt(nccl)), "10 steps: NCCL's sum differs from one process");
+    size_t n = 0;
+    char *t = slurp(trace, NULL);
+    for (const char *p = t; (p = strstr(p, "allreduce pid")); p++) n++;
+    free(t);
+    cr_expect_eq(n, 2 * 10 * 14, "%zu all-reduces: 2 ranks x 10 steps x 14 gradients (SmallCNN) expected", n);
+    /* NCCL missing; micro-batches of 4 (two per rank) */
+    setenv("IGRC_NCCL_LIB", "/nonexistent/libnccl.so.2", 1);
+    r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "32", "--out", in_dir("x"));
+    cr_expect_neq(r.rc, 0);
+    cr_expect(strstr(r.err, "/nonexistent/libnccl.so.2 cannot be loaded") && strstr(r.err, "IGRC_NCCL=0"), "%s",
+              r.err);
+    result_free(&r);
+    setenv("IGRC_NCCL_LIB", FAKE_LIBNCCL, 1);
+    const char *mb4 = compile("models/mnist_smallcnn_standard.json", "std4", "width1=8", "width2=16");
+    r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", mb4, "train", "--data", "mnist", "--limit", "32", "--out", in_dir("y"));
+    cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
+    cr_expect(strstr(r.err, "compile with -D train.micro_batch=8"), "%s", r.err);
+    result_free(&r);
+    unsetenv("IGRC_NCCL"), unsetenv("IGRC_NCCL_LIB"), unsetenv("FAKE_NCCL_TRACE");
 }
 
 Test(distributed, resumed_two_rank_run_continues_bit_for_bit) {
