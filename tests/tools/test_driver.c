@@ -499,3 +499,89 @@ Test(driver, save_params_then_params_reproduces_seed) {
         st_free(&c);
     }
 }
+
+/* ---- exec over a data set ---- */
+
+/* A CIFAR-shaped network small enough for the interpreter. */
+static const char kCifarNet[] =
+    "{\"igrc\": 1, \"inputs\": {\"x\": {\"shape\": [\"B\", 3, 32, 32], \"dtype\": \"f32\", \"range\": [0, 1]},"
+    " \"y\": {\"shape\": [\"B\"], \"dtype\": \"i32\", \"classes\": 10}},"
+    " \"networks\": {\"n\": {\"input\": \"x\", \"nodes\": ["
+    "  {\"id\": \"f\", \"op\": \"flatten\", \"inputs\": [\"x\"]},"
+    "  {\"id\": \"fc\", \"op\": \"linear\", \"inputs\": [\"f\"], \"out_features\": 10}], \"output\": \"fc\"}}}";
+
+/* CIFAR-10's binary layout: per record a label byte and 3x32x32 pixel bytes. */
+static void write_cifar(const char *dir, const char *file, int n, int bad_label, unsigned char *pixels,
+                        unsigned char *labels) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "%s", path);
+    for (int i = 0; i < n; i++) {
+        unsigned char rec[1 + 3072];
+        rec[0] = (unsigned char)(i == bad_label ? 12 : (i * 7 + 3) % 10);
+        for (int p = 0; p < 3072; p++) rec[1 + p] = (unsigned char)((p * 31 + i * 97 + p / 1024 * 50) % 256);
+        if (pixels) memcpy(pixels + (size_t)i * 3072, rec + 1, 3072);
+        if (labels) labels[i] = rec[0];
+        cr_assert_eq(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+    }
+    fclose(f);
+}
+
+/* `exec --data DIR` reads CIFAR-10 batches as the executables do: its
+ * accuracy equals the one computed from `exec --inputs` on the same
+ * images (byte / 255, CHW); --split and --limit; bad labels and a network
+ * of another image shape are errors naming them. */
+Test(driver, exec_over_a_cifar_data_set) {
+    const char *net = in_dir("cifar_net.json"), *dir = in_dir("cifar");
+    FILE *f = fopen(net, "w");
+    cr_assert(f);
+    fputs(kCifarNet, f);
+    fclose(f);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    unsigned char px[6 * 3072], lab[6];
+    write_cifar(dir, "test_batch.bin", 6, -1, px, lab);
+    write_cifar(dir, "data_batch_1.bin", 4, -1, NULL, NULL);
+    Result r = igrc("exec", net, "--fn", "predict", "--data", dir, "--batch", "4");
+    expect_ok(r);
+    int shown = 0, of = 0;
+    const char *acc = strstr(r.out, "accuracy: ");
+    cr_assert(acc && sscanf(strchr(acc, '(') + 1, "%d/%d", &shown, &of) == 2, "%s", r.out);
+    cr_expect_eq(of, 6);
+    cr_expect(strstr(acc, "test split of"), "%s", acc);
+    done(&r);
+    /* the same images through --inputs, as f64 byte / 255 */
+    double *x = malloc(sizeof(double) * 6 * 3072);
+    for (int i = 0; i < 6 * 3072; i++) x[i] = px[i] / 255.0;
+    StTensor t = {.name = "x", .dtype = ST_F64, .rank = 4, .shape = {6, 3, 32, 32}, .data = x,
+                  .nbytes = sizeof(double) * 6 * 3072};
+    const char *in = in_dir("x.safetensors"), *out = in_dir("logits.safetensors");
+    char err[512];
+    cr_assert(st_write(in, &t, 1, NULL, 0, err, sizeof err), "%s", err);
+    free(x);
+    r = igrc("exec", net, "--fn", "predict", "--inputs", in, "--batch", "6", "-o", out, "--dtype", "f64");
+    expect_ok(r);
+    done(&r);
+    StFile lf;
+    cr_assert(st_read(out, &lf, err, sizeof err), "%s", err);
+    const double *lg = st_find(&lf, "logits")->data;
+    int correct = 0;
+    for (int i = 0; i < 6; i++) {
+        int best = 0;
+        for (int j = 1; j < 10; j++) best = lg[i * 10 + j] > lg[i * 10 + best] ? j : best;
+        correct += best == lab[i];
+    }
+    st_free(&lf);
+    cr_expect_eq(shown, correct, "--data counted %d correct, --inputs %d", shown, correct);
+    /* the training split, limited */
+    r = igrc("exec", net, "--fn", "predict", "--data", dir, "--batch", "4", "--split", "train", "--limit", "3");
+    expect_ok(r);
+    cr_expect(strstr(r.out, "/3, train split of"), "%s", r.out);
+    done(&r);
+    /* a label outside the classes; a network of MNIST's shape */
+    write_cifar(dir, "test_batch.bin", 6, 4, NULL, NULL);
+    expect_error(igrc("exec", net, "--fn", "predict", "--data", dir, "--batch", "4"), 2, "test_batch.bin", "record 4", "label 12");
+    write_cifar(dir, "test_batch.bin", 6, -1, NULL, NULL);
+    expect_error(igrc("exec", model("models/nets/mlp.json"), "--fn", "predict", "--data", dir, "--batch", "4"), 2,
+                 "3072 values per image", "784");
+}

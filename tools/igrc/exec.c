@@ -1,6 +1,7 @@
 /* igrc exec: run one entry point through a backend (the reference
  * interpreter, or a compiled backend: loaded into this process) on
  * tensors from a safetensors file, or on batches of a data set. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include "codegen/backend_compile.h"
 #include "codegen/cpu/cpu_compile.h"
 #include "ir/interp.h"
-#include "runtime/io/idx.h"
+#include "runtime/io/dataset.h"
 #include "runtime/program/init.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/io/weights.h"
@@ -28,7 +29,8 @@ static const char HELP[] =
     "F16/BF16/F64 converted, extra tensors ignored with a note) or are\n"
     "initialised from the graph's init specs with --seed (default 0); --save-params\n"
     "writes the parameters used. --data runs NAME over a data set (mnist,\n"
-    "fashion-mnist, or a directory of IDX files) in batches, binding the image input\n"
+    "fashion-mnist, cifar10, or a directory of IDX or CIFAR-10 files) in batches,\n"
+    "binding the image input "
     "x (scaled to [0,1]), and reports accuracy from the output `logits`.\n"
     "--dtype f64 computes in double precision; f32 rounds every f32 result to float\n"
     "(interpreter only). --backend cpu compiles FILE with the CPU backend (LLVM) and\n"
@@ -307,41 +309,32 @@ static int argmax_row(const double *row, int64_t c) {
 }
 
 typedef struct {
-    IdxArray images, labels;
+    Dataset ds;
     int64_t count, pixels;
 } Data;
 
+/* The data set as the executables read it (runtime/io/dataset.h): MNIST,
+ * Fashion-MNIST, CIFAR-10 by name, or a directory of IDX or CIFAR files. */
 static bool load_data(const Module *m, const ExecArgs *e, Data *data, Diag *d) {
-    IdxDataset ds;
     char err[4096];
-    if (!idx_find_dataset(e->data, NULL, &ds, err, sizeof err))
+    bool train = strcmp(e->split, "test") != 0;
+    if (!dataset_load(e->data, NULL, train, e->limit, &data->ds, err, sizeof err) ||
+        !dataset_check_labels(&data->ds, train, label_classes(m, "y"), err, sizeof err))
         return diag_error(d, EXIT_BADINPUT, "%s", err);
-    bool test = strcmp(e->split, "test") == 0;
-    if (!idx_load(test ? ds.test_images : ds.train_images, &data->images, err, sizeof err) ||
-        !idx_load(test ? ds.test_labels : ds.train_labels, &data->labels, err, sizeof err))
-        return diag_error(d, EXIT_BADINPUT, "%s", err);
-    data->count = data->images.dims[0];
-    data->pixels = data->count ? (int64_t)data->images.n / data->count : 0;
-    if ((int64_t)data->labels.n != data->count)
-        return diag_error(d, EXIT_BADINPUT, "data set %s: %lld images but %zu labels", e->data,
-                          (long long)data->count, data->labels.n);
-    if (e->limit > 0 && e->limit < data->count) data->count = e->limit;
-    int classes = label_classes(m, "y");
-    for (int64_t i = 0; classes > 0 && i < data->count; i++)
-        if (data->labels.data[i] >= classes)
-            return diag_error(d, EXIT_BADINPUT, "%s: label %d of image %lld is not a class of the "
-                              "model's y (0..%d)", test ? ds.test_labels : ds.train_labels,
-                              (int)data->labels.data[i], (long long)i, classes - 1);
+    data->count = data->ds.n;
+    data->pixels = data->ds.c * data->ds.h * data->ds.w;
     return true;
 }
 
-/* Fills x with images [start, start + B) scaled to [0, 1]; rows past the
- * end are zero padding. Returns the number of real rows. */
+/* Fills x with images [start, start + B); rows past the end are zero
+ * padding. Pixels are byte / 255 in double, recovered exactly from the
+ * data set's floats. Returns the number of real rows. */
 static int64_t fill_batch(const Data *data, int64_t start, int64_t B, double *x) {
     int64_t rows = data->count - start < B ? data->count - start : B;
     for (int64_t r = 0; r < B; r++)
         for (int64_t p = 0; p < data->pixels; p++)
-            x[r * data->pixels + p] = r < rows ? data->images.data[(start + r) * data->pixels + p] / 255.0 : 0.0;
+            x[r * data->pixels + p] =
+                r < rows ? (double)lrintf(data->ds.x[(start + r) * data->pixels + p] * 255.0f) / 255.0 : 0.0;
     return rows;
 }
 
@@ -366,7 +359,7 @@ static bool run_batches(const Module *m, const Function *f, const ExecArgs *e,
         if (!run_fn(m, f, e, &in, 1, params, &outs, &nout, d)) break;
         C = outs[lo].type.dim[1];
         for (int64_t r = 0; r < rows; r++) {
-            int pred = argmax_row(outs[lo].data + r * C, C), lab = data->labels.data[s + r];
+            int pred = argmax_row(outs[lo].data + r * C, C), lab = data->ds.y[s + r];
             *correct += pred == lab;
             if (s + r < 10) printf("%-8lld %-10d %-6d\n", (long long)(s + r), pred, lab);
         }
@@ -395,8 +388,7 @@ static int run_on_data(const Module *m, const Function *f, const ExecArgs *e,
     if (ok)
         printf("accuracy: %.2f%% (%d/%lld, %s split of %s)\n", 100.0 * correct / (double)data.count,
                correct, (long long)data.count, e->split, e->data);
-    idx_free(&data.images);
-    idx_free(&data.labels);
+    dataset_free(&data.ds);
     return ok ? EXIT_OK : report(d);
 }
 
