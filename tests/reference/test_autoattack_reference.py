@@ -66,18 +66,16 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import json
 import math
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 T_START = time.time()
 
 try:
     import numpy as np
-    import torch
+    import torch  # noqa: F401  (checked here, so that its absence fails with this message)
 except ImportError as e:
     print("test_autoattack_reference: FAIL: cannot import torch/numpy (%s): python3-torch is "
           "missing; scripts/setup.sh installs it (or set the CMake cache variable "
@@ -91,6 +89,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import autoattack_reference as R  # noqa: E402
 import ifia_reference as IR  # noqa: E402  (safetensors and IDX readers)
 from torch_nets import SmallCNN  # noqa: E402
+import harness as H  # noqa: E402
+from harness import check, failures, run  # noqa: E402
 
 N = 64
 TRAIN_BATCH = 32               # the executable that trains
@@ -132,27 +132,14 @@ FAB_CALLS_TOL = 0.005
 # the clean logits that rank APGD-T's and FAB-T's targets (measured: igrc's JSON).
 AA_CLEAN_CALLS = 3
 
-failures = []
 BACKGROUND = []     # the background igrc processes (ended if the test stops early)
 
 
-def check(ok, msg):
-    print(("ok    " if ok else "FAIL  ") + msg)
-    if not ok:
-        failures.append(msg)
-
-
-def run(cmd, quiet=False, **kw):
-    t = time.time()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    if r.returncode != 0:
-        print("command failed (%d): %s\n%s\n%s" % (r.returncode, " ".join(cmd), r.stdout[-2000:],
-                                                   r.stderr[-2000:]))
-        sys.exit(1)
-    if not quiet:
-        print("  [%5.1f s] %s" % (time.time() - t, " ".join(os.path.basename(c) if i == 0 else c
-                                                           for i, c in enumerate(cmd))))
-    return r
+def end_background():
+    for p in BACKGROUND:     # left running when the body stopped early
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def write_idx(path, a):
@@ -198,33 +185,10 @@ def results_of(path):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    igrc, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    torch.set_num_threads(1)
-    graph = os.path.join(src, "models", "mnist_smallcnn_standard.json")
-    mnist = os.path.join(src, "data", "mnist")
-    if not os.path.exists(os.path.join(mnist, "t10k-images-idx3-ubyte")) and \
-            not os.path.exists(os.path.join(mnist, "t10k-images-idx3-ubyte.gz")):
-        print("test_autoattack_reference: FAIL: MNIST not found in %s (scripts/setup.sh fetches it)"
-              % mnist)
-        return 1
-    tmp = tempfile.mkdtemp(prefix="igrc_aa_ref_")
-    try:
-        return body(igrc, graph, mnist, tmp)
-    finally:
-        for p in BACKGROUND:     # left running when the body stopped early
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if os.environ.get("IGRC_KEEP_TMP"):
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return H.main("test_autoattack_reference", __doc__, body, threads=1, cleanup=end_background)
 
 
-def body(igrc, graph, mnist, tmp):
+def body(igrc, src, graph, mnist, tmp):
     # ---- 0. Philox ----
     bad = R.philox_selfcheck()
     check(not bad, "reference Philox 4x32-10 = Random123's known answers%s" % (": %s" % bad if bad else ""))

@@ -28,10 +28,8 @@ Exit status 0 when every check passes, 1 otherwise (also when torch is missing).
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 T_START = time.time()
@@ -48,6 +46,8 @@ except ImportError as e:
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ifia_reference as R  # noqa: E402
+import harness as H  # noqa: E402
+from harness import check, failures, run  # noqa: E402
 
 N = 20
 N_INTERP = 5          # the interpreter (the slowest part under the sanitizers) maps the first 5
@@ -57,27 +57,6 @@ MAP_TOL = 1e-5
 SIGN_REL = 1e-4
 MEAN_TOL = 0.02
 
-failures = []
-
-
-def check(ok, msg):
-    print(("ok    " if ok else "FAIL  ") + msg)
-    if not ok:
-        failures.append(msg)
-
-
-def run(cmd, **kw):
-    t = time.time()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    if r.returncode != 0:
-        print("command failed (%d): %s\n%s\n%s" % (r.returncode, " ".join(cmd), r.stdout[-2000:],
-                                                   r.stderr[-2000:]))
-        sys.exit(1)
-    print("  [%5.1f s] %s" % (time.time() - t, " ".join(os.path.basename(c) if i == 0 else c
-                                                       for i, c in enumerate(cmd))))
-    return r
-
-
 def rel_l2(a, b):
     a = a.reshape(a.shape[0], -1).astype(np.float64)
     b = b.reshape(b.shape[0], -1).astype(np.float64)
@@ -86,25 +65,7 @@ def rel_l2(a, b):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    igrc, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    torch.set_num_threads(2)
-    graph = os.path.join(src, "models", "mnist_smallcnn_standard.json")
-    mnist = os.path.join(src, "data", "mnist")
-    if not os.path.exists(os.path.join(mnist, "t10k-images-idx3-ubyte")) and \
-            not os.path.exists(os.path.join(mnist, "t10k-images-idx3-ubyte.gz")):
-        print("test_ifia_reference: FAIL: MNIST not found in %s (scripts/setup.sh fetches it)" % mnist)
-        return 1
-    tmp = tempfile.mkdtemp(prefix="igrc_ifia_ref_")
-    try:
-        return body(igrc, src, graph, mnist, tmp)
-    finally:
-        if os.environ.get("IGRC_KEEP_TMP"):
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return H.main("test_ifia_reference", __doc__, body, threads=2)
 
 
 def body(igrc, src, graph, mnist, tmp):
