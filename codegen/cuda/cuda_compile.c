@@ -69,10 +69,14 @@ typedef struct {
     const char *opts[8];
     int n;
     char arch_opt[64];
+    bool ptx_only;
 } NvOptions;
 
-static void nv_options(const char *arch, const CudaOptions *opt, NvOptions *o) {
-    snprintf(o->arch_opt, sizeof o->arch_opt, "--gpu-architecture=%s", arch);
+/* sm_NN: PTX and CUBIN; compute_NN (ptx_only): PTX alone, without ptxas. */
+static void nv_options(const char *arch, const CudaOptions *opt, bool ptx_only, NvOptions *o) {
+    o->ptx_only = ptx_only;
+    if (ptx_only) snprintf(o->arch_opt, sizeof o->arch_opt, "--gpu-architecture=compute_%s", arch + 3);
+    else snprintf(o->arch_opt, sizeof o->arch_opt, "--gpu-architecture=%s", arch);
     o->n = 0;
     o->opts[o->n++] = o->arch_opt;
     o->opts[o->n++] = "--std=c++17";
@@ -106,7 +110,7 @@ static bool nv_fail(nvrtcResult r, const char *what, Diag *d) {
 }
 
 /* NVRTC's output for a compiled program into out. */
-static bool nv_results(nvrtcProgram prog, CudaBinary *out, Diag *d) {
+static bool nv_results(nvrtcProgram prog, bool ptx_only, CudaBinary *out, Diag *d) {
     size_t n = 0;
     nvrtcResult r = nvrtcGetPTXSize(prog, &n);
     if (r != NVRTC_SUCCESS) return nv_fail(r, "PTX size", d);
@@ -114,6 +118,7 @@ static bool nv_results(nvrtcProgram prog, CudaBinary *out, Diag *d) {
     if ((r = nvrtcGetPTX(prog, out->ptx)) != NVRTC_SUCCESS) return nv_fail(r, "PTX", d);
     out->ptx[n] = 0;
     out->ptx_bytes = strlen(out->ptx) + 1;
+    if (ptx_only) return true;
     if ((r = nvrtcGetCUBINSize(prog, &n)) != NVRTC_SUCCESS) return nv_fail(r, "CUBIN size", d);
     out->cubin = malloc(n ? n : 1);
     out->cubin_bytes = n;
@@ -138,7 +143,7 @@ static bool nvrtc_compile(const CudaSource *src, KernelDef *const *kernels, cons
                         where, o->arch_opt, log);
         free(log);
     }
-    ok = ok && nv_results(prog, out, d);
+    ok = ok && nv_results(prog, o->ptx_only, out, d);
     nvrtcDestroyProgram(&prog);
     return ok;
 }
@@ -198,9 +203,9 @@ bool cuda_compile_source(const CudaSource *src, KernelDef *const *kernels,
     CudaOptions opt = o ? o->opt : (CudaOptions){false};
     if (!cuda_arch_check(arch, opt.tf32, d)) return false;
     NvOptions nv;
-    nv_options(arch, &opt, &nv);
+    nv_options(arch, &opt, o && o->ptx_only, &nv);
     CudaCacheKey key = module_key(src, &nv);
-    bool use_cache = !(o && o->no_cache);
+    bool use_cache = !(o && (o->no_cache || o->ptx_only));
     if (use_cache) {
         char dir[4096];
         if (o && o->cache_dir) snprintf(dir, sizeof dir, "%s", o->cache_dir);

@@ -24,6 +24,9 @@ typedef struct {
     CudaOptions opt;       /* tf32: the tensor-core library kernels (sm_80+) */
     const char *cache_dir; /* NULL: the default above */
     bool no_cache;         /* neither read nor write the cache */
+    bool ptx_only;         /* PTX for compute_NN alone: NVRTC skips ptxas (most of its time), no
+                              CUBIN and no cache entry (an image holds both); what checks that
+                              every kernel compiles needs, not an executable */
 } CudaCompileOptions;
 
 typedef struct {

@@ -46,7 +46,7 @@ static bool check(const CodegenOptions *o, Diag *d) {
 /* The module's text is dumped before NVRTC runs, so that a compile error's
  * line can be looked up in DIR/cuda/module.cu. */
 static bool add_code(const Compiled *c, const CodegenOptions *t, CpuModule *host, Diag *d) {
-    CudaCompileOptions o = {t->arch, {t->tf32}, NULL, false};
+    CudaCompileOptions o = {t->arch, {t->tf32}, NULL, false, false};
     CudaSource src;
     if (!cuda_render_module(c->kernels, c->nkernels, &src, d)) return false;
     CudaBinary b = {0};
