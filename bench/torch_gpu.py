@@ -61,6 +61,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import igrc_exe  # noqa: E402  (safetensors)
+from run_cpu_bench import read_idx  # noqa: E402  (IDX files)
 import synth_data  # noqa: E402
 from run_cpu_bench import igrc_permutation  # noqa: E402
 
@@ -254,13 +255,10 @@ def load_data(d, shape):
     """The training images of d in igrc's formats (runtime/io/dataset.c): MNIST
     IDX or CIFAR-10 binary batches; pixels / 255, labels as int64 (CPU tensors)."""
     if shape[0] == 1:
-        with open(os.path.join(d, "train-images-idx3-ubyte"), "rb") as f:
-            im = f.read()
-        with open(os.path.join(d, "train-labels-idx1-ubyte"), "rb") as f:
-            lb = f.read()
-        n = int.from_bytes(im[4:8], "big")
-        x = torch.frombuffer(bytearray(im[16:16 + n * 784]), dtype=torch.uint8).view(n, 1, 28, 28)
-        y = torch.frombuffer(bytearray(lb[8:8 + n]), dtype=torch.uint8)
+        (n, h, w), im = read_idx(os.path.join(d, "train-images-idx3-ubyte"))
+        _, lb = read_idx(os.path.join(d, "train-labels-idx1-ubyte"))
+        x = torch.frombuffer(bytearray(im), dtype=torch.uint8).view(n, 1, h, w)
+        y = torch.frombuffer(bytearray(lb), dtype=torch.uint8)
     else:
         recs = b""
         for k in range(1, 6):  # data_batch_1..5.bin, those present, in order
