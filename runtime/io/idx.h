@@ -21,8 +21,10 @@
 typedef struct {
     int rank;
     int64_t dims[IDX_MAX_RANK]; /* dims[rank..] are 0 */
-    uint8_t *data;              /* malloc'd, n bytes */
+    uint8_t *data;              /* n bytes: malloc'd, or inside map */
     size_t n;                   /* product of dims */
+    void *map;                  /* a plain file's private mapping (idx_free unmaps it) */
+    size_t map_len;
 } IdxArray;
 
 /* Loads an IDX file (plain or gzip). On failure returns false, leaves *out
