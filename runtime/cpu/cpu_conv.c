@@ -32,52 +32,64 @@ static bool pointwise(const Geom *g) {
     return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
 }
 
+/* The output columns ow whose tap kw lands inside x: [lo, hi). */
+static void tap_range(const Geom *g, int64_t kw, int64_t *lo, int64_t *hi) {
+    int64_t lim = g->W + g->PW - kw;
+    int64_t l = g->PW > kw ? (g->PW - kw + g->SW - 1) / g->SW : 0;
+    int64_t h = lim <= 0 ? 0 : (lim - 1) / g->SW + 1;
+    h = h < g->OW ? h : g->OW;
+    *lo = l < h ? l : h, *hi = h;
+}
+
 /* Rows [r0, r1), columns [p0, p1) of sample x's column matrix, stored
  * densely (leading dimension p1 - p0). Per row (c, kh, kw) the taps with
  * iw inside x are the ow in [lo, hi): each output row is zeros, a strided
- * copy, zeros, with no per-element bounds test. */
+ * copy (memcpy at stride 1), zeros, with no per-element bounds test. */
 #define DEF_IM2COL(T, sfx)                                                                    \
     static void im2col_##sfx(const Geom *g, const T *x, int64_t r0, int64_t r1, int64_t p0,   \
                              int64_t p1, T *col) {                                            \
         int64_t kk = g->KH * g->KW;                                                           \
         for (int64_t r = r0; r < r1; r++) {                                                   \
-            int64_t kh = r % kk / g->KW, kw = r % g->KW, lim = g->W + g->PW - kw;             \
-            int64_t lo = g->PW > kw ? (g->PW - kw + g->SW - 1) / g->SW : 0;                   \
-            int64_t hi = lim <= 0 ? 0 : (lim - 1) / g->SW + 1;                                \
-            hi = hi < g->OW ? hi : g->OW, lo = lo < hi ? lo : hi;                             \
+            int64_t kh = r % kk / g->KW, kw = r % g->KW, lo, hi;                              \
+            tap_range(g, kw, &lo, &hi);                                                       \
             const T *xc = x + r / kk * g->H * g->W;                                           \
             for (int64_t p = p0; p < p1;) {                                                   \
                 int64_t oh = p / g->OW, a = p % g->OW, b = g->OW;                             \
                 b = b - a < p1 - p ? b : a + (p1 - p);                                        \
-                int64_t ih = oh * g->SH - g->PH + kh, ow = a;                                 \
-                if (ih < 0 || ih >= g->H) {                                                   \
-                    for (; ow < b; ow++) *col++ = 0;                                          \
-                } else {                                                                      \
-                    const T *xr = xc + ih * g->W + kw - g->PW;                                \
-                    for (; ow < b && ow < lo; ow++) *col++ = 0;                               \
-                    for (; ow < b && ow < hi; ow++) *col++ = xr[ow * g->SW];                  \
-                    for (; ow < b; ow++) *col++ = 0;                                          \
+                int64_t ih = oh * g->SH - g->PH + kh;                                         \
+                int64_t l = ih < 0 || ih >= g->H ? b : lo < a ? a : lo > b ? b : lo;          \
+                int64_t h = ih < 0 || ih >= g->H ? b : hi < l ? l : hi > b ? b : hi;          \
+                memset(col, 0, sizeof(T) * (size_t)(l - a)), col += l - a;                    \
+                if (h > l) {                                                                  \
+                    const T *xr = xc + ih * g->W + l * g->SW + kw - g->PW;                    \
+                    if (g->SW == 1) memcpy(col, xr, sizeof(T) * (size_t)(h - l));             \
+                    else                                                                      \
+                        for (int64_t k = 0; k < h - l; k++) col[k] = xr[k * g->SW];           \
                 }                                                                             \
+                col += h - l;                                                                 \
+                memset(col, 0, sizeof(T) * (size_t)(b - h)), col += b - h;                    \
                 p += b - a;                                                                   \
             }                                                                                 \
         }                                                                                     \
     }
 
 /* Adds the column matrix rows of channels [c0, c1) (col's row 0 is channel
- * c0's first tap) into sample dx at the positions im2col read them from. */
+ * c0's first tap) into sample dx at the positions im2col read them from:
+ * per row only the taps inside x, [lo, hi), with no per-element test. */
 #define DEF_COL2IM(T, sfx)                                                                    \
     static void col2im_##sfx(const Geom *g, const T *col, int64_t c0, int64_t c1, T *dx) {    \
         for (int64_t c = c0; c < c1; c++)                                                     \
             for (int64_t kh = 0; kh < g->KH; kh++)                                            \
                 for (int64_t kw = 0; kw < g->KW; kw++, col += g->OH * g->OW) {                \
                     T *xc = dx + c * g->H * g->W;                                             \
-                    for (int64_t oh = 0; oh < g->OH; oh++) {                                  \
+                    int64_t lo, hi;                                                           \
+                    tap_range(g, kw, &lo, &hi);                                               \
+                    for (int64_t oh = 0; oh < g->OH && lo < hi; oh++) {                       \
                         int64_t ih = oh * g->SH - g->PH + kh;                                 \
                         if (ih < 0 || ih >= g->H) continue;                                   \
-                        for (int64_t ow = 0; ow < g->OW; ow++) {                              \
-                            int64_t iw = ow * g->SW - g->PW + kw;                             \
-                            if (iw >= 0 && iw < g->W) xc[ih * g->W + iw] += col[oh * g->OW + ow]; \
-                        }                                                                     \
+                        T *xr = xc + ih * g->W + lo * g->SW + kw - g->PW;                     \
+                        const T *cr = col + oh * g->OW + lo;                                  \
+                        for (int64_t k = 0; k < hi - lo; k++) xr[k * g->SW] += cr[k];         \
                     }                                                                         \
                 }                                                                             \
     }

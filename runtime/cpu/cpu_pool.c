@@ -16,7 +16,7 @@ typedef struct {
 } Geom;
 
 /* The in-bounds rows [*h0, *h1) and columns [*w0, *w1) of window (oh, ow)
- * and the average's divisor: KH KW with count_include_pad, else the
+ * (max pooling's too) and the average's divisor: KH KW with count_include_pad, else the
  * in-bounds count (>= 1, as the padding is at most half the kernel). */
 static double avg_window(const Geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
                          int64_t *w0, int64_t *w1) {
@@ -35,19 +35,15 @@ typedef struct {
     void *out;
 } Job;
 
-/* Plane index of the winner of window (oh, ow); -1 for padding only. */
+/* Plane index of the winner of window (oh, ow), visiting its in-bounds
+ * elements in row-major order; -1 for padding only. */
 #define DEF_ARGMAX(T, sfx)                                                                     \
     static int64_t argmax_##sfx(const Geom *g, const T *x, int64_t oh, int64_t ow) {           \
-        int64_t best = -1;                                                                     \
-        for (int64_t kh = 0; kh < g->KH; kh++) {                                               \
-            int64_t ih = oh * g->SH - g->PH + kh;                                              \
-            if (ih < 0 || ih >= g->H) continue;                                                \
-            for (int64_t kw = 0; kw < g->KW; kw++) {                                           \
-                int64_t iw = ow * g->SW - g->PW + kw, i = ih * g->W + iw;                      \
-                if (iw < 0 || iw >= g->W) continue;                                            \
+        int64_t best = -1, h0, h1, w0, w1;                                                     \
+        avg_window(g, oh, ow, &h0, &h1, &w0, &w1);                                             \
+        for (int64_t ih = h0; ih < h1; ih++)                                                   \
+            for (int64_t i = ih * g->W + w0; i < ih * g->W + w1; i++)                          \
                 if (best < 0 || (!isnan(x[best]) && (isnan(x[i]) || x[i] > x[best]))) best = i; \
-            }                                                                                  \
-        }                                                                                      \
         return best;                                                                           \
     }
 
