@@ -48,8 +48,17 @@ TestSuite(distributed, .init = scratch_setup, .fini = scratch_teardown, .timeout
  * "<unknown module>"), so no suppression can name them. The same commands
  * as one process keep the check. */
 static void mpi_env(bool on) {
-    if (on) setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-    else unsetenv("ASAN_OPTIONS");
+    static char saved[512], *had;
+    if (on) {
+        had = getenv("ASAN_OPTIONS") ? strncpy(saved, getenv("ASAN_OPTIONS"), sizeof saved - 1) : NULL;
+        char opts[600];
+        snprintf(opts, sizeof opts, "%s%sdetect_leaks=0", had ? had : "", had && *had ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    } else if (had) {
+        setenv("ASAN_OPTIONS", had, 1);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
 }
 
 static Result run_mpi_v(const char *mr, const char *const *args) {
