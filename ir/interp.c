@@ -1,6 +1,6 @@
-/* The reference interpreter: dispatch, dtype storage rules, source ops,
- * loops and interp_run. Kernels for the op families live in interp_elem.c,
- * interp_tensor.c and interp_conv.c.
+/* The reference interpreter: dispatch, dtype storage rules,
+ * loops and interp_run. Each op's kernel is in its row (ops/<family>.c);
+ * elementwise primitives share the loops here.
  *
  * Storage rules, applied to every op result (and to bound inputs):
  *   f32  in INTERP_F32 each element is rounded through (float); INTERP_F64
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/philox.h"
-#include "ir/interp_internal.h"
+#include "ir/op_rows.h"
+#include "ir/scalar.h"
 
 /* ---- shared helpers ---- */
 
@@ -53,6 +53,43 @@ void type_strides(const Type *t, int64_t *st) {
     }
 }
 
+bool kfail_attr(const Node *n, Diag *d, const char *key) {
+    return kfail(n, d, EXIT_BADINPUT, "attribute '%s' does not fit operand and result", key);
+}
+
+bool need_result(const Node *n, const Type *want, const Type *got, Diag *d) {
+    if (type_same_shape(want, got)) return true;
+    char a[128], b[128];
+    return kfail(n, d, EXIT_BADINPUT, "result type %s, the operands give %s",
+                 type_str(got, a, sizeof a), type_str(want, b, sizeof b));
+}
+
+bool kfail_shapes(const Node *n, const Type *x, const Type *w, const Type *y, Diag *d) {
+    char a[128], b[128], c[128];
+    return kfail(n, d, EXIT_BADINPUT, "inconsistent shapes x %s, w %s, y %s",
+                 type_str(x, a, sizeof a), type_str(w, b, sizeof b), type_str(y, c, sizeof c));
+}
+
+/* Extent of a window op along one axis: floor((in + 2p - k) / s) + 1;
+ * -1 when the window does not fit. */
+int64_t window_extent(int64_t in, int64_t k, int64_t s, int64_t p) {
+    int64_t span = in + 2 * p - k;
+    return span < 0 || s < 1 || k < 1 || p < 0 ? -1 : span / s + 1;
+}
+
+bool need_pair(const Node *n, const char *key, int64_t dflt, int64_t v[2], Diag *d) {
+    int64_t buf[3];
+    int k = node_ints(n, key, buf, 3);
+    if (k == 0 && dflt >= 0) {
+        v[0] = v[1] = dflt;
+        return true;
+    }
+    if (k != 2) return kfail(n, d, EXIT_BADINPUT, "attribute '%s' needs two entries", key);
+    v[0] = buf[0];
+    v[1] = buf[1];
+    return true;
+}
+
 /* ---- dtype storage ---- */
 
 double interp_wrap_i32(double v) {
@@ -84,90 +121,49 @@ static void store_dtype(Value *v, InterpPrecision prec) {
     }
 }
 
-/* ---- source ops ---- */
-
-/* constant {value | data}: data (row-major) wins; otherwise every element
- * is value (default 0). */
-static bool k_constant(const Node *n, const Value *in, Value *out, Diag *d) {
-    (void)in;
-    int64_t numel = type_numel(&out->type);
-    const Attr *data = node_attr(n, "data");
-    if (!data) {
-        double v = node_float(n, "value", 0.0);
-        for (int64_t i = 0; i < numel; i++) out->data[i] = v;
-        return true;
-    }
-    if (data->kind != ATTR_FLOATS && data->kind != ATTR_INTS)
-        return kfail(n, d, EXIT_BADINPUT, "attribute 'data' must be a list of numbers");
-    if (data->n != numel)
-        return kfail(n, d, EXIT_BADINPUT, "'data' has %d values, the type has %lld elements",
-                     data->n, (long long)numel);
-    for (int64_t i = 0; i < numel; i++)
-        out->data[i] = data->kind == ATTR_FLOATS ? data->floats[i] : (double)data->ints[i];
-    return true;
-}
-
-/* iota {axis}: each element is its index along axis. */
-static bool k_iota(const Node *n, const Value *in, Value *out, Diag *d) {
-    (void)in;
-    int64_t axis = node_int(n, "axis", 0), st[IR_MAX_RANK];
-    if (axis < 0 || axis >= out->type.rank)
-        return kfail(n, d, EXIT_BADINPUT, "axis %lld out of range for rank %d", (long long)axis,
-                     out->type.rank);
-    type_strides(&out->type, st);
-    int64_t numel = type_numel(&out->type);
-    for (int64_t i = 0; i < numel; i++)
-        out->data[i] = (double)((i / st[axis]) % out->type.dim[axis]);
-    return true;
-}
-
-/* random_*(key) {stream[, p]}: element i is the Philox number for counter
- * (i, stream) under key (seed, step); the i32 key words are reinterpreted
- * bit-wise as uint32, so seed -1 means 0xffffffff. */
-static bool k_random(const Node *n, const Value *in, Value *out, Diag *d) {
-    Type key = type_make(DT_I32, 1, (int64_t[]){2});
-    if (!need_shape(n, in, 0, &key, d)) return false;
-    uint32_t seed = (uint32_t)(int32_t)interp_wrap_i32(in[0].data[0]);
-    uint32_t step = (uint32_t)(int32_t)interp_wrap_i32(in[0].data[1]);
-    uint32_t stream = (uint32_t)node_int(n, "stream", 0);
-    double p = node_float(n, "p", 0.5);
-    int64_t numel = type_numel(&out->type);
-    for (int64_t i = 0; i < numel; i++) {
-        uint64_t idx = (uint64_t)i;
-        if (n->op == OP_RANDOM_NORMAL)
-            out->data[i] = philox_normal(seed, step, stream, idx);
-        else if (n->op == OP_RANDOM_BERNOULLI)
-            out->data[i] = philox_uniform(seed, step, stream, idx) < p ? 1.0 : 0.0;
-        else
-            out->data[i] = philox_uniform(seed, step, stream, idx);
-    }
-    return true;
-}
-
 /* ---- dispatch ---- */
 
-/* The non-elementwise kernels by op; NULL: not run by a kernel here. */
-static const Kernel KERNELS[OP_COUNT] = {
-    [OP_CONSTANT] = k_constant, [OP_IOTA] = k_iota, [OP_RANDOM_UNIFORM] = k_random,
-    [OP_RANDOM_NORMAL] = k_random, [OP_RANDOM_BERNOULLI] = k_random,
-    [OP_BROADCAST] = k_broadcast, [OP_RESHAPE] = k_reshape, [OP_TRANSPOSE] = k_transpose,
-    [OP_SLICE] = k_slice, [OP_CONCAT] = k_concat, [OP_PAD] = k_pad,
-    [OP_REDUCE_SUM] = k_reduce, [OP_REDUCE_MAX] = k_reduce, [OP_ARGMAX] = k_argmax,
-    [OP_MATMUL] = k_matmul, [OP_CONV2D] = k_conv2d, [OP_CONV2D_BWD_DATA] = k_conv2d_bwd_data,
-    [OP_CONV2D_BWD_FILTER] = k_conv2d_bwd_filter, [OP_MAXPOOL2D] = k_maxpool2d,
-    [OP_MAXPOOL2D_BWD] = k_maxpool2d_bwd, [OP_MAXPOOL2D_SELECT] = k_maxpool2d_select,
-    [OP_AVGPOOL2D] = k_avgpool2d, [OP_AVGPOOL2D_BWD] = k_avgpool2d_bwd,
-    [OP_ONE_HOT] = k_one_hot, [OP_GATHER] = k_gather,
-};
+/* Elementwise primitives share a loop per arity; the row gives the value
+ * (ir/scalar.h: NaN where a row has none). */
+static bool ik_unary(const Node *n, const Value *in, Value *out, Diag *d) {
+    if (!need_shape(n, in, 0, &out->type, d)) return false;
+    UnaryValue f = ir_op_row(n->op)->unary;
+    double beta = node_float(n, "beta", 1.0);
+    int64_t numel = type_numel(&out->type);
+    for (int64_t i = 0; i < numel; i++) out->data[i] = f ? f(in[0].data[i], beta) : NAN;
+    return true;
+}
 
-/* Elementwise primitives by arity, from the op's row: their values are
- * ir_unary_f64 / the binary table of interp_elem.c. */
+static bool ik_binary(const Node *n, const Value *in, Value *out, Diag *d) {
+    if (!need_shape(n, in, 0, &out->type, d) || !need_shape(n, in, 1, &out->type, d))
+        return false;
+    BinaryValue f = ir_op_row(n->op)->binary;
+    bool i32 = out->type.dtype == DT_I32;
+    int64_t numel = type_numel(&out->type);
+    for (int64_t i = 0; i < numel; i++)
+        out->data[i] = f ? f(in[0].data[i], in[1].data[i], i32) : NAN;
+    return true;
+}
+
+double ir_unary_f64(OpKind op, double x, double beta) {
+    const IrOpRow *r = ir_op_row(op);
+    return r && r->unary ? r->unary(x, beta) : NAN;
+}
+
+double ir_binary_f64(OpKind op, double a, double b, bool i32) {
+    const IrOpRow *r = ir_op_row(op);
+    return r && r->binary ? r->binary(a, b, i32) : NAN;
+}
+
+/* The row's kernel; elementwise primitives without one (all but select)
+ * run the loop of their arity. NULL: not run by a kernel here. */
 static Kernel kernel_for(OpKind op) {
-    const OpInfo *info = op_info(op);
-    if (!info) return NULL;
-    if (info->pattern == PK_ELEMWISE && info->cls == OC_PRIMITIVE)
-        return info->min_inputs == 1 ? ik_unary : info->min_inputs == 2 ? ik_binary : ik_select;
-    return KERNELS[op];
+    const IrOpRow *row = ir_op_row(op);
+    if (!row) return NULL;
+    if (row->kernel) return row->kernel;
+    const OpInfo *info = &row->info;
+    if (info->pattern != PK_ELEMWISE || info->cls != OC_PRIMITIVE) return NULL;
+    return info->min_inputs == 1 ? ik_unary : info->min_inputs == 2 ? ik_binary : NULL;
 }
 
 static bool check_node(const Node *n, Diag *d) {

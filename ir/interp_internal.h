@@ -1,5 +1,6 @@
-/* Private to the reference interpreter: the kernel signature, the families'
- * entry points, and small index helpers shared by the kernel files.
+/* Private to the reference interpreter (ir/interp.c) and the kernels in the
+ * ops/ families' rows: the kernel signature and the checks and index
+ * helpers kernels share.
  *
  * A kernel receives out with out->type = n->type and out->data zeroed; it
  * fills the data in double precision. The dispatcher (interp.c) then stores
@@ -20,6 +21,19 @@ bool kfail(const Node *n, Diag *d, int code, const char *fmt, ...)
 bool need_shape(const Node *n, const Value *in, int i, const Type *want, Diag *d);
 /* Fails unless operand i has the given rank. */
 bool need_rank(const Node *n, const Value *in, int i, int rank, Diag *d);
+/* "attribute 'key' does not fit operand and result". */
+bool kfail_attr(const Node *n, Diag *d, const char *key);
+/* Fails unless the declared result type *got has the shape *want the
+ * operands give. */
+bool need_result(const Node *n, const Type *want, const Type *got, Diag *d);
+/* "inconsistent shapes x ..., w ..., y ..." (convolution and pooling). */
+bool kfail_shapes(const Node *n, const Type *x, const Type *w, const Type *y, Diag *d);
+/* A two-element attribute (stride, padding, kernel); both dflt when it is
+ * absent and dflt >= 0, else it must be there. */
+bool need_pair(const Node *n, const char *key, int64_t dflt, int64_t v[2], Diag *d);
+/* Extent of a window op along one axis: floor((in + 2p - k) / s) + 1;
+ * -1 when the window does not fit. */
+int64_t window_extent(int64_t in, int64_t k, int64_t s, int64_t p);
 
 /* The i32 storage rule: truncate toward zero, wrap modulo 2^32, NaN and
  * +-inf give 0. Kernels use it where int32 arithmetic must be exact. */
@@ -36,33 +50,5 @@ static inline bool idx_next(int64_t *idx, const Type *t) {
     }
     return false;
 }
-
-/* interp_elem.c: elementwise unary, binary, compare, select, cast. */
-bool ik_unary(const Node *n, const Value *in, Value *out, Diag *d);
-bool ik_binary(const Node *n, const Value *in, Value *out, Diag *d);
-bool ik_select(const Node *n, const Value *in, Value *out, Diag *d);
-
-/* interp_tensor.c: shape ops, reductions, matmul, indexing. */
-bool k_broadcast(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_reshape(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_transpose(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_slice(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_concat(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_pad(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_reduce(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_argmax(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_matmul(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_one_hot(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_gather(const Node *n, const Value *in, Value *out, Diag *d);
-
-/* interp_conv.c: convolution and pooling, forward and backward. */
-bool k_conv2d(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_conv2d_bwd_data(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_conv2d_bwd_filter(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_maxpool2d_select(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d);
-bool k_avgpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d);
 
 #endif

@@ -1,43 +1,25 @@
-/* The op table (rows in ir/ops.h) and lookups by name. */
+/* Lookups in the op table: each op's OpInfo is the first part of its IR row
+ * (ops/<family>.c, indexed by ir/op_rows.c). */
 #include "ir/ops.h"
 
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "base/rt_error.h"
+#include "ir/op_rows.h"
 
-/* The attribute schema spellings of IR_OPS's last column. */
-#define END {NULL, AK_INT, false, 0, 0, 0}
-#define A_BIG 1e18
-#define A_INT(k, lo, hi) {k, AK_INT, false, 0, lo, hi}
-#define A_REQ_INT(k, lo, hi) {k, AK_INT, true, 0, lo, hi}
-#define A_FLOAT(k, lo, hi) {k, AK_FLOAT, false, 0, lo, hi}
-#define A_REQ_FLOAT(k, lo, hi) {k, AK_FLOAT, true, 0, lo, hi}
-#define A_FLOATS(k, lo, hi) {k, AK_FLOATS, false, 0, lo, hi}
-#define A_REQ_INTS(k, count, lo, hi) {k, AK_INTS, true, count, lo, hi}
-#define A_WIN(k, lo) {k, AK_INTS, true, 2, lo, 1 << 20}
-#define A_OPT_WIN(k, lo) {k, AK_INTS, false, 2, lo, 1 << 20}
-#define A_STR(k) {k, AK_STR, false, 0, 0, 0}
-#define A_REQ_STR(k) {k, AK_STR, true, 0, 0, 0}
-#define A_DTYPE(k) {k, AK_DTYPE, false, 0, 0, 0}
-#define A_REQ_DTYPE(k) {k, AK_DTYPE, true, 0, 0, 0}
-#define ATTRS(...) ((const AttrSpec[]){__VA_ARGS__, END})
-#define NO_ATTRS ((const AttrSpec[]){END})
+const OpInfo *op_info(OpKind op) {
+    const IrOpRow *r = ir_op_row(op);
+    return r ? &r->info : NULL;
+}
 
-static const OpInfo TABLE[OP_COUNT] = {
-#define IR_OP_ROW(e, nm, mn, mx, pk, cl, attrs) [OP_##e] = {nm, mn, mx, pk, cl, attrs},
-    IR_OPS(IR_OP_ROW)
-#undef IR_OP_ROW
-};
-
-const OpInfo *op_info(OpKind op) { return (unsigned)op < OP_COUNT ? &TABLE[op] : NULL; }
-
-const char *op_name(OpKind op) { return (unsigned)op < OP_COUNT ? TABLE[op].name : "?"; }
+const char *op_name(OpKind op) {
+    const IrOpRow *r = ir_op_row(op);
+    return r ? r->info.name : "?";
+}
 
 bool op_lookup(const char *name, OpKind *out) {
     for (int i = 0; i < OP_COUNT; i++)
-        if (strcmp(TABLE[i].name, name) == 0) {
+        if (strcmp(op_name((OpKind)i), name) == 0) {
             *out = (OpKind)i;
             return true;
         }
@@ -48,10 +30,10 @@ const char *op_closest(const char *name) {
     const char *best = NULL;
     int bd = 1 << 30;
     for (int i = 0; i < OP_COUNT; i++) {
-        int d = rt_edit_distance(name, TABLE[i].name);
+        int d = rt_edit_distance(name, op_name((OpKind)i));
         if (d < bd) {
             bd = d;
-            best = TABLE[i].name;
+            best = op_name((OpKind)i);
         }
     }
     return best;

@@ -111,156 +111,35 @@ typedef enum {
     OC_HIGHER,    /* lowered by its own pass (grad: autodiff) */
 } OpClass;
 
-/* One row per op: enum, name, arity (min, max; -1 variadic), fusion pattern,
- * class, attribute schema. ATTRS lists the attributes an op takes: key,
- * kind (A_REQ_ when required), the allowed range of numbers and, for int
- * lists, the exact length (0 any, -1 the operand's rank); A_WIN is a 2-D
- * window size (A_OPT_WIN when optional). ir/verify.c checks every node
- * against it (macros: ir/ops.c). */
-#define IR_OPS(X)                                                                                  \
-    X(INPUT, "input", 0, 0, PK_OPAQUE, OC_SOURCE, NO_ATTRS)                                        \
-    X(PARAM, "param", 0, 0, PK_OPAQUE, OC_SOURCE, ATTRS(A_REQ_STR("ref")))                         \
-    X(CONSTANT, "constant", 0, 0, PK_OPAQUE, OC_SOURCE,                                            \
-      ATTRS(A_FLOATS("data", -INFINITY, INFINITY),                                                 \
-            A_FLOAT("value", -INFINITY, INFINITY)))                                                \
-    X(IOTA, "iota", 0, 0, PK_INJECTIVE, OC_SOURCE, ATTRS(A_REQ_INT("axis", 0, 5)))                 \
-    X(RANDOM_UNIFORM, "random_uniform", 1, 1, PK_INJECTIVE, OC_SOURCE,                             \
-      ATTRS(A_REQ_INT("stream", 0, 4294967295.0)))                                                 \
-    X(RANDOM_NORMAL, "random_normal", 1, 1, PK_INJECTIVE, OC_SOURCE,                               \
-      ATTRS(A_REQ_INT("stream", 0, 4294967295.0)))                                                 \
-    X(RANDOM_BERNOULLI, "random_bernoulli", 1, 1, PK_INJECTIVE, OC_SOURCE,                         \
-      ATTRS(A_REQ_FLOAT("p", 0, 1),                                                                \
-            A_REQ_INT("stream", 0, 4294967295.0)))                                                 \
-    X(NEG, "neg", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(ABS, "abs", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(SIGN, "sign", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                     \
-    X(EXP, "exp", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(LOG, "log", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(SQRT, "sqrt", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                     \
-    X(RSQRT, "rsqrt", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                   \
-    X(RECIP, "recip", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                   \
-    X(RELU, "relu", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                     \
-    X(SIGMOID, "sigmoid", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                               \
-    X(TANH, "tanh", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                     \
-    X(SOFTPLUS, "softplus", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, ATTRS(A_FLOAT("beta", 1e-6, 1e6)))    \
-    X(ERF, "erf", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(NOT, "not", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(CAST, "cast", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, ATTRS(A_REQ_DTYPE("dtype")))                  \
-    X(STOP_GRADIENT, "stop_gradient", 1, 1, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                   \
-    X(ADD, "add", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(SUB, "sub", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(MUL, "mul", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(DIV, "div", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(MAX, "max", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(MIN, "min", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(POW, "pow", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(AND, "and", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                       \
-    X(OR, "or", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(EQ, "eq", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(NE, "ne", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(LT, "lt", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(LE, "le", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(GT, "gt", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(GE, "ge", 2, 2, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                         \
-    X(SELECT, "select", 3, 3, PK_ELEMWISE, OC_PRIMITIVE, NO_ATTRS)                                 \
-    X(BROADCAST, "broadcast", 1, 1, PK_BROADCAST, OC_PRIMITIVE,                                    \
-      ATTRS(A_REQ_INTS("shape", 0, 0, A_BIG)))                                                     \
-    X(RESHAPE, "reshape", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,                                        \
-      ATTRS(A_REQ_INTS("shape", 0, 0, A_BIG)))                                                     \
-    X(TRANSPOSE, "transpose", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,                                    \
-      ATTRS(A_REQ_INTS("perm", -1, 0, 5)))                                                         \
-    X(SLICE, "slice", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,                                            \
-      ATTRS(A_REQ_INTS("start", -1, 0, A_BIG),                                                     \
-            A_REQ_INTS("step", -1, 1, A_BIG),                                                      \
-            A_REQ_INTS("stop", -1, 0, A_BIG)))                                                     \
-    X(CONCAT, "concat", 1, -1, PK_INJECTIVE, OC_PRIMITIVE, ATTRS(A_REQ_INT("axis", 0, 5)))         \
-    X(PAD, "pad", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,                                                \
-      ATTRS(A_REQ_INTS("hi", -1, 0, A_BIG),                                                        \
-            A_REQ_INTS("lo", -1, 0, A_BIG),                                                        \
-            A_FLOAT("value", -INFINITY, INFINITY)))                                                \
-    X(REDUCE_SUM, "reduce_sum", 1, 1, PK_REDUCTION, OC_PRIMITIVE,                                  \
-      ATTRS(A_REQ_INTS("axes", 0, 0, 5),                                                           \
-            A_INT("keepdims", 0, 1)))                                                              \
-    X(REDUCE_MAX, "reduce_max", 1, 1, PK_REDUCTION, OC_PRIMITIVE,                                  \
-      ATTRS(A_REQ_INTS("axes", 0, 0, 5),                                                           \
-            A_INT("keepdims", 0, 1)))                                                              \
-    X(ARGMAX, "argmax", 1, 1, PK_REDUCTION, OC_PRIMITIVE, ATTRS(A_REQ_INT("axis", 0, 5)))          \
-    X(MATMUL, "matmul", 2, 2, PK_COMPLEX, OC_PRIMITIVE, NO_ATTRS)                                  \
-    X(CONV2D, "conv2d", 2, 2, PK_COMPLEX, OC_PRIMITIVE,                                            \
-      ATTRS(A_WIN("padding", 0),                                                                   \
-            A_WIN("stride", 1)))                                                                   \
-    X(CONV2D_BWD_DATA, "conv2d_bwd_data", 2, 2, PK_COMPLEX, OC_PRIMITIVE,                          \
-      ATTRS(A_REQ_INTS("input_shape", 4, 1, A_BIG),                                                \
-            A_WIN("padding", 0),                                                                   \
-            A_WIN("stride", 1)))                                                                   \
-    X(CONV2D_BWD_FILTER, "conv2d_bwd_filter", 2, 2, PK_COMPLEX, OC_PRIMITIVE,                      \
-      ATTRS(A_WIN("kernel", 1),                                                                    \
-            A_WIN("padding", 0),                                                                   \
-            A_WIN("stride", 1)))                                                                   \
-    X(MAXPOOL2D, "maxpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE,                                      \
-      ATTRS(A_WIN("kernel", 1),                                                                    \
-            A_WIN("padding", 0),                                                                   \
-            A_WIN("stride", 1)))                                                                   \
-    X(MAXPOOL2D_BWD, "maxpool2d_bwd", 2, 2, PK_COMPLEX, OC_PRIMITIVE,                              \
-      ATTRS(A_WIN("kernel", 1),                                                                    \
-            A_WIN("padding", 0),                                                                   \
-            A_WIN("stride", 1)))                                                                   \
-    X(MAXPOOL2D_SELECT, "maxpool2d_select", 2, 2, PK_COMPLEX, OC_PRIMITIVE,                        \
-      ATTRS(A_WIN("kernel", 1),                                                                    \
-            A_WIN("padding", 0),                                                                   \
-            A_WIN("stride", 1)))                                                                   \
-    X(AVGPOOL2D, "avgpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE,                                      \
-      ATTRS(A_INT("count_include_pad", 0, 1),                                                      \
-            A_WIN("kernel", 1),                                                                    \
-            A_OPT_WIN("padding", 0),                                                               \
-            A_WIN("stride", 1)))                                                                   \
-    X(AVGPOOL2D_BWD, "avgpool2d_bwd", 1, 1, PK_COMPLEX, OC_PRIMITIVE,                              \
-      ATTRS(A_INT("count_include_pad", 0, 1),                                                      \
-            A_REQ_INTS("input_shape", 4, 1, A_BIG),                                                \
-            A_WIN("kernel", 1),                                                                    \
-            A_OPT_WIN("padding", 0),                                                               \
-            A_WIN("stride", 1)))                                                                   \
-    X(ONE_HOT, "one_hot", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,                                        \
-      ATTRS(A_REQ_INT("depth", 1, 1 << 30),                                                        \
-            A_DTYPE("dtype")))                                                                     \
-    X(GATHER, "gather", 2, 2, PK_INJECTIVE, OC_PRIMITIVE, NO_ATTRS)                                \
-    X(LINEAR, "linear", 2, 3, PK_OPAQUE, OC_COMPOSITE, NO_ATTRS)                                   \
-    X(BATCH_NORM, "batch_norm", 5, 5, PK_OPAQUE, OC_COMPOSITE,                                     \
-      ATTRS(A_FLOAT("eps", 0, 1),                                                                  \
-            A_INT("groups", 1, 1 << 20),                                                           \
-            A_REQ_INT("training", 0, 1)))                                                          \
-    X(DROPOUT, "dropout", 2, 2, PK_OPAQUE, OC_COMPOSITE,                                           \
-      ATTRS(A_REQ_FLOAT("p", 0, 0.999999),                                                         \
-            A_REQ_INT("stream", 0, 4294967295.0),                                                  \
-            A_REQ_INT("training", 0, 1)))                                                          \
-    X(SOFTMAX, "softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_REQ_INT("axis", 0, 5)))           \
-    X(LOG_SOFTMAX, "log_softmax", 1, 1, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_REQ_INT("axis", 0, 5)))   \
-    X(CROSS_ENTROPY, "cross_entropy", 2, 2, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_STR("reduction")))    \
-    X(KL_DIV, "kl_div", 2, 2, PK_OPAQUE, OC_COMPOSITE,                                             \
-      ATTRS(A_FLOAT("eps", 0, 1),                                                                  \
-            A_STR("reduction")))                                                                   \
-    X(COSINE_SIMILARITY, "cosine_similarity", 2, 2, PK_OPAQUE, OC_COMPOSITE,                       \
-      ATTRS(A_FLOAT("eps", 0, 1)))                                                                 \
-    X(MART_BCE, "mart_bce", 2, 2, PK_OPAQUE, OC_COMPOSITE, ATTRS(A_STR("reduction")))              \
-    X(PEARSON, "pearson", 2, 2, PK_OPAQUE, OC_COMPOSITE, NO_ATTRS)                                 \
-    X(GELU, "gelu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                               \
-      ATTRS(A_STR("approximate")))                                                                 \
-    X(SILU, "silu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                               \
-      NO_ATTRS)                                                                                    \
-    X(LEAKY_RELU, "leaky_relu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                   \
-      ATTRS(A_FLOAT("alpha", -1e6, 1e6)))                                                          \
-    X(ELU, "elu", 1, 1, PK_ELEMWISE, OC_COMPOSITE,                                                 \
-      ATTRS(A_FLOAT("alpha", -1e6, 1e6)))                                                          \
-    X(LOOP, "loop", 1, -1, PK_OPAQUE, OC_PRIMITIVE,                                                \
-      ATTRS(A_REQ_STR("body"),                                                                     \
-            A_REQ_INT("trips", 0, 1 << 30)))                                                       \
-    X(FUSED, "fused", 0, -1, PK_OPAQUE, OC_PRIMITIVE, ATTRS(A_REQ_STR("body")))                    \
-    X(GRAD, "grad", 2, 2, PK_OPAQUE, OC_HIGHER, NO_ATTRS)
-
+/* One enumerator per op. Everything else about an op (name, arity, fusion
+ * pattern, class, attribute schema, and each layer's rules) is its row in
+ * its family's file under ops/ (docs/architecture.md, "Adding an op"); the
+ * enumerators stay here, grouped by family, because C needs the enum in one
+ * place. */
 typedef enum {
-#define IR_OP_ENUM(e, name, mn, mx, pk, cls, attrs) OP_##e,
-    IR_OPS(IR_OP_ENUM)
-#undef IR_OP_ENUM
+    /* ops/sources.c */
+    OP_INPUT, OP_PARAM, OP_CONSTANT, OP_IOTA, OP_RANDOM_UNIFORM, OP_RANDOM_NORMAL,
+    OP_RANDOM_BERNOULLI,
+    /* ops/elementwise.c */
+    OP_NEG, OP_ABS, OP_SIGN, OP_EXP, OP_LOG, OP_SQRT, OP_RSQRT, OP_RECIP, OP_RELU, OP_SIGMOID,
+    OP_TANH, OP_SOFTPLUS, OP_ERF, OP_NOT, OP_CAST, OP_STOP_GRADIENT, OP_ADD, OP_SUB, OP_MUL,
+    OP_DIV, OP_MAX, OP_MIN, OP_POW, OP_AND, OP_OR, OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
+    OP_SELECT,
+    /* ops/layout.c */
+    OP_BROADCAST, OP_RESHAPE, OP_TRANSPOSE, OP_SLICE, OP_CONCAT, OP_PAD,
+    /* ops/reduce.c */
+    OP_REDUCE_SUM, OP_REDUCE_MAX, OP_ARGMAX,
+    /* ops/linalg.c */
+    OP_MATMUL, OP_CONV2D, OP_CONV2D_BWD_DATA, OP_CONV2D_BWD_FILTER,
+    /* ops/pool.c */
+    OP_MAXPOOL2D, OP_MAXPOOL2D_BWD, OP_MAXPOOL2D_SELECT, OP_AVGPOOL2D, OP_AVGPOOL2D_BWD,
+    /* ops/indexing.c */
+    OP_ONE_HOT, OP_GATHER,
+    /* ops/composites.c */
+    OP_LINEAR, OP_BATCH_NORM, OP_DROPOUT, OP_SOFTMAX, OP_LOG_SOFTMAX, OP_CROSS_ENTROPY, OP_KL_DIV,
+    OP_COSINE_SIMILARITY, OP_MART_BCE, OP_PEARSON, OP_GELU, OP_SILU, OP_LEAKY_RELU, OP_ELU,
+    /* ops/control.c */
+    OP_LOOP, OP_FUSED, OP_GRAD,
     OP_COUNT
 } OpKind;
 
@@ -275,6 +154,7 @@ typedef struct {
     double lo, hi;   /* allowed range of numbers (each element of a list) */
 } AttrSpec;
 
+/* An op's row in the IR layer's part of its family file (ir/op_rows.h). */
 typedef struct {
     const char *name;
     int min_inputs, max_inputs; /* max -1: variadic */

@@ -5,9 +5,10 @@
  * single-threaded per call: the parallelism is ours, over batch and tiles).
  *
  * Semantics are exactly the tensor IR's (ir/ops.h; the reference
- * interpreter ir/interp_conv.c is the oracle): row-major, NCHW images, OIHW
- * weights, no dilation or groups; max pooling's padding counts as -inf and
- * ties go to the first maximal element of the window in row-major order.
+ * interpreter's kernels in ops/linalg.c and ops/pool.c are the oracle):
+ * row-major, NCHW images, OIHW weights, no dilation or groups; max
+ * pooling's padding counts as -inf and ties go to the first maximal element
+ * of the window in row-major order.
  *
  * One entry point dispatches on the op so the program executor stays small:
  * cpu_op_run(pool, op, dtype, args, bufs) with bufs = {out, in0, in1} and

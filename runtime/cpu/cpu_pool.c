@@ -1,6 +1,6 @@
 /* Max and average pooling: direct loops, parallel over the N C planes
  * (each plane's output and, for the backward ops, its dx are written by one
- * thread only). Semantics follow ir/interp_conv.c exactly: max pooling's
+ * thread only). Semantics follow ops/pool.c's kernels exactly: max pooling's
  * padding is -inf, the window's first maximal element in row-major order
  * wins, and a NaN beats everything (so the first NaN wins); average
  * pooling's padding adds 0 and counts in the divisor with

@@ -1,131 +1,57 @@
-/* Convolution and pooling kernels, NCHW, no dilation, no groups.
- *
- * Each family has one loop nest that visits every (output position,
- * window tap) pair. The forward kernel gathers along it; the backward
- * kernels scatter along the very same pairs. Being literal transposes of
- * the forward loop, they satisfy the adjoint identities
- *   <dy, conv2d(x, w)> = <conv2d_bwd_data(dy, w), x>
- *                      = <conv2d_bwd_filter(x, dy), w>
- * up to rounding, with no second formula that could drift from the first.
- */
-#include <math.h>
+/* The pool family: maxpool2d, maxpool2d_bwd, maxpool2d_select, avgpool2d,
+ * avgpool2d_bwd (semantics: ir/ops.h). Each section below is compiled into one
+ * layer's library and ends with that layer's rows for these ops
+ * (docs/architecture.md, "Folders and dependency direction"). */
+#if defined(IGRC_OPS_IR)
 
-#include "ir/interp_internal.h"
+#include "ir/op_rows.h"
 
-/* Extent of a window op along one axis: floor((in + 2p - k) / s) + 1;
- * -1 when the window does not fit. */
-static int64_t window_extent(int64_t in, int64_t k, int64_t s, int64_t p) {
-    int64_t span = in + 2 * p - k;
-    return span < 0 || s < 1 || k < 1 || p < 0 ? -1 : span / s + 1;
-}
+/* ---- shape rules ---- */
 
-/* Reads a two-element attribute (stride, padding, kernel). */
-static bool pair(const Node *n, const char *key, int64_t dflt, int64_t v[2], Diag *d) {
-    int64_t buf[3];
-    int k = node_ints(n, key, buf, 3);
-    if (k == 0 && dflt >= 0) {
-        v[0] = v[1] = dflt;
-        return true;
-    }
-    if (k != 2) return kfail(n, d, EXIT_BADINPUT, "attribute '%s' needs two entries", key);
-    v[0] = buf[0];
-    v[1] = buf[1];
+static bool pool_out(Rule *r, const Type *x, Type *out) {
+    int64_t k[2], st[2], pd[2] = {0, 0};
+    shape_ints(r, "kernel", k);
+    shape_ints(r, "stride", st);
+    shape_ints(r, "padding", pd);
+    if (x->rank != 4 || !dtype_is_float(x->dtype))
+        return shape_fail_type(r, "expects a float x[N,C,H,W]", x);
+    if (2 * pd[0] > k[0] || 2 * pd[1] > k[1])
+        return shape_fail_type(r, "padding must be at most half the kernel", x);
+    *out = *x;
+    if (!shape_window_out(x->dim[2], k[0], st[0], pd[0], &out->dim[2]) ||
+        !shape_window_out(x->dim[3], k[1], st[1], pd[1], &out->dim[3]))
+        return shape_fail_type(r, "the window does not fit the input", x);
     return true;
 }
 
-static bool shapes_fail(const Node *n, const Type *x, const Type *w, const Type *y, Diag *d) {
-    char a[128], b[128], c[128];
-    return kfail(n, d, EXIT_BADINPUT, "inconsistent shapes x %s, w %s, y %s",
-                 type_str(x, a, sizeof a), type_str(w, b, sizeof b), type_str(y, c, sizeof c));
-}
+static bool pool_rule(Rule *r, Type *out) { return pool_out(r, r->in[0], out); }
 
-/* ---- convolution ---- */
-
-typedef struct {
-    int64_t N, C, H, W, O, KH, KW, OH, OW, sh, sw, ph, pw;
-} ConvGeom;
-
-typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_FILTER } ConvMode;
-
-/* Checks that x[N,C,H,W], w[O,C,KH,KW] and y[N,O,OH,OW] belong together
- * under the node's stride and padding, whichever of them is the result. */
-static bool conv_setup(const Node *n, const Type *x, const Type *w, const Type *y,
-                       ConvGeom *g, Diag *d) {
-    int64_t s[2] = {1, 1}, p[2] = {0, 0};
-    if (!pair(n, "stride", 1, s, d) || !pair(n, "padding", 0, p, d)) return false;
-    if (x->rank != 4 || w->rank != 4 || y->rank != 4) return shapes_fail(n, x, w, y, d);
-    *g = (ConvGeom){x->dim[0], x->dim[1], x->dim[2], x->dim[3], w->dim[0], w->dim[2],
-                    w->dim[3], y->dim[2], y->dim[3], s[0], s[1], p[0], p[1]};
-    if (w->dim[1] != g->C || y->dim[0] != g->N || y->dim[1] != g->O ||
-        window_extent(g->H, g->KH, g->sh, g->ph) != g->OH ||
-        window_extent(g->W, g->KW, g->sw, g->pw) != g->OW)
-        return shapes_fail(n, x, w, y, d);
+static bool maxpool_bwd_rule(Rule *r, Type *out) {
+    Type y;
+    if (!pool_out(r, r->in[0], &y)) return false;
+    if (!type_equal(&y, r->in[1])) return shape_fail_types(r, "dy is not the pool's output", r->in[1], &y);
+    *out = *r->in[0];
     return true;
 }
 
-/* Visits y[n,o,oh,ow] x x[n,c,oh*sh-ph+kh, ow*sw-pw+kw] x w[o,c,kh,kw] for
- * every tap whose input position lies inside x (zero padding contributes
- * nothing), accumulating into whichever buffer mode names. */
-static void conv_visit(const ConvGeom *g, ConvMode mode, double *x, double *w, double *y) {
-    for (int64_t n = 0; n < g->N; n++)
-        for (int64_t o = 0; o < g->O; o++)
-            for (int64_t oh = 0; oh < g->OH; oh++)
-                for (int64_t ow = 0; ow < g->OW; ow++) {
-                    int64_t yi = ((n * g->O + o) * g->OH + oh) * g->OW + ow;
-                    for (int64_t c = 0; c < g->C; c++)
-                        for (int64_t kh = 0; kh < g->KH; kh++) {
-                            int64_t ih = oh * g->sh - g->ph + kh;
-                            if (ih < 0 || ih >= g->H) continue;
-                            for (int64_t kw = 0; kw < g->KW; kw++) {
-                                int64_t iw = ow * g->sw - g->pw + kw;
-                                if (iw < 0 || iw >= g->W) continue;
-                                int64_t xi = ((n * g->C + c) * g->H + ih) * g->W + iw;
-                                int64_t wi = ((o * g->C + c) * g->KH + kh) * g->KW + kw;
-                                switch (mode) {
-                                case CONV_FWD: y[yi] += x[xi] * w[wi]; break;
-                                case CONV_BWD_DATA: x[xi] += y[yi] * w[wi]; break;
-                                case CONV_BWD_FILTER: w[wi] += x[xi] * y[yi]; break;
-                                }
-                            }
-                        }
-                }
+static bool maxpool_select_rule(Rule *r, Type *out) {
+    if (!type_equal(r->in[0], r->in[1])) return shape_fail_types(r, "g must have x's type", r->in[1], r->in[0]);
+    return pool_out(r, r->in[0], out);
 }
 
-/* conv2d(x, w) {stride, padding}: cross-correlation (PyTorch's conv2d). */
-bool k_conv2d(const Node *n, const Value *in, Value *out, Diag *d) {
-    ConvGeom g;
-    if (!conv_setup(n, &in[0].type, &in[1].type, &out->type, &g, d)) return false;
-    conv_visit(&g, CONV_FWD, in[0].data, in[1].data, out->data);
+static bool avgpool_bwd_rule(Rule *r, Type *out) {
+    int64_t is[4];
+    if (shape_ints(r, "input_shape", is) != 4) return shape_fail_type(r, "needs input_shape[4]", r->in[0]);
+    Type x = type_make(r->in[0]->dtype, 4, is), y;
+    if (!pool_out(r, &x, &y)) return false;
+    if (!type_equal(&y, r->in[0])) return shape_fail_types(r, "dy is not the pool's output", r->in[0], &y);
+    *out = x;
     return true;
 }
 
-/* conv2d_bwd_data(dy, w) {stride, padding, input_shape}: d<dy,conv>/dx. */
-bool k_conv2d_bwd_data(const Node *n, const Value *in, Value *out, Diag *d) {
-    int64_t is[5];
-    ConvGeom g;
-    if (node_ints(n, "input_shape", is, 5) == 4) {
-        Type want = type_make(out->type.dtype, 4, is);
-        if (!type_same_shape(&want, &out->type))
-            return shapes_fail(n, &out->type, &in[1].type, &in[0].type, d);
-    }
-    if (!conv_setup(n, &out->type, &in[1].type, &in[0].type, &g, d)) return false;
-    conv_visit(&g, CONV_BWD_DATA, out->data, in[1].data, in[0].data);
-    return true;
-}
-
-/* conv2d_bwd_filter(x, dy) {stride, padding, kernel}: d<dy,conv>/dw. */
-bool k_conv2d_bwd_filter(const Node *n, const Value *in, Value *out, Diag *d) {
-    int64_t k[2] = {0, 0};
-    ConvGeom g;
-    if (!pair(n, "kernel", -1, k, d)) return false;
-    if (out->type.rank != 4 || out->type.dim[2] != k[0] || out->type.dim[3] != k[1])
-        return shapes_fail(n, &in[0].type, &out->type, &in[1].type, d);
-    if (!conv_setup(n, &in[0].type, &out->type, &in[1].type, &g, d)) return false;
-    conv_visit(&g, CONV_BWD_FILTER, in[0].data, out->data, in[1].data);
-    return true;
-}
-
-/* ---- pooling ---- */
+/* ---- interpreter kernels: one loop nest per pool visits every (window,
+ * tap) pair; the backward kernels scatter along the very pairs the forward
+ * one gathers along ---- */
 
 typedef struct {
     int64_t planes, H, W, KH, KW, sh, sw, ph, pw, OH, OW;
@@ -145,8 +71,8 @@ static bool pool_fail(const Node *n, const Type *x, const Type *y, const int64_t
  * (default 0). */
 static bool pool_setup(const Node *n, const Type *x, const Type *y, PoolGeom *g, Diag *d) {
     int64_t k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0};
-    if (!pair(n, "kernel", -1, k, d) || !pair(n, "stride", -1, s, d) ||
-        !pair(n, "padding", 0, p, d))
+    if (!need_pair(n, "kernel", -1, k, d) || !need_pair(n, "stride", -1, s, d) ||
+        !need_pair(n, "padding", 0, p, d))
         return false;
     if (x->rank != 4 || y->rank != 4 || x->dim[0] != y->dim[0] || x->dim[1] != y->dim[1] ||
         window_extent(x->dim[2], k[0], s[0], p[0]) != y->dim[2] ||
@@ -201,7 +127,7 @@ static void max_visit(const PoolGeom *g, MaxMode mode, const double *x, const do
 }
 
 /* maxpool2d {kernel, stride, padding}: padding counts as -inf. */
-bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
+static bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!pool_setup(n, &in[0].type, &out->type, &g, d)) return false;
     max_visit(&g, MAX_FWD, in[0].data, NULL, out->data);
@@ -210,7 +136,7 @@ bool k_maxpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
 
 /* maxpool2d_bwd(x, dy): each window routes its dy to the element forward
  * picked (the first maximum, ties to the first). */
-bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
+static bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!need_shape(n, in, 0, &out->type, d) ||
         !pool_setup(n, &in[0].type, &in[1].type, &g, d))
@@ -221,7 +147,7 @@ bool k_maxpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
 
 /* maxpool2d_select(x, g): each window takes g (x's shape) at the element
  * forward picked from x; the transpose of maxpool2d_bwd in dy. */
-bool k_maxpool2d_select(const Node *n, const Value *in, Value *out, Diag *d) {
+static bool k_maxpool2d_select(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     if (!need_shape(n, in, 1, &in[0].type, d) ||
         !pool_setup(n, &in[0].type, &out->type, &g, d))
@@ -268,7 +194,7 @@ static bool avg_setup(const Node *n, const Type *x, const Type *y, PoolGeom *g, 
 
 /* avgpool2d {kernel, stride, padding, count_include_pad}: the mean over
  * each window (see avg_visit). */
-bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
+static bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
     PoolGeom g;
     bool include_pad = true;
     if (!avg_setup(n, &in[0].type, &out->type, &g, &include_pad, d)) return false;
@@ -279,16 +205,53 @@ bool k_avgpool2d(const Node *n, const Value *in, Value *out, Diag *d) {
 /* avgpool2d_bwd(dy) {kernel, stride, padding, count_include_pad,
  * input_shape}: each in-bounds input element gets dy / divisor from every
  * window containing it. */
-bool k_avgpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
+static bool k_avgpool2d_bwd(const Node *n, const Value *in, Value *out, Diag *d) {
     int64_t is[5];
     PoolGeom g;
     bool include_pad = true;
     if (node_ints(n, "input_shape", is, 5) == 4) {
         Type want = type_make(out->type.dtype, 4, is);
         if (!type_same_shape(&want, &out->type))
-            return shapes_fail(n, &out->type, &want, &in[0].type, d);
+            return kfail_shapes(n, &out->type, &want, &in[0].type, d);
     }
     if (!avg_setup(n, &out->type, &in[0].type, &g, &include_pad, d)) return false;
     avg_visit(&g, include_pad, true, out->data, in[0].data);
     return true;
 }
+
+/* ---- flops: forward one per window input element, backward one per
+ * result element ---- */
+
+static int64_t per_output(const Function *f, const Node *n) {
+    (void)f;
+    return type_numel(&n->type);
+}
+
+const IrOpRow ops_pool_ir[] = {
+    {OP_ROW(MAXPOOL2D, "maxpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE,
+            ATTRS(A_WIN("kernel", 1), A_WIN("padding", 0), A_WIN("stride", 1))),
+     .shape = pool_rule, .kernel = k_maxpool2d, .flops = flops_per_input},
+    {OP_ROW(MAXPOOL2D_BWD, "maxpool2d_bwd", 2, 2, PK_COMPLEX, OC_PRIMITIVE,
+            ATTRS(A_WIN("kernel", 1), A_WIN("padding", 0), A_WIN("stride", 1))),
+     .shape = maxpool_bwd_rule, .kernel = k_maxpool2d_bwd, .flops = per_output},
+    {OP_ROW(MAXPOOL2D_SELECT, "maxpool2d_select", 2, 2, PK_COMPLEX, OC_PRIMITIVE,
+            ATTRS(A_WIN("kernel", 1), A_WIN("padding", 0), A_WIN("stride", 1))),
+     .shape = maxpool_select_rule, .kernel = k_maxpool2d_select},
+    {OP_ROW(AVGPOOL2D, "avgpool2d", 1, 1, PK_COMPLEX, OC_PRIMITIVE,
+            ATTRS(A_INT("count_include_pad", 0, 1), A_WIN("kernel", 1), A_OPT_WIN("padding", 0),
+                  A_WIN("stride", 1))),
+     .shape = pool_rule, .kernel = k_avgpool2d, .flops = flops_per_input},
+    {OP_ROW(AVGPOOL2D_BWD, "avgpool2d_bwd", 1, 1, PK_COMPLEX, OC_PRIMITIVE,
+            ATTRS(A_INT("count_include_pad", 0, 1), A_REQ_INTS("input_shape", 4, 1, A_BIG),
+                  A_WIN("kernel", 1), A_OPT_WIN("padding", 0), A_WIN("stride", 1))),
+     .shape = avgpool_bwd_rule, .kernel = k_avgpool2d_bwd, .flops = per_output},
+    IR_ROWS_END,
+};
+
+#elif defined(IGRC_OPS_PASSES)
+
+#elif defined(IGRC_OPS_CODEGEN)
+
+#else
+#error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
+#endif

@@ -1,0 +1,253 @@
+/* The layout family: broadcast, reshape, transpose, slice, concat, pad
+ * (semantics: ir/ops.h). Each section below is compiled into one layer's
+ * library and ends with that layer's rows for these ops (docs/architecture.md,
+ * "Folders and dependency direction"). */
+#if defined(IGRC_OPS_IR)
+
+#include <string.h>
+
+#include "ir/op_rows.h"
+
+/* ---- shape rules ---- */
+
+static bool shape_attr(Rule *r, Type *out, DType dt) {
+    int64_t s[IR_MAX_RANK + 1];
+    int k = node_ints(r->n, "shape", s, IR_MAX_RANK + 1);
+    if (k > IR_MAX_RANK) return shape_fail(r, "shape has more than %s dims%s", "6", "");
+    *out = type_make(dt, k, s);
+    return true;
+}
+
+static bool broadcast_rule(Rule *r, Type *out) {
+    const Type *x = r->in[0];
+    if (!shape_attr(r, out, x->dtype)) return false;
+    if (x->rank > out->rank) return shape_fail_types(r, "cannot broadcast to a lower rank", x, out);
+    int off = out->rank - x->rank;
+    for (int i = 0; i < x->rank; i++)
+        if (x->dim[i] != 1 && x->dim[i] != out->dim[off + i])
+            return shape_fail_types(r, "cannot broadcast", x, out);
+    return true;
+}
+
+static bool reshape_rule(Rule *r, Type *out) {
+    if (!shape_attr(r, out, r->in[0]->dtype)) return false;
+    if (type_numel(out) != type_numel(r->in[0]))
+        return shape_fail_types(r, "reshape changes the element count", r->in[0], out);
+    return true;
+}
+
+static bool transpose_rule(Rule *r, Type *out) {
+    const Type *x = r->in[0];
+    int64_t p[IR_MAX_RANK];
+    int k = shape_ints(r, "perm", p);
+    bool seen[IR_MAX_RANK] = {false};
+    if (k != x->rank) return shape_fail_type(r, "perm must list every axis once", x);
+    *out = *x;
+    for (int i = 0; i < k; i++) {
+        if (p[i] < 0 || p[i] >= k || seen[p[i]])
+            return shape_fail_type(r, "perm must list every axis once", x);
+        seen[p[i]] = true;
+        out->dim[i] = x->dim[p[i]];
+    }
+    return true;
+}
+
+static bool slice_rule(Rule *r, Type *out) {
+    const Type *x = r->in[0];
+    int64_t st[IR_MAX_RANK], sp[IR_MAX_RANK], sz[IR_MAX_RANK];
+    if (shape_ints(r, "start", st) != x->rank || shape_ints(r, "stop", sp) != x->rank ||
+        shape_ints(r, "step", sz) != x->rank)
+        return shape_fail_type(r, "start/stop/step need one entry per axis", x);
+    *out = *x;
+    for (int i = 0; i < x->rank; i++) {
+        if (st[i] < 0 || st[i] > sp[i] || sp[i] > x->dim[i] || sz[i] < 1)
+            return shape_fail_type(r, "slice bounds must satisfy 0 <= start <= stop <= dim", x);
+        out->dim[i] = (sp[i] - st[i] + sz[i] - 1) / sz[i];
+    }
+    return true;
+}
+
+static bool concat_rule(Rule *r, Type *out) {
+    const Function *f = r->f;
+    const Type *a = r->in[0];
+    int64_t axis = node_int(r->n, "axis", 0);
+    if (axis >= a->rank) return shape_fail_type(r, "axis out of range", a);
+    *out = *a;
+    out->dim[axis] = 0;
+    for (int i = 0; i < r->n->ninputs; i++) {
+        const Type *b = &f->nodes[r->n->inputs[i]].type;
+        Type ta = *a, tb = *b;
+        ta.dim[axis] = tb.dim[axis] = 0;
+        if (!type_equal(&ta, &tb)) return shape_fail_types(r, "operands differ off the axis", a, b);
+        out->dim[axis] += b->dim[axis];
+    }
+    return true;
+}
+
+static bool pad_rule(Rule *r, Type *out) {
+    const Type *x = r->in[0];
+    int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK];
+    if (shape_ints(r, "lo", lo) != x->rank || shape_ints(r, "hi", hi) != x->rank)
+        return shape_fail_type(r, "lo/hi need one entry per axis", x);
+    *out = *x;
+    for (int i = 0; i < x->rank; i++) out->dim[i] += lo[i] + hi[i];
+    return true;
+}
+
+/* ---- interpreter kernels: each checks that its operands agree with the
+ * node's declared result type before indexing, so a malformed call fails
+ * with a message instead of reading out of bounds ---- */
+
+/* broadcast {shape}: numpy rule. x's dims align with the result's rightmost
+ * dims; a size-1 dim of x repeats, so it always reads index 0. */
+static bool k_broadcast(const Node *n, const Value *in, Value *out, Diag *d) {
+    const Type *x = &in[0].type, *y = &out->type;
+    int off = y->rank - x->rank;
+    if (off < 0) return kfail_attr(n, d, "shape");
+    for (int j = 0; j < x->rank; j++)
+        if (x->dim[j] != 1 && x->dim[j] != y->dim[off + j]) return kfail_attr(n, d, "shape");
+    int64_t st[IR_MAX_RANK], idx[IR_MAX_RANK] = {0}, i = 0;
+    type_strides(x, st);
+    if (type_numel(y) == 0) return true;
+    do {
+        int64_t src = 0;
+        for (int j = 0; j < x->rank; j++) src += (x->dim[j] == 1 ? 0 : idx[off + j]) * st[j];
+        out->data[i++] = in[0].data[src];
+    } while (idx_next(idx, y));
+    return true;
+}
+
+/* reshape {shape}: row-major order is kept, so the data is copied as is. */
+static bool k_reshape(const Node *n, const Value *in, Value *out, Diag *d) {
+    int64_t numel = type_numel(&out->type);
+    if (type_numel(&in[0].type) != numel) return kfail_attr(n, d, "shape");
+    if (numel) memcpy(out->data, in[0].data, (size_t)numel * sizeof(double));
+    return true;
+}
+
+/* transpose {perm}: out.dim[i] = x.dim[perm[i]], so out[idx] reads x at
+ * the index whose axis perm[i] equals idx[i]. */
+static bool k_transpose(const Node *n, const Value *in, Value *out, Diag *d) {
+    const Type *x = &in[0].type, *y = &out->type;
+    int64_t p[IR_MAX_RANK + 1], st[IR_MAX_RANK], idx[IR_MAX_RANK] = {0}, i = 0;
+    bool seen[IR_MAX_RANK] = {false};
+    if (node_ints(n, "perm", p, IR_MAX_RANK + 1) != x->rank || y->rank != x->rank)
+        return kfail_attr(n, d, "perm");
+    for (int j = 0; j < x->rank; j++) {
+        if (p[j] < 0 || p[j] >= x->rank || seen[p[j]] || y->dim[j] != x->dim[p[j]])
+            return kfail_attr(n, d, "perm");
+        seen[p[j]] = true;
+    }
+    type_strides(x, st);
+    if (type_numel(y) == 0) return true;
+    do {
+        int64_t src = 0;
+        for (int j = 0; j < y->rank; j++) src += idx[j] * st[p[j]];
+        out->data[i++] = in[0].data[src];
+    } while (idx_next(idx, y));
+    return true;
+}
+
+/* slice {start, stop, step}: per axis, out[idx] = x[start + idx * step],
+ * with ceil((stop - start) / step) elements. */
+static bool k_slice(const Node *n, const Value *in, Value *out, Diag *d) {
+    const Type *x = &in[0].type, *y = &out->type;
+    int64_t a[IR_MAX_RANK + 1], b[IR_MAX_RANK + 1], s[IR_MAX_RANK + 1];
+    int r = x->rank;
+    if (node_ints(n, "start", a, IR_MAX_RANK + 1) != r ||
+        node_ints(n, "stop", b, IR_MAX_RANK + 1) != r ||
+        node_ints(n, "step", s, IR_MAX_RANK + 1) != r || y->rank != r)
+        return kfail_attr(n, d, "start/stop/step");
+    for (int j = 0; j < r; j++)
+        if (a[j] < 0 || a[j] > b[j] || b[j] > x->dim[j] || s[j] < 1 ||
+            y->dim[j] != (b[j] - a[j] + s[j] - 1) / s[j])
+            return kfail_attr(n, d, "start/stop/step");
+    int64_t st[IR_MAX_RANK], idx[IR_MAX_RANK] = {0}, i = 0;
+    type_strides(x, st);
+    if (type_numel(y) == 0) return true;
+    do {
+        int64_t src = 0;
+        for (int j = 0; j < r; j++) src += (a[j] + idx[j] * s[j]) * st[j];
+        out->data[i++] = in[0].data[src];
+    } while (idx_next(idx, y));
+    return true;
+}
+
+/* concat {axis}: for each block of leading indices, the operands' slabs
+ * (dim[axis] * inner elements each) follow one another. */
+static bool k_concat(const Node *n, const Value *in, Value *out, Diag *d) {
+    const Type *y = &out->type;
+    int64_t axis = node_int(n, "axis", 0), total = 0;
+    if (axis < 0 || axis >= y->rank) return kfail_attr(n, d, "axis");
+    for (int k = 0; k < n->ninputs; k++) {
+        Type t = in[k].type; /* must equal y off the axis */
+        t.dim[axis] = y->dim[axis];
+        if (!type_same_shape(&t, y)) return kfail(n, d, EXIT_BADINPUT, "operand %d differs "
+                                                  "from the result off the axis", k);
+        total += in[k].type.dim[axis];
+    }
+    if (total != y->dim[axis]) return kfail_attr(n, d, "axis");
+    int64_t outer = 1, inner = 1;
+    for (int j = 0; j < axis; j++) outer *= y->dim[j];
+    for (int j = (int)axis + 1; j < y->rank; j++) inner *= y->dim[j];
+    for (int64_t o = 0; o < outer; o++) {
+        double *dst = out->data + o * y->dim[axis] * inner;
+        for (int k = 0; k < n->ninputs; k++) {
+            int64_t len = in[k].type.dim[axis] * inner;
+            if (len) memcpy(dst, in[k].data + o * len, (size_t)len * sizeof(double));
+            dst += len;
+        }
+    }
+    return true;
+}
+
+/* pad {lo, hi, value=0}: x lands at offset lo on every axis; the border
+ * holds value. */
+static bool k_pad(const Node *n, const Value *in, Value *out, Diag *d) {
+    const Type *x = &in[0].type, *y = &out->type;
+    int64_t lo[IR_MAX_RANK + 1], hi[IR_MAX_RANK + 1];
+    if (node_ints(n, "lo", lo, IR_MAX_RANK + 1) != x->rank ||
+        node_ints(n, "hi", hi, IR_MAX_RANK + 1) != x->rank || y->rank != x->rank)
+        return kfail_attr(n, d, "lo/hi");
+    for (int j = 0; j < x->rank; j++)
+        if (lo[j] < 0 || hi[j] < 0 || y->dim[j] != x->dim[j] + lo[j] + hi[j])
+            return kfail_attr(n, d, "lo/hi");
+    double v = node_float(n, "value", 0.0);
+    int64_t numel = type_numel(y), st[IR_MAX_RANK], idx[IR_MAX_RANK] = {0}, i = 0;
+    for (int64_t k = 0; k < numel; k++) out->data[k] = v;
+    type_strides(y, st);
+    if (type_numel(x) == 0) return true;
+    do {
+        int64_t dst = 0;
+        for (int j = 0; j < x->rank; j++) dst += (idx[j] + lo[j]) * st[j];
+        out->data[dst] = in[0].data[i++];
+    } while (idx_next(idx, x));
+    return true;
+}
+
+const IrOpRow ops_layout_ir[] = {
+    {OP_ROW(BROADCAST, "broadcast", 1, 1, PK_BROADCAST, OC_PRIMITIVE,
+            ATTRS(A_REQ_INTS("shape", 0, 0, A_BIG))),
+     .shape = broadcast_rule, .kernel = k_broadcast},
+    {OP_ROW(RESHAPE, "reshape", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,
+            ATTRS(A_REQ_INTS("shape", 0, 0, A_BIG))), .shape = reshape_rule, .kernel = k_reshape},
+    {OP_ROW(TRANSPOSE, "transpose", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,
+            ATTRS(A_REQ_INTS("perm", -1, 0, 5))), .shape = transpose_rule, .kernel = k_transpose},
+    {OP_ROW(SLICE, "slice", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,
+            ATTRS(A_REQ_INTS("start", -1, 0, A_BIG), A_REQ_INTS("step", -1, 1, A_BIG),
+                  A_REQ_INTS("stop", -1, 0, A_BIG))), .shape = slice_rule, .kernel = k_slice},
+    {OP_ROW(CONCAT, "concat", 1, -1, PK_INJECTIVE, OC_PRIMITIVE, ATTRS(A_REQ_INT("axis", 0, 5))),
+     .shape = concat_rule, .kernel = k_concat},
+    {OP_ROW(PAD, "pad", 1, 1, PK_INJECTIVE, OC_PRIMITIVE,
+            ATTRS(A_REQ_INTS("hi", -1, 0, A_BIG), A_REQ_INTS("lo", -1, 0, A_BIG),
+                  A_FLOAT("value", -INFINITY, INFINITY))), .shape = pad_rule, .kernel = k_pad},
+    IR_ROWS_END,
+};
+
+#elif defined(IGRC_OPS_PASSES)
+
+#elif defined(IGRC_OPS_CODEGEN)
+
+#else
+#error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
+#endif
