@@ -23,8 +23,7 @@ static const IrOpRow *ROWS[OP_COUNT];
 static const char *FAMILY[OP_COUNT];
 static pthread_once_t built = PTHREAD_ONCE_INIT;
 
-static _Noreturn void table_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void table_error(const char *fmt, ...) {
+_Noreturn void op_table_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("igrc: internal error in the op table (ops/): ", stderr);
@@ -39,13 +38,13 @@ static _Noreturn void table_error(const char *fmt, ...) {
 static void check_row(const IrOpRow *r, const char *family) {
     const OpInfo *i = &r->info;
     bool elementwise = i->pattern == PK_ELEMWISE && i->cls == OC_PRIMITIVE;
-    if (!i->name) table_error("family %s: the row of op #%d has no name", family, (int)r->op);
+    if (!i->name) op_table_error("family %s: the row of op #%d has no name", family, (int)r->op);
     if (r->kernel && i->cls != OC_PRIMITIVE && i->cls != OC_SOURCE)
-        table_error("op '%s' (ops/%s.c): an interpreter kernel for a %s op", i->name, family,
+        op_table_error("op '%s' (ops/%s.c): an interpreter kernel for a %s op", i->name, family,
                     i->cls == OC_COMPOSITE ? "composite" : "higher-level");
     if ((r->unary && (!elementwise || i->min_inputs != 1)) ||
         (r->binary && (!elementwise || i->min_inputs != 2)))
-        table_error("op '%s' (ops/%s.c): a scalar value for an op that is not an elementwise "
+        op_table_error("op '%s' (ops/%s.c): a scalar value for an op that is not an elementwise "
                     "primitive of that arity", i->name, family);
 }
 
@@ -53,9 +52,9 @@ static void build(void) {
     for (const IrOpFamily *fam = ir_op_families; fam->name; fam++)
         for (const IrOpRow *r = fam->rows; r->op != OP_COUNT; r++) {
             if ((unsigned)r->op > OP_COUNT)
-                table_error("family %s: a row for op #%d, which is no op", fam->name, (int)r->op);
+                op_table_error("family %s: a row for op #%d, which is no op", fam->name, (int)r->op);
             if (ROWS[r->op])
-                table_error("op '%s' has IR rows in ops/%s.c and ops/%s.c", r->info.name,
+                op_table_error("op '%s' has IR rows in ops/%s.c and ops/%s.c", r->info.name,
                             FAMILY[r->op], fam->name);
             check_row(r, fam->name);
             ROWS[r->op] = r;
@@ -63,7 +62,7 @@ static void build(void) {
         }
     for (int op = 0; op < OP_COUNT; op++)
         if (!ROWS[op])
-            table_error("op #%d (after '%s' in ir/ops.h) has no IR row in any family", op,
+            op_table_error("op #%d (after '%s' in ir/ops.h) has no IR row in any family", op,
                         op > 0 && ROWS[op - 1] ? ROWS[op - 1]->info.name : "-");
 }
 

@@ -71,6 +71,9 @@ const IrOpRow *ir_op_row(OpKind op);
 /* The name of the family whose IR rows hold op ("?" out of range). */
 const char *ir_op_family(OpKind op);
 
+/* Reports a malformed op table (any layer's) on stderr and aborts. */
+_Noreturn void op_table_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The families' IR sections (ops/<family>.c). */
 extern const IrOpRow ops_sources_ir[], ops_elementwise_ir[], ops_layout_ir[], ops_reduce_ir[],
     ops_linalg_ir[], ops_pool_ir[], ops_indexing_ir[], ops_composites_ir[], ops_control_ir[];

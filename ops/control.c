@@ -116,6 +116,24 @@ const IrOpRow ops_control_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs (fused runs after autodiff; autodiff lowers grad itself) ---- */
+
+/* The body runs `trips` times: its adjoint would need every carry. */
+static int g_loop(VjpCtx *c, int i) {
+    (void)i;
+    diag_error(c->b->d, EXIT_BADINPUT,
+               "node '%s' (loop) is not differentiable: wrap its result in stop_gradient",
+               c->n->name);
+    return -1;
+}
+
+const PassOpRow ops_control_passes[] = {
+    {OP_LOOP, .vjp = g_loop},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

@@ -204,6 +204,219 @@ const IrOpRow ops_elementwise_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include <math.h>
+
+#include "passes/peephole_rule.h"
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs: the cotangent of operand i; the unary ones ignore i ---- */
+
+/* Each rule: the cotangent of operand i; the unary ones ignore i. */
+static int g_neg(VjpCtx *c, int i) { (void)i; return un(c, OP_NEG, "neg", c->ct); }
+
+static int g_abs(VjpCtx *c, int i) {
+    (void)i;
+    return bin(c, OP_MUL, "abs", c->ct, un(c, OP_SIGN, "sign", in(c, 0)));
+}
+
+static int g_exp(VjpCtx *c, int i) { (void)i; return bin(c, OP_MUL, "exp", c->ct, c->out); }
+
+static int g_log(VjpCtx *c, int i) { (void)i; return bin(c, OP_DIV, "log", c->ct, in(c, 0)); }
+
+static int g_sqrt(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    return bin(c, OP_DIV, "sqrt", c->ct, bin(c, OP_MUL, "2y", full(c, "two", 2, &t), c->out));
+}
+
+static int g_rsqrt(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int y = c->out, y3 = bin(c, OP_MUL, "y3", bin(c, OP_MUL, "y2", y, y), y);
+    return bin(c, OP_MUL, "rsqrt", c->ct, bin(c, OP_MUL, "slope", full(c, "mhalf", -0.5, &t), y3));
+}
+
+static int g_recip(VjpCtx *c, int i) {
+    (void)i;
+    int y2 = bin(c, OP_MUL, "y2", c->out, c->out);
+    return un(c, OP_NEG, "recip", bin(c, OP_MUL, "ct_y2", c->ct, y2));
+}
+
+static int g_relu(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int pos = bin(c, OP_GT, "pos", in(c, 0), full(c, "zero", 0, &t));
+    int ins[3] = {pos, c->ct, full(c, "zero", 0, &t)};
+    return b_node(c->b, OP_SELECT, nm(c, "relu"), ins, 3, NULL, 0);
+}
+
+static int g_sigmoid(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int one_m = bin(c, OP_SUB, "1-y", full(c, "one", 1, &t), c->out);
+    return bin(c, OP_MUL, "sigmoid", c->ct, bin(c, OP_MUL, "slope", c->out, one_m));
+}
+
+static int g_tanh(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int y2 = bin(c, OP_MUL, "y2", c->out, c->out);
+    return bin(c, OP_MUL, "tanh", c->ct, bin(c, OP_SUB, "slope", full(c, "one", 1, &t), y2));
+}
+
+/* d/dx softplus_beta(x) = sigmoid(beta x) */
+static int g_softplus(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    double beta = node_float(c->n, "beta", 1.0);
+    int x = in(c, 0), bx = beta == 1.0 ? x : bin(c, OP_MUL, "bx", x, full(c, "beta", beta, &t));
+    return bin(c, OP_MUL, "softplus", c->ct, un(c, OP_SIGMOID, "slope", bx));
+}
+
+/* d/dx erf(x) = 2/sqrt(pi) exp(-x^2) */
+static int g_erf(VjpCtx *c, int i) {
+    (void)i;
+    const Type t = *ty(c, in(c, 0));
+    int x = in(c, 0);
+    int g = un(c, OP_EXP, "gauss", un(c, OP_NEG, "mx2", bin(c, OP_MUL, "x2", x, x)));
+    int k = full(c, "two_rsqrt_pi", 1.1283791670955126, &t);
+    return bin(c, OP_MUL, "erf", c->ct, bin(c, OP_MUL, "slope", k, g));
+}
+
+static int g_cast(VjpCtx *c, int i) {
+    (void)i;
+    DType from = ty(c, in(c, 0))->dtype;
+    if (!dtype_is_float(from)) return VJP_NONE;
+    Attr a = attr_dtype("dtype", from);
+    return b_node(c->b, OP_CAST, nm(c, "cast"), &c->ct, 1, &a, 1);
+}
+
+static int g_add(VjpCtx *c, int i) { (void)i; return c->ct; }
+
+static int g_sub(VjpCtx *c, int i) { return i == 0 ? c->ct : un(c, OP_NEG, "sub", c->ct); }
+
+static int g_mul(VjpCtx *c, int i) {
+    return bin(c, OP_MUL, i == 0 ? "mul.a" : "mul.b", c->ct, in(c, 1 - i));
+}
+
+/* d/da = ct / b; d/db = -ct * y / b */
+static int g_div(VjpCtx *c, int i) {
+    int b = in(c, 1), ct = c->ct;
+    if (i == 0) return bin(c, OP_DIV, "div.a", ct, b);
+    return un(c, OP_NEG, "div.b", bin(c, OP_DIV, "ct_y_b", bin(c, OP_MUL, "ct_y", ct, c->out), b));
+}
+
+/* max/min: ties go to the first operand */
+static int g_minmax(VjpCtx *c, int i) {
+    const Type t = *ty(c, in(c, 0));
+    int first = bin(c, c->n->op == OP_MAX ? OP_GE : OP_LE, "first", in(c, 0), in(c, 1));
+    int z = full(c, "zero", 0, &t);
+    int ins[3] = {first, i == 0 ? c->ct : z, i == 0 ? z : c->ct};
+    return b_node(c->b, OP_SELECT, nm(c, i == 0 ? "pick.a" : "pick.b"), ins, 3, NULL, 0);
+}
+
+/* d/da = b a^(b-1); d/db = y log a */
+static int g_pow(VjpCtx *c, int i) {
+    int a = in(c, 0), b = in(c, 1);
+    const Type t = *ty(c, a);
+    if (i == 0) {
+        int bm1 = bin(c, OP_SUB, "b-1", b, full(c, "one", 1, &t));
+        int slope = bin(c, OP_MUL, "slope", b, bin(c, OP_POW, "a^(b-1)", a, bm1));
+        return bin(c, OP_MUL, "pow.a", c->ct, slope);
+    }
+    return bin(c, OP_MUL, "pow.b", c->ct, bin(c, OP_MUL, "y_log_a", c->out, un(c, OP_LOG, "log_a", a)));
+}
+
+static int g_select(VjpCtx *c, int i) {
+    if (i == 0) return VJP_NONE;
+    int z = full(c, "zero", 0, ty(c, c->ct));
+    int ins[3] = {in(c, 0), i == 1 ? c->ct : z, i == 1 ? z : c->ct};
+    return b_node(c->b, OP_SELECT, nm(c, i == 1 ? "sel.a" : "sel.b"), ins, 3, NULL, 0);
+}
+
+/* ---- peepholes (passes/simplify.c): identities exact in IEEE arithmetic ---- */
+
+static bool is_float(const Function *f, int v) { return dtype_is_float(f->nodes[v].type.dtype); }
+
+/* x + v == x for every x: v = -0.0 for floats, 0 for integers. */
+static bool additive_identity(const Function *f, int v) {
+    double c;
+    if (!peep_splat(f, v, &c) || c != 0.0) return false;
+    return !is_float(f, v) || signbit(c);
+}
+
+/* x - v == x for every x: v = +0.0 for floats, 0 for integers. */
+static bool subtractive_identity(const Function *f, int v) {
+    double c;
+    if (!peep_splat(f, v, &c) || c != 0.0) return false;
+    return !is_float(f, v) || !signbit(c);
+}
+
+static bool is_one(const Function *f, int v) {
+    double c;
+    return peep_splat(f, v, &c) && c == 1.0;
+}
+
+static int r_add(const Peep *p) {
+    if (additive_identity(p->nf, p->y)) return p->x;
+    return additive_identity(p->nf, p->x) ? p->y : -1;
+}
+
+static int r_sub(const Peep *p) { return subtractive_identity(p->nf, p->y) ? p->x : -1; }
+
+static int r_mul(const Peep *p) {
+    if (is_one(p->nf, p->y)) return p->x;
+    return is_one(p->nf, p->x) ? p->y : -1;
+}
+
+static int r_div(const Peep *p) { return is_one(p->nf, p->y) ? p->x : -1; }
+
+static int r_neg(const Peep *p) { return p->xn->op == OP_NEG ? p->xn->inputs[0] : -1; }
+
+static int r_stop_gradient(const Peep *p) {
+    return p->drop_sg || p->xn->op == OP_STOP_GRADIENT ? p->x : -1;
+}
+
+static int r_cast(const Peep *p) { return p->same_type ? p->x : -1; }
+
+static int r_select(const Peep *p) { return p->in[1] == p->in[2] ? p->in[1] : -1; }
+
+const PassOpRow ops_elementwise_passes[] = {
+    {OP_NEG, .vjp = g_neg, .peephole = r_neg},
+    {OP_ABS, .vjp = g_abs},
+    {OP_SIGN, .vjp = vjp_none},
+    {OP_EXP, .vjp = g_exp},
+    {OP_LOG, .vjp = g_log},
+    {OP_SQRT, .vjp = g_sqrt},
+    {OP_RSQRT, .vjp = g_rsqrt},
+    {OP_RECIP, .vjp = g_recip},
+    {OP_RELU, .vjp = g_relu},
+    {OP_SIGMOID, .vjp = g_sigmoid},
+    {OP_TANH, .vjp = g_tanh},
+    {OP_SOFTPLUS, .vjp = g_softplus},
+    {OP_ERF, .vjp = g_erf},
+    {OP_NOT, .vjp = vjp_none},
+    {OP_CAST, .vjp = g_cast, .peephole = r_cast},
+    {OP_STOP_GRADIENT, .vjp = vjp_none, .peephole = r_stop_gradient},
+    {OP_ADD, .vjp = g_add, .peephole = r_add},
+    {OP_SUB, .vjp = g_sub, .peephole = r_sub},
+    {OP_MUL, .vjp = g_mul, .peephole = r_mul},
+    {OP_DIV, .vjp = g_div, .peephole = r_div},
+    {OP_MAX, .vjp = g_minmax},
+    {OP_MIN, .vjp = g_minmax},
+    {OP_POW, .vjp = g_pow},
+    {OP_AND, .vjp = vjp_none},
+    {OP_OR, .vjp = vjp_none},
+    {OP_EQ, .vjp = vjp_none},
+    {OP_NE, .vjp = vjp_none},
+    {OP_LT, .vjp = vjp_none},
+    {OP_LE, .vjp = vjp_none},
+    {OP_GT, .vjp = vjp_none},
+    {OP_GE, .vjp = vjp_none},
+    {OP_SELECT, .vjp = g_select, .peephole = r_select},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

@@ -77,6 +77,28 @@ const IrOpRow ops_indexing_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs (one_hot: of an index, no gradient) ---- */
+
+/* gather(x, idx): the cotangent lands on the gathered positions. */
+static int gather_rule(VjpCtx *c, int i) {
+    if (i == 1) return VJP_NONE;
+    const Type x_v = *ty(c, in(c, 0)), *x = &x_v;
+    Attr a[2] = {attr_int("depth", x->dim[x->rank - 1]), attr_dtype("dtype", x->dtype)};
+    int oh = b_node(c->b, OP_ONE_HOT, nm(c, "onehot"), &c->n->inputs[1], 1, a, 2);
+    Type col = *x;
+    col.dim[col.rank - 1] = 1;
+    int r = b_reshape(c->b, nm(c, "col"), c->ct, col.rank, col.dim);
+    return bin(c, OP_MUL, "gather", oh, b_broadcast(c->b, nm(c, "col.b"), r, x));
+}
+
+const PassOpRow ops_indexing_passes[] = {
+    {OP_ONE_HOT, .vjp = vjp_none},
+    {OP_GATHER, .vjp = gather_rule},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

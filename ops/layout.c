@@ -246,6 +246,165 @@ const IrOpRow ops_layout_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include "passes/peephole_rule.h"
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs ---- */
+
+/* Sums ct over the axes broadcast added or stretched, back to x's shape. */
+static int broadcast_rule(VjpCtx *c) {
+    const Type xv = *ty(c, in(c, 0)), yv = *ty(c, c->out), *x = &xv, *y = &yv;
+    int64_t axes[IR_MAX_RANK];
+    int k = 0, off = y->rank - x->rank;
+    for (int i = 0; i < y->rank; i++)
+        if (i < off || (x->dim[i - off] == 1 && y->dim[i] != 1)) axes[k++] = i;
+    int s = k ? b_reduce(c->b, OP_REDUCE_SUM, nm(c, "sum"), c->ct, axes, k, false) : c->ct;
+    return b_reshape(c->b, nm(c, "bcast"), s, x->rank, x->dim);
+}
+
+static int transpose_rule(VjpCtx *c) {
+    int64_t p[IR_MAX_RANK], inv[IR_MAX_RANK];
+    int k = node_ints(c->n, "perm", p, IR_MAX_RANK);
+    for (int i = 0; i < k; i++) inv[p[i]] = i;
+    Attr a = attr_ints("perm", inv, k);
+    return b_node(c->b, OP_TRANSPOSE, nm(c, "transpose"), &c->ct, 1, &a, 1);
+}
+
+static int pad_node(VjpCtx *c, const char *part, int x, const int64_t *lo, const int64_t *hi) {
+    int r = ty(c, x)->rank;
+    Attr a[2] = {attr_ints("lo", lo, r), attr_ints("hi", hi, r)};
+    return b_node(c->b, OP_PAD, nm(c, part), &x, 1, a, 2);
+}
+
+/* Scatters ct into x's shape. A strided axis is widened first: ct of
+ * length L along it becomes [L, 1] -> padded to [L, step] -> [L * step]. */
+static int slice_rule(VjpCtx *c) {
+    const Type x_v = *ty(c, in(c, 0)), *x = &x_v;
+    int64_t st[IR_MAX_RANK], sp[IR_MAX_RANK], step[IR_MAX_RANK];
+    node_ints(c->n, "start", st, IR_MAX_RANK);
+    node_ints(c->n, "stop", sp, IR_MAX_RANK);
+    node_ints(c->n, "step", step, IR_MAX_RANK);
+    int g = c->ct;
+    for (int ax = 0; ax < x->rank; ax++) {
+        if (step[ax] == 1) continue;
+        Type t = *ty(c, g);
+        int64_t d[IR_MAX_RANK + 1], lo[IR_MAX_RANK + 1] = {0}, hi[IR_MAX_RANK + 1] = {0};
+        for (int i = 0, j = 0; i < t.rank; i++) {
+            d[j++] = t.dim[i];
+            if (i == ax) d[j++] = 1;
+        }
+        if (t.rank + 1 > IR_MAX_RANK) return diag_error(c->b->d, EXIT_BADINPUT, "node '%s': strided slice of a rank-%d value has no VJP", c->n->name, t.rank), -1;
+        g = b_reshape(c->b, nm(c, "split"), g, t.rank + 1, d);
+        hi[ax + 1] = step[ax] - 1;
+        g = pad_node(c, "spread", g, lo, hi);
+        t.dim[ax] *= step[ax];
+        g = b_reshape(c->b, nm(c, "merge"), g, t.rank, t.dim);
+    }
+    const Type gt_v = *ty(c, g), *gt = &gt_v;
+    int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK], cut[IR_MAX_RANK];
+    bool need_cut = false;
+    for (int i = 0; i < x->rank; i++) {
+        lo[i] = st[i];
+        hi[i] = x->dim[i] - st[i] - gt->dim[i];
+        cut[i] = gt->dim[i];
+        if (hi[i] < 0) cut[i] += hi[i], hi[i] = 0, need_cut = true;
+    }
+    if (need_cut) { /* the widened tail ran past x's end */
+        int64_t zero[IR_MAX_RANK] = {0}, one[IR_MAX_RANK];
+        for (int i = 0; i < x->rank; i++) one[i] = 1;
+        Attr a[3] = {attr_ints("start", zero, x->rank), attr_ints("stop", cut, x->rank),
+                     attr_ints("step", one, x->rank)};
+        g = b_node(c->b, OP_SLICE, nm(c, "trim"), &g, 1, a, 3);
+    }
+    return pad_node(c, "slice", g, lo, hi);
+}
+
+static int slice_of(VjpCtx *c, const char *part, int v, const int64_t *start, const int64_t *stop) {
+    int r = ty(c, v)->rank;
+    int64_t one[IR_MAX_RANK];
+    for (int i = 0; i < r; i++) one[i] = 1;
+    Attr a[3] = {attr_ints("start", start, r), attr_ints("stop", stop, r), attr_ints("step", one, r)};
+    return b_node(c->b, OP_SLICE, nm(c, part), &v, 1, a, 3);
+}
+
+static int concat_rule(VjpCtx *c, int i) {
+    int64_t axis = node_int(c->n, "axis", 0), off = 0;
+    for (int k = 0; k < i; k++) off += ty(c, in(c, k))->dim[axis];
+    const Type x_v = *ty(c, in(c, i)), *x = &x_v;
+    int64_t start[IR_MAX_RANK] = {0}, stop[IR_MAX_RANK];
+    for (int k = 0; k < x->rank; k++) stop[k] = x->dim[k];
+    start[axis] = off;
+    stop[axis] = off + x->dim[axis];
+    return slice_of(c, "concat", c->ct, start, stop);
+}
+
+static int pad_rule(VjpCtx *c) {
+    const Type x_v = *ty(c, in(c, 0)), *x = &x_v;
+    int64_t lo[IR_MAX_RANK], stop[IR_MAX_RANK];
+    node_ints(c->n, "lo", lo, IR_MAX_RANK);
+    for (int k = 0; k < x->rank; k++) stop[k] = lo[k] + x->dim[k];
+    return slice_of(c, "pad", c->ct, lo, stop);
+}
+
+static int g_reshape(VjpCtx *c, int i) {
+    (void)i;
+    const Type *x = ty(c, in(c, 0));
+    return b_reshape(c->b, nm(c, "reshape"), c->ct, x->rank, x->dim);
+}
+
+static int g_broadcast(VjpCtx *c, int i) { (void)i; return broadcast_rule(c); }
+
+static int g_transpose(VjpCtx *c, int i) { (void)i; return transpose_rule(c); }
+
+static int g_slice(VjpCtx *c, int i) { (void)i; return slice_rule(c); }
+
+static int g_pad(VjpCtx *c, int i) { (void)i; return pad_rule(c); }
+
+/* ---- peepholes (passes/simplify.c) ---- */
+
+/* transpose(transpose(v, p1), p2) = transpose(v, p1 ∘ p2), and the identity
+ * permutation dropped; -1 when neither applies. */
+static int simplify_transpose(Rewriter *rw, const Node *n, int x) {
+    const Node *xn = &rw->b.f->nodes[x];
+    int64_t p2[IR_MAX_RANK], p1[IR_MAX_RANK], q[IR_MAX_RANK];
+    int r = node_ints(n, "perm", p2, IR_MAX_RANK);
+    if (r != n->type.rank) return -1;
+    int src = x;
+    for (int j = 0; j < r; j++) q[j] = p2[j];
+    if (xn->op == OP_TRANSPOSE && node_ints(xn, "perm", p1, IR_MAX_RANK) == r) {
+        /* out.dim[j] = mid.dim[p2[j]] = x.dim[p1[p2[j]]] */
+        for (int j = 0; j < r; j++) q[j] = p1[p2[j]];
+        src = xn->inputs[0];
+    }
+    bool ident = true;
+    for (int j = 0; j < r; j++) ident = ident && q[j] == j;
+    if (ident) return src;
+    if (src == x) return -1;
+    Attr a = attr_ints("perm", q, r);
+    return peep_emit(rw, n, OP_TRANSPOSE, &src, 1, &a, 1);
+}
+
+/* broadcast/reshape: of its own type, or of the same op (collapsed). */
+static int r_reshape(const Peep *p) {
+    if (p->same_type) return p->x;
+    if (p->xn->op != p->n->op) return -1;
+    int xx = p->xn->inputs[0];
+    if (type_equal(&p->nf->nodes[xx].type, &p->n->type)) return xx;
+    return peep_emit(p->rw, p->n, p->n->op, &xx, 1, p->n->attrs, p->n->nattrs);
+}
+
+static int r_transpose(const Peep *p) { return simplify_transpose(p->rw, p->n, p->x); }
+
+const PassOpRow ops_layout_passes[] = {
+    {OP_BROADCAST, .vjp = g_broadcast, .peephole = r_reshape},
+    {OP_RESHAPE, .vjp = g_reshape, .peephole = r_reshape},
+    {OP_TRANSPOSE, .vjp = g_transpose, .peephole = r_transpose},
+    {OP_SLICE, .vjp = g_slice},
+    {OP_CONCAT, .vjp = concat_rule},
+    {OP_PAD, .vjp = g_pad},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

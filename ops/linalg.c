@@ -226,6 +226,75 @@ const IrOpRow ops_linalg_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs ---- */
+
+static int swap_last(VjpCtx *c, const char *part, int v) {
+    int r = ty(c, v)->rank;
+    int64_t p[IR_MAX_RANK];
+    for (int i = 0; i < r; i++) p[i] = i;
+    p[r - 2] = r - 1;
+    p[r - 1] = r - 2;
+    Attr a = attr_ints("perm", p, r);
+    return b_node(c->b, OP_TRANSPOSE, nm(c, part), &v, 1, &a, 1);
+}
+
+static int matmul_rule(VjpCtx *c, int i) {
+    int ins[2];
+    if (i == 0) ins[0] = c->ct, ins[1] = swap_last(c, "bT", in(c, 1));
+    else ins[0] = swap_last(c, "aT", in(c, 0)), ins[1] = c->ct;
+    return b_node(c->b, OP_MATMUL, nm(c, i == 0 ? "matmul.a" : "matmul.b"), ins, 2, NULL, 0);
+}
+
+/* conv2d and its two backward ops are each other's adjoints:
+ * <ct, conv(x,w)> = <bwd_data(ct,w), x> = <bwd_filter(x,ct), w>. */
+static int conv_family_rule(VjpCtx *c, int i) {
+    int64_t st[2], pd[2];
+    node_ints(c->n, "stride", st, 2);
+    node_ints(c->n, "padding", pd, 2);
+    Attr a[3] = {attr_ints("stride", st, 2), attr_ints("padding", pd, 2)};
+    const Type *w;
+    int ins[2];
+    if (c->n->op == OP_CONV2D) {
+        if (i == 0) {
+            ins[0] = c->ct, ins[1] = in(c, 1);
+            a[2] = shape_attr("input_shape", ty(c, in(c, 0)));
+            return b_node(c->b, OP_CONV2D_BWD_DATA, nm(c, "conv.x"), ins, 2, a, 3);
+        }
+        w = ty(c, in(c, 1));
+        ins[0] = in(c, 0), ins[1] = c->ct;
+        a[2] = attr_ints("kernel", &w->dim[2], 2);
+        return b_node(c->b, OP_CONV2D_BWD_FILTER, nm(c, "conv.w"), ins, 2, a, 3);
+    }
+    if (c->n->op == OP_CONV2D_BWD_DATA) { /* (dy, w) -> dx */
+        if (i == 0) {
+            ins[0] = c->ct, ins[1] = in(c, 1);
+            return b_node(c->b, OP_CONV2D, nm(c, "bwd_data.dy"), ins, 2, a, 2);
+        }
+        w = ty(c, in(c, 1));
+        ins[0] = c->ct, ins[1] = in(c, 0);
+        a[2] = attr_ints("kernel", &w->dim[2], 2);
+        return b_node(c->b, OP_CONV2D_BWD_FILTER, nm(c, "bwd_data.w"), ins, 2, a, 3);
+    }
+    /* OP_CONV2D_BWD_FILTER: (x, dy) -> dw */
+    if (i == 0) {
+        ins[0] = in(c, 1), ins[1] = c->ct;
+        a[2] = shape_attr("input_shape", ty(c, in(c, 0)));
+        return b_node(c->b, OP_CONV2D_BWD_DATA, nm(c, "bwd_filter.x"), ins, 2, a, 3);
+    }
+    ins[0] = in(c, 0), ins[1] = c->ct;
+    return b_node(c->b, OP_CONV2D, nm(c, "bwd_filter.dy"), ins, 2, a, 2);
+}
+
+const PassOpRow ops_linalg_passes[] = {
+    {OP_MATMUL, .vjp = matmul_rule},
+    {OP_CONV2D, .vjp = conv_family_rule},
+    {OP_CONV2D_BWD_DATA, .vjp = conv_family_rule},
+    {OP_CONV2D_BWD_FILTER, .vjp = conv_family_rule},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

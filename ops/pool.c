@@ -250,6 +250,54 @@ const IrOpRow ops_pool_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include <string.h>
+
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs ---- */
+
+static int copy_attrs_node(VjpCtx *c, OpKind op, const char *part, const int *ins, int nin,
+                           const Attr *extra, int nextra) {
+    Attr a[8];
+    int k = 0;
+    for (int i = 0; i < c->n->nattrs && k < 8; i++) a[k++] = c->n->attrs[i];
+    for (int i = 0; i < nextra && k < 8; i++) a[k++] = extra[i];
+    return b_node(c->b, op, nm(c, part), ins, nin, a, k);
+}
+
+/* Max-pool routing is piecewise constant in x: gradients flow only through
+ * the routed values. maxpool2d_bwd and maxpool2d_select are transposes. */
+static int pool_rule(VjpCtx *c, int i) {
+    int ins[2] = {in(c, 0), c->ct};
+    OpKind op = c->n->op;
+    if (op == OP_MAXPOOL2D) return copy_attrs_node(c, OP_MAXPOOL2D_BWD, "maxpool", ins, 2, NULL, 0);
+    if (op == OP_MAXPOOL2D_BWD)
+        return i == 0 ? VJP_NONE
+                      : copy_attrs_node(c, OP_MAXPOOL2D_SELECT, "maxpool_bwd", ins, 2, NULL, 0);
+    if (op == OP_MAXPOOL2D_SELECT)
+        return i == 0 ? VJP_NONE
+                      : copy_attrs_node(c, OP_MAXPOOL2D_BWD, "maxpool_select", ins, 2, NULL, 0);
+    if (op == OP_AVGPOOL2D) {
+        Attr a = shape_attr("input_shape", ty(c, in(c, 0)));
+        return copy_attrs_node(c, OP_AVGPOOL2D_BWD, "avgpool", &c->ct, 1, &a, 1);
+    }
+    /* OP_AVGPOOL2D_BWD: its transpose is avgpool2d, same window */
+    Attr a[8];
+    int k = 0;
+    for (int j = 0; j < c->n->nattrs && k < 8; j++)
+        if (strcmp(c->n->attrs[j].key, "input_shape") != 0) a[k++] = c->n->attrs[j];
+    return b_node(c->b, OP_AVGPOOL2D, nm(c, "avgpool_bwd"), &c->ct, 1, a, k);
+}
+
+const PassOpRow ops_pool_passes[] = {
+    {OP_MAXPOOL2D, .vjp = pool_rule},
+    {OP_MAXPOOL2D_BWD, .vjp = pool_rule},
+    {OP_MAXPOOL2D_SELECT, .vjp = pool_rule},
+    {OP_AVGPOOL2D, .vjp = pool_rule},
+    {OP_AVGPOOL2D_BWD, .vjp = pool_rule},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

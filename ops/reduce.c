@@ -119,6 +119,44 @@ const IrOpRow ops_reduce_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include "passes/vjp_rule.h"
+
+/* ---- VJPs (argmax: an index, no gradient) ---- */
+
+/* ct reshaped to keepdims form and broadcast back to x's shape. */
+static int spread(VjpCtx *c, const char *part, int v) {
+    const Type x_v = *ty(c, in(c, 0)), *x = &x_v;
+    int64_t axes[IR_MAX_RANK], kd[IR_MAX_RANK];
+    int k = node_ints(c->n, "axes", axes, IR_MAX_RANK);
+    for (int i = 0; i < x->rank; i++) kd[i] = x->dim[i];
+    for (int i = 0; i < k; i++) kd[axes[i]] = 1;
+    int r = b_reshape(c->b, nm(c, part), v, x->rank, kd);
+    return b_broadcast(c->b, nm(c, part), r, x);
+}
+
+/* reduce_max shares ct equally among the tied maxima. */
+static int reduce_rule(VjpCtx *c) {
+    int g = spread(c, "spread", c->ct);
+    if (c->n->op == OP_REDUCE_SUM) return g;
+    const Type x_v = *ty(c, in(c, 0)), *x = &x_v;
+    int hit = bin(c, OP_EQ, "is_max", in(c, 0), spread(c, "max", c->out));
+    Attr a = attr_dtype("dtype", x->dtype);
+    int mask = b_node(c->b, OP_CAST, nm(c, "mask"), &hit, 1, &a, 1);
+    int64_t axes[IR_MAX_RANK];
+    int k = node_ints(c->n, "axes", axes, IR_MAX_RANK);
+    int cnt = b_reduce(c->b, OP_REDUCE_SUM, nm(c, "ties"), mask, axes, k, node_int(c->n, "keepdims", 0));
+    return bin(c, OP_DIV, "reduce_max", bin(c, OP_MUL, "masked", g, mask), spread(c, "ties", cnt));
+}
+
+static int g_reduce(VjpCtx *c, int i) { (void)i; return reduce_rule(c); }
+
+const PassOpRow ops_reduce_passes[] = {
+    {OP_REDUCE_SUM, .vjp = g_reduce},
+    {OP_REDUCE_MAX, .vjp = g_reduce},
+    {OP_ARGMAX, .vjp = vjp_none},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

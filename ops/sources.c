@@ -131,6 +131,20 @@ const IrOpRow ops_sources_ir[] = {
 
 #elif defined(IGRC_OPS_PASSES)
 
+#include "passes/vjp_rule.h"
+
+/* No gradient flows into a source's key. */
+const PassOpRow ops_sources_passes[] = {
+    {OP_INPUT, .vjp = vjp_none},
+    {OP_PARAM, .vjp = vjp_none},
+    {OP_CONSTANT, .vjp = vjp_none},
+    {OP_IOTA, .vjp = vjp_none},
+    {OP_RANDOM_UNIFORM, .vjp = vjp_none},
+    {OP_RANDOM_NORMAL, .vjp = vjp_none},
+    {OP_RANDOM_BERNOULLI, .vjp = vjp_none},
+    PASS_ROWS_END,
+};
+
 #elif defined(IGRC_OPS_CODEGEN)
 
 #else

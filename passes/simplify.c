@@ -21,43 +21,22 @@
  * stored as the node's dtype, equals the f32 one, so the folded module gives
  * the same numbers as the original under both precisions.
  *
- * Surviving nodes keep their names; a node replaced by an operand
- * disappears (its uses and any output naming it now refer to the operand).
- * Nodes left without uses are dce's business. */
+ * The identities are the ops' peephole rules (ops/elementwise.c,
+ * ops/layout.c); folding is generic. Surviving nodes keep their names; a
+ * node replaced by an operand disappears (its uses and any output naming it
+ * now refer to the operand). Nodes left without uses are dce's business. */
 #include <math.h>
 #include <string.h>
 
 #include "ir/interp.h"
 #include "passes/pass.h"
-#include "passes/rewrite.h"
+#include "passes/peephole_rule.h"
 
-/* Is value v of f a splat constant? Its element in *out. */
-static bool splat(const Function *f, int v, double *out) {
+bool peep_splat(const Function *f, int v, double *out) {
     const Node *n = &f->nodes[v];
     if (n->op != OP_CONSTANT || node_attr(n, "data")) return false;
     *out = node_float(n, "value", 0.0);
     return true;
-}
-
-static bool is_float(const Function *f, int v) { return dtype_is_float(f->nodes[v].type.dtype); }
-
-/* x + v == x for every x: v = -0.0 for floats, 0 for integers. */
-static bool additive_identity(const Function *f, int v) {
-    double c;
-    if (!splat(f, v, &c) || c != 0.0) return false;
-    return !is_float(f, v) || signbit(c);
-}
-
-/* x - v == x for every x: v = +0.0 for floats, 0 for integers. */
-static bool subtractive_identity(const Function *f, int v) {
-    double c;
-    if (!splat(f, v, &c) || c != 0.0) return false;
-    return !is_float(f, v) || !signbit(c);
-}
-
-static bool is_one(const Function *f, int v) {
-    double c;
-    return splat(f, v, &c) && c == 1.0;
 }
 
 static double stored(double v, DType dt, InterpPrecision p) {
@@ -109,32 +88,9 @@ static bool foldable(const Node *n) {
            n->op == OP_TRANSPOSE;
 }
 
-/* A new node named like old node n, of n's type. */
-static int emit(Rewriter *rw, const Node *n, OpKind op, const int *ins, int nin, const Attr *a,
-                int na) {
+int peep_emit(Rewriter *rw, const Node *n, OpKind op, const int *ins, int nin, const Attr *a,
+              int na) {
     return func_add_node(rw->b.m, rw->b.f, op, n->name, ins, nin, a, na, n->type);
-}
-
-/* transpose(transpose(v, p1), p2) = transpose(v, p1 ∘ p2), and the identity
- * permutation dropped; -1 when neither applies. */
-static int simplify_transpose(Rewriter *rw, const Node *n, int x) {
-    const Node *xn = &rw->b.f->nodes[x];
-    int64_t p2[IR_MAX_RANK], p1[IR_MAX_RANK], q[IR_MAX_RANK];
-    int r = node_ints(n, "perm", p2, IR_MAX_RANK);
-    if (r != n->type.rank) return -1;
-    int src = x;
-    for (int j = 0; j < r; j++) q[j] = p2[j];
-    if (xn->op == OP_TRANSPOSE && node_ints(xn, "perm", p1, IR_MAX_RANK) == r) {
-        /* out.dim[j] = mid.dim[p2[j]] = x.dim[p1[p2[j]]] */
-        for (int j = 0; j < r; j++) q[j] = p1[p2[j]];
-        src = xn->inputs[0];
-    }
-    bool ident = true;
-    for (int j = 0; j < r; j++) ident = ident && q[j] == j;
-    if (ident) return src;
-    if (src == x) return -1;
-    Attr a = attr_ints("perm", q, r);
-    return emit(rw, n, OP_TRANSPOSE, &src, 1, &a, 1);
 }
 
 /* An elementwise or layout op whose operands are all splat constants
@@ -145,67 +101,14 @@ static int fold_constant(Rewriter *rw, const Node *n, const int *in) {
     double vals[3];
     DType dts[3];
     for (int i = 0; i < n->ninputs; i++) {
-        if (!splat(nf, in[i], &vals[i])) return -1;
+        if (!peep_splat(nf, in[i], &vals[i])) return -1;
         dts[i] = nf->nodes[in[i]].type.dtype;
     }
     double v;
     if (!fold_value(n, vals, dts, &v)) return -1;
     Attr a = attr_float("value", v);
-    return emit(rw, n, OP_CONSTANT, NULL, 0, &a, 1);
+    return peep_emit(rw, n, OP_CONSTANT, NULL, 0, &a, 1);
 }
-
-/* A peephole rule: the new value for old node n (operands in already
- * remapped), or -1 when it does not apply. */
-typedef struct {
-    Rewriter *rw;
-    const Function *nf; /* the function being built */
-    const Node *n;
-    const int *in;
-    int x, y;           /* in[0], in[1] or -1 */
-    const Node *xn;     /* the node of x */
-    bool same_type;     /* x has n's type */
-    bool drop_sg;
-} Peep;
-
-static int r_add(const Peep *p) {
-    if (additive_identity(p->nf, p->y)) return p->x;
-    return additive_identity(p->nf, p->x) ? p->y : -1;
-}
-
-static int r_sub(const Peep *p) { return subtractive_identity(p->nf, p->y) ? p->x : -1; }
-
-static int r_mul(const Peep *p) {
-    if (is_one(p->nf, p->y)) return p->x;
-    return is_one(p->nf, p->x) ? p->y : -1;
-}
-
-static int r_div(const Peep *p) { return is_one(p->nf, p->y) ? p->x : -1; }
-static int r_neg(const Peep *p) { return p->xn->op == OP_NEG ? p->xn->inputs[0] : -1; }
-
-static int r_stop_gradient(const Peep *p) {
-    return p->drop_sg || p->xn->op == OP_STOP_GRADIENT ? p->x : -1;
-}
-
-static int r_cast(const Peep *p) { return p->same_type ? p->x : -1; }
-static int r_select(const Peep *p) { return p->in[1] == p->in[2] ? p->in[1] : -1; }
-
-/* broadcast/reshape: of its own type, or of the same op (collapsed). */
-static int r_reshape(const Peep *p) {
-    if (p->same_type) return p->x;
-    if (p->xn->op != p->n->op) return -1;
-    int xx = p->xn->inputs[0];
-    if (type_equal(&p->nf->nodes[xx].type, &p->n->type)) return xx;
-    return emit(p->rw, p->n, p->n->op, &xx, 1, p->n->attrs, p->n->nattrs);
-}
-
-static int r_transpose(const Peep *p) { return simplify_transpose(p->rw, p->n, p->x); }
-
-static int (*const PEEPHOLE[OP_COUNT])(const Peep *p) = {
-    [OP_ADD] = r_add, [OP_SUB] = r_sub, [OP_MUL] = r_mul, [OP_DIV] = r_div,
-    [OP_NEG] = r_neg, [OP_STOP_GRADIENT] = r_stop_gradient, [OP_CAST] = r_cast,
-    [OP_SELECT] = r_select, [OP_BROADCAST] = r_reshape, [OP_RESHAPE] = r_reshape,
-    [OP_TRANSPOSE] = r_transpose,
-};
 
 /* The new value for old node n (operands in already remapped), or -1 to
  * copy it unchanged: its op's peephole rule, else constant folding. */
@@ -214,7 +117,8 @@ static int simplify_node(Rewriter *rw, const Node *n, const int *in, bool drop_s
     int x = n->ninputs > 0 ? in[0] : -1, y = n->ninputs > 1 ? in[1] : -1;
     const Node *xn = x >= 0 ? &nf->nodes[x] : NULL;
     Peep p = {rw, nf, n, in, x, y, xn, xn && type_equal(&xn->type, &n->type), drop_sg};
-    int r = PEEPHOLE[n->op] ? PEEPHOLE[n->op](&p) : -1;
+    PeepholeRule rule = pass_op_row(n->op)->peephole;
+    int r = rule ? rule(&p) : -1;
     return r >= 0 ? r : fold_constant(rw, n, in);
 }
 
