@@ -1,156 +1,20 @@
-/* The tensor IR's elementwise math in kernel-IR primitives (see lower_math.h).
- * Each tensor op has one rule in a table indexed by op: an op without a rule
- * is a lowering error, never a silent identity. */
-#include "codegen/lower_math.h"
+/* The tensor IR's elementwise math in kernel-IR primitives (see lower_math.h):
+ * casts and Philox here; each elementwise op's own rule is in its row
+ * (ops/elementwise.c). An op without a rule is a lowering error, never a
+ * silent identity. */
+#include "codegen/lower_math_rule.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-/* Every builder appends an instruction, and C leaves the order in which a
- * call's arguments are evaluated open: values are built into locals one
- * statement at a time, so the kernel text is the same from every compiler. */
-typedef KernelDef K;
-
-static KType ty(const K *k, int v) { return k->insts[v].type; }
-static bool fl(KType t) { return t == KT_F32 || t == KT_F64; }
-static int cf(K *k, KType t, double v) { return k_const_f(k, t, v); }
-static int ci(K *k, KType t, int64_t v) { return k_const_i(k, t, v); }
-/* 0 of v's type: the comparisons below are against it. */
-static int zero_of(K *k, int v) { return fl(ty(k, v)) ? cf(k, ty(k, v), 0) : ci(k, ty(k, v), 0); }
-static int bin(K *k, KOp op, int a, int b) { return k_binary(k, op, a, b); }
-static int un(K *k, KOp op, int a) { return k_unary(k, op, a); }
-static int sel(K *k, int c, int a, int b) { return k_select(k, c, a, b); }
-
-/* ---- unary ------------------------------------------------------------------ */
-
-typedef int (*UnaryRule)(K *k, int a, double beta);
-
-static int u_neg(K *k, int a, double beta) {
-    (void)beta;
-    return ty(k, a) == KT_BOOL ? a : un(k, KO_NEG, a); /* -x on 0/1 wraps to x */
-}
-
-static int u_abs(K *k, int a, double beta) {
-    (void)beta;
-    if (fl(ty(k, a))) return un(k, KO_ABS, a);
-    if (ty(k, a) == KT_BOOL) return a;
-    int neg = bin(k, KO_LT, a, zero_of(k, a));
-    return sel(k, neg, un(k, KO_NEG, a), a);
-}
-
-/* x > 0 ? 1 : x < 0 ? -1 : x -- keeps -0 and NaN (ints: 0). */
-static int u_sign(K *k, int a, double beta) {
-    (void)beta;
-    KType t = ty(k, a);
-    if (t == KT_BOOL) return a;
-    int z = zero_of(k, a);
-    int one = fl(t) ? cf(k, t, 1) : ci(k, t, 1), m1 = fl(t) ? cf(k, t, -1) : ci(k, t, -1);
-    int pos = bin(k, KO_GT, a, z), neg = bin(k, KO_LT, a, z);
-    return sel(k, pos, one, sel(k, neg, m1, a));
-}
-
-/* x <= 0 ? 0 : x: relu(NaN) = NaN (the comparison fails), relu(-0) = +0. */
-static int u_relu(K *k, int a, double beta) {
-    (void)beta;
-    if (ty(k, a) == KT_BOOL) return a;
-    int z = zero_of(k, a);
-    return sel(k, bin(k, KO_LE, a, z), z, a);
-}
-
-static int u_exp(K *k, int a, double beta) { (void)beta; return un(k, KO_EXP, a); }
-static int u_log(K *k, int a, double beta) { (void)beta; return un(k, KO_LOG, a); }
-static int u_sqrt(K *k, int a, double beta) { (void)beta; return un(k, KO_SQRT, a); }
-static int u_recip(K *k, int a, double beta) { (void)beta; return bin(k, KO_DIV, cf(k, ty(k, a), 1), a); }
-static int u_rsqrt(K *k, int a, double beta) { return u_recip(k, un(k, KO_SQRT, a), beta); }
-
-/* 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|): exp never
- * overflows, so the tails are exactly 0 or 1, never NaN. */
-static int u_sigmoid(K *k, int a, double beta) {
-    (void)beta;
-    KType t = ty(k, a);
-    int e = un(k, KO_EXP, un(k, KO_NEG, un(k, KO_ABS, a)));
-    int den = bin(k, KO_ADD, cf(k, t, 1), e);
-    int below = bin(k, KO_DIV, e, den), above = bin(k, KO_DIV, cf(k, t, 1), den);
-    return sel(k, bin(k, KO_GE, a, cf(k, t, 0)), above, below);
-}
-
-/* log1p(v) = u == 1 ? v : log(u) * (v / (u - 1)), u = 1 + v (Goldberg):
- * a few ulp, and made of ops every target vectorises. */
-static int log1p_of(K *k, int v) {
-    KType t = ty(k, v);
-    int one = cf(k, t, 1), u = bin(k, KO_ADD, one, v);
-    int q = bin(k, KO_DIV, v, bin(k, KO_SUB, u, one));
-    int general = bin(k, KO_MUL, un(k, KO_LOG, u), q);
-    return sel(k, bin(k, KO_EQ, u, one), v, general);
-}
-
-/* beta x > 20 ? x : log1p(exp(beta x)) / beta (PyTorch's threshold, which
- * also keeps exp from overflowing). */
-static int u_softplus(K *k, int a, double beta) {
-    KType t = ty(k, a);
-    int b = cf(k, t, beta), bx = bin(k, KO_MUL, b, a);
-    int soft = bin(k, KO_DIV, log1p_of(k, un(k, KO_EXP, bx)), b);
-    return sel(k, bin(k, KO_GT, bx, cf(k, t, 20)), a, soft);
-}
-
-/* f32 tanh and erf are computed in double and rounded once (the
- * interpreter's definition), so every backend gives the same f32. */
-static int in_double(K *k, KOp op, int a) {
-    if (ty(k, a) == KT_F64) return un(k, op, a);
-    return k_cast(k, ty(k, a), un(k, op, k_cast(k, KT_F64, a)));
-}
-
-static int u_tanh(K *k, int a, double beta) { (void)beta; return in_double(k, KO_TANH, a); }
-static int u_erf(K *k, int a, double beta) { (void)beta; return in_double(k, KO_ERF, a); }
-static int u_not(K *k, int a, double beta) { (void)beta; return bin(k, KO_XOR, a, ci(k, KT_BOOL, 1)); }
-static int u_identity(K *k, int a, double beta) { (void)k; (void)beta; return a; }
-
-static const UnaryRule unary_rules[OP_COUNT] = {
-    [OP_NEG] = u_neg, [OP_ABS] = u_abs, [OP_SIGN] = u_sign, [OP_EXP] = u_exp,
-    [OP_LOG] = u_log, [OP_SQRT] = u_sqrt, [OP_RSQRT] = u_rsqrt, [OP_RECIP] = u_recip,
-    [OP_RELU] = u_relu, [OP_SIGMOID] = u_sigmoid, [OP_TANH] = u_tanh,
-    [OP_SOFTPLUS] = u_softplus, [OP_ERF] = u_erf, [OP_NOT] = u_not,
-    [OP_STOP_GRADIENT] = u_identity,
-};
-
 int lm_unary(K *k, OpKind op, int a, double beta) {
-    if ((unsigned)op >= OP_COUNT || !unary_rules[op]) return -1;
-    return unary_rules[op](k, a, beta);
+    UnaryLowering rule = codegen_op_row(op)->unary;
+    return rule ? rule(k, a, beta) : -1;
 }
-
-/* ---- binary ------------------------------------------------------------------ */
-
-/* Floats: isnan(a) ? a : (a > b ? a : b) -- a NaN b fails the comparison
- * and is returned -- so NaN propagates as torch.maximum's does. */
-static int minmax(K *k, KOp better, int a, int b) {
-    int pick = sel(k, bin(k, better, a, b), a, b);
-    if (!fl(ty(k, a))) return pick;
-    return sel(k, bin(k, KO_NE, a, a), a, pick);
-}
-
-/* C's truncating division with x / 0 = 0 and x / -1 = -x (wrapping): the
- * divisor is made safe first, as the primitive requires. */
-static int int_div(K *k, int a, int b) {
-    KType t = ty(k, a);
-    int z = ci(k, t, 0), is0 = bin(k, KO_EQ, b, z), ism1 = bin(k, KO_EQ, b, ci(k, t, -1));
-    int one = ci(k, t, 1), safe = sel(k, bin(k, KO_OR, is0, ism1), one, b);
-    int q = bin(k, KO_DIV, a, safe), neg = un(k, KO_NEG, a);
-    return sel(k, is0, z, sel(k, ism1, neg, q));
-}
-
-/* The ops that are one primitive; 0 (KO_NEG, a unary op) marks none. */
-static const KOp direct_binary[OP_COUNT] = {
-    [OP_ADD] = KO_ADD, [OP_SUB] = KO_SUB, [OP_MUL] = KO_MUL, [OP_DIV] = KO_DIV,
-    [OP_POW] = KO_POW, [OP_AND] = KO_AND, [OP_OR] = KO_OR, [OP_EQ] = KO_EQ,
-    [OP_NE] = KO_NE, [OP_LT] = KO_LT, [OP_LE] = KO_LE, [OP_GT] = KO_GT, [OP_GE] = KO_GE,
-};
 
 int lm_binary(K *k, OpKind op, int a, int b) {
-    if (op == OP_MAX) return minmax(k, KO_GT, a, b);
-    if (op == OP_MIN) return minmax(k, KO_LT, a, b);
-    if (op == OP_DIV && !fl(ty(k, a))) return int_div(k, a, b);
-    if ((unsigned)op >= OP_COUNT || direct_binary[op] == KO_NEG) return -1;
-    return bin(k, direct_binary[op], a, b);
+    const CodegenOpRow *row = codegen_op_row(op);
+    return row->binary ? row->binary(k, row->kop, a, b) : -1;
 }
 
 /* ---- casts ------------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen_rows.h"
 #include "codegen/lower.h"
 #include "runtime/cpu/cpu_ops.h"
 
@@ -139,76 +140,11 @@ static int64_t grain_for(const KernelDef *k) {
 
 /* ---- library calls ---- */
 
-static void pool_args(const Node *n, const Type *x, const Type *y, int64_t *a) {
-    int64_t k[2], s[2], p[2] = {0, 0};
-    node_ints(n, "kernel", k, 2);
-    node_ints(n, "stride", s, 2);
-    node_ints(n, "padding", p, 2);
-    int64_t v[12] = {x->dim[0], x->dim[1], x->dim[2], x->dim[3], k[0], k[1],
-                     s[0], s[1], p[0], p[1], y->dim[2], y->dim[3]};
-    memcpy(a, v, sizeof v);
-}
-
-static void conv_args(const Node *n, const Type *x, const Type *w, const Type *y, int64_t *a) {
-    int64_t s[2], p[2];
-    node_ints(n, "stride", s, 2);
-    node_ints(n, "padding", p, 2);
-    int64_t v[13] = {x->dim[0], x->dim[1], x->dim[2], x->dim[3], w->dim[0], w->dim[2], w->dim[3],
-                     s[0], s[1], p[0], p[1], y->dim[2], y->dim[3]};
-    memcpy(a, v, sizeof v);
-}
-
-/* The library call of each complex op: its CpuOp and args (operand types
- * given), the argument count returned in *nargs. */
-typedef int (*LibArgs)(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs);
-
-static int a_matmul(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
-    const Type *out = &n->type;
-    int r = out->rank;
-    int64_t batch = 1;
-    for (int i = 0; i < r - 2; i++) batch *= out->dim[i];
-    int64_t v[6] = {batch, in0->dim[r - 2], in0->dim[r - 1], in1->dim[r - 1], 0, 0};
-    memcpy(a, v, sizeof v);
-    *nargs = 6;
-    return CPU_MATMUL;
-}
-
-/* conv_args takes (x, w, y) whichever operand or result each is. */
-static int a_conv(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
-    const Type *out = &n->type;
-    *nargs = 13;
-    if (n->op == OP_CONV2D) return conv_args(n, in0, in1, out, a), CPU_CONV2D;
-    if (n->op == OP_CONV2D_BWD_DATA) return conv_args(n, out, in1, in0, a), CPU_CONV2D_BWD_DATA;
-    return conv_args(n, in0, out, in1, a), CPU_CONV2D_BWD_FILTER;
-}
-
-/* pool_args takes (x, y): the window's input and output shapes. */
-static int a_maxpool(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
-    *nargs = 12;
-    if (n->op == OP_MAXPOOL2D_BWD) return pool_args(n, in0, in1, a), CPU_MAXPOOL2D_BWD;
-    pool_args(n, in0, &n->type, a);
-    return n->op == OP_MAXPOOL2D ? CPU_MAXPOOL2D : CPU_MAXPOOL2D_SELECT;
-}
-
-/* x then y; arg 12 is count_include_pad */
-static int a_avgpool(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
-    (void)in1;
-    if (n->op == OP_AVGPOOL2D) pool_args(n, in0, &n->type, a);
-    else pool_args(n, &n->type, in0, a);
-    a[12] = node_int(n, "count_include_pad", 1) != 0;
-    *nargs = 13;
-    return n->op == OP_AVGPOOL2D ? CPU_AVGPOOL2D : CPU_AVGPOOL2D_BWD;
-}
-
-static const LibArgs LIB_ARGS[OP_COUNT] = {
-    [OP_MATMUL] = a_matmul, [OP_CONV2D] = a_conv, [OP_CONV2D_BWD_DATA] = a_conv,
-    [OP_CONV2D_BWD_FILTER] = a_conv, [OP_MAXPOOL2D] = a_maxpool, [OP_MAXPOOL2D_BWD] = a_maxpool,
-    [OP_MAXPOOL2D_SELECT] = a_maxpool, [OP_AVGPOOL2D] = a_avgpool, [OP_AVGPOOL2D_BWD] = a_avgpool,
-};
-
-/* -1 for an op without a library call. */
+/* The op's library call from its row (ops/linalg.c, ops/pool.c); -1 for an
+ * op without one. */
 static int lib_args(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
-    return LIB_ARGS[n->op] ? LIB_ARGS[n->op](n, in0, in1, a, nargs) : -1;
+    LibArgs rule = codegen_op_row(n->op)->lib;
+    return rule ? rule(n, in0, in1, a, nargs) : -1;
 }
 
 /* A library step for complex node n, operands at refs ins, result at out. */

@@ -503,6 +503,13 @@ const PassOpRow ops_composites_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include "codegen/codegen_rows.h"
+
+/* No rows: decompose leaves no composite for the backends. */
+const CodegenOpRow ops_composites_codegen[] = {
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

@@ -136,6 +136,14 @@ const PassOpRow ops_control_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include "codegen/codegen_rows.h"
+
+/* No rows: program_build.c turns loop and fused nodes into program steps
+ * (a loop step, a fused group's kernel) itself, and grad is gone. */
+const CodegenOpRow ops_control_codegen[] = {
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

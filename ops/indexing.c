@@ -101,6 +101,36 @@ const PassOpRow ops_indexing_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include "codegen/lower_rule.h"
+
+/* ---- fused-kernel values ---- */
+
+static int emit_one_hot(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type;
+    Coord X = coord_empty(x);
+    for (int j = 0; j < x->rank; j++) X.c[j] = coord_get(L, C, j);
+    int idx = k_cast(L->k, KT_I64, low_emit(L, n->inputs[0], &X));
+    int hit = k_binary(L->k, KO_EQ, idx, coord_get(L, C, C->rank - 1));
+    return lm_cast(L->k, ktype_of(n->type.dtype), hit);
+}
+
+static int emit_gather(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type, *it = &L->f->nodes[n->inputs[1]].type;
+    Coord I = coord_empty(it);
+    for (int j = 0; j < it->rank; j++) I.c[j] = coord_get(L, C, j);
+    int idx = k_cast(L->k, KT_I64, low_emit(L, n->inputs[1], &I));
+    Coord X = coord_empty(x);
+    for (int j = 0; j < it->rank; j++) X.c[j] = coord_get(L, C, j);
+    X.c[x->rank - 1] = clamp_index(L, idx, x->dim[x->rank - 1] - 1);
+    return low_emit(L, n->inputs[0], &X);
+}
+
+const CodegenOpRow ops_indexing_codegen[] = {
+    {OP_ONE_HOT, .emit = emit_one_hot},
+    {OP_GATHER, .emit = emit_gather},
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

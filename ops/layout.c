@@ -407,6 +407,89 @@ const PassOpRow ops_layout_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include "codegen/lower_rule.h"
+
+/* ---- fused-kernel values: index arithmetic, nothing materialised ---- */
+
+static int emit_broadcast(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type;
+    Coord X = coord_empty(x);
+    int off = C->rank - x->rank;
+    for (int j = 0; j < x->rank; j++)
+        X.c[j] = x->dim[j] == 1 ? ci(L, 0) : coord_get(L, C, j + off);
+    if (type_numel(x) == type_numel(&n->type)) X.flat = coord_index(L, C); /* only 1s added */
+    return low_emit(L, n->inputs[0], &X);
+}
+
+static int emit_reshape(Low *L, const Node *n, Coord *C) {
+    Coord X = coord_flat(&L->f->nodes[n->inputs[0]].type, coord_index(L, C));
+    return low_emit(L, n->inputs[0], &X);
+}
+
+static int emit_transpose(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type;
+    int64_t perm[IR_MAX_RANK];
+    node_ints(n, "perm", perm, IR_MAX_RANK);
+    Coord X = coord_empty(x);
+    for (int i = 0; i < C->rank; i++) X.c[perm[i]] = coord_get(L, C, i);
+    return low_emit(L, n->inputs[0], &X);
+}
+
+static int emit_slice(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type;
+    int64_t start[IR_MAX_RANK], step[IR_MAX_RANK];
+    node_ints(n, "start", start, IR_MAX_RANK);
+    int ns = node_ints(n, "step", step, IR_MAX_RANK);
+    Coord X = coord_empty(x);
+    for (int j = 0; j < x->rank; j++) {
+        int c = coord_get(L, C, j);
+        int64_t s = j < ns ? step[j] : 1;
+        if (s != 1) c = k_binary(L->k, KO_MUL, c, ci(L, s));
+        X.c[j] = start[j] ? k_binary(L->k, KO_ADD, c, ci(L, start[j])) : c;
+    }
+    return low_emit(L, n->inputs[0], &X);
+}
+
+static int emit_pad(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type;
+    int64_t lo[IR_MAX_RANK];
+    node_ints(n, "lo", lo, IR_MAX_RANK);
+    Coord X = coord_empty(x);
+    int inside = -1;
+    for (int j = 0; j < x->rank; j++) {
+        int c = coord_get(L, C, j);
+        if (lo[j] == 0 && x->dim[j] == n->type.dim[j]) {
+            X.c[j] = c;
+            continue;
+        }
+        int xc = lo[j] ? k_binary(L->k, KO_SUB, c, ci(L, lo[j])) : c;
+        int ok = k_binary(L->k, KO_AND, k_binary(L->k, KO_GE, xc, ci(L, 0)),
+                          lt(L, xc, ci(L, x->dim[j])));
+        inside = inside < 0 ? ok : k_binary(L->k, KO_AND, inside, ok);
+        X.c[j] = clamp_index(L, xc, x->dim[j] - 1);
+    }
+    int val = low_emit(L, n->inputs[0], &X);
+    if (inside < 0) return val;
+    KType t = ktype_of(n->type.dtype);
+    int pv = t == KT_F32 || t == KT_F64 ? k_const_f(L->k, t, node_float(n, "value", 0))
+                                        : k_const_i(L->k, t, (int64_t)node_float(n, "value", 0));
+    return k_select(L->k, inside, val, pv);
+}
+
+static int emit_concat(Low *L, const Node *n, Coord *C) {
+    return emit_concat_range(L, n, 0, n->ninputs, C);
+}
+
+const CodegenOpRow ops_layout_codegen[] = {
+    {OP_BROADCAST, .emit = emit_broadcast},
+    {OP_RESHAPE, .emit = emit_reshape},
+    {OP_TRANSPOSE, .emit = emit_transpose},
+    {OP_SLICE, .emit = emit_slice},
+    {OP_CONCAT, .emit = emit_concat},
+    {OP_PAD, .emit = emit_pad},
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

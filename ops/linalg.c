@@ -297,6 +297,51 @@ const PassOpRow ops_linalg_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include <string.h>
+
+#include "codegen/codegen_rows.h"
+#include "runtime/cpu/cpu_ops.h"
+
+/* ---- library calls (program_build.c): a complex op runs as one CPU
+ * library call before its fused group's kernel ---- */
+
+static void conv_args(const Node *n, const Type *x, const Type *w, const Type *y, int64_t *a) {
+    int64_t s[2], p[2];
+    node_ints(n, "stride", s, 2);
+    node_ints(n, "padding", p, 2);
+    int64_t v[13] = {x->dim[0], x->dim[1], x->dim[2], x->dim[3], w->dim[0], w->dim[2], w->dim[3],
+                     s[0], s[1], p[0], p[1], y->dim[2], y->dim[3]};
+    memcpy(a, v, sizeof v);
+}
+
+static int a_matmul(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    const Type *out = &n->type;
+    int r = out->rank;
+    int64_t batch = 1;
+    for (int i = 0; i < r - 2; i++) batch *= out->dim[i];
+    int64_t v[6] = {batch, in0->dim[r - 2], in0->dim[r - 1], in1->dim[r - 1], 0, 0};
+    memcpy(a, v, sizeof v);
+    *nargs = 6;
+    return CPU_MATMUL;
+}
+
+/* conv_args takes (x, w, y) whichever operand or result each is. */
+static int a_conv(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    const Type *out = &n->type;
+    *nargs = 13;
+    if (n->op == OP_CONV2D) return conv_args(n, in0, in1, out, a), CPU_CONV2D;
+    if (n->op == OP_CONV2D_BWD_DATA) return conv_args(n, out, in1, in0, a), CPU_CONV2D_BWD_DATA;
+    return conv_args(n, in0, out, in1, a), CPU_CONV2D_BWD_FILTER;
+}
+
+const CodegenOpRow ops_linalg_codegen[] = {
+    {OP_MATMUL, .lib = a_matmul},
+    {OP_CONV2D, .lib = a_conv},
+    {OP_CONV2D_BWD_DATA, .lib = a_conv},
+    {OP_CONV2D_BWD_FILTER, .lib = a_conv},
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

@@ -300,6 +300,51 @@ const PassOpRow ops_pool_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include <string.h>
+
+#include "codegen/codegen_rows.h"
+#include "runtime/cpu/cpu_ops.h"
+
+/* ---- library calls (program_build.c): a complex op runs as one CPU
+ * library call before its fused group's kernel ---- */
+
+static void pool_args(const Node *n, const Type *x, const Type *y, int64_t *a) {
+    int64_t k[2], s[2], p[2] = {0, 0};
+    node_ints(n, "kernel", k, 2);
+    node_ints(n, "stride", s, 2);
+    node_ints(n, "padding", p, 2);
+    int64_t v[12] = {x->dim[0], x->dim[1], x->dim[2], x->dim[3], k[0], k[1],
+                     s[0], s[1], p[0], p[1], y->dim[2], y->dim[3]};
+    memcpy(a, v, sizeof v);
+}
+
+/* pool_args takes (x, y): the window's input and output shapes. */
+static int a_maxpool(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    *nargs = 12;
+    if (n->op == OP_MAXPOOL2D_BWD) return pool_args(n, in0, in1, a), CPU_MAXPOOL2D_BWD;
+    pool_args(n, in0, &n->type, a);
+    return n->op == OP_MAXPOOL2D ? CPU_MAXPOOL2D : CPU_MAXPOOL2D_SELECT;
+}
+
+/* x then y; arg 12 is count_include_pad */
+static int a_avgpool(const Node *n, const Type *in0, const Type *in1, int64_t *a, int *nargs) {
+    (void)in1;
+    if (n->op == OP_AVGPOOL2D) pool_args(n, in0, &n->type, a);
+    else pool_args(n, &n->type, in0, a);
+    a[12] = node_int(n, "count_include_pad", 1) != 0;
+    *nargs = 13;
+    return n->op == OP_AVGPOOL2D ? CPU_AVGPOOL2D : CPU_AVGPOOL2D_BWD;
+}
+
+const CodegenOpRow ops_pool_codegen[] = {
+    {OP_MAXPOOL2D, .lib = a_maxpool},
+    {OP_MAXPOOL2D_BWD, .lib = a_maxpool},
+    {OP_MAXPOOL2D_SELECT, .lib = a_maxpool},
+    {OP_AVGPOOL2D, .lib = a_avgpool},
+    {OP_AVGPOOL2D_BWD, .lib = a_avgpool},
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

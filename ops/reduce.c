@@ -159,6 +159,52 @@ const PassOpRow ops_reduce_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include "codegen/lower_rule.h"
+
+/* ---- fused-kernel values ---- */
+
+/* Reductions: one inner loop over the reduced axes in row-major order (the
+ * interpreter's summation order), the other coordinates from the output. */
+static int emit_reduce(Low *L, const Node *n, Coord *C) {
+    const Type *x = &L->f->nodes[n->inputs[0]].type;
+    bool drop[IR_MAX_RANK] = {false};
+    int64_t axes[IR_MAX_RANK + 1], extent = 1;
+    int na = n->op == OP_ARGMAX ? 1 : node_ints(n, "axes", axes, IR_MAX_RANK + 1);
+    if (n->op == OP_ARGMAX) axes[0] = node_int(n, "axis", 0);
+    for (int j = 0; j < na; j++) drop[axes[j]] = true;
+    for (int j = 0; j < x->rank; j++) extent *= drop[j] ? x->dim[j] : 1;
+    bool keep = n->op != OP_ARGMAX && node_int(n, "keepdims", 0) != 0;
+    coord_all(L, C); /* outer coordinates exist before the loop opens */
+    int begin = k_red_begin(L->k, extent), r = begin;
+    Coord X = coord_empty(x);
+    for (int j = x->rank - 1, o = C->rank - 1; j >= 0; j--) {
+        if (drop[j]) {
+            int q = r;
+            if (x->dim[j] == 1) {
+                X.c[j] = ci(L, 0);
+            } else {
+                X.c[j] = k_imod(L->k, q, ci(L, x->dim[j]));
+                r = k_idiv(L->k, q, ci(L, x->dim[j]));
+            }
+            if (keep) o--;
+        } else {
+            X.c[j] = C->c[o--];
+        }
+    }
+    int nmemo = L->nmemo;
+    int val = low_emit(L, n->inputs[0], &X);
+    L->nmemo = nmemo; /* values of the loop body are not visible after it */
+    KReduce red = n->op == OP_REDUCE_SUM ? KR_SUM : n->op == OP_REDUCE_MAX ? KR_MAX : KR_ARGMAX;
+    return k_red_end(L->k, red, begin, val);
+}
+
+const CodegenOpRow ops_reduce_codegen[] = {
+    {OP_REDUCE_SUM, .emit = emit_reduce},
+    {OP_REDUCE_MAX, .emit = emit_reduce},
+    {OP_ARGMAX, .emit = emit_reduce},
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif

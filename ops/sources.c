@@ -147,6 +147,43 @@ const PassOpRow ops_sources_passes[] = {
 
 #elif defined(IGRC_OPS_CODEGEN)
 
+#include "codegen/lower_rule.h"
+
+/* ---- fused-kernel values (input, param and constants with data are
+ * buffers, loaded by lower.c) ---- */
+
+static int emit_constant(Low *L, const Node *n, Coord *C) {
+    (void)C;
+    if (node_attr(n, "data")) return low_source_fail(L, n);
+    KType t = ktype_of(n->type.dtype);
+    double val = node_float(n, "value", 0);
+    return t == KT_F32 || t == KT_F64 ? k_const_f(L->k, t, val) : k_const_i(L->k, t, (int64_t)val);
+}
+
+static int emit_iota(Low *L, const Node *n, Coord *C) {
+    KType t = ktype_of(n->type.dtype);
+    return lm_cast(L->k, t, coord_get(L, C, (int)node_int(n, "axis", 0)));
+}
+
+static int emit_random(Low *L, const Node *n, Coord *C) {
+    const Type *kt = &L->f->nodes[n->inputs[0]].type;
+    Coord k0 = coord_flat(kt, ci(L, 0)), k1 = coord_flat(kt, ci(L, 1));
+    int seed = low_emit(L, n->inputs[0], &k0), step = low_emit(L, n->inputs[0], &k1);
+    KRandom r = n->op == OP_RANDOM_NORMAL ? KRAND_NORMAL
+                : n->op == OP_RANDOM_BERNOULLI ? KRAND_BERNOULLI : KRAND_UNIFORM;
+    return lm_random(L->k, r, ktype_of(n->type.dtype), seed, step, coord_index(L, C),
+                     (uint32_t)node_int(n, "stream", 0), node_float(n, "p", 0.5));
+}
+
+const CodegenOpRow ops_sources_codegen[] = {
+    {OP_CONSTANT, .emit = emit_constant},
+    {OP_IOTA, .emit = emit_iota},
+    {OP_RANDOM_UNIFORM, .emit = emit_random},
+    {OP_RANDOM_NORMAL, .emit = emit_random},
+    {OP_RANDOM_BERNOULLI, .emit = emit_random},
+    CODEGEN_ROWS_END,
+};
+
 #else
 #error "ops/ files are compiled with IGRC_OPS_IR, IGRC_OPS_PASSES or IGRC_OPS_CODEGEN"
 #endif
