@@ -1,7 +1,8 @@
 /* Reverse-mode autodiff as an IR -> IR transform. The adjoint graph is
  * appended to the function being built, written with ordinary ops from
- * each op's VJP rule (passes/vjp.c), so applying it again to its own
- * output gives second and higher derivatives with no special cases. */
+ * each op's VJP rule (its passes row, ops/<family>.c), so applying it again
+ * to its own output gives second and higher derivatives with no special
+ * cases. */
 #ifndef IGRC_AUTODIFF_H
 #define IGRC_AUTODIFF_H
 

@@ -1,9 +1,9 @@
-/* The compound math of codegen/lower_math.c, expanded into kernel-IR
- * primitives and run by the kernel evaluator, against the interpreter's own
- * C definitions (ir/scalar.h, the interpreter's i32 cast, base/philox.h):
- * the one definition every backend's expansion is tested against. The
- * renderers are then checked primitive by primitive against the evaluator
- * (test_llvm.c, test_cuda_emul_ops.c). */
+/* The compound math of codegen/lower_math.c and ops/elementwise.c, expanded
+ * into kernel-IR primitives and run by the kernel evaluator, against the
+ * interpreter's own C definitions (ir/scalar.h, the interpreter's i32 cast,
+ * base/philox.h): the one definition every backend's expansion is tested
+ * against. The renderers are then checked primitive by primitive against
+ * the evaluator (test_llvm.c, test_cuda_emul_ops.c). */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -256,7 +256,7 @@ Test(lower_math, every_elementwise_primitive_has_a_value_and_a_lowering) {
         int a = boolean ? k_const_i(k, t, 1) : k_const_f(k, t, 0.5);
         int b = boolean ? k_const_i(k, t, 0) : k_const_f(k, t, 0.25);
         int r = info->min_inputs == 1 ? lm_unary(k, op, a, 1.0) : lm_binary(k, op, a, b);
-        cr_expect_geq(r, 0, "%s has no kernel lowering (codegen/lower_math.c)", info->name);
+        cr_expect_geq(r, 0, "%s has no kernel lowering (ops/elementwise.c)", info->name);
         double want = info->min_inputs == 1 ? ir_unary_f64(op, boolean ? 1 : 0.5, 1.0)
                                             : ir_binary_f64(op, boolean ? 1 : 0.5, boolean ? 0 : 0.25, false);
         cr_expect_not(isnan(want), "%s has no interpreter value (ops/elementwise.c)", info->name);

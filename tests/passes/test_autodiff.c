@@ -284,6 +284,6 @@ Test(vjp, every_primitive_has_a_rule) {
         const OpInfo *info = op_info(op);
         bool needs = (info->cls == OC_PRIMITIVE || info->cls == OC_SOURCE) && op != OP_FUSED;
         cr_expect_eq(vjp_has_rule(op), needs, "%s: VJP rule %s", info->name,
-                     needs ? "missing (passes/vjp.c)" : "for an op autodiff never sees");
+                     needs ? "missing (its passes row, ops/<family>.c)" : "for an op autodiff never sees");
     }
 }
