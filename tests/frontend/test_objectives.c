@@ -4,8 +4,9 @@
  *    IG) against central finite differences (softplus network), and against
  *    an independent IR written here in which IG is m separate per-path-point
  *    gradients and the loss is spelled out in primitives (ReLU network);
- *  - the ig entry point: completeness at m = 300, and the unrolled m = 5
- *    IG against m separate interpreter calls;
+ *  - the ig entry point: completeness at m = 300 (on the compiled CPU
+ *    backend), and the unrolled m = 5 IG against m separate interpreter
+ *    calls;
  *  - the default TRADES + IGR model trains from scratch through the IGR
  *    warm-up, and the warm-up starts at lambda = 0 (on the compiled CPU
  *    backend, whose train_step is checked against the interpreter's).
@@ -15,8 +16,7 @@
  * training test, which starts from the file's own initialisation.
  *
  * Runtime (2 cores, ctest's --jobs=2, sanitised build): about a minute
- * for this file, most of it the finite differences and the completeness
- * check at m = 300. The tests set no Criterion .timeout:
+ * for this file, most of it the finite differences. The tests set no Criterion .timeout:
  * BoxFort's timeout list loses a request when tests with different
  * timeouts overlap under --jobs=2, and LeakSanitizer's report of it would
  * fail the sanitised ctest run. */
@@ -439,20 +439,47 @@ Test(objectives, trades_igr_relu_gradient_matches_per_point_reference) {
     obj_case_free(&c);
 }
 
+/* The training runs on the compiled CPU backend (l; the interpreter under
+ * the sanitizers took minutes for it); train_step_vs_interpreter checks
+ * the compiled step against the interpreter once. */
+static CpuLoaded *load_compiled(const Module *m) {
+    Diag d;
+    diag_init(&d);
+    CpuLoaded *l = cpu_load(m, 1, &d);
+    cr_assert(l, "%s: cpu_load: %s", m->name, d.msg);
+    return l;
+}
+
+/* fn on the compiled module l, or with l NULL on the interpreter (f32). */
+static Outs call_fn(const Module *m, CpuLoaded *l, const char *fn, const NamedValue *in, int nin,
+                    const Params *p) {
+    if (!l) return run_fn(m, fn, INTERP_F32, in, nin, p->v, p->n);
+    Outs o = {NULL, 0};
+    Diag d;
+    diag_init(&d);
+    cr_assert(cpu_loaded_call(l, fn, in, nin, p->v, p->n, &o.v, &o.n, &d), "%s.%s (compiled): %s", m->name,
+              fn, d.msg);
+    return o;
+}
+
 /* ---- 3. the ig entry point ---- */
 
+/* On the compiled CPU backend (f32): 600 path points of the ig entry point
+ * took half a minute in the interpreter under the sanitizers, and
+ * test_conformance holds the compiled ig to the interpreter's. */
 Test(objectives, ig_completeness_at_300_steps) {
     static const char *const defs[] = {"eval.ig_steps=300", "width1=16", "width2=16", "hidden=64"};
     Module *m = load_model(OBJ_MODEL, defs, 4, 2);
     run_pipeline(m, "ig, m = 300");
+    CpuLoaded *l = load_compiled(m);
     Params p = params_random(m, 77);
     Batch b = mnist_batch(false, 200, 2);
     NamedValue in[2] = {nv_image("x", b.x, 2), nv_labels("y", b.y, 2)};
-    Outs ig = run_fn(m, "ig", INTERP_F64, in, 2, p.v, p.n);
-    Outs zx = run_fn(m, "predict", INTERP_F64, in, 1, p.v, p.n);
+    Outs ig = call_fn(m, l, "ig", in, 2, &p);
+    Outs zx = call_fn(m, l, "predict", in, 1, &p);
     double zeros[2 * 784] = {0};
     NamedValue x0 = nv_image("x", zeros, 2);
-    Outs z0 = run_fn(m, "predict", INTERP_F64, &x0, 1, p.v, p.n);
+    Outs z0 = call_fn(m, l, "predict", &x0, 1, &p);
     const double *a = out_get(&ig, "attributions")->data, *l1 = out_get(&zx, "logits")->data,
                  *l0 = out_get(&z0, "logits")->data;
     for (int s = 0; s < 2; s++) {
@@ -472,6 +499,7 @@ Test(objectives, ig_completeness_at_300_steps) {
     nvs_free(in, 2);
     batch_free(&b);
     params_free(&p);
+    cpu_loaded_free(l);
     module_free(m);
 }
 
@@ -536,29 +564,6 @@ static Module *train_module(const char *rel, bool igr) {
     Module *m = load_model(rel, defs, igr ? 6 : 4, TRAIN_BATCH);
     run_pipeline(m, rel);
     return m;
-}
-
-/* The training runs on the compiled CPU backend (l; the interpreter under
- * the sanitizers took minutes for it); train_step_vs_interpreter checks
- * the compiled step against the interpreter once. */
-static CpuLoaded *load_compiled(const Module *m) {
-    Diag d;
-    diag_init(&d);
-    CpuLoaded *l = cpu_load(m, 1, &d);
-    cr_assert(l, "%s: cpu_load: %s", m->name, d.msg);
-    return l;
-}
-
-/* fn on the compiled module l, or with l NULL on the interpreter (f32). */
-static Outs call_fn(const Module *m, CpuLoaded *l, const char *fn, const NamedValue *in, int nin,
-                    const Params *p) {
-    if (!l) return run_fn(m, fn, INTERP_F32, in, nin, p->v, p->n);
-    Outs o = {NULL, 0};
-    Diag d;
-    diag_init(&d);
-    cr_assert(cpu_loaded_call(l, fn, in, nin, p->v, p->n, &o.v, &o.n, &d), "%s.%s (compiled): %s", m->name,
-              fn, d.msg);
-    return o;
 }
 
 static void train_inputs(NamedValue in[6], const Batch *b, int t, double progress) {

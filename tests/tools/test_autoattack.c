@@ -9,7 +9,8 @@
  *  - bad counts and too many targets are usage errors naming the flag;
  *  - on every SmallCNN model of models/ (narrow widths; 8 steps of its own
  *    objective, inner loops shortened, from a briefly TRADES-trained
- *    start): APGD-CE <= PGD-20 at eps 0.3.
+ *    start): APGD-CE <= PGD-20 at eps 0.3 (three tests of four models).
+ * The trained models are made once per run and shared (shared_artifact).
  * The attacks' pieces: tests/runtime/test_aa.c; against an independent
  * implementation: tests/reference/test_autoattack_reference.py. */
 #include <cjson/cJSON.h>
@@ -34,17 +35,28 @@ TestSuite(autoattack, .init = scratch_setup, .fini = scratch_teardown, .timeout 
  * many calls cost a quarter of the published widths'). */
 #define NARROW "-D", "width1=8", "-D", "width2=16", "-D", "hidden=32"
 
-/* The narrow SmallCNN at batch 32 trained two epochs on 2048 images (about 90%). */
-static const char *trained(char *dir, size_t cap) {
-    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
-    mnist_env();
-    const char *exe = in_dir("cnn");
+/* The narrow SmallCNN at batch 32 trained two epochs on 2048 images (about
+ * 90%): the executable cnn and run/checkpoint.safetensors in dir. */
+static void make_trained(const char *dir) {
+    char exe[PATH_MAX], out[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/cnn", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
     result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_standard.json"), "-o", exe, "--batch",
                   "32", NARROW),
               "igrc compile");
-    snprintf(dir, cap, "%s", in_dir("run"));
-    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", dir),
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", out),
               "train");
+}
+
+/* make_trained's model, made once per run (shared_artifact): returns the
+ * executable, its checkpoint in ckpt. */
+static const char *trained(char *ckpt, size_t cap) {
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    const char *dir = shared_artifact("smallcnn_standard_w8_16_32_b32_2048x2_lr3e-3", make_trained);
+    static char exe[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/cnn", dir);
+    cr_assert_lt((size_t)snprintf(ckpt, cap, "%s/run/checkpoint.safetensors", dir), cap);
     return exe;
 }
 
@@ -76,10 +88,10 @@ static void expect_stages(const cJSON *j) {
 }
 
 Test(autoattack, breaks_a_standard_model_at_eps_0_3) {
-    char dir[PATH_MAX];
-    const char *exe = trained(dir, sizeof dir);
+    char ckpt[PATH_MAX];
+    const char *exe = trained(ckpt, sizeof ckpt);
     const char *json = in_dir("aa03.json");
-    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "natural,autoattack", "--eps", "0.3",
+    result_ok(run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--attacks", "natural,autoattack", "--eps", "0.3",
                   SMALL, "--json", json),
               "eval");
     cJSON *j = json_load(json);
@@ -92,10 +104,10 @@ Test(autoattack, breaks_a_standard_model_at_eps_0_3) {
 }
 
 Test(autoattack, worst_case_and_apgd_against_pgd_at_eps_0_1) {
-    char dir[PATH_MAX];
-    const char *exe = trained(dir, sizeof dir);
+    char ckpt[PATH_MAX];
+    const char *exe = trained(ckpt, sizeof ckpt);
     const char *json = in_dir("aa01.json"), *again = in_dir("again.json");
-    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks",
+    result_ok(run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--attacks",
                   "natural,pgd,apgd-ce,apgd-t,fab-t,square,autoattack", "--eps", "0.1", "--pgd-steps", "20",
                   "--pgd-alpha", "0.01", "--seed", "3", SMALL, "--json", json),
               "eval");
@@ -114,7 +126,7 @@ Test(autoattack, worst_case_and_apgd_against_pgd_at_eps_0_1) {
     cr_expect_geq(json_num(sq, "predict_calls"), 100 - 1, "square made %g predict calls", json_num(sq, "predict_calls"));
     cr_expect_gt(json_num(result(j, "apgd-ce"), "gradient_calls"), 0);
     /* the same seed, the same results (the attacks with random starts or draws) */
-    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "apgd-ce,square", "--eps", "0.1",
+    result_ok(run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--attacks", "apgd-ce,square", "--eps", "0.1",
                   "--seed", "3", SMALL, "--json", again),
               "eval again");
     cJSON *k = json_load(again);
@@ -164,16 +176,20 @@ static void expect_every_model_listed(void) {
  * 2 epochs on 2048 images: the start every model fine-tunes from, so that
  * each is accurate, somewhat robust at eps 0.3 (where PGD-20 with step 0.01
  * cannot use the whole budget), and its weights are its own objective's. */
-static void narrow_start(char *ckpt, size_t cap) {
-    char exe[PATH_MAX], dir[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s", in_dir("narrow"));
-    snprintf(dir, sizeof dir, "%s", in_dir("narrow_run"));
+static void make_narrow_start(const char *dir) {
+    char exe[PATH_MAX], out[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/narrow", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
     result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_trades.json"), "-o", exe, "--batch", "32",
                   NARROW, "-D", "pgd_steps=3", "-D", "alpha=0.1"),
               "igrc compile");
-    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", dir),
+    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", out),
               "train");
-    cr_assert_lt((size_t)snprintf(ckpt, cap, "%s/checkpoint.safetensors", dir), cap);
+}
+
+static void narrow_start(char *ckpt, size_t cap) {
+    const char *dir = shared_artifact("smallcnn_trades_w8_16_32_b32_pgd3_2048x2_lr3e-3", make_narrow_start);
+    cr_assert_lt((size_t)snprintf(ckpt, cap, "%s/run/checkpoint.safetensors", dir), cap);
 }
 
 /* One model: compile narrow at batch 32, 8 steps of its objective from the
@@ -196,7 +212,7 @@ static void apgd_against_pgd(size_t i, const char *start) {
     result_ok(run(exe, "train", "--data", "mnist", "--limit", "256", "--epochs", "1", "--lr", "1e-3", "--init-from",
                   start, "--out", dir),
               "train");
-    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "natural,pgd,apgd-ce", "--eps", "0.3",
+    result_ok(run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--attacks", "natural,pgd,apgd-ce", "--eps", "0.3",
                   "--pgd-steps", "20", "--pgd-alpha", "0.01", "--n", "32", "--json", json),
               "eval");
     cJSON *j = json_load(json);
@@ -207,28 +223,34 @@ static void apgd_against_pgd(size_t i, const char *start) {
     cJSON_Delete(j);
 }
 
-Test(autoattack, apgd_ce_at_most_pgd_on_every_smallcnn_model, .timeout = 1200) {
+/* Models [first, first + 4) of MODELS: three tests that Criterion runs side
+ * by side, sharing the start. */
+static void apgd_against_pgd_on(size_t first) {
     if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
     mnist_env();
     expect_every_model_listed();
     char start[PATH_MAX];
     narrow_start(start, sizeof start);
-    for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) apgd_against_pgd(i, start);
+    for (size_t i = first; i < first + 4 && i < sizeof MODELS / sizeof *MODELS; i++) apgd_against_pgd(i, start);
 }
 
+Test(autoattack, apgd_ce_at_most_pgd_on_every_smallcnn_model_1) { apgd_against_pgd_on(0); }
+Test(autoattack, apgd_ce_at_most_pgd_on_every_smallcnn_model_2) { apgd_against_pgd_on(4); }
+Test(autoattack, apgd_ce_at_most_pgd_on_every_smallcnn_model_3) { apgd_against_pgd_on(8); }
+
 Test(autoattack, bad_options_name_the_flag) {
-    char dir[PATH_MAX];
-    const char *exe = trained(dir, sizeof dir);
+    char ckpt[PATH_MAX];
+    const char *exe = trained(ckpt, sizeof ckpt);
     const char *const bad[][2] = {{"--aa-iters", "0"}, {"--aa-restarts", "-1"}, {"--square-queries", "0"},
                                   {"--aa-targets", "10"}};
     for (int i = 0; i < 4; i++) {
-        Result r = run(exe, "eval", "--out", dir, "--data", "mnist", "--n", "4", "--attacks", "fab-t", bad[i][0],
+        Result r = run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--n", "4", "--attacks", "fab-t", bad[i][0],
                        bad[i][1]);
         cr_expect_eq(r.rc, 2, "%s %s: exit %d: %s", bad[i][0], bad[i][1], r.rc, r.err);
         cr_expect(strstr(r.err, bad[i][0]), "%s", r.err);
         result_free(&r);
     }
-    Result r = run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "auto-attack");
+    Result r = run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--attacks", "auto-attack");
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "autoattack") && strstr(r.err, "square"), "the list of attacks: %s", r.err);
     result_free(&r);
