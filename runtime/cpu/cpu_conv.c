@@ -14,10 +14,12 @@
  * bwd_filter over samples gives each chunk its own partial dw and sums the
  * partials in chunk order, so the result depends on the thread count only.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rt_error.h"
 #include "runtime/cpu/cpu_ops_internal.h"
 
 typedef struct {
@@ -145,7 +147,7 @@ static Plan plan(CpuOp op, CpuDtype dt, const Geom *g, int threads) {
     return p;
 }
 
-size_t cpu_conv_scratch(CpuOp op, CpuDtype dt, const int64_t *args, int threads) {
+static size_t conv_scratch(CpuOp op, CpuDtype dt, const int64_t *args, int threads) {
     Geom g = geom(args);
     Plan p = plan(op, dt, &g, threads);
     int64_t live = p.items < threads ? p.items : threads;
@@ -265,8 +267,8 @@ static void sum_partials(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-void cpu_conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
-                  void *const *bufs) {
+static void conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
+                     void *const *bufs) {
     Geom g = geom(args);
     Job j = {g, plan(op, dt, &g, tp_size(pool)), dt, bufs[1], bufs[2], bufs[0], NULL};
     if (op == CPU_CONV2D) {
@@ -286,3 +288,33 @@ void cpu_conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
         free(j.partial);
     }
 }
+
+static bool conv_check(const CpuOpRow *r, const int64_t *a, char *err, size_t cap) {
+    /* im2col's column matrix is (C KH KW) x (OH OW), a GEMM operand. */
+    return cpu_window_ok(r, a, 7, false, err, cap) &&
+           cpu_size_ok(r, "w", a[4], a[1], a[5], a[6], err, cap) &&
+           cpu_size_ok(r, "y", a[0], a[4], a[11], a[12], err, cap) &&
+           cpu_size_ok(r, "the im2col matrix", a[1], a[5], a[6], a[11] * a[12], err, cap) &&
+           (a[1] * a[5] * a[6] <= INT_MAX && a[11] * a[12] <= INT_MAX
+                ? true
+                : rt_fail(err, cap, "%s: C KH KW or OH OW exceeds a BLAS int", r->name));
+}
+
+static const char *const CONV_ARGS[] = {"N",  "C",  "H",  "W",  "O",  "KH", "KW",
+                                        "SH", "SW", "PH", "PW", "OH", "OW"};
+
+/* The buffers' extents as arg indices: images x, dx [N,C,H,W], weights
+ * w, dw [O,C,KH,KW], outputs y, dy [N,O,OH,OW]. */
+#define IMG {0, 1, 2, 3}
+#define WTS {4, 1, 5, 6}
+#define OUT {0, 4, 11, 12}
+#define CONV_ROW(e, nm, out, in0, in1)                                                             \
+    {.op = e, .name = nm, .nargs = 13, .argnames = CONV_ARGS, .check = conv_check, .nbufs = 3,     \
+     .dims = {out, in0, in1}, .run = conv_run, .scratch = conv_scratch}
+
+const CpuOpRow cpu_conv_rows[] = {
+    CONV_ROW(CPU_CONV2D, "conv2d", OUT, IMG, WTS),
+    CONV_ROW(CPU_CONV2D_BWD_DATA, "conv2d_bwd_data", IMG, OUT, WTS),
+    CONV_ROW(CPU_CONV2D_BWD_FILTER, "conv2d_bwd_filter", WTS, IMG, OUT),
+    CPU_ROWS_END,
+};

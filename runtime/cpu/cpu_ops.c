@@ -1,5 +1,7 @@
-/* cpu_ops.h: the op table, argument checks, dispatch, per-thread scratch
- * and matmul. Convolutions live in cpu_conv.c, pooling in cpu_pool.c. */
+/* cpu_ops.h's generic parts: the registry that indexes the kernel files'
+ * rows (cpu_matmul.c, cpu_conv.c, cpu_pool.c) by op, the public entry
+ * points that look an op up there, the argument checks the rows share,
+ * OpenBLAS's setup and the per-thread scratch. */
 #include <cblas.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,125 +16,169 @@
  * build does not depend on which cblas.h the include path finds first. */
 void openblas_set_num_threads(int num_threads);
 
-typedef struct {
-    const char *name;
-    int nargs;
-    const char *const *argnames;
-} OpRow;
+/* ---- the registry ---- */
 
-static const char *const MATMUL_ARGS[] = {"batch", "M", "K", "N", "trans_a", "trans_b"};
-static const char *const CONV_ARGS[] = {"N",  "C",  "H",  "W",  "O",  "KH", "KW",
-                                        "SH", "SW", "PH", "PW", "OH", "OW"};
-static const char *const POOL_ARGS[] = {"N",  "C",  "H",  "W",  "KH", "KW",
-                                        "SH", "SW", "PH", "PW", "OH", "OW"};
-static const char *const AVGPOOL_ARGS[] = {"N",  "C",  "H",  "W",  "KH", "KW", "SH",
-                                           "SW", "PH", "PW", "OH", "OW", "count_include_pad"};
-
-static const OpRow OPS[CPU_OP_COUNT] = {
-    [CPU_MATMUL] = {"matmul", 6, MATMUL_ARGS},
-    [CPU_CONV2D] = {"conv2d", 13, CONV_ARGS},
-    [CPU_CONV2D_BWD_DATA] = {"conv2d_bwd_data", 13, CONV_ARGS},
-    [CPU_CONV2D_BWD_FILTER] = {"conv2d_bwd_filter", 13, CONV_ARGS},
-    [CPU_MAXPOOL2D] = {"maxpool2d", 12, POOL_ARGS},
-    [CPU_MAXPOOL2D_BWD] = {"maxpool2d_bwd", 12, POOL_ARGS},
-    [CPU_MAXPOOL2D_SELECT] = {"maxpool2d_select", 12, POOL_ARGS},
-    [CPU_AVGPOOL2D] = {"avgpool2d", 13, AVGPOOL_ARGS},
-    [CPU_AVGPOOL2D_BWD] = {"avgpool2d_bwd", 13, AVGPOOL_ARGS},
+/* One entry per kernel file. */
+static const struct {
+    const char *file;
+    const CpuOpRow *rows;
+} FAMILIES[] = {
+    {"cpu_matmul.c", cpu_matmul_rows},
+    {"cpu_conv.c", cpu_conv_rows},
+    {"cpu_pool.c", cpu_pool_rows},
 };
 
-static bool op_valid(CpuOp op) { return (int)op >= 0 && op < CPU_OP_COUNT; }
+static const CpuOpRow *ROWS[CPU_OP_COUNT];
+static const char *FILE_OF[CPU_OP_COUNT];
+static pthread_once_t built = PTHREAD_ONCE_INIT;
 
-const char *cpu_op_name(CpuOp op) { return op_valid(op) ? OPS[op].name : "?"; }
-
-int cpu_op_nargs(CpuOp op) { return op_valid(op) ? OPS[op].nargs : -1; }
-
-/* ---- argument checks ---- */
-
-
-/* Checks arg i against [lo, hi]. */
-static bool in_range(CpuOp op, const int64_t *a, int i, int64_t lo, int64_t hi, char *err,
-                     size_t cap) {
-    if (a[i] >= lo && a[i] <= hi) return true;
-    return rt_fail(err, cap, "%s: argument %s = %lld, must be in [%lld, %lld]", OPS[op].name,
-                OPS[op].argnames[i], (long long)a[i], (long long)lo, (long long)hi);
+/* A malformed table is a programming error, not an input error. */
+_Noreturn static void table_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("igrc runtime: internal error in the CPU library's op table (runtime/cpu/): ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
 }
 
-/* Checks the window extent arg `o` = (in + 2 pad - k) / s + 1 for the args
- * at indices in, k, s, p. */
-static bool extent_ok(CpuOp op, const int64_t *a, int in, int k, int s, int p, int o,
-                      char *err, size_t cap) {
-    int64_t span = a[in] + 2 * a[p] - a[k];
-    if (span < 0)
-        return rt_fail(err, cap, "%s: kernel %s = %lld does not fit %s = %lld with padding %s = %lld",
-                    OPS[op].name, OPS[op].argnames[k], (long long)a[k], OPS[op].argnames[in],
-                    (long long)a[in], OPS[op].argnames[p], (long long)a[p]);
-    if (a[o] != span / a[s] + 1)
-        return rt_fail(err, cap, "%s: argument %s = %lld, expected (%s + 2 %s - %s) / %s + 1 = %lld",
-                    OPS[op].name, OPS[op].argnames[o], (long long)a[o], OPS[op].argnames[in],
-                    OPS[op].argnames[p], OPS[op].argnames[k], OPS[op].argnames[s],
-                    (long long)(span / a[s] + 1));
-    return true;
+static void check_row(const CpuOpRow *r, const char *file) {
+    if (!r->name) table_error("%s: the row of CpuOp #%d has no name", file, (int)r->op);
+    if (r->nargs < 1 || r->nargs > CPU_OP_MAX_ARGS || !r->argnames || !r->check || !r->run)
+        table_error("op '%s' (%s): no arguments, names, check or run function, or more than "
+                    "CPU_OP_MAX_ARGS arguments", r->name, file);
+    if (r->nbufs != 2 && r->nbufs != 3)
+        table_error("op '%s' (%s): %d buffers, not 2 or 3", r->name, file, r->nbufs);
+    for (int b = 0; b < r->nbufs; b++)
+        for (int d = 0; d < 4; d++)
+            if (r->dims[b][d] != CPU_DIM_ONE && (r->dims[b][d] < 0 || r->dims[b][d] >= r->nargs))
+                table_error("op '%s' (%s): buffer %d's extent %d is arg %d, not one of its %d",
+                            r->name, file, b, d, r->dims[b][d], r->nargs);
 }
 
-/* Checks that a buffer of d0 d1 d2 d3 elements stays below 2^40 (no
- * overflow anywhere in the index arithmetic) and that the GEMM dimensions
- * it implies fit OpenBLAS's int. */
-static bool size_ok(CpuOp op, const char *what, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                    char *err, size_t cap) {
-    int64_t n = d0, lim = (int64_t)1 << 40;
-    bool ovf = __builtin_mul_overflow(n, d1, &n) || __builtin_mul_overflow(n, d2, &n) ||
-               __builtin_mul_overflow(n, d3, &n);
-    if (ovf || n > lim)
-        return rt_fail(err, cap, "%s: %s is too large (%lld x %lld x %lld x %lld elements)",
-                    OPS[op].name, what, (long long)d0, (long long)d1, (long long)d2,
-                    (long long)d3);
-    return true;
+static void build(void) {
+    for (size_t f = 0; f < sizeof FAMILIES / sizeof FAMILIES[0]; f++)
+        for (const CpuOpRow *r = FAMILIES[f].rows; r->op != CPU_OP_COUNT; r++) {
+            if ((unsigned)r->op > CPU_OP_COUNT)
+                table_error("%s: a row for CpuOp #%d, which is no op", FAMILIES[f].file,
+                            (int)r->op);
+            if (ROWS[r->op])
+                table_error("op '%s' has rows in %s and %s", ROWS[r->op]->name, FILE_OF[r->op],
+                            FAMILIES[f].file);
+            check_row(r, FAMILIES[f].file);
+            ROWS[r->op] = r;
+            FILE_OF[r->op] = FAMILIES[f].file;
+        }
+    for (int op = 0; op < CPU_OP_COUNT; op++)
+        if (!ROWS[op])
+            table_error("CpuOp #%d (after '%s' in cpu_ops.h) has no row in any kernel file", op,
+                        op > 0 && ROWS[op - 1] ? ROWS[op - 1]->name : "-");
 }
+
+/* The op's row, or NULL for a value outside the enum. */
+static const CpuOpRow *row(CpuOp op) {
+    if ((unsigned)op >= CPU_OP_COUNT) return NULL;
+    pthread_once(&built, build);
+    return ROWS[op];
+}
+
+/* ---- the public entry points ---- */
+
+const char *cpu_op_name(CpuOp op) { return row(op) ? row(op)->name : "?"; }
+
+int cpu_op_nargs(CpuOp op) { return row(op) ? row(op)->nargs : -1; }
 
 bool cpu_op_check(CpuOp op, const int64_t *a, char *err, size_t cap) {
-    if (!op_valid(op)) return rt_fail(err, cap, "cpu op %d: unknown op", (int)op);
-    if (!a) return rt_fail(err, cap, "%s: no arguments", OPS[op].name);
-    if (op == CPU_MATMUL) {
-        for (int i = 0; i < 4; i++)
-            if (!in_range(op, a, i, 1, INT_MAX, err, cap)) return false;
-        return in_range(op, a, 4, 0, 1, err, cap) && in_range(op, a, 5, 0, 1, err, cap) &&
-               size_ok(op, "a", a[0], a[1], a[2], 1, err, cap) &&
-               size_ok(op, "b", a[0], a[2], a[3], 1, err, cap) &&
-               size_ok(op, "out", a[0], a[1], a[3], 1, err, cap);
-    }
-    bool conv = op <= CPU_CONV2D_BWD_FILTER;
-    int sh = conv ? 7 : 6; /* index of SH; then SW, PH, PW, OH, OW */
-    for (int i = 0; i < sh + 2; i++)
-        if (!in_range(op, a, i, 1, INT_MAX, err, cap)) return false;
-    /* average pooling's padding is at most half the kernel (PyTorch's rule),
-     * so every window holds an input element */
-    bool avg = op == CPU_AVGPOOL2D || op == CPU_AVGPOOL2D_BWD;
-    int kh = sh - 2;
-    if (!in_range(op, a, sh + 2, 0, avg ? a[kh] / 2 : INT_MAX, err, cap) ||
-        !in_range(op, a, sh + 3, 0, avg ? a[kh + 1] / 2 : INT_MAX, err, cap) ||
-        (avg && !in_range(op, a, 12, 0, 1, err, cap)))
-        return false;
-    if (!extent_ok(op, a, 2, kh, sh, sh + 2, sh + 4, err, cap) ||
-        !extent_ok(op, a, 3, kh + 1, sh + 1, sh + 3, sh + 5, err, cap) ||
-        !size_ok(op, "x", a[0], a[1], a[2], a[3], err, cap))
-        return false;
-    if (!conv) return size_ok(op, "y", a[0], a[1], a[10], a[11], err, cap);
-    /* im2col's column matrix is (C KH KW) x (OH OW), a GEMM operand. */
-    return size_ok(op, "w", a[4], a[1], a[5], a[6], err, cap) &&
-           size_ok(op, "y", a[0], a[4], a[11], a[12], err, cap) &&
-           size_ok(op, "the im2col matrix", a[1], a[5], a[6], a[11] * a[12], err, cap) &&
-           (a[1] * a[5] * a[6] <= INT_MAX && a[11] * a[12] <= INT_MAX
-                ? true
-                : rt_fail(err, cap, "%s: C KH KW or OH OW exceeds a BLAS int", OPS[op].name));
+    const CpuOpRow *r = row(op);
+    if (!r) return rt_fail(err, cap, "cpu op %d: unknown op", (int)op);
+    if (!a) return rt_fail(err, cap, "%s: no arguments", r->name);
+    return r->check(r, a, err, cap);
 }
 
-/* ---- OpenBLAS and scratch ---- */
+int cpu_op_buffer_dims(CpuOp op, const int64_t *args, int64_t dims[3][4]) {
+    const CpuOpRow *r = row(op);
+    if (!r) return 0;
+    for (int b = 0; b < 3; b++)
+        for (int d = 0; d < 4; d++)
+            dims[b][d] = b >= r->nbufs || r->dims[b][d] == CPU_DIM_ONE ? 1 : args[r->dims[b][d]];
+    return r->nbufs;
+}
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
 /* The parallelism is ours: OpenBLAS threads inside our threads would
  * oversubscribe the cores. */
 static void blas_init(void) { openblas_set_num_threads(1); }
+
+void cpu_op_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
+                void *const *bufs) {
+    pthread_once(&blas_once, blas_init);
+    const CpuOpRow *r = row(op);
+    if (r) r->run(pool, op, dt, args, bufs);
+}
+
+size_t cpu_op_scratch_bytes(CpuOp op, CpuDtype dt, const int64_t *args, int threads) {
+    const CpuOpRow *r = row(op);
+    if (!r || !r->scratch) return 0;
+    return r->scratch(op, dt, args, threads < 1 ? 1 : threads);
+}
+
+/* ---- argument checks the rows share ---- */
+
+bool cpu_in_range(const CpuOpRow *r, const int64_t *a, int i, int64_t lo, int64_t hi,
+                  char *err, size_t cap) {
+    if (a[i] >= lo && a[i] <= hi) return true;
+    return rt_fail(err, cap, "%s: argument %s = %lld, must be in [%lld, %lld]", r->name,
+                   r->argnames[i], (long long)a[i], (long long)lo, (long long)hi);
+}
+
+/* Checks the window extent arg `o` = (in + 2 pad - k) / s + 1 for the args
+ * at indices in, k, s, p. */
+static bool extent_ok(const CpuOpRow *r, const int64_t *a, int in, int k, int s, int p, int o,
+                      char *err, size_t cap) {
+    const char *const *n = r->argnames;
+    int64_t span = a[in] + 2 * a[p] - a[k];
+    if (span < 0)
+        return rt_fail(err, cap, "%s: kernel %s = %lld does not fit %s = %lld with padding %s = %lld",
+                       r->name, n[k], (long long)a[k], n[in], (long long)a[in], n[p],
+                       (long long)a[p]);
+    if (a[o] != span / a[s] + 1)
+        return rt_fail(err, cap, "%s: argument %s = %lld, expected (%s + 2 %s - %s) / %s + 1 = %lld",
+                       r->name, n[o], (long long)a[o], n[in], n[p], n[k], n[s],
+                       (long long)(span / a[s] + 1));
+    return true;
+}
+
+bool cpu_size_ok(const CpuOpRow *r, const char *what, int64_t d0, int64_t d1, int64_t d2,
+                 int64_t d3, char *err, size_t cap) {
+    int64_t n = d0, lim = (int64_t)1 << 40;
+    bool ovf = __builtin_mul_overflow(n, d1, &n) || __builtin_mul_overflow(n, d2, &n) ||
+               __builtin_mul_overflow(n, d3, &n);
+    if (ovf || n > lim)
+        return rt_fail(err, cap, "%s: %s is too large (%lld x %lld x %lld x %lld elements)",
+                       r->name, what, (long long)d0, (long long)d1, (long long)d2,
+                       (long long)d3);
+    return true;
+}
+
+bool cpu_window_ok(const CpuOpRow *r, const int64_t *a, int sh, bool avg, char *err,
+                   size_t cap) {
+    for (int i = 0; i < sh + 2; i++)
+        if (!cpu_in_range(r, a, i, 1, INT_MAX, err, cap)) return false;
+    /* average pooling's padding is at most half the kernel (PyTorch's rule),
+     * so every window holds an input element */
+    int kh = sh - 2;
+    if (!cpu_in_range(r, a, sh + 2, 0, avg ? a[kh] / 2 : INT_MAX, err, cap) ||
+        !cpu_in_range(r, a, sh + 3, 0, avg ? a[kh + 1] / 2 : INT_MAX, err, cap) ||
+        (avg && !cpu_in_range(r, a, 12, 0, 1, err, cap)))
+        return false;
+    return extent_ok(r, a, 2, kh, sh, sh + 2, sh + 4, err, cap) &&
+           extent_ok(r, a, 3, kh + 1, sh + 1, sh + 3, sh + 5, err, cap) &&
+           cpu_size_ok(r, "x", a[0], a[1], a[2], a[3], err, cap);
+}
+
+/* ---- OpenBLAS and scratch ---- */
 
 void cpu_gemm(CpuDtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
               int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
@@ -177,63 +223,4 @@ void cpu_ops_release(void) {
     tl_buf = NULL;
     tl_cap = 0;
     pthread_setspecific(scratch_key, NULL);
-}
-
-/* ---- matmul ---- */
-
-typedef struct {
-    CpuDtype dt;
-    int64_t M, K, N, S; /* S: row slices per batch matrix */
-    bool ta, tb;
-    const char *a, *b;
-    char *y;
-} MatmulJob;
-
-/* Item i = batch t, slice s: rows [m0, m1) of out[t]. */
-static void matmul_range(void *ctx, int64_t begin, int64_t end) {
-    const MatmulJob *j = ctx;
-    size_t es = cpu_esz(j->dt);
-    for (int64_t i = begin; i < end; i++) {
-        int64_t t = i / j->S, s = i % j->S;
-        int64_t m0 = j->M * s / j->S, m1 = j->M * (s + 1) / j->S;
-        const char *a = j->a + (size_t)(t * j->M * j->K) * es;
-        const char *b = j->b + (size_t)(t * j->K * j->N) * es;
-        /* Row m0 of op(a): row m0 of a, or column m0 of the stored KxM. */
-        a += (size_t)(j->ta ? m0 : m0 * j->K) * es;
-        cpu_gemm(j->dt, j->ta, j->tb, m1 - m0, j->N, j->K, a, j->ta ? j->M : j->K, b,
-                 j->tb ? j->K : j->N, 0.0, j->y + (size_t)((t * j->M + m0) * j->N) * es, j->N);
-    }
-}
-
-static void matmul_run(ThreadPool *pool, CpuDtype dt, const int64_t *a, void *const *bufs) {
-    int64_t batch = a[0], M = a[1], K = a[2], N = a[3];
-    /* Below ~64K multiply-adds a thread hand-off costs more than it saves. */
-    bool small = batch * M * N * K < (1 << 16);
-    int threads = small ? 1 : tp_size(pool);
-    MatmulJob j = {dt, M, K, N, cpu_splits(threads, batch, M), a[4] != 0, a[5] != 0,
-                   bufs[1], bufs[2], bufs[0]};
-    tp_parallel_for(small ? NULL : pool, batch * j.S, 1, matmul_range, &j);
-}
-
-/* ---- dispatch ---- */
-
-void cpu_op_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
-                void *const *bufs) {
-    pthread_once(&blas_once, blas_init);
-    switch (op) {
-    case CPU_MATMUL: matmul_run(pool, dt, args, bufs); break;
-    case CPU_CONV2D:
-    case CPU_CONV2D_BWD_DATA:
-    case CPU_CONV2D_BWD_FILTER: cpu_conv_run(pool, op, dt, args, bufs); break;
-    case CPU_MAXPOOL2D:
-    case CPU_MAXPOOL2D_BWD:
-    case CPU_MAXPOOL2D_SELECT:
-    case CPU_AVGPOOL2D:
-    case CPU_AVGPOOL2D_BWD: cpu_pool_run(pool, op, dt, args, bufs); break;
-    }
-}
-
-size_t cpu_op_scratch_bytes(CpuOp op, CpuDtype dt, const int64_t *args, int threads) {
-    if (op < CPU_CONV2D || op > CPU_CONV2D_BWD_FILTER) return 0;
-    return cpu_conv_scratch(op, dt, args, threads < 1 ? 1 : threads);
 }

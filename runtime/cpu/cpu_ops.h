@@ -13,6 +13,9 @@
  * One entry point dispatches on the op so the program executor stays small:
  * cpu_op_run(pool, op, dtype, args, bufs) with bufs = {out, in0, in1} and
  * args laid out per op as below (all int64). dtype is CPU_F32 or CPU_F64.
+ * Each op is one row in its kernel file (cpu_matmul.c, cpu_conv.c,
+ * cpu_pool.c; CpuOpRow in cpu_ops_internal.h): name, args, their check,
+ * the buffers' shapes and the kernel; cpu_ops.c indexes the rows by op.
  *
  *   CPU_MATMUL            {batch, M, K, N, trans_a, trans_b}
  *       out[b] (MxN) = op(a[b]) op(b[b]); a[b] is MxK (KxM when trans_a),
@@ -68,6 +71,10 @@ int cpu_op_nargs(CpuOp op);
 /* Checks args for consistency (positive sizes, OH/OW matching the formula,
  * flags 0/1); false with a message naming the op and the argument. */
 bool cpu_op_check(CpuOp op, const int64_t *args, char *err, size_t errcap);
+/* The extents of the op's buffers {out, in0[, in1]} from its args (checked
+ * by cpu_op_check), four per buffer (1 for a missing dimension): its
+ * buffer count, or 0 for a value outside the enum. */
+int cpu_op_buffer_dims(CpuOp op, const int64_t *args, int64_t dims[3][4]);
 /* Runs op; buffers must not overlap. pool may be NULL (one thread). */
 void cpu_op_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
                 void *const *bufs);

@@ -28,9 +28,13 @@ static double avg_window(const Geom *g, int64_t oh, int64_t ow, int64_t *h0, int
     return (double)(g->include_pad ? g->KH * g->KW : (*h1 - *h0) * (*w1 - *w0));
 }
 
+/* Which pooling kernel a row runs; a switch over these, not over CpuOp,
+ * so that an op of another family adds nothing here. */
+typedef enum { POOL_MAX, POOL_MAX_BWD, POOL_MAX_SELECT, POOL_AVG, POOL_AVG_BWD } PoolKind;
+
 typedef struct {
     Geom g;
-    CpuOp op;
+    PoolKind kind;
     const void *in0, *in1;
     void *out;
 } Job;
@@ -58,28 +62,28 @@ typedef struct {
         int64_t HW = g->H * g->W, OHW = g->OH * g->OW;                                         \
         for (int64_t p = begin; p < end; p++) {                                                \
             /* in0 is x, except for avgpool2d_bwd where it is dy */                            \
-            const T *x = j->op == CPU_AVGPOOL2D_BWD ? NULL : (const T *)j->in0 + p * HW;      \
+            const T *x = j->kind == POOL_AVG_BWD ? NULL : (const T *)j->in0 + p * HW;          \
             const T *src = (const T *)j->in1;                                                  \
             T *out = (T *)j->out;                                                              \
-            if (j->op == CPU_MAXPOOL2D_BWD || j->op == CPU_AVGPOOL2D_BWD)                      \
+            if (j->kind == POOL_MAX_BWD || j->kind == POOL_AVG_BWD)                            \
                 memset(out + p * HW, 0, (size_t)HW * sizeof(T));                               \
             for (int64_t oh = 0; oh < g->OH; oh++)                                             \
                 for (int64_t ow = 0; ow < g->OW; ow++) {                                       \
                     int64_t w = p * OHW + oh * g->OW + ow, b;                                  \
-                    switch (j->op) {                                                           \
-                    case CPU_MAXPOOL2D:                                                        \
+                    switch (j->kind) {                                                         \
+                    case POOL_MAX:                                                             \
                         b = argmax_##sfx(g, x, oh, ow);                                        \
                         out[w] = b < 0 ? -(T)INFINITY : x[b];                                  \
                         break;                                                                 \
-                    case CPU_MAXPOOL2D_BWD:                                                    \
+                    case POOL_MAX_BWD:                                                         \
                         b = argmax_##sfx(g, x, oh, ow);                                        \
                         if (b >= 0) out[p * HW + b] += src[w];                                 \
                         break;                                                                 \
-                    case CPU_MAXPOOL2D_SELECT:                                                 \
+                    case POOL_MAX_SELECT:                                                      \
                         b = argmax_##sfx(g, x, oh, ow);                                        \
                         out[w] = b < 0 ? 0 : src[p * HW + b];                                  \
                         break;                                                                 \
-                    case CPU_AVGPOOL2D: {                                                      \
+                    case POOL_AVG: {                                                           \
                         int64_t h0, h1, w0, w1;                                                \
                         double div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1), sum = 0.0;     \
                         for (int64_t ih = h0; ih < h1; ih++)                                   \
@@ -87,7 +91,7 @@ typedef struct {
                         out[w] = (T)(sum / div);                                               \
                         break;                                                                 \
                     }                                                                          \
-                    case CPU_AVGPOOL2D_BWD: {                                                  \
+                    case POOL_AVG_BWD: {                                                       \
                         int64_t h0, h1, w0, w1;                                                \
                         double div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1);                \
                         T v = (T)(((const T *)j->in0)[w] / div);                               \
@@ -96,10 +100,6 @@ typedef struct {
                                 out[p * HW + ih * g->W + iw] += v;                             \
                         break;                                                                 \
                     }                                                                          \
-                    case CPU_MATMUL: /* not pooling ops: cpu_op_run sends only pooling */      \
-                    case CPU_CONV2D:                                                           \
-                    case CPU_CONV2D_BWD_DATA:                                                  \
-                    case CPU_CONV2D_BWD_FILTER: break;                                         \
                     }                                                                          \
                 }                                                                              \
         }                                                                                      \
@@ -111,14 +111,63 @@ DEF_POOL(double, f64)
 static void pool_f32_range(void *ctx, int64_t begin, int64_t end) { pool_f32(ctx, begin, end); }
 static void pool_f64_range(void *ctx, int64_t begin, int64_t end) { pool_f64(ctx, begin, end); }
 
-void cpu_pool_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *a, void *const *bufs) {
-    bool avg = op == CPU_AVGPOOL2D || op == CPU_AVGPOOL2D_BWD;
+static void pool_run(ThreadPool *pool, PoolKind kind, CpuDtype dt, const int64_t *a,
+                     void *const *bufs) {
+    bool avg = kind == POOL_AVG || kind == POOL_AVG_BWD;
     Job j = {{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
               avg ? a[12] : 1},
-             op, bufs[1], bufs[2], bufs[0]};
+             kind, bufs[1], bufs[2], bufs[0]};
     /* About 16K window taps per chunk: less is not worth a thread hand-off. */
     int64_t taps = j.g.OH * j.g.OW * j.g.KH * j.g.KW;
     int64_t grain = taps >= 16384 ? 1 : 16384 / taps;
     TpRangeFn fn = dt == CPU_F32 ? pool_f32_range : pool_f64_range;
     tp_parallel_for(pool, j.g.N * j.g.C, grain, fn, &j);
 }
+
+/* The rows' run functions: each names its kernel. */
+#define DEF_RUN(fn, kind)                                                                      \
+    static void fn(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *a,                  \
+                   void *const *bufs) {                                                        \
+        (void)op;                                                                              \
+        pool_run(pool, kind, dt, a, bufs);                                                     \
+    }
+DEF_RUN(maxpool_run, POOL_MAX)
+DEF_RUN(maxpool_bwd_run, POOL_MAX_BWD)
+DEF_RUN(maxpool_select_run, POOL_MAX_SELECT)
+DEF_RUN(avgpool_run, POOL_AVG)
+DEF_RUN(avgpool_bwd_run, POOL_AVG_BWD)
+
+static bool maxpool_check(const CpuOpRow *r, const int64_t *a, char *err, size_t cap) {
+    return cpu_window_ok(r, a, 6, false, err, cap) &&
+           cpu_size_ok(r, "y", a[0], a[1], a[10], a[11], err, cap);
+}
+
+static bool avgpool_check(const CpuOpRow *r, const int64_t *a, char *err, size_t cap) {
+    return cpu_window_ok(r, a, 6, true, err, cap) &&
+           cpu_size_ok(r, "y", a[0], a[1], a[10], a[11], err, cap);
+}
+
+static const char *const POOL_ARGS[] = {"N",  "C",  "H",  "W",  "KH", "KW",
+                                        "SH", "SW", "PH", "PW", "OH", "OW"};
+static const char *const AVGPOOL_ARGS[] = {"N",  "C",  "H",  "W",  "KH", "KW", "SH",
+                                           "SW", "PH", "PW", "OH", "OW", "count_include_pad"};
+
+/* The buffers' extents as arg indices: images x, dx, g [N,C,H,W], pooled
+ * maps y, dy [N,C,OH,OW]. */
+#define IMG {0, 1, 2, 3}
+#define MAP {0, 1, 10, 11}
+#define MAX_ROW(e, nm, n, out, in0, in1, fn)                                                       \
+    {.op = e, .name = nm, .nargs = 12, .argnames = POOL_ARGS, .check = maxpool_check,              \
+     .nbufs = n, .dims = {out, in0, in1}, .run = fn}
+#define AVG_ROW(e, nm, out, in0, fn)                                                               \
+    {.op = e, .name = nm, .nargs = 13, .argnames = AVGPOOL_ARGS, .check = avgpool_check,           \
+     .nbufs = 2, .dims = {out, in0}, .run = fn}
+
+const CpuOpRow cpu_pool_rows[] = {
+    MAX_ROW(CPU_MAXPOOL2D, "maxpool2d", 2, MAP, IMG, {0}, maxpool_run),
+    MAX_ROW(CPU_MAXPOOL2D_BWD, "maxpool2d_bwd", 3, IMG, IMG, MAP, maxpool_bwd_run),
+    MAX_ROW(CPU_MAXPOOL2D_SELECT, "maxpool2d_select", 3, MAP, IMG, IMG, maxpool_select_run),
+    AVG_ROW(CPU_AVGPOOL2D, "avgpool2d", MAP, IMG, avgpool_run),
+    AVG_ROW(CPU_AVGPOOL2D_BWD, "avgpool2d_bwd", IMG, MAP, avgpool_bwd_run),
+    CPU_ROWS_END,
+};
