@@ -283,61 +283,11 @@ static bool line_kernel(Parser *ps) {
     return true;
 }
 
-/* Pooling's buffers {out, in0[, in1]} as dims: images [N,C,H,W], pooled
- * maps [N,C,OH,OW]. */
-static bool pool_sizes(CpuOp op, const int64_t *a, int64_t x[3][4], int *nbufs) {
-    int64_t img[4] = {a[0], a[1], a[2], a[3]};   /* N C H W */
-    int64_t y[4] = {a[0], a[1], a[10], a[11]};   /* N C OH OW */
-    const int64_t *o0 = y, *o1 = img, *o2 = NULL;
-    switch (op) {
-    case CPU_MAXPOOL2D:
-    case CPU_AVGPOOL2D: break;
-    case CPU_MAXPOOL2D_BWD: o0 = img, o2 = y; break;
-    case CPU_MAXPOOL2D_SELECT: o2 = img; break;
-    case CPU_AVGPOOL2D_BWD: o0 = img, o1 = y; break;
-    case CPU_MATMUL:
-    case CPU_CONV2D:
-    case CPU_CONV2D_BWD_DATA:
-    case CPU_CONV2D_BWD_FILTER: return false;
-    }
-    memcpy(x[0], o0, sizeof x[0]);
-    memcpy(x[1], o1, sizeof x[1]);
-    if (o2) memcpy(x[2], o2, sizeof x[2]);
-    *nbufs = o2 ? 3 : 2;
-    return true;
-}
-
 /* The byte sizes of a lib step's buffers {out, in0, in1} from its args
  * (already checked by cpu_op_check); nbufs receives how many it has. */
 static bool lib_sizes(CpuOp op, const int64_t *a, int64_t esize, int64_t sz[3], int *nbufs) {
-    int64_t x[3][4] = {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1}};
-    *nbufs = 0;
-    switch (op) {
-    case CPU_MATMUL: {
-        int64_t b = a[0], m = a[1], k = a[2], n = a[3];
-        int64_t v[3][4] = {{b, m, n, 1}, {b, m, k, 1}, {b, k, n, 1}};
-        memcpy(x, v, sizeof x);
-        *nbufs = 3;
-        break;
-    }
-    case CPU_CONV2D:
-    case CPU_CONV2D_BWD_DATA:
-    case CPU_CONV2D_BWD_FILTER: {
-        int64_t img[4] = {a[0], a[1], a[2], a[3]};   /* N C H W */
-        int64_t w[4] = {a[4], a[1], a[5], a[6]};     /* O C KH KW */
-        int64_t y[4] = {a[0], a[4], a[11], a[12]};   /* N O OH OW */
-        const int64_t *order[3][3] = {{y, img, w}, {img, y, w}, {w, img, y}};
-        int which = op == CPU_CONV2D ? 0 : op == CPU_CONV2D_BWD_DATA ? 1 : 2;
-        for (int i = 0; i < 3; i++) memcpy(x[i], order[which][i], sizeof x[i]);
-        *nbufs = 3;
-        break;
-    }
-    case CPU_MAXPOOL2D:
-    case CPU_MAXPOOL2D_BWD:
-    case CPU_MAXPOOL2D_SELECT:
-    case CPU_AVGPOOL2D:
-    case CPU_AVGPOOL2D_BWD: pool_sizes(op, a, x, nbufs); break;
-    }
+    int64_t x[3][4];
+    *nbufs = cpu_op_buffer_dims(op, a, x);
     if (!*nbufs) return false; /* not an op */
     for (int i = 0; i < *nbufs; i++) {
         int64_t t = esize;
