@@ -451,6 +451,29 @@ Test(cpu_ops, check_args) {
     cr_expect_str_eq(cpu_op_name(CPU_MAXPOOL2D_SELECT), "maxpool2d_select");
 }
 
+/* Every op has its row (the registry aborts on a missing or duplicate one)
+ * and its buffers' extents come from the right args. */
+Test(cpu_ops, every_op_has_a_row) {
+    int64_t a[CPU_OP_MAX_ARGS], d[3][4];
+    for (int i = 0; i < CPU_OP_MAX_ARGS; i++) a[i] = 100 + i;
+    for (int op = 0; op < CPU_OP_COUNT; op++) {
+        cr_expect_str_neq(cpu_op_name((CpuOp)op), "?", "op %d", op);
+        int n = cpu_op_buffer_dims((CpuOp)op, a, d);
+        cr_expect(n == 2 || n == 3, "%s: %d buffers", cpu_op_name((CpuOp)op), n);
+    }
+    cr_expect_eq(cpu_op_buffer_dims(CPU_OP_COUNT, a, d), 0);
+    /* dw [O,C,KH,KW] from x [N,C,H,W] and dy [N,O,OH,OW] */
+    cr_assert_eq(cpu_op_buffer_dims(CPU_CONV2D_BWD_FILTER, a, d), 3);
+    int64_t want[3][4] = {{104, 101, 105, 106}, {100, 101, 102, 103}, {100, 104, 111, 112}};
+    cr_expect(!memcmp(d, want, sizeof want));
+    /* matmul's out [batch,M,N]: the fourth extent is 1 */
+    cpu_op_buffer_dims(CPU_MATMUL, a, d);
+    cr_expect(d[0][0] == 100 && d[0][1] == 101 && d[0][2] == 103 && d[0][3] == 1);
+    /* avgpool2d_bwd: dx [N,C,H,W] from dy [N,C,OH,OW]; no third buffer */
+    cr_assert_eq(cpu_op_buffer_dims(CPU_AVGPOOL2D_BWD, a, d), 2);
+    cr_expect(d[1][2] == 110 && d[1][3] == 111 && d[2][0] == 1);
+}
+
 Test(cpu_ops, scratch_bytes) {
     /* 3x3 conv, N 3, C 5, 7x7 -> 7x7: one im2col matrix is 45 x 49. */
     int64_t cv[13] = {3, 5, 7, 7, 4, 3, 3, 1, 1, 1, 1, 7, 7};
