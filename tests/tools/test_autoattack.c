@@ -212,7 +212,7 @@ static void apgd_against_pgd(size_t i, const char *start) {
     result_ok(run(exe, "train", "--data", "mnist", "--limit", "256", "--epochs", "1", "--lr", "1e-3", "--init-from",
                   start, "--out", dir),
               "train");
-    result_ok(run(exe, "eval", "--ckpt", ckpt, "--data", "mnist", "--attacks", "natural,pgd,apgd-ce", "--eps", "0.3",
+    result_ok(run(exe, "eval", "--out", dir, "--data", "mnist", "--attacks", "natural,pgd,apgd-ce", "--eps", "0.3",
                   "--pgd-steps", "20", "--pgd-alpha", "0.01", "--n", "32", "--json", json),
               "eval");
     cJSON *j = json_load(json);
