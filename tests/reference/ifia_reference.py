@@ -116,20 +116,23 @@ def load_mnist_test(data_dir, n):
 
 # ----------------------------------------------------------------------------------------------
 # SmallCNN (TRADES' network; SPEC section 4, models/nets/smallcnn.json): 3x3 convs, no padding,
-# stride 1; maxpool 2 (stride 2); flatten NCHW; fc 1024-200-200-10; dropout is off (eval mode).
+# stride 1; maxpool 2 (stride 2); flatten NCHW; fc (16 w2)-h-h-10; dropout is off (eval mode).
+# The published widths are w1 32, w2 64, h 200; the graph file's width1, width2 and hidden
+# settings change them, and load_smallcnn takes them from the checkpoint's shapes.
 
 class SmallCNN(nn.Module):
-    def __init__(self, act="relu"):
+    def __init__(self, act="relu", w1=32, w2=64, hidden=200):
         super().__init__()
         self.act_name = act
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 32, 3)
-        self.conv3 = nn.Conv2d(32, 64, 3)
-        self.conv4 = nn.Conv2d(64, 64, 3)
-        self.fc1 = nn.Linear(1024, 200)
+        self.widths = (w1, w2, hidden)
+        self.conv1 = nn.Conv2d(1, w1, 3)
+        self.conv2 = nn.Conv2d(w1, w1, 3)
+        self.conv3 = nn.Conv2d(w1, w2, 3)
+        self.conv4 = nn.Conv2d(w2, w2, 3)
+        self.fc1 = nn.Linear(16 * w2, hidden)
         self.drop = nn.Dropout(0.5)
-        self.fc2 = nn.Linear(200, 200)
-        self.fc3 = nn.Linear(200, 10)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 10)
 
     def act(self, t):
         if self.act_name == "relu":
@@ -153,7 +156,8 @@ class SmallCNN(nn.Module):
 def load_smallcnn(ckpt_path, act="relu", dtype=torch.float64):
     """SmallCNN in eval mode with an igrc checkpoint's weights (tensors optim.* ignored)."""
     tensors, _ = read_safetensors(ckpt_path)
-    net = SmallCNN(act)
+    out = {k: v.shape[0] for k, v in tensors.items() if v.ndim}  # each layer's output width
+    net = SmallCNN(act, out.get("conv1.weight", 32), out.get("conv3.weight", 64), out.get("fc1.weight", 200))
     sd = {k: torch.from_numpy(v) for k, v in tensors.items() if not k.startswith("optim.")}
     missing, unexpected = net.load_state_dict(sd, strict=False)
     if missing or unexpected:
@@ -166,7 +170,7 @@ def load_smallcnn(ckpt_path, act="relu", dtype=torch.float64):
 
 def surrogate_of(net):
     """A copy of `net` with every ReLU replaced by softplus (beta 1)."""
-    s = SmallCNN("softplus").to(next(net.parameters()).dtype)
+    s = SmallCNN("softplus", *net.widths).to(next(net.parameters()).dtype)
     s.load_state_dict(net.state_dict())
     s.eval()
     for p in s.parameters():
