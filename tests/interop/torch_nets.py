@@ -6,19 +6,20 @@ import torch.nn.functional as F
 
 class SmallCNN(nn.Module):
     """models/nets/smallcnn.json in PyTorch: the same parameter names; act is
-    the activation ("act" param of the graph file), ReLU by default."""
+    the activation ("act" param of the graph file), ReLU by default; w1, w2
+    and hidden are the graph file's width1, width2 and hidden settings."""
 
-    def __init__(self, act=F.relu):
+    def __init__(self, act=F.relu, w1=32, w2=64, hidden=200):
         super().__init__()
         self.act = act
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 32, 3)
-        self.conv3 = nn.Conv2d(32, 64, 3)
-        self.conv4 = nn.Conv2d(64, 64, 3)
-        self.fc1 = nn.Linear(1024, 200)
+        self.conv1 = nn.Conv2d(1, w1, 3)
+        self.conv2 = nn.Conv2d(w1, w1, 3)
+        self.conv3 = nn.Conv2d(w1, w2, 3)
+        self.conv4 = nn.Conv2d(w2, w2, 3)
+        self.fc1 = nn.Linear(16 * w2, hidden)
         self.drop = nn.Dropout(0.5)
-        self.fc2 = nn.Linear(200, 200)
-        self.fc3 = nn.Linear(200, 10)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 10)
 
     def forward(self, x):
         a = self.act

@@ -688,10 +688,11 @@ def main(argv=None):
 
 
 def load_smallcnn(ckpt_path, smallcnn_cls, read_safetensors):
-    """The PyTorch SmallCNN (tests/interop/torch_nets.py) with a checkpoint's weights, float32,
-    evaluation mode (dropout off); optimiser state ignored."""
+    """The PyTorch SmallCNN (tests/interop/torch_nets.py) with a checkpoint's weights and widths,
+    float32, evaluation mode (dropout off); optimiser state ignored."""
     tensors, _ = read_safetensors(ckpt_path)
-    m = smallcnn_cls()
+    out = {k: v.shape[0] for k, v in tensors.items() if v.ndim}  # each layer's output width
+    m = smallcnn_cls(w1=out.get("conv1.weight", 32), w2=out.get("conv3.weight", 64), hidden=out.get("fc1.weight", 200))
     sd = {k: torch.from_numpy(v) for k, v in tensors.items() if not k.startswith("optim.")}
     missing, unexpected = m.load_state_dict(sd, strict=False)
     if missing or unexpected:
