@@ -293,7 +293,10 @@ static int slice_rule(VjpCtx *c) {
             d[j++] = t.dim[i];
             if (i == ax) d[j++] = 1;
         }
-        if (t.rank + 1 > IR_MAX_RANK) return diag_error(c->b->d, EXIT_BADINPUT, "node '%s': strided slice of a rank-%d value has no VJP", c->n->name, t.rank), -1;
+        if (t.rank + 1 > IR_MAX_RANK)
+            return diag_error(c->b->d, EXIT_BADINPUT, "node '%s': strided slice of a rank-%d value has no VJP",
+                              c->n->name, t.rank),
+                   -1;
         g = b_reshape(c->b, nm(c, "split"), g, t.rank + 1, d);
         hi[ax + 1] = step[ax] - 1;
         g = pad_node(c, "spread", g, lo, hi);

@@ -76,20 +76,38 @@ static const char *mpirun(void) {
     return NULL;
 }
 
-/* model compiled at batch 16 with micro-batches of 4 (M = 4), attrib's
- * batch 4 with 4 path points, and the -D's given (key=value, at most 4). */
-static const char *compile_v(const char *model, const char *name, const char *const *defs) {
-    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
-    mnist_env();
-    const char *exe = in_dir(name);
-    const char *argv[32] = {"compile", src_path(model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
+/* The compile below, for shared_artifact's make (one at a time per process). */
+static const char *g_model, *const *g_defs;
+
+static void make_exe(const char *dir) {
+    char exe[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/exe", dir);
+    const char *argv[32] = {"compile", src_path(g_model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
                             "-D", "eval.attack_batch=4", "-D", "eval.ig_steps=4", "-D", "eval.attack_ig_steps=4"};
     int n = 14;
-    for (int i = 0; defs[i] && i < 4; i++) argv[n++] = "-D", argv[n++] = defs[i];
+    for (int i = 0; g_defs[i] && i < 4; i++) argv[n++] = "-D", argv[n++] = g_defs[i];
     result_ok(spawn_v(igrc_bin(), argv), "igrc compile");
-    return exe;
 }
-#define compile(model, name, ...) compile_v((model), (name), (const char *const[]){__VA_ARGS__, NULL})
+
+/* model compiled at batch 16 with micro-batches of 4 (M = 4), attrib's
+ * batch 4 with 4 path points, and the -D's given (key=value, at most 4):
+ * compiled once per run and shared by the tests that ask for the same. */
+static const char *compile_v(const char *model, const char *const *defs) {
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    char key[512];
+    int len = snprintf(key, sizeof key, "dist_%s_b16_mb4", strrchr(model, '/') ? strrchr(model, '/') + 1 : model);
+    for (int i = 0; defs[i] && len < (int)sizeof key; i++)
+        len += snprintf(key + len, sizeof key - (size_t)len, "_%s", defs[i]);
+    g_model = model, g_defs = defs;
+    const char *dir = shared_artifact(key, make_exe);
+    static char exe[4][PATH_MAX];
+    static int k;
+    char *e = exe[k++ % 4];
+    snprintf(e, PATH_MAX, "%s/exe", dir);
+    return e;
+}
+#define compile(model, ...) compile_v((model), (const char *const[]){__VA_ARGS__, NULL})
 
 static bool same_file(const char *a, const char *b) {
     size_t na, nb;
@@ -121,7 +139,7 @@ Test(distributed, two_ranks_give_one_process_bits_and_repeat) {
     mpirun();
     /* narrow widths (8/16 channels): the same ops and reductions at a fraction of the cost */
     const char *exe =
-        compile("models/mnist_smallcnn_trades_igr.json", "ti", "pgd_steps=5", "ig_steps=4", "width1=8", "width2=16");
+        compile("models/mnist_smallcnn_trades_igr.json", "pgd_steps=5", "ig_steps=4", "width1=8", "width2=16");
     const char *one = in_dir("one"), *two = in_dir("two"), *again = in_dir("again");
     result_ok(run(exe, "train", "--data", "mnist", "--limit", "320", "--epochs", "1", "--out", one), "one process");
     train2(exe, "320", "1", two, NULL);
@@ -162,7 +180,7 @@ Test(distributed, nccl_reduction_gives_one_process_bits) {
               r.err);
     result_free(&r);
     setenv("IGRC_NCCL_LIB", FAKE_LIBNCCL, 1);
-    const char *mb4 = compile("models/mnist_smallcnn_standard.json", "std4", "width1=8", "width2=16");
+    const char *mb4 = compile("models/mnist_smallcnn_standard.json", "width1=8", "width2=16");
     r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", mb4, "train", "--data", "mnist", "--limit", "32", "--out", in_dir("y"));
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "compile with -D train.micro_batch=8"), "%s", r.err);
@@ -172,7 +190,7 @@ Test(distributed, nccl_reduction_gives_one_process_bits) {
 
 Test(distributed, resumed_two_rank_run_continues_bit_for_bit) {
     mpirun();
-    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "width1=8", "width2=16");
     const char *full = in_dir("full"), *part = in_dir("part");
     train2(exe, "128", "2", full, NULL);
     train2(exe, "128", "1", part, NULL);
@@ -182,7 +200,7 @@ Test(distributed, resumed_two_rank_run_continues_bit_for_bit) {
 
 Test(distributed, sharded_eval_equals_one_process) {
     const char *mr = mpirun();
-    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "width1=8", "width2=16");
     const char *dir = in_dir("run");
     result_ok(run(exe, "train", "--data", "mnist", "--limit", "512", "--epochs", "1", "--lr", "2e-3", "--out", dir),
               "train");
@@ -254,7 +272,7 @@ static double now(void) {
 
 Test(distributed, a_killed_rank_stops_the_job_and_leaves_the_checkpoint) {
     const char *mr = mpirun();
-    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "width1=8", "width2=16");
     const char *dir = in_dir("run"), *err = in_dir("mpirun.err");
     const char *argv[] = {mr, MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--epochs", "1",
                           "--checkpoint-every", "5", "--out", dir, NULL};
@@ -290,7 +308,7 @@ Test(distributed, a_killed_rank_stops_the_job_and_leaves_the_checkpoint) {
 
 Test(distributed, refusals_name_the_problem) {
     const char *mr = mpirun();
-    const char *exe = compile("models/mnist_smallcnn_standard.json", "std", "width1=8", "width2=16");
+    const char *exe = compile("models/mnist_smallcnn_standard.json", "width1=8", "width2=16");
     Result r = run_mpi(mr, MPI_FLAGS, "-np", "3", exe, "train", "--data", "mnist", "--limit", "64", "--out",
                    in_dir("three"));
     cr_expect_neq(r.rc, 0);
