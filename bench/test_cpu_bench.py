@@ -69,9 +69,10 @@ class Order(unittest.TestCase):
 
 class Load(unittest.TestCase):
     def test_flag(self):
-        self.assertFalse(rb.loaded(1.9, 2.0, 2))
-        self.assertTrue(rb.loaded(0.5, 2.01, 2))
-        self.assertTrue(rb.loaded(4.0, 1.0, 2))
+        self.assertFalse(rb.loaded(0.0))
+        self.assertFalse(rb.loaded(rb.OTHERS_LIMIT))
+        self.assertTrue(rb.loaded(rb.OTHERS_LIMIT + 0.01))
+        self.assertTrue(rb.loaded(1.5))
 
     def test_readers(self):
         with tempfile.TemporaryDirectory() as d:
