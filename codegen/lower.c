@@ -32,21 +32,21 @@ Coord coord_empty(const Type *t) { return coord_flat(t, -1); }
 
 int coord_get(Low *L, Coord *C, int i) {
     if (C->c[i] >= 0) return C->c[i];
-    if (C->dim[i] == 1) return C->c[i] = ci(L, 0);
+    if (C->dim[i] == 1) return C->c[i] = cidx(L, 0);
     int64_t stride = 1;
     for (int j = i + 1; j < C->rank; j++) stride *= C->dim[j];
     int v = C->flat;
-    if (stride != 1) v = k_idiv(L->k, v, ci(L, stride));
-    if (i > 0) v = k_imod(L->k, v, ci(L, C->dim[i])); /* the outermost never wraps */
+    if (stride != 1) v = k_idiv(L->k, v, cidx(L, stride));
+    if (i > 0) v = k_imod(L->k, v, cidx(L, C->dim[i])); /* the outermost never wraps */
     return C->c[i] = v;
 }
 
 int coord_index(Low *L, Coord *C) {
     if (C->flat >= 0) return C->flat;
-    if (C->rank == 0) return C->flat = ci(L, 0);
+    if (C->rank == 0) return C->flat = cidx(L, 0);
     int acc = coord_get(L, C, 0);
     for (int i = 1; i < C->rank; i++) {
-        if (C->dim[i] != 1) acc = k_binary(L->k, KO_MUL, acc, ci(L, C->dim[i]));
+        if (C->dim[i] != 1) acc = k_binary(L->k, KO_MUL, acc, cidx(L, C->dim[i]));
         acc = k_binary(L->k, KO_ADD, acc, coord_get(L, C, i));
     }
     return C->flat = acc;
@@ -84,7 +84,7 @@ static void memo_put(Low *L, int node, const Coord *C, int val) {
 /* ---- ops ---- */
 
 int clamp_index(Low *L, int x, int64_t hi) {
-    int z = ci(L, 0), h = ci(L, hi);
+    int z = cidx(L, 0), h = cidx(L, hi);
     x = k_select(L->k, lt(L, x, z), z, x);
     return k_select(L->k, lt(L, h, x), h, x);
 }
@@ -100,10 +100,10 @@ int emit_concat_range(Low *L, const Node *n, int first, int last, Coord *C) {
         const Type *x = &L->f->nodes[n->inputs[k]].type;
         Coord X = coord_empty(x);
         for (int j = 0; j < x->rank; j++) X.c[j] = j == axis ? -1 : coord_get(L, C, j);
-        int local = off ? k_binary(L->k, KO_SUB, c, ci(L, off)) : c;
+        int local = off ? k_binary(L->k, KO_SUB, c, cidx(L, off)) : c;
         X.c[axis] = clamp_index(L, local, x->dim[axis] - 1);
         int val = low_emit(L, n->inputs[k], &X);
-        result = result < 0 ? val : k_select(L->k, lt(L, c, ci(L, off)), result, val);
+        result = result < 0 ? val : k_select(L->k, lt(L, c, cidx(L, off)), result, val);
         off += x->dim[axis];
     }
     return result;
@@ -200,7 +200,7 @@ KernelDef *lower_concat_part(const Function *body, int part, const char *kernel_
     Coord P = coord_flat(&t, k_index(L.k)), C = coord_empty(&out->type);
     int val = emit_concat_range(&L, out, first, last, &P);
     for (int j = 0; j < t.rank; j++) C.c[j] = coord_get(&L, &P, j);
-    if (off) C.c[axis] = k_binary(L.k, KO_ADD, C.c[axis], ci(&L, off));
+    if (off) C.c[axis] = k_binary(L.k, KO_ADD, C.c[axis], cidx(&L, off));
     k_store(L.k, ob, coord_index(&L, &C), val);
     return low_finish(&L, d);
 }

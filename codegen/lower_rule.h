@@ -36,7 +36,9 @@ bool low_fail(Low *L, const Node *n, const char *msg);
 /* A source the kernel cannot compute: it should have been a buffer. */
 int low_source_fail(Low *L, const Node *n);
 
-static inline int ci(Low *L, int64_t v) { return k_const_i(L->k, KT_I64, v); }
+/* An i64 index constant (lower_math_rule.h's ci makes one of any type: the names differ so
+ * that a file may include both). */
+static inline int cidx(Low *L, int64_t v) { return k_const_i(L->k, KT_I64, v); }
 static inline int lt(Low *L, int a, int b) { return k_binary(L->k, KO_LT, a, b); }
 
 /* Coordinates in shape t from a flat index (kernel value), or none yet. */

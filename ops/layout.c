@@ -419,7 +419,7 @@ static int emit_broadcast(Low *L, const Node *n, Coord *C) {
     Coord X = coord_empty(x);
     int off = C->rank - x->rank;
     for (int j = 0; j < x->rank; j++)
-        X.c[j] = x->dim[j] == 1 ? ci(L, 0) : coord_get(L, C, j + off);
+        X.c[j] = x->dim[j] == 1 ? cidx(L, 0) : coord_get(L, C, j + off);
     if (type_numel(x) == type_numel(&n->type)) X.flat = coord_index(L, C); /* only 1s added */
     return low_emit(L, n->inputs[0], &X);
 }
@@ -447,8 +447,8 @@ static int emit_slice(Low *L, const Node *n, Coord *C) {
     for (int j = 0; j < x->rank; j++) {
         int c = coord_get(L, C, j);
         int64_t s = j < ns ? step[j] : 1;
-        if (s != 1) c = k_binary(L->k, KO_MUL, c, ci(L, s));
-        X.c[j] = start[j] ? k_binary(L->k, KO_ADD, c, ci(L, start[j])) : c;
+        if (s != 1) c = k_binary(L->k, KO_MUL, c, cidx(L, s));
+        X.c[j] = start[j] ? k_binary(L->k, KO_ADD, c, cidx(L, start[j])) : c;
     }
     return low_emit(L, n->inputs[0], &X);
 }
@@ -465,9 +465,9 @@ static int emit_pad(Low *L, const Node *n, Coord *C) {
             X.c[j] = c;
             continue;
         }
-        int xc = lo[j] ? k_binary(L->k, KO_SUB, c, ci(L, lo[j])) : c;
-        int ok = k_binary(L->k, KO_AND, k_binary(L->k, KO_GE, xc, ci(L, 0)),
-                          lt(L, xc, ci(L, x->dim[j])));
+        int xc = lo[j] ? k_binary(L->k, KO_SUB, c, cidx(L, lo[j])) : c;
+        int ok = k_binary(L->k, KO_AND, k_binary(L->k, KO_GE, xc, cidx(L, 0)),
+                          lt(L, xc, cidx(L, x->dim[j])));
         inside = inside < 0 ? ok : k_binary(L->k, KO_AND, inside, ok);
         X.c[j] = clamp_index(L, xc, x->dim[j] - 1);
     }

@@ -181,10 +181,10 @@ static int emit_reduce(Low *L, const Node *n, Coord *C) {
         if (drop[j]) {
             int q = r;
             if (x->dim[j] == 1) {
-                X.c[j] = ci(L, 0);
+                X.c[j] = cidx(L, 0);
             } else {
-                X.c[j] = k_imod(L->k, q, ci(L, x->dim[j]));
-                r = k_idiv(L->k, q, ci(L, x->dim[j]));
+                X.c[j] = k_imod(L->k, q, cidx(L, x->dim[j]));
+                r = k_idiv(L->k, q, cidx(L, x->dim[j]));
             }
             if (keep) o--;
         } else {

@@ -167,7 +167,7 @@ static int emit_iota(Low *L, const Node *n, Coord *C) {
 
 static int emit_random(Low *L, const Node *n, Coord *C) {
     const Type *kt = &L->f->nodes[n->inputs[0]].type;
-    Coord k0 = coord_flat(kt, ci(L, 0)), k1 = coord_flat(kt, ci(L, 1));
+    Coord k0 = coord_flat(kt, cidx(L, 0)), k1 = coord_flat(kt, cidx(L, 1));
     int seed = low_emit(L, n->inputs[0], &k0), step = low_emit(L, n->inputs[0], &k1);
     KRandom r = n->op == OP_RANDOM_NORMAL ? KRAND_NORMAL
                 : n->op == OP_RANDOM_BERNOULLI ? KRAND_BERNOULLI : KRAND_UNIFORM;
