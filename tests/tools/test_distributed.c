@@ -174,14 +174,16 @@ Test(distributed, nccl_reduction_gives_one_process_bits) {
     cr_expect_eq(n, 2 * 10 * 14, "%zu all-reduces: 2 ranks x 10 steps x 14 gradients (SmallCNN) expected", n);
     /* NCCL missing; micro-batches of 4 (two per rank) */
     setenv("IGRC_NCCL_LIB", "/nonexistent/libnccl.so.2", 1);
-    r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "32", "--out", in_dir("x"));
+    r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", exe, "train", "--data", "mnist", "--limit", "32", "--out",
+                in_dir("x"));
     cr_expect_neq(r.rc, 0);
     cr_expect(strstr(r.err, "/nonexistent/libnccl.so.2 cannot be loaded") && strstr(r.err, "IGRC_NCCL=0"), "%s",
               r.err);
     result_free(&r);
     setenv("IGRC_NCCL_LIB", FAKE_LIBNCCL, 1);
     const char *mb4 = compile("models/mnist_smallcnn_standard.json", "width1=8", "width2=16");
-    r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", mb4, "train", "--data", "mnist", "--limit", "32", "--out", in_dir("y"));
+    r = run_mpi(mpirun(), MPI_FLAGS, "-np", "2", mb4, "train", "--data", "mnist", "--limit", "32", "--out",
+                in_dir("y"));
     cr_expect_eq(r.rc, 2, "exit %d: %s", r.rc, r.err);
     cr_expect(strstr(r.err, "compile with -D train.micro_batch=8"), "%s", r.err);
     result_free(&r);
