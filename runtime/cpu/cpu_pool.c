@@ -15,11 +15,11 @@ typedef struct {
     int64_t include_pad;                                  /* average pooling's arg 12 */
 } Geom;
 
-/* The in-bounds rows [*h0, *h1) and columns [*w0, *w1) of window (oh, ow)
- * (max pooling's too) and the average's divisor: KH KW with count_include_pad, else the
+/* The in-bounds rows [*h0, *h1) and columns [*w0, *w1) of window (oh, ow),
+ * and the average's divisor: KH KW with count_include_pad, else the
  * in-bounds count (>= 1, as the padding is at most half the kernel). */
-static double avg_window(const Geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
-                         int64_t *w0, int64_t *w1) {
+static double pool_window(const Geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
+                          int64_t *w0, int64_t *w1) {
     int64_t h = oh * g->SH - g->PH, w = ow * g->SW - g->PW;
     *h0 = h < 0 ? 0 : h;
     *h1 = h + g->KH < g->H ? h + g->KH : g->H;
@@ -44,7 +44,7 @@ typedef struct {
 #define DEF_ARGMAX(T, sfx)                                                                     \
     static int64_t argmax_##sfx(const Geom *g, const T *x, int64_t oh, int64_t ow) {           \
         int64_t best = -1, h0, h1, w0, w1;                                                     \
-        avg_window(g, oh, ow, &h0, &h1, &w0, &w1);                                             \
+        pool_window(g, oh, ow, &h0, &h1, &w0, &w1);                                             \
         for (int64_t ih = h0; ih < h1; ih++)                                                   \
             for (int64_t i = ih * g->W + w0; i < ih * g->W + w1; i++)                          \
                 if (best < 0 || (!isnan(x[best]) && (isnan(x[i]) || x[i] > x[best]))) best = i; \
@@ -85,7 +85,7 @@ typedef struct {
                         break;                                                                 \
                     case POOL_AVG: {                                                           \
                         int64_t h0, h1, w0, w1;                                                \
-                        double div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1), sum = 0.0;     \
+                        double div = pool_window(g, oh, ow, &h0, &h1, &w0, &w1), sum = 0.0;     \
                         for (int64_t ih = h0; ih < h1; ih++)                                   \
                             for (int64_t iw = w0; iw < w1; iw++) sum += x[ih * g->W + iw];     \
                         out[w] = (T)(sum / div);                                               \
@@ -93,7 +93,7 @@ typedef struct {
                     }                                                                          \
                     case POOL_AVG_BWD: {                                                       \
                         int64_t h0, h1, w0, w1;                                                \
-                        double div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1);                \
+                        double div = pool_window(g, oh, ow, &h0, &h1, &w0, &w1);                \
                         T v = (T)(((const T *)j->in0)[w] / div);                               \
                         for (int64_t ih = h0; ih < h1; ih++)                                   \
                             for (int64_t iw = w0; iw < w1; iw++)                               \

@@ -46,7 +46,7 @@ const char *in_dir(const char *name) {
     return p;
 }
 
-const char *shared_artifact(const char *key, void (*make)(const char *dir)) {
+const char *shared_artifact(const char *key, void (*make)(const char *dir, const void *arg), const void *arg) {
     static char buf[4][512];
     static int k;
     char *dir = buf[k++ % 4], lock[600], done[600];
@@ -61,7 +61,7 @@ const char *shared_artifact(const char *key, void (*make)(const char *dir)) {
     if (access(done, F_OK) != 0) {
         remove_tree(dir);
         cr_assert(mkdir(dir, 0777) == 0, "cannot create %s", dir);
-        make(dir);
+        make(dir, arg);
         int d = open(done, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
         cr_assert(d >= 0, "cannot create %s", done);
         close(d);

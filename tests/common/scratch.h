@@ -13,12 +13,12 @@ const char *in_dir(const char *name);
 /* The directory of an artifact made once and reused (a compiled model, a
  * trained checkpoint): by every test of a ctest run when IGRC_TEST_SHARED
  * names a directory (tests/CMakeLists.txt empties it before the run), else
- * by the calling test alone, in its scratch directory. make(dir) builds it
- * into the empty directory dir; a caller waits on a lock while another
+ * by the calling test alone, in its scratch directory. make(dir, arg) builds
+ * it into the empty directory dir; a caller waits on a lock while another
  * process makes the same key, then reuses it. A make that fails (an
  * assertion ends the test's process) leaves the key to the next caller.
  * key names everything that makes the artifact what it is. The last 4
  * results stay valid. */
-const char *shared_artifact(const char *key, void (*make)(const char *dir));
+const char *shared_artifact(const char *key, void (*make)(const char *dir, const void *arg), const void *arg);
 
 #endif

@@ -35,29 +35,48 @@ TestSuite(autoattack, .init = scratch_setup, .fini = scratch_teardown, .timeout 
  * many calls cost a quarter of the published widths'). */
 #define NARROW "-D", "width1=8", "-D", "width2=16", "-D", "hidden=32"
 
-/* The narrow SmallCNN at batch 32 trained two epochs on 2048 images (about
- * 90%): the executable cnn and run/checkpoint.safetensors in dir. */
-static void make_trained(const char *dir) {
+/* A narrow SmallCNN model at batch 32 (its file and extra -D's) trained two
+ * epochs on 2048 images: the executable exe and run/checkpoint.safetensors. */
+typedef struct {
+    const char *file, *defs[4];
+} Narrow;
+
+/* igrc compile of m, narrow, at batch 32, into exe. */
+static void compile_narrow(const Narrow *m, const char *exe) {
+    char model[PATH_MAX];
+    snprintf(model, sizeof model, "%s/%s", src_path("models"), m->file);
+    const char *argv[32] = {"compile", model, "-o", exe, "--batch", "32", NARROW};
+    int n = 12;
+    for (int k = 0; k < 4 && m->defs[k]; k++) argv[n++] = "-D", argv[n++] = m->defs[k];
+    argv[n] = NULL;
+    result_ok(spawn_v(igrc_bin(), argv), m->file);
+}
+
+static void make_narrow(const char *dir, const void *arg) {
     char exe[PATH_MAX], out[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/cnn", dir);
+    snprintf(exe, sizeof exe, "%s/exe", dir);
     snprintf(out, sizeof out, "%s/run", dir);
-    result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_standard.json"), "-o", exe, "--batch",
-                  "32", NARROW),
-              "igrc compile");
+    compile_narrow(arg, exe);
     result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", out),
               "train");
 }
 
-/* make_trained's model, made once per run (shared_artifact): returns the
- * executable, its checkpoint in ckpt. */
-static const char *trained(char *ckpt, size_t cap) {
+/* make_narrow's model, made once per run (shared_artifact) under key:
+ * returns the executable, its checkpoint in ckpt. */
+static const char *narrow(const char *key, const Narrow *m, char *ckpt, size_t cap) {
     if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
     mnist_env();
-    const char *dir = shared_artifact("smallcnn_standard_w8_16_32_b32_2048x2_lr3e-3", make_trained);
+    const char *dir = shared_artifact(key, make_narrow, m);
     static char exe[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/cnn", dir);
+    snprintf(exe, sizeof exe, "%s/exe", dir);
     cr_assert_lt((size_t)snprintf(ckpt, cap, "%s/run/checkpoint.safetensors", dir), cap);
     return exe;
+}
+
+/* The standard objective (about 90% after training). */
+static const char *trained(char *ckpt, size_t cap) {
+    static const Narrow m = {"mnist_smallcnn_standard.json", {NULL}};
+    return narrow("smallcnn_standard_w8_16_32_b32_2048x2_lr3e-3", &m, ckpt, cap);
 }
 
 static const cJSON *result(const cJSON *j, const char *attack) {
@@ -139,10 +158,7 @@ Test(autoattack, worst_case_and_apgd_against_pgd_at_eps_0_1) {
 /* Every SmallCNN model file, with the -D settings that shorten its
  * objective's inner loops (each names a setting the model has). The
  * widths are narrowed so that training the twelve fits the suite. */
-static const struct {
-    const char *file;
-    const char *defs[4];
-} MODELS[] = {
+static const Narrow MODELS[] = {
     {"mnist_smallcnn_standard.json", {NULL}},
     {"mnist_smallcnn_at.json", {"pgd_steps=3", "alpha=0.1"}},
     {"mnist_smallcnn_trades.json", {"pgd_steps=3", "alpha=0.1"}},
@@ -176,39 +192,23 @@ static void expect_every_model_listed(void) {
  * 2 epochs on 2048 images: the start every model fine-tunes from, so that
  * each is accurate, somewhat robust at eps 0.3 (where PGD-20 with step 0.01
  * cannot use the whole budget), and its weights are its own objective's. */
-static void make_narrow_start(const char *dir) {
-    char exe[PATH_MAX], out[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/narrow", dir);
-    snprintf(out, sizeof out, "%s/run", dir);
-    result_ok(run(igrc_bin(), "compile", src_path("models/mnist_smallcnn_trades.json"), "-o", exe, "--batch", "32",
-                  NARROW, "-D", "pgd_steps=3", "-D", "alpha=0.1"),
-              "igrc compile");
-    result_ok(run(exe, "train", "--data", "mnist", "--limit", "2048", "--epochs", "2", "--lr", "3e-3", "--out", out),
-              "train");
-}
-
 static void narrow_start(char *ckpt, size_t cap) {
-    const char *dir = shared_artifact("smallcnn_trades_w8_16_32_b32_pgd3_2048x2_lr3e-3", make_narrow_start);
-    cr_assert_lt((size_t)snprintf(ckpt, cap, "%s/run/checkpoint.safetensors", dir), cap);
+    static const Narrow m = {"mnist_smallcnn_trades.json", {"pgd_steps=3", "alpha=0.1"}};
+    narrow("smallcnn_trades_w8_16_32_b32_pgd3_2048x2_lr3e-3", &m, ckpt, cap);
 }
 
 /* One model: compile narrow at batch 32, 8 steps of its objective from the
  * start, then PGD-20 (step 0.01) and APGD-CE (100 iterations, as
  * AutoAttack runs it) at the paper's eps 0.3 on 32 images. */
 static void apgd_against_pgd(size_t i, const char *start) {
-    char exe[PATH_MAX], dir[PATH_MAX], json[PATH_MAX], model[PATH_MAX], name[64];
-    snprintf(model, sizeof model, "%s/%s", src_path("models"), MODELS[i].file);
+    char exe[PATH_MAX], dir[PATH_MAX], json[PATH_MAX], name[64];
     snprintf(name, sizeof name, "m%zu", i);
     snprintf(exe, sizeof exe, "%s", in_dir(name));
     snprintf(name, sizeof name, "run%zu", i);
     snprintf(dir, sizeof dir, "%s", in_dir(name));
     snprintf(name, sizeof name, "eval%zu.json", i);
     snprintf(json, sizeof json, "%s", in_dir(name));
-    const char *argv[32] = {"compile", model, "-o", exe, "--batch", "32", NARROW};
-    int n = 12;
-    for (int k = 0; k < 4 && MODELS[i].defs[k]; k++) argv[n++] = "-D", argv[n++] = MODELS[i].defs[k];
-    argv[n] = NULL;
-    result_ok(spawn_v(igrc_bin(), argv), MODELS[i].file);
+    compile_narrow(&MODELS[i], exe);
     result_ok(run(exe, "train", "--data", "mnist", "--limit", "256", "--epochs", "1", "--lr", "1e-3", "--init-from",
                   start, "--out", dir),
               "train");

@@ -76,16 +76,19 @@ static const char *mpirun(void) {
     return NULL;
 }
 
-/* The compile below, for shared_artifact's make (one at a time per process). */
-static const char *g_model, *const *g_defs;
+/* What compile_v makes: a model file and its extra -D's. */
+typedef struct {
+    const char *model, *const *defs;
+} Build;
 
-static void make_exe(const char *dir) {
+static void make_exe(const char *dir, const void *arg) {
+    const Build *b = arg;
     char exe[PATH_MAX];
     snprintf(exe, sizeof exe, "%s/exe", dir);
-    const char *argv[32] = {"compile", src_path(g_model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
+    const char *argv[32] = {"compile", src_path(b->model), "-o", exe, "--batch", "16", "-D", "train.micro_batch=4",
                             "-D", "eval.attack_batch=4", "-D", "eval.ig_steps=4", "-D", "eval.attack_ig_steps=4"};
     int n = 14;
-    for (int i = 0; g_defs[i] && i < 4; i++) argv[n++] = "-D", argv[n++] = g_defs[i];
+    for (int i = 0; b->defs[i] && i < 4; i++) argv[n++] = "-D", argv[n++] = b->defs[i];
     result_ok(spawn_v(igrc_bin(), argv), "igrc compile");
 }
 
@@ -99,8 +102,8 @@ static const char *compile_v(const char *model, const char *const *defs) {
     int len = snprintf(key, sizeof key, "dist_%s_b16_mb4", strrchr(model, '/') ? strrchr(model, '/') + 1 : model);
     for (int i = 0; defs[i] && len < (int)sizeof key; i++)
         len += snprintf(key + len, sizeof key - (size_t)len, "_%s", defs[i]);
-    g_model = model, g_defs = defs;
-    const char *dir = shared_artifact(key, make_exe);
+    const Build b = {model, defs};
+    const char *dir = shared_artifact(key, make_exe, &b);
     static char exe[4][PATH_MAX];
     static int k;
     char *e = exe[k++ % 4];
