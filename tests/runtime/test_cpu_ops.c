@@ -9,7 +9,9 @@
  * catches a wrong or missing term). The oracle runs in f64 on the very
  * values (f32-rounded for the f32 runs) the kernel gets. */
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "runtime/cpu/cpu_conv_dnnl.h"
 #include "runtime/cpu/cpu_ops.h"
 #include "tests/ir/interp_test_util.h"
 
@@ -163,6 +165,11 @@ static const Conv CONVS[] = {
     {2, 3, 5, 5, 2, 5, 5, 1, 1, 0, 0},   /* kernel covers the input */
     {5, 1, 6, 5, 1, 2, 2, 2, 2, 0, 0},   /* one channel in and out */
     {1, 1, 4, 4, 1, 1, 1, 1, 1, 0, 0},   /* C KH KW = 1 */
+    /* 16 channels or more: oneDNN's blocked layouts (cpu_conv_dnnl.c) */
+    {4, 16, 9, 9, 32, 3, 3, 1, 1, 1, 1},   /* ResNet's 3x3, same padding */
+    {3, 32, 8, 8, 16, 3, 3, 2, 2, 1, 1},   /* its stride-2 3x3 */
+    {2, 16, 6, 6, 32, 1, 1, 2, 2, 0, 0},   /* its 1x1 stride-2 shortcut */
+    {3, 20, 7, 5, 24, 3, 3, 1, 1, 0, 0},   /* channels not a multiple of 16 */
 };
 
 static int64_t ext(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
@@ -242,6 +249,20 @@ Test(cpu_ops, conv_matches_interp) {
     cpu_ops_release();
 }
 
+/* The same cases with oneDNN turned off: f32 through im2col + OpenBLAS
+ * (criterion runs each test in its own process, so the switch, read once,
+ * holds for this test only). */
+Test(cpu_ops, conv_im2col_matches_interp) {
+    setenv("IGRC_CONV", "im2col", 1);
+    uint64_t seed = 6;
+    ThreadPool *pools[NTHREADS];
+    for (int t = 0; t < NTHREADS; t++) pools[t] = tp_new(THREADS[t]);
+    for (size_t c = 0; c < sizeof CONVS / sizeof *CONVS; c++)
+        conv_case(&CONVS[c], CPU_F32, pools, &seed);
+    for (int t = 0; t < NTHREADS; t++) tp_free(pools[t]);
+    cpu_ops_release();
+}
+
 /* bwd_filter over many samples (each thread's partial dw summed in a fixed
  * order): five runs with fresh pools of the same size agree bit for bit,
  * and a NULL pool equals a pool of one. */
@@ -286,7 +307,8 @@ typedef struct {
 static const Pool POOLS[] = {
     {3, 5, 7, 7, 3, 3, 2, 2, 1, 1},   /* odd, overlapping, padded */
     {2, 3, 11, 9, 2, 3, 1, 2, 0, 1},  /* non-square, mixed strides */
-    {1, 2, 6, 6, 2, 2, 2, 2, 0, 0},   /* the classic 2x2/2 */
+    {1, 2, 6, 6, 2, 2, 2, 2, 0, 0},   /* the classic 2x2/2 (its own kernel) */
+    {2, 3, 7, 9, 2, 2, 2, 2, 0, 0},   /* 2x2/2 leaving the last row and column out */
     {2, 2, 5, 7, 5, 5, 1, 1, 2, 2},   /* 5x5 windows, padding 2 */
     {1, 3, 9, 11, 3, 2, 3, 1, 1, 0},  /* stride larger than kernel height */
     {1, 2, 4, 4, 2, 2, 1, 1, 2, 2},   /* corner windows hold only padding */
@@ -474,7 +496,9 @@ Test(cpu_ops, every_op_has_a_row) {
     cr_expect(d[1][2] == 110 && d[1][3] == 111 && d[2][0] == 1);
 }
 
+/* im2col's scratch (oneDNN off: see conv_im2col_matches_interp). */
 Test(cpu_ops, scratch_bytes) {
+    setenv("IGRC_CONV", "im2col", 1);
     /* 3x3 conv, N 3, C 5, 7x7 -> 7x7: one im2col matrix is 45 x 49. */
     int64_t cv[13] = {3, 5, 7, 7, 4, 3, 3, 1, 1, 1, 1, 7, 7};
     size_t col = 45 * 49;
@@ -490,4 +514,17 @@ Test(cpu_ops, scratch_bytes) {
     cr_expect_eq(cpu_op_scratch_bytes(CPU_MAXPOOL2D, CPU_F32, pl, 4), 0);
     int64_t mm[6] = {2, 3, 4, 5, 0, 1};
     cr_expect_eq(cpu_op_scratch_bytes(CPU_MATMUL, CPU_F64, mm, 4), 0);
+}
+
+/* oneDNN's: the blocked copies of the operands it reorders (16 channels
+ * in, 32 out: x and y at least) and its own scratchpad; f64 stays im2col. */
+Test(cpu_ops, scratch_bytes_onednn) {
+    if (!cpu_dnnl_enabled()) cr_skip_test("built without oneDNN");
+    int64_t cv[13] = {4, 16, 9, 9, 32, 3, 3, 1, 1, 1, 1, 9, 9};
+    size_t x = 4 * 16 * 81 * 4, y = 4 * 32 * 81 * 4, w = 32 * 16 * 9 * 4;
+    for (CpuOp op = CPU_CONV2D; op <= CPU_CONV2D_BWD_FILTER; op++) {
+        size_t b = cpu_op_scratch_bytes(op, CPU_F32, cv, 2);
+        cr_expect(b >= x + y && b <= 4 * (x + y + w), "%s: %zu bytes", cpu_op_name(op), b);
+    }
+    cr_expect_eq(cpu_op_scratch_bytes(CPU_CONV2D, CPU_F64, cv, 1), (size_t)(16 * 9 * 81 * 8));
 }
