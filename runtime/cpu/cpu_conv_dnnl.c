@@ -20,7 +20,6 @@
 
 #ifdef IGRC_HAVE_DNNL
 
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +27,10 @@
 #include <string.h>
 
 #include "runtime/cpu/cpu_ops_internal.h"
+
+/* libgomp's, declared here rather than through <omp.h>, which is GCC's
+ * private header (clang, which builds the fuzzers, does not see it). */
+void omp_set_num_threads(int n);
 
 enum { NOPS = 3 }; /* bufs: {out, in0, in1} */
 
@@ -56,19 +59,33 @@ static Entry *g_cache;
 static dnnl_engine_t g_eng;
 static dnnl_stream_t g_stream;
 static int g_state; /* 0 unknown, 1 on, -1 off */
+static bool g_forced_off;
+
+/* The engine and stream, made on first use; false when they cannot be. */
+static bool engine(void) {
+    if (!g_eng && dnnl_engine_create(&g_eng, dnnl_cpu, 0) != dnnl_success) return false;
+    return g_stream ||
+           dnnl_stream_create(&g_stream, g_eng, dnnl_stream_default_flags) == dnnl_success;
+}
 
 static bool on(void) {
-    if (g_state) return g_state > 0;
-    const char *e = getenv("IGRC_CONV");
-    g_state = e && !strcmp(e, "im2col") ? -1 : 1;
-    if (g_state > 0 && (dnnl_engine_create(&g_eng, dnnl_cpu, 0) ||
-                        dnnl_stream_create(&g_stream, g_eng, dnnl_stream_default_flags)))
-        g_state = -1;
-    if (g_state > 0) dnnl_set_verbose(0);
-    return g_state > 0;
+    pthread_mutex_lock(&g_mu);
+    if (!g_state) {
+        const char *e = getenv("IGRC_CONV");
+        g_state = (e && !strcmp(e, "im2col")) || !engine() ? -1 : 1;
+    }
+    bool yes = g_state > 0 && !g_forced_off;
+    pthread_mutex_unlock(&g_mu);
+    return yes;
 }
 
 bool cpu_dnnl_enabled(void) { return on(); }
+
+void cpu_dnnl_set_enabled(bool enabled) {
+    pthread_mutex_lock(&g_mu);
+    g_forced_off = !enabled;
+    pthread_mutex_unlock(&g_mu);
+}
 
 static void fail(const char *what, dnnl_status_t st) {
     fprintf(stderr, "igrc runtime: oneDNN %s failed (status %d)\n", what, (int)st);
@@ -287,6 +304,8 @@ bool cpu_dnnl_conv_scratch(CpuOp op, CpuDtype dt, const int64_t *a, int threads,
 #else /* !IGRC_HAVE_DNNL */
 
 bool cpu_dnnl_enabled(void) { return false; }
+
+void cpu_dnnl_set_enabled(bool enabled) { (void)enabled; }
 
 bool cpu_dnnl_conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *a,
                        void *const *bufs) {

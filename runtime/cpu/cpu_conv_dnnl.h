@@ -12,6 +12,10 @@
 /* Whether f32 convolutions go to oneDNN in this process: built with it and
  * not turned off by IGRC_CONV=im2col. */
 bool cpu_dnnl_enabled(void);
+/* Turns the oneDNN path off (false) or back on (unless IGRC_CONV=im2col
+ * turned it off at start) for this process: the benchmark's and the
+ * tests' comparisons of the two paths in one process. */
+void cpu_dnnl_set_enabled(bool enabled);
 /* Runs a convolution op (cpu_op_run's contract); false, touching nothing,
  * when oneDNN does not take it. */
 bool cpu_dnnl_conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,
