@@ -77,6 +77,7 @@ static void open_loop(CpuEmit *e, int j) {
     l->r = LLVMBuildPhi(B, LLVMInt64TypeInContext(e->ctx), "r");
     l->acc = LLVMBuildPhi(B, cpu_type(e->ctx, t), "acc");
     l->arg = end->red == KR_ARGMAX ? LLVMBuildPhi(B, LLVMInt32TypeInContext(e->ctx), "arg") : NULL;
+    cpu_counters_open(e, j, &l->ctr);
     e->val[j] = l->r;
 }
 
@@ -109,6 +110,7 @@ static LLVMValueRef close_loop(CpuEmit *e, const KInst *in) {
         LLVMValueRef r32 = LLVMBuildTrunc(B, l->r, LLVMInt32TypeInContext(e->ctx), "");
         arg_next = LLVMBuildSelect(B, take, r32, l->arg, "");
     }
+    cpu_counters_step(e, &l->ctr);
     LLVMValueRef r_next = LLVMBuildAdd(B, l->r, cpu_iconst(e, KT_I64, 1), "");
     LLVMValueRef more = LLVMBuildICmp(B, LLVMIntULT, r_next,
                                       cpu_iconst(e, KT_I64, e->k->insts[in->a].i), "");
@@ -119,6 +121,7 @@ static LLVMValueRef close_loop(CpuEmit *e, const KInst *in) {
                     (LLVMBasicBlockRef[]){l->pre, latch}, 2);
     LLVMAddIncoming(l->acc, (LLVMValueRef[]){red_init(e, in->red, t), next},
                     (LLVMBasicBlockRef[]){l->pre, latch}, 2);
+    cpu_counters_close(e, &l->ctr, l->pre, latch);
     if (l->arg)
         LLVMAddIncoming(l->arg, (LLVMValueRef[]){LLVMConstInt(LLVMInt32TypeInContext(e->ctx), 0, 0), arg_next},
                         (LLVMBasicBlockRef[]){l->pre, latch}, 2);
@@ -165,7 +168,8 @@ static void emit_insts(CpuEmit *e) {
                 open_loop(e, j);
             continue;
         }
-        e->val[j] = emit_inst(e, in);
+        LLVMValueRef digit = cpu_counter_value(e, j);
+        e->val[j] = digit ? digit : emit_inst(e, in);
     }
 }
 
@@ -266,8 +270,8 @@ bool cpu_emit_kernel(CpuModule *m, const KernelDef *k, Diag *d) {
     size_t n = (size_t)k->ninsts + 1, nb = (size_t)k->nbufs + 1;
     CpuEmit e = {m, k, m->ctx, m->mod, LLVMCreateBuilderInContext(m->ctx), NULL,
                  calloc(n, sizeof(LLVMValueRef)), calloc(nb, sizeof(LLVMValueRef)), NULL,
-                 calloc(n, sizeof(CpuLoop)), bracket_matches(k)};
-    if (!e.val || !e.ptr || !e.loop) abort();
+                 calloc(n, sizeof(CpuLoop)), bracket_matches(k), calloc(n, sizeof(CpuDigit))};
+    if (!e.val || !e.ptr || !e.loop || !e.digit) abort();
     e.fn = body_fn(&e);
     emit_body(&e);
     emit_entry(&e, e.fn);
@@ -276,5 +280,6 @@ bool cpu_emit_kernel(CpuModule *m, const KernelDef *k, Diag *d) {
     free(e.ptr);
     free(e.loop);
     free(e.match);
+    free(e.digit);
     return true;
 }

@@ -16,9 +16,31 @@ struct CpuModule {
 };
 
 /* State while one kernel's body is emitted. */
+/* llvm_counters.c: a reduction counter's digits (r % div, r / div, and so
+ * on down a chain of constant divisors) carried as phis. */
+#define CPU_MAX_LEVELS 8
+typedef struct {
+    int parent;                 /* -2: the loop counter; else a level's quotient */
+    int64_t div;
+    LLVMValueRef m, q;          /* phis: remainder, quotient */
+    LLVMValueRef m_next, q_next, carry;
+} CpuLevel;
+
+typedef struct {
+    int n;
+    CpuLevel lev[CPU_MAX_LEVELS];
+} CpuCounters;
+
+typedef struct {
+    CpuCounters *c; /* NULL: not a digit */
+    int level;
+    bool is_mod;
+} CpuDigit;
+
 typedef struct {
     LLVMBasicBlockRef pre, header; /* block before the loop, loop header */
     LLVMValueRef r, acc, arg;      /* phis: counter, accumulator, argmax index */
+    CpuCounters ctr;
 } CpuLoop;
 
 typedef struct {
@@ -33,7 +55,20 @@ typedef struct {
     LLVMValueRef index;  /* the domain element (outer loop phi) */
     CpuLoop *loop;       /* per instruction (used at KI_RED_BEGIN ids) */
     int *match;          /* KI_RED_BEGIN -> its KI_RED_END */
+    CpuDigit *digit;     /* per instruction: the counter digit it is, if any */
 } CpuEmit;
+
+/* llvm_counters.c */
+/* At loop j's header, after its phis: finds the body's divisions of the
+ * counter by constants and makes their digits' phis. */
+void cpu_counters_open(CpuEmit *e, int j, CpuCounters *c);
+/* The digit instruction p stands for, or NULL. */
+LLVMValueRef cpu_counter_value(const CpuEmit *e, int p);
+/* In the latch, before the back edge: the digits' next values. */
+void cpu_counters_step(CpuEmit *e, CpuCounters *c);
+/* The phis' incoming values from pre (0) and latch. */
+void cpu_counters_close(CpuEmit *e, CpuCounters *c, LLVMBasicBlockRef pre,
+                        LLVMBasicBlockRef latch);
 
 /* llvm_types.c */
 LLVMTypeRef cpu_type(LLVMContextRef c, KType t);     /* register type (bool: i1) */
