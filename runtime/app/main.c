@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "runtime/app/app.h"
+#include "runtime/cpu/cpu_conv_dnnl.h"
 
 extern const char igrc_program[];
 extern const int64_t igrc_program_size;
@@ -17,6 +18,7 @@ extern const char igrc_cuda_image[] __attribute__((weak));
 extern const int64_t igrc_cuda_image_size __attribute__((weak));
 
 int main(int argc, char **argv) {
+    cpu_dnnl_settle_env(argv);
     const BackendImage all[] = {
         {"cuda", igrc_cuda_image, &igrc_cuda_image_size ? igrc_cuda_image_size : 0},
     };

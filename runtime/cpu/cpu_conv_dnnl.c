@@ -13,51 +13,26 @@
  *
  * oneDNN runs on OpenMP threads (Debian builds it with libgomp): the call
  * sets the team to the pool's size while the pool's own workers wait. The
- * library is opened with dlopen on first use (load, below). The bits are
- * the same from run to run at a given thread count, as igrc's contract
- * says (tests/runtime/test_cpu_ops.c checks repeat runs). IGRC_CONV=im2col
- * turns this path off (the benchmark's comparison); IGRC_DNNL_LIB names
- * another libdnnl. */
+ * bits are the same from run to run at a given thread count, as igrc's
+ * contract says (tests/runtime/test_cpu_ops.c checks repeat runs).
+ * IGRC_CONV=im2col turns this path off (the benchmark's comparison). */
 #include "runtime/cpu/cpu_conv_dnnl.h"
 
 #ifdef IGRC_HAVE_DNNL
 
-#include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/cpu/cpu_ops_internal.h"
 
-/* oneDNN's entry points, opened with dlopen on first use (the header gives
- * their types): the executables need no oneDNN to run (im2col then), and
- * the library's OpenMP runtime (libgomp, which it loads) reads its
- * settings when it loads, after the runtime has chosen them (below). */
-static struct {
-    __typeof__(dnnl_convolution_backward_data_desc_init) *convolution_backward_data_desc_init;
-    __typeof__(dnnl_convolution_backward_weights_desc_init) *convolution_backward_weights_desc_init;
-    __typeof__(dnnl_convolution_forward_desc_init) *convolution_forward_desc_init;
-    __typeof__(dnnl_engine_create) *engine_create;
-    __typeof__(dnnl_memory_create) *memory_create;
-    __typeof__(dnnl_memory_desc_equal) *memory_desc_equal;
-    __typeof__(dnnl_memory_desc_get_size) *memory_desc_get_size;
-    __typeof__(dnnl_memory_desc_init_by_tag) *memory_desc_init_by_tag;
-    __typeof__(dnnl_memory_set_data_handle) *memory_set_data_handle;
-    __typeof__(dnnl_primitive_attr_create) *primitive_attr_create;
-    __typeof__(dnnl_primitive_attr_destroy) *primitive_attr_destroy;
-    __typeof__(dnnl_primitive_attr_set_scratchpad_mode) *primitive_attr_set_scratchpad_mode;
-    __typeof__(dnnl_primitive_create) *primitive_create;
-    __typeof__(dnnl_primitive_desc_create) *primitive_desc_create;
-    __typeof__(dnnl_primitive_desc_destroy) *primitive_desc_destroy;
-    __typeof__(dnnl_primitive_desc_query_md) *primitive_desc_query_md;
-    __typeof__(dnnl_primitive_execute) *primitive_execute;
-    __typeof__(dnnl_reorder_primitive_desc_create) *reorder_primitive_desc_create;
-    __typeof__(dnnl_stream_create) *stream_create;
-    __typeof__(dnnl_stream_wait) *stream_wait;
-    void (*omp_set_num_threads)(int);
-} D;
+/* libgomp's, declared here rather than through <omp.h>, which is GCC's
+ * private header (clang, which builds the fuzzers, does not see it). */
+void omp_set_num_threads(int n);
+
 
 enum { NOPS = 3 }; /* bufs: {out, in0, in1} */
 
@@ -88,64 +63,18 @@ static dnnl_stream_t g_stream;
 static int g_state; /* 0 unknown, 1 on, -1 off */
 static bool g_forced_off;
 
-/* Opens IGRC_DNNL_LIB or libdnnl.so.2 and its libgomp. OMP_WAIT_POLICY
- * passive (unless the environment sets it): OpenMP's workers then sleep
- * as soon as a convolution ends instead of spinning for the next, which
- * took a core from the thread pool's kernels in between (SmallCNN's
- * standard step: 1,940 img/s spinning, 2,490 passive on 2 cores). */
-static bool load(void) {
-    const char *lib = getenv("IGRC_DNNL_LIB");
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    void *h = dlopen(lib && *lib ? lib : "libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-    void *omp = h ? dlopen("libgomp.so.1", RTLD_NOW | RTLD_LOCAL) : NULL;
-    if (!h || !omp) {
-        fprintf(stderr, "igrc runtime: %s; convolutions run as im2col + OpenBLAS "
-                        "(install libdnnl2, or set IGRC_CONV=im2col to say so)\n", dlerror());
-        return false;
-    }
-#define SYM(n)                                                      \
-    if (!(*(void **)&D.n = dlsym(h, "dnnl_" #n))) {                 \
-        fprintf(stderr, "igrc runtime: %s lacks dnnl_%s; convolutions run as im2col\n", \
-                lib && *lib ? lib : "libdnnl.so.2", #n);            \
-        return false;                                               \
-    }
-    SYM(convolution_backward_data_desc_init)
-    SYM(convolution_backward_weights_desc_init)
-    SYM(convolution_forward_desc_init)
-    SYM(engine_create)
-    SYM(memory_create)
-    SYM(memory_desc_equal)
-    SYM(memory_desc_get_size)
-    SYM(memory_desc_init_by_tag)
-    SYM(memory_set_data_handle)
-    SYM(primitive_attr_create)
-    SYM(primitive_attr_destroy)
-    SYM(primitive_attr_set_scratchpad_mode)
-    SYM(primitive_create)
-    SYM(primitive_desc_create)
-    SYM(primitive_desc_destroy)
-    SYM(primitive_desc_query_md)
-    SYM(primitive_execute)
-    SYM(reorder_primitive_desc_create)
-    SYM(stream_create)
-    SYM(stream_wait)
-#undef SYM
-    *(void **)&D.omp_set_num_threads = dlsym(omp, "omp_set_num_threads");
-    return D.omp_set_num_threads != NULL;
-}
-
 /* The engine and stream, made on first use; false when they cannot be. */
 static bool engine(void) {
-    if (!g_eng && D.engine_create(&g_eng, dnnl_cpu, 0) != dnnl_success) return false;
+    if (!g_eng && dnnl_engine_create(&g_eng, dnnl_cpu, 0) != dnnl_success) return false;
     return g_stream ||
-           D.stream_create(&g_stream, g_eng, dnnl_stream_default_flags) == dnnl_success;
+           dnnl_stream_create(&g_stream, g_eng, dnnl_stream_default_flags) == dnnl_success;
 }
 
 static bool on(void) {
     pthread_mutex_lock(&g_mu);
     if (!g_state) {
         const char *e = getenv("IGRC_CONV");
-        g_state = (e && !strcmp(e, "im2col")) || !load() || !engine() ? -1 : 1;
+        g_state = (e && !strcmp(e, "im2col")) || !engine() ? -1 : 1;
     }
     bool yes = g_state > 0 && !g_forced_off;
     pthread_mutex_unlock(&g_mu);
@@ -172,7 +101,7 @@ static void fail(const char *what, dnnl_status_t st) {
 
 static dnnl_memory_t memory(const dnnl_memory_desc_t *md) {
     dnnl_memory_t m;
-    CK(D.memory_create(&m, md, g_eng, DNNL_MEMORY_NONE));
+    CK(dnnl_memory_create(&m, md, g_eng, DNNL_MEMORY_NONE));
     return m;
 }
 
@@ -181,24 +110,24 @@ static dnnl_memory_t memory(const dnnl_memory_desc_t *md) {
 static void bind(Operand *o, int arg, bool is_out, const dnnl_memory_desc_t *user,
                  const dnnl_memory_desc_t *chosen, size_t *bytes) {
     o->arg = arg, o->is_out = is_out, o->user = memory(user);
-    if (D.memory_desc_equal(user, chosen)) {
+    if (dnnl_memory_desc_equal(user, chosen)) {
         o->prim = o->user, o->reorder = NULL;
         return;
     }
     o->prim = memory(chosen);
     const dnnl_memory_desc_t *from = is_out ? chosen : user, *to = is_out ? user : chosen;
     dnnl_primitive_desc_t rpd;
-    CK(D.reorder_primitive_desc_create(&rpd, from, g_eng, to, g_eng, NULL));
-    CK(D.primitive_create(&o->reorder, rpd));
-    CK(D.primitive_desc_destroy(rpd));
+    CK(dnnl_reorder_primitive_desc_create(&rpd, from, g_eng, to, g_eng, NULL));
+    CK(dnnl_primitive_create(&o->reorder, rpd));
+    CK(dnnl_primitive_desc_destroy(rpd));
     o->off = *bytes;
-    *bytes += (D.memory_desc_get_size(chosen) + 63) / 64 * 64;
+    *bytes += (dnnl_memory_desc_get_size(chosen) + 63) / 64 * 64;
 }
 
 static void plain(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
                   dnnl_format_tag_t tag) {
     dnnl_dims_t d = {d0, d1, d2, d3};
-    CK(D.memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag));
+    CK(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag));
 }
 
 /* Strides and paddings; oneDNN wants the right padding that makes OH, OW
@@ -219,7 +148,7 @@ static bool conv_descs(const int64_t *a, bool free_layout, dnnl_memory_desc_t md
     plain(&md[0], a[0], a[1], a[2], a[3], img);                                        /* x */
     plain(&md[1], a[4], a[1], a[5], a[6], free_layout ? dnnl_format_tag_any : dnnl_oihw); /* w */
     plain(&md[2], a[0], a[4], a[11], a[12], img);                                      /* y */
-    return D.convolution_forward_desc_init(fwd, dnnl_forward_training,
+    return dnnl_convolution_forward_desc_init(fwd, dnnl_forward_training,
                                               dnnl_convolution_direct, &md[0], &md[1], NULL,
                                               &md[2], st, pl, pr) == dnnl_success;
 }
@@ -242,25 +171,25 @@ static dnnl_primitive_desc_t make_pd(CpuOp op, const int64_t *a) {
     dnnl_convolution_desc_t fwd, d;
     if (!conv_descs(a, free_layout(op, a), md, &fwd)) return NULL;
     dnnl_primitive_attr_t attr;
-    CK(D.primitive_attr_create(&attr));
-    CK(D.primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    CK(dnnl_primitive_attr_create(&attr));
+    CK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
-    bool made = D.primitive_desc_create(&fpd, &fwd, attr, g_eng, NULL) == dnnl_success;
+    bool made = dnnl_primitive_desc_create(&fpd, &fwd, attr, g_eng, NULL) == dnnl_success;
     dnnl_dims_t st, pl, pr;
     window(a, st, pl, pr);
     if (made && op == CPU_CONV2D) pd = fpd, fpd = NULL;
     else if (made && op == CPU_CONV2D_BWD_DATA &&
-             D.convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md[0],
+             dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md[0],
                                                       &md[1], &md[2], st, pl, pr) ==
                  dnnl_success)
-        made = D.primitive_desc_create(&pd, &d, attr, g_eng, fpd) == dnnl_success;
+        made = dnnl_primitive_desc_create(&pd, &d, attr, g_eng, fpd) == dnnl_success;
     else if (made && op == CPU_CONV2D_BWD_FILTER &&
-             D.convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md[0],
+             dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md[0],
                                                          &md[1], NULL, &md[2], st, pl,
                                                          pr) == dnnl_success)
-        made = D.primitive_desc_create(&pd, &d, attr, g_eng, fpd) == dnnl_success;
-    if (fpd) D.primitive_desc_destroy(fpd);
-    D.primitive_attr_destroy(attr);
+        made = dnnl_primitive_desc_create(&pd, &d, attr, g_eng, fpd) == dnnl_success;
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_attr_destroy(attr);
     return made ? pd : NULL;
 }
 
@@ -293,7 +222,7 @@ static void operand_roles(CpuOp op, const int64_t *a, int args[3], dnnl_query_t 
 }
 
 static void build(Entry *e) {
-    D.omp_set_num_threads(e->threads);
+    omp_set_num_threads(e->threads);
     dnnl_primitive_desc_t pd = make_pd(e->op, e->a);
     if (!pd) return;
     int args[3];
@@ -301,15 +230,15 @@ static void build(Entry *e) {
     dnnl_memory_desc_t user[3];
     operand_roles(e->op, e->a, args, q, user);
     for (int i = 0; i < NOPS; i++)
-        bind(&e->opd[i], args[i], i == 0, &user[i], D.primitive_desc_query_md(pd, q[i], 0),
+        bind(&e->opd[i], args[i], i == 0, &user[i], dnnl_primitive_desc_query_md(pd, q[i], 0),
              &e->bytes);
-    const dnnl_memory_desc_t *pad = D.primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    if (pad && D.memory_desc_get_size(pad) > 0) {
+    const dnnl_memory_desc_t *pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (pad && dnnl_memory_desc_get_size(pad) > 0) {
         e->pad = memory(pad), e->pad_off = e->bytes;
-        e->bytes += D.memory_desc_get_size(pad);
+        e->bytes += dnnl_memory_desc_get_size(pad);
     }
-    CK(D.primitive_create(&e->prim, pd));
-    CK(D.primitive_desc_destroy(pd));
+    CK(dnnl_primitive_create(&e->prim, pd));
+    CK(dnnl_primitive_desc_destroy(pd));
     e->ok = true;
 }
 
@@ -330,7 +259,7 @@ static Entry *entry(CpuOp op, const int64_t *a, int threads) {
 }
 
 static void execute(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
-    CK(D.primitive_execute(p, g_stream, n, args));
+    CK(dnnl_primitive_execute(p, g_stream, n, args));
 }
 
 static void reorder(const Operand *o) {
@@ -345,24 +274,24 @@ bool cpu_dnnl_conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *a
     int threads = tp_size(pool);
     Entry *e = entry(op, a, threads);
     if (!e->ok) return false;
-    D.omp_set_num_threads(threads);
+    omp_set_num_threads(threads);
     char *scratch = e->bytes ? cpu_scratch(e->bytes) : NULL;
     dnnl_exec_arg_t args[NOPS + 1];
     for (int i = 0; i < NOPS; i++) {
         const Operand *o = &e->opd[i];
-        CK(D.memory_set_data_handle(o->user, bufs[i]));
-        if (o->reorder) CK(D.memory_set_data_handle(o->prim, scratch + o->off));
+        CK(dnnl_memory_set_data_handle(o->user, bufs[i]));
+        if (o->reorder) CK(dnnl_memory_set_data_handle(o->prim, scratch + o->off));
         if (o->reorder && !o->is_out) reorder(o);
         args[i] = (dnnl_exec_arg_t){o->arg, o->prim};
     }
     int n = NOPS;
     if (e->pad) {
-        CK(D.memory_set_data_handle(e->pad, scratch + e->pad_off));
+        CK(dnnl_memory_set_data_handle(e->pad, scratch + e->pad_off));
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->pad};
     }
     execute(e->prim, n, args);
     if (e->opd[0].reorder) reorder(&e->opd[0]);
-    CK(D.stream_wait(g_stream));
+    CK(dnnl_stream_wait(g_stream));
     return true;
 }
 
@@ -374,7 +303,23 @@ bool cpu_dnnl_conv_scratch(CpuOp op, CpuDtype dt, const int64_t *a, int threads,
     return e->ok;
 }
 
+/* OpenMP's workers, by default, spin for a while after each convolution
+ * waiting for the next one, and on a machine with as many threads as
+ * cores that takes a core from the thread pool's kernels in between:
+ * SmallCNN's standard step ran at 1,730-1,940 img/s so on 2 cores and at
+ * 2,430-2,580 with OMP_WAIT_POLICY=passive. libgomp reads the variable
+ * once, when it loads, before main; so an executable started without it
+ * sets it and executes itself again, once (the variable is then set). */
+void cpu_dnnl_settle_env(char **argv) {
+    const char *conv = getenv("IGRC_CONV");
+    if (getenv("OMP_WAIT_POLICY") || (conv && !strcmp(conv, "im2col"))) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) == 0) execv("/proc/self/exe", argv);
+    /* exec failed: run on with spinning workers, slower but correct */
+}
+
 #else /* !IGRC_HAVE_DNNL */
+
+void cpu_dnnl_settle_env(char **argv) { (void)argv; }
 
 bool cpu_dnnl_enabled(void) { return false; }
 

@@ -16,6 +16,10 @@ bool cpu_dnnl_enabled(void);
  * turned it off at start) for this process: the benchmark's and the
  * tests' comparisons of the two paths in one process. */
 void cpu_dnnl_set_enabled(bool enabled);
+/* Called first thing in an executable's main: when OMP_WAIT_POLICY is
+ * unset, sets it to passive and executes the program again (libgomp reads
+ * it before main; cpu_conv_dnnl.c says why); returns otherwise. */
+void cpu_dnnl_settle_env(char **argv);
 /* Runs a convolution op (cpu_op_run's contract); false, touching nothing,
  * when oneDNN does not take it. */
 bool cpu_dnnl_conv_run(ThreadPool *pool, CpuOp op, CpuDtype dt, const int64_t *args,

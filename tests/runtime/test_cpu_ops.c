@@ -263,19 +263,6 @@ Test(cpu_ops, conv_im2col_matches_interp) {
     cpu_ops_release();
 }
 
-/* Without the library (IGRC_DNNL_LIB names a missing file) the path is
- * off and f32 convolutions still match, through im2col. */
-Test(cpu_ops, conv_without_onednn_library) {
-    setenv("IGRC_DNNL_LIB", "/nonexistent/libdnnl.so.2", 1);
-    cr_expect(!cpu_dnnl_enabled());
-    uint64_t seed = 8;
-    ThreadPool *pools[NTHREADS];
-    for (int t = 0; t < NTHREADS; t++) pools[t] = tp_new(THREADS[t]);
-    conv_case(&CONVS[10], CPU_F32, pools, &seed);
-    for (int t = 0; t < NTHREADS; t++) tp_free(pools[t]);
-    cpu_ops_release();
-}
-
 /* bwd_filter over many samples (each thread's partial dw summed in a fixed
  * order): five runs with fresh pools of the same size agree bit for bit,
  * and a NULL pool equals a pool of one. */
