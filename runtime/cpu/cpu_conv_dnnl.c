@@ -33,7 +33,6 @@
  * private header (clang, which builds the fuzzers, does not see it). */
 void omp_set_num_threads(int n);
 
-
 enum { NOPS = 3 }; /* bufs: {out, in0, in1} */
 
 typedef struct {

@@ -9,7 +9,6 @@
  * catches a wrong or missing term). The oracle runs in f64 on the very
  * values (f32-rounded for the f32 runs) the kernel gets. */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "runtime/cpu/cpu_conv_dnnl.h"
 #include "runtime/cpu/cpu_ops.h"
@@ -249,11 +248,9 @@ Test(cpu_ops, conv_matches_interp) {
     cpu_ops_release();
 }
 
-/* The same cases with oneDNN turned off: f32 through im2col + OpenBLAS
- * (criterion runs each test in its own process, so the switch, read once,
- * holds for this test only). */
+/* The same cases with oneDNN turned off: f32 through im2col + OpenBLAS. */
 Test(cpu_ops, conv_im2col_matches_interp) {
-    setenv("IGRC_CONV", "im2col", 1);
+    cpu_dnnl_set_enabled(false);
     uint64_t seed = 6;
     ThreadPool *pools[NTHREADS];
     for (int t = 0; t < NTHREADS; t++) pools[t] = tp_new(THREADS[t]);
@@ -261,6 +258,7 @@ Test(cpu_ops, conv_im2col_matches_interp) {
         conv_case(&CONVS[c], CPU_F32, pools, &seed);
     for (int t = 0; t < NTHREADS; t++) tp_free(pools[t]);
     cpu_ops_release();
+    cpu_dnnl_set_enabled(true);
 }
 
 /* bwd_filter over many samples (each thread's partial dw summed in a fixed
@@ -496,9 +494,9 @@ Test(cpu_ops, every_op_has_a_row) {
     cr_expect(d[1][2] == 110 && d[1][3] == 111 && d[2][0] == 1);
 }
 
-/* im2col's scratch (oneDNN off: see conv_im2col_matches_interp). */
+/* im2col's scratch (oneDNN off). */
 Test(cpu_ops, scratch_bytes) {
-    setenv("IGRC_CONV", "im2col", 1);
+    cpu_dnnl_set_enabled(false);
     /* 3x3 conv, N 3, C 5, 7x7 -> 7x7: one im2col matrix is 45 x 49. */
     int64_t cv[13] = {3, 5, 7, 7, 4, 3, 3, 1, 1, 1, 1, 7, 7};
     size_t col = 45 * 49;
@@ -514,6 +512,7 @@ Test(cpu_ops, scratch_bytes) {
     cr_expect_eq(cpu_op_scratch_bytes(CPU_MAXPOOL2D, CPU_F32, pl, 4), 0);
     int64_t mm[6] = {2, 3, 4, 5, 0, 1};
     cr_expect_eq(cpu_op_scratch_bytes(CPU_MATMUL, CPU_F64, mm, 4), 0);
+    cpu_dnnl_set_enabled(true);
 }
 
 /* oneDNN's: the blocked copies of the operands it reorders (16 channels
