@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/contract.h"
 #include "codegen/codegen_rows.h"
 #include "codegen/lower.h"
 #include "runtime/cpu/cpu_ops.h"
@@ -258,6 +259,26 @@ static bool loop_node(Build *B, int v) {
     return true;
 }
 
+/* ---- reductions ---- */
+
+/* A reduce step right after the step that computed v, for each gradient of
+ * train_grads that v is: the data-parallel sum (runtime/app/train_dp.c)
+ * takes the last layers' gradients while the first layers' backward still
+ * runs. */
+static void reduce_steps(Build *B, int v) {
+    const size_t plen = strlen(OUT_GRAD_PREFIX);
+    if (strcmp(B->f->name, ENTRY_TRAIN_GRADS)) return;
+    for (int k = 0; k < B->f->noutputs; k++) {
+        const char *name = B->f->outputs[k].name;
+        DType t = B->f->nodes[v].type.dtype;
+        if (B->f->outputs[k].value != v || strncmp(name, OUT_GRAD_PREFIX, plen) || (t != DT_F32 && t != DT_F64))
+            continue;
+        PStep *s = new_step(B, PS_REDUCE, 1, name);
+        s->index = k;
+        s->refs[0] = use(B, B->ref[v]);
+    }
+}
+
 /* ---- sources ---- */
 
 static void *const_bytes(const Node *n) {
@@ -413,6 +434,7 @@ static bool build_function(Build *B, const Function *f, PFunc *pf, PlanFunc *pl)
         else ok &= build_error(B, n, op_info(n->op)->cls == OC_PRIMITIVE
                                           ? "must be inside a fused group (did the fuse pass run?)"
                                           : "not lowered by the pipeline (composite or grad)");
+        if (ok) reduce_steps(B, v);
     }
     for (int k = 0; ok && k < f->noutputs; k++) {
         B->nsteps++; /* outputs are read after the last step */

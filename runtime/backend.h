@@ -73,6 +73,9 @@ typedef struct Backend {
      * that compute in host memory, where the caller's buffers serve. */
     bool (*keep_on_device)(BackendRun *r, int f, bool input, int k, uint64_t *addr, char *err,
                            size_t errcap);
+    /* From the next call on, reduce steps call hook (program.h); NULL where
+     * they do nothing and the caller takes the outputs after the call. */
+    void (*set_reduce_hook)(BackendRun *r, PReduceHook hook, void *ctx);
     /* The stream calls are ordered on (a CUstream); NULL with keep_on_device. */
     void *(*stream)(BackendRun *r);
     /* Peak bytes held on the device. */

@@ -73,6 +73,12 @@ bool exec_keep_on_device(Exec *e, int f, bool input, int k, uint64_t *addr) {
 
 void *exec_stream(Exec *e) { return e->be->stream ? e->be->stream(e->run) : NULL; }
 
+bool exec_set_reduce_hook(Exec *e, PReduceHook hook, void *ctx) {
+    if (!e->be->set_reduce_hook) return false;
+    e->be->set_reduce_hook(e->run, hook, ctx);
+    return true;
+}
+
 bool exec_bind_param_output(Exec *e, int f, int out, int param) {
     const Program *p = e->p;
     if (f < 0 || f >= p->nfuncs || out < 0 || out >= p->funcs[f].noutputs || param < 0 ||

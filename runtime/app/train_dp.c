@@ -14,6 +14,9 @@ typedef struct {
     int out, in;     /* train_grads output, train_apply input */
     int64_t offset;  /* elements into the packed gradient */
     int64_t n;
+    bool taken;      /* this micro-batch's value is in its leaf */
+    bool done;       /* its sum over ranks is complete */
+    DistSum sum;
 } GradSlot;
 
 struct DpTrain {
@@ -25,11 +28,17 @@ struct DpTrain {
     int64_t G, M, L, K, img; /* rows per micro-batch, micro-batches, per rank, classes, floats per image */
     GradSlot *slots;
     int nslots;
+    int *slot_of;             /* train_grads output -> slot, -1 */
     int *stats;               /* train_grads outputs named like a parameter (running statistics) */
     int nstats;
     int64_t P;                /* gradient elements */
     bool f64;
     char *leaves;             /* L packed gradients */
+    char *theirs;             /* what the partner sends in a round of the sum (P elements) */
+    int64_t cur;              /* the leaf train_grads is computing */
+    bool overlap;             /* the reduce steps call take_grad (IGRC_DP_OVERLAP=0: not) */
+    int64_t early;            /* sums started by reduce steps (counted for the tests) */
+    char err[512];            /* the first failure inside a call */
     void **outs, **aouts;
     const void **gins, **ains;
     float *x;
@@ -41,6 +50,8 @@ struct DpTrain {
     void **send, **recv;      /* per slot: train_grads' output, train_apply's input (device or host) */
     int64_t *count;
 };
+
+static void take_grad(void *ctx, int f, int out, const void *value, int64_t bytes);
 
 static bool pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
@@ -72,7 +83,9 @@ static bool map_grads(DpTrain *t, const Program *p) {
     const size_t plen = strlen(OUT_GRAD_PREFIX);
     t->slots = calloc((size_t)t->grads->noutputs + 1, sizeof *t->slots);
     t->stats = calloc((size_t)t->grads->noutputs + 1, sizeof *t->stats);
-    if (!t->slots || !t->stats) return false;
+    t->slot_of = malloc(((size_t)t->grads->noutputs + 1) * sizeof *t->slot_of);
+    if (!t->slots || !t->stats || !t->slot_of) return false;
+    for (int o = 0; o < t->grads->noutputs; o++) t->slot_of[o] = -1;
     for (int o = 0; o < t->grads->noutputs; o++) {
         const PTensor *pt = &t->grads->outputs[o];
         if (program_find_param(p, pt->name) >= 0) {
@@ -92,7 +105,8 @@ static bool map_grads(DpTrain *t, const Program *p) {
             return false;
         }
         t->f64 = f64;
-        t->slots[t->nslots++] = (GradSlot){o, in, t->P, ptensor_numel(pt)};
+        t->slot_of[o] = t->nslots;
+        t->slots[t->nslots++] = (GradSlot){.out = o, .in = in, .offset = t->P, .n = ptensor_numel(pt)};
         t->P += ptensor_numel(pt);
     }
     return t->nslots > 0;
@@ -125,6 +139,7 @@ static bool bind(DpTrain *t, const Program *p) {
 static bool alloc(DpTrain *t) {
     const size_t es = t->f64 ? 8 : 4;
     t->leaves = malloc((size_t)(t->L * t->P) * es);
+    t->theirs = malloc((size_t)t->P * es);
     t->outs = app_alloc_outputs(t->grads);
     t->aouts = app_alloc_outputs(t->apply);
     t->gins = calloc((size_t)t->grads->ninputs + 1, sizeof *t->gins);
@@ -133,7 +148,7 @@ static bool alloc(DpTrain *t) {
     t->y = malloc((size_t)t->G * sizeof(int32_t));
     t->mb = malloc((size_t)(2 * t->L) * sizeof(double));
     t->all = malloc((size_t)(2 * t->M) * sizeof(double));
-    if (!t->leaves || !t->outs || !t->aouts || !t->gins || !t->ains || !t->x || !t->y || !t->mb || !t->all) return false;
+    if (!t->leaves || !t->theirs || !t->outs || !t->aouts || !t->gins || !t->ains || !t->x || !t->y || !t->mb || !t->all) return false;
     t->gins[t->in_x] = t->x, t->gins[t->in_y] = t->y;
     t->gins[t->in_progress] = &t->scal[0], t->gins[t->in_key] = t->key;
     t->ains[t->in_lr] = &t->scal[1], t->ains[t->in_step] = &t->scal[2];
@@ -202,6 +217,8 @@ int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
     if (rc) return dp_free(t), rc;
     if (!alloc(t)) return fail("out of memory", t);
     if ((rc = open_nccl(t, B))) return dp_free(t), rc;
+    const char *ov = getenv("IGRC_DP_OVERLAP");
+    t->overlap = !(ov && !strcmp(ov, "0")) && exec_set_reduce_hook(r, take_grad, t);
     *out = t;
     return APP_OK;
 }
@@ -210,7 +227,7 @@ int64_t dp_micro_batch(const DpTrain *t) { return t->G; }
 
 void dp_free(DpTrain *t) {
     if (!t) return;
-    free(t->slots), free(t->stats), free(t->leaves);
+    free(t->slots), free(t->slot_of), free(t->stats), free(t->leaves), free(t->theirs);
     if (t->outs) app_free_outputs(t->grads, t->outs);
     if (t->aouts) app_free_outputs(t->apply, t->aouts);
     free(t->gins), free(t->ains), free(t->x), free(t->y), free(t->mb), free(t->all);
@@ -219,36 +236,86 @@ void dp_free(DpTrain *t) {
     free(t);
 }
 
-/* Micro-batch m (global index) of the step: its gradient into leaf l. */
+/* Slot g's leaves summed as the balanced binary tree in leaf order, into leaf 0. */
+static void sum_leaves(DpTrain *t, const GradSlot *g) {
+    const size_t es = t->f64 ? 8 : 4;
+    for (int64_t w = 1; w < t->L; w *= 2)
+        for (int64_t i = 0; i + w < t->L; i += 2 * w) {
+            char *a = t->leaves + (size_t)(i * t->P + g->offset) * es;
+            const char *b = t->leaves + (size_t)((i + w) * t->P + g->offset) * es;
+            if (t->f64)
+                for (int64_t k = 0; k < g->n; k++) ((double *)a)[k] += ((const double *)b)[k];
+            else
+                for (int64_t k = 0; k < g->n; k++) ((float *)a)[k] += ((const float *)b)[k];
+        }
+}
+
+/* This micro-batch's gradient g is final: into its leaf. On the rank's last
+ * micro-batch (leaf 0) the rank's subtree is then complete, and the sum
+ * over ranks starts. */
+static void take(DpTrain *t, GradSlot *g, const void *value) {
+    const size_t es = t->f64 ? 8 : 4;
+    if (g->taken || t->err[0]) return;
+    g->taken = true;
+    char *leaf = t->leaves + (size_t)(t->cur * t->P + g->offset) * es;
+    memcpy(leaf, value, (size_t)g->n * es);
+    if (t->cur != 0) return;
+    sum_leaves(t, g);
+    if (!dist_sum_start(t->dist, &g->sum, leaf, t->theirs + (size_t)g->offset * es, g->n, t->f64,
+                        (int)(g - t->slots), t->err, sizeof t->err))
+        return;
+    g->done = !dist_sum_test(t->dist, &g->sum, &g->done, t->err, sizeof t->err) || g->done;
+}
+
+/* Lets the sums in flight move: MPI advances them only inside its calls. */
+static void progress(DpTrain *t) {
+    for (int i = 0; i < t->nslots && !t->err[0]; i++) {
+        GradSlot *g = &t->slots[i];
+        if (g->taken && !g->done && t->cur == 0) dist_sum_test(t->dist, &g->sum, &g->done, t->err, sizeof t->err);
+    }
+}
+
+/* The reduce step after gradient `out` of train_grads (program.h): the
+ * gradient goes on its way while the backward pass goes on. */
+static void take_grad(void *ctx, int f, int out, const void *value, int64_t bytes) {
+    DpTrain *t = ctx;
+    (void)bytes;
+    if (f != t->fg || t->nccl || out < 0 || out >= t->grads->noutputs || t->slot_of[out] < 0) return;
+    take(t, &t->slots[t->slot_of[out]], value);
+    progress(t);
+}
+
+/* Micro-batch m (global index) of the step into leaf l. */
 static bool micro_batch(DpTrain *t, const Dataset *d, const int64_t *order, int64_t start, const DpStep *s,
                         int64_t m, int64_t l) {
-    const size_t es = t->f64 ? 8 : 4;
     dataset_batch(d, order, start + m * t->G, t->G, true, t->x, t->y, NULL);
     t->scal[0] = (float)s->progress;
     t->key[0] = (int32_t)s->seed, t->key[1] = (int32_t)(uint32_t)((uint64_t)s->step * (uint64_t)t->M + (uint64_t)m);
+    t->cur = l;
+    for (int i = 0; i < t->nslots; i++) t->slots[i].taken = t->slots[i].done = false;
     if (!app_call(t->r, t->fg, t->gins, t->outs)) return false;
     double correct = 0;
     for (int64_t k = 0; k < t->G; k++)
         correct += app_argmax(&t->grads->outputs[t->out_logits], t->outs[t->out_logits], k, t->K) == t->y[k];
     t->mb[2 * l] = *(const float *)t->outs[t->out_loss], t->mb[2 * l + 1] = correct;
     if (t->nccl) return true; /* its gradients stay where they were computed */
-    char *leaf = t->leaves + (size_t)(l * t->P) * es;
-    for (int i = 0; i < t->nslots; i++)
-        memcpy(leaf + (size_t)t->slots[i].offset * es, t->outs[t->slots[i].out], (size_t)t->slots[i].n * es);
-    return true;
+    for (int i = 0; i < t->nslots; i++) /* those no reduce step took (a backend without them) */
+        take(t, &t->slots[i], t->outs[t->slots[i].out]);
+    return !t->err[0];
 }
 
-/* leaves[0] = the balanced binary tree sum of the L leaves, in order. */
-static void sum_leaves(DpTrain *t) {
-    const size_t es = t->f64 ? 8 : 4;
-    for (int64_t w = 1; w < t->L; w *= 2)
-        for (int64_t i = 0; i + w < t->L; i += 2 * w) {
-            char *a = t->leaves + (size_t)(i * t->P) * es, *b = t->leaves + (size_t)((i + w) * t->P) * es;
-            if (t->f64)
-                for (int64_t k = 0; k < t->P; k++) ((double *)a)[k] += ((const double *)b)[k];
-            else
-                for (int64_t k = 0; k < t->P; k++) ((float *)a)[k] += ((const float *)b)[k];
-        }
+/* Every sum over ranks complete, divided by M (exact: a power of two). */
+static bool finish_sums(DpTrain *t) {
+    const double inv = 1.0 / (double)t->M;
+    for (int i = 0; i < t->nslots; i++) {
+        GradSlot *g = &t->slots[i];
+        if (!dist_sum_wait(t->dist, &g->sum, t->err, sizeof t->err)) return false;
+        if (t->f64)
+            for (int64_t k = 0; k < g->n; k++) ((double *)g->sum.buf)[k] *= inv;
+        else
+            for (int64_t k = 0; k < g->n; k++) ((float *)g->sum.buf)[k] *= (float)inv;
+    }
+    return true;
 }
 
 /* Running statistics: those micro-batch 0 computed (rank 0's first), on every rank. */
@@ -266,26 +333,20 @@ static bool share_stats(DpTrain *t, const Program *p, char *err, size_t cap) {
 bool dp_step(DpTrain *t, const Dataset *d, const int64_t *order, int64_t start, const DpStep *s, double *loss,
              int64_t *correct) {
     const int64_t first = (int64_t)dist_rank(t->dist) * t->L;
-    char err[512] = "";
-    for (int64_t l = t->L - 1; l >= 0; l--) /* the first last: its running statistics are kept */
-        if (!micro_batch(t, d, order, start, s, first + l, l)) return false;
-    const double inv = 1.0 / (double)t->M; /* exact: M is a power of two */
-    bool ok;
-    if (t->nccl) {
-        ok = nccl_sum_tree(t->nccl, t->send, t->recv, t->count, t->nslots, t->f64, inv, exec_stream(t->r), err,
-                           sizeof err);
-    } else {
-        sum_leaves(t);
-        ok = dist_sum_tree(t->dist, t->leaves, t->P, t->f64, err, sizeof err);
-        if (t->f64)
-            for (int64_t k = 0; k < t->P; k++) ((double *)t->leaves)[k] *= inv;
-        else
-            for (int64_t k = 0; k < t->P; k++) ((float *)t->leaves)[k] *= (float)inv;
-    }
-    ok = ok && dist_allgather(t->dist, t->mb, 2 * t->L, t->all, err, sizeof err) &&
-         share_stats(t, exec_program(t->r), err, sizeof err);
+    char *err = t->err;
+    err[0] = 0;
+    bool ok = true;
+    for (int64_t l = t->L - 1; ok && l >= 0; l--) /* the first last: its running statistics are kept */
+        ok = micro_batch(t, d, order, start, s, first + l, l);
+    if (ok && t->nccl)
+        ok = nccl_sum_tree(t->nccl, t->send, t->recv, t->count, t->nslots, t->f64, 1.0 / (double)t->M,
+                           exec_stream(t->r), err, sizeof t->err);
+    else if (ok)
+        ok = finish_sums(t);
+    ok = ok && dist_allgather(t->dist, t->mb, 2 * t->L, t->all, err, sizeof t->err) &&
+         share_stats(t, exec_program(t->r), err, sizeof t->err);
     if (!ok) {
-        fprintf(stderr, "\nerror: rank %d: %s\n", dist_rank(t->dist), err);
+        if (err[0]) fprintf(stderr, "\nerror: rank %d: %s\n", dist_rank(t->dist), err);
         return false;
     }
     double lsum = 0, csum = 0;

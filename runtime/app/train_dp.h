@@ -3,8 +3,9 @@
  * in); rank r of N computes micro-batches r M/N ... (r+1) M/N - 1 with
  * train_grads, the gradients are summed over micro-batches as one balanced
  * binary tree in micro-batch order (within the rank, then across ranks:
- * dist_sum_tree) and divided by M, and every rank applies the same update
- * with train_apply. Random keys and data rows depend on the micro-batch's
+ * DistSum) and divided by M, and every rank applies the same update with
+ * train_apply. Each gradient's sum starts at the reduce step after it in
+ * train_grads, so it travels while the rest of the backward pass runs. Random keys and data rows depend on the micro-batch's
  * global index only, so a run gives the same bits at any N. */
 #ifndef IGRC_RUNTIME_APP_TRAIN_DP_H
 #define IGRC_RUNTIME_APP_TRAIN_DP_H

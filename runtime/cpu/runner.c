@@ -40,6 +40,8 @@ struct Runner {
     unsigned char **arenas; /* per func, 64-byte aligned (NULL when 0 bytes) */
     StepState **steps;    /* per func, per step */
     int64_t memory;
+    PReduceHook reduce;   /* what reduce steps call (NULL: nothing) */
+    void *reduce_ctx;
 };
 
 static bool fail(char *err, size_t cap, const char *fmt, ...)
@@ -113,7 +115,7 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
             snprintf(where, sizeof where, "step %d", si);
             for (int k = 0; k < s->nrefs; k++)
                 if (!check_ref(p, f, s->refs[k], where, err, cap)) return false;
-            if ((unsigned)s->kind > PS_LOOP)
+            if ((unsigned)s->kind > PS_REDUCE)
                 return fail(err, cap, "func %s: %s: unknown step kind", f->name, where);
             switch (s->kind) {
             case PS_KERNEL:
@@ -141,6 +143,10 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
                 if (p->funcs[s->index].ninputs != s->nrefs || p->funcs[s->index].noutputs != 1)
                     return fail(err, cap, "func %s: %s: loop body %s has the wrong signature",
                                 f->name, where, p->funcs[s->index].name);
+                break;
+            case PS_REDUCE:
+                if (s->index < 0 || s->index >= f->noutputs || s->nrefs != 1)
+                    return fail(err, cap, "func %s: %s: bad reduce step", f->name, where);
                 break;
             }
         }
@@ -362,13 +368,18 @@ static void print_profile(const Runner *r) {
             total += r->steps[fi][si].secs;
         }
     qsort(rows, (size_t)n, sizeof *rows, by_secs);
-    static const char *kinds[] = {"kernel", "lib", "copy", "loop"};
+    static const char *kinds[] = {"kernel", "lib", "copy", "loop", "reduce"};
     fprintf(stderr, "profile: %.3f s in %d steps\n", total, n);
     for (int i = 0; i < n && i < 30; i++)
         fprintf(stderr, "  %8.3f s %5.1f%% %8lld calls  %-6s %s: %s\n", rows[i].st->secs,
                 100 * rows[i].st->secs / (total > 0 ? total : 1), (long long)rows[i].st->calls,
                 kinds[rows[i].s->kind], rows[i].func, rows[i].s->label ? rows[i].s->label : "");
     free(rows);
+}
+
+void runner_set_reduce_hook(Runner *r, PReduceHook hook, void *ctx) {
+    r->reduce = hook;
+    r->reduce_ctx = ctx;
 }
 
 void runner_call(Runner *r, int f, const void *const *inputs, void *const *outputs) {
@@ -412,6 +423,11 @@ void runner_call(Runner *r, int f, const void *const *inputs, void *const *outpu
             }
             break;
         }
+        case PS_REDUCE:
+            if (r->reduce)
+                r->reduce(r->reduce_ctx, f, s->index, resolve(r, f, s->refs[0], inputs, outputs),
+                          (int64_t)ptensor_bytes(&fn->outputs[s->index]));
+            break;
         }
         if (prof) {
             st->secs += now_s() - t0;

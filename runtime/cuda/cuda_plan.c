@@ -152,11 +152,13 @@ static bool flatten(Flat *fl, const Frame *fr) {
     const PFunc *fn = &fl->p->funcs[fr->func];
     for (int si = 0; si < fn->nsteps; si++) {
         const PStep *s = &fn->steps[si];
-        bool ok = s->kind == PS_KERNEL ? emit_kernel(fl, fr, si, s)
-                  : s->kind == PS_LIB  ? emit_lib(fl, fr, si, s)
-                  : s->kind == PS_COPY ? emit_copy(fl, fr->func, si, resolve(fr, s->refs[0]),
-                                                   resolve(fr, s->refs[1]), s->domain)
-                                       : emit_loop(fl, fr, si, s);
+        /* reduce steps launch nothing: the caller reduces outputs after the call */
+        bool ok = s->kind == PS_KERNEL   ? emit_kernel(fl, fr, si, s)
+                  : s->kind == PS_LIB    ? emit_lib(fl, fr, si, s)
+                  : s->kind == PS_COPY   ? emit_copy(fl, fr->func, si, resolve(fr, s->refs[0]),
+                                                     resolve(fr, s->refs[1]), s->domain)
+                  : s->kind == PS_REDUCE ? true
+                                         : emit_loop(fl, fr, si, s);
         if (!ok) return false;
     }
     if (!fr->outs) return true; /* the entry point: its caller handles outputs */

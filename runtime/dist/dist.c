@@ -23,8 +23,10 @@ struct Dist {
     int (*allgather)(const void *, int, Handle, void *, int, Handle, Handle);
     int (*bcast)(void *, int, Handle, int, Handle);
     int (*abort)(Handle, int);
-    void *scratch;
-    size_t scratch_bytes;
+    int (*isend)(const void *, int, Handle, int, int, Handle, void **);
+    int (*irecv)(void *, int, Handle, int, int, Handle, void **);
+    int (*testall)(int, void **, int *, void *);
+    int (*waitall)(int, void **, void *);
     int64_t sent; /* bytes this rank has sent */
 };
 
@@ -54,6 +56,8 @@ static bool load(Dist *d, char *err, size_t cap) {
            sym(d, &d->comm_rank, "MPI_Comm_rank", err, cap) && sym(d, &d->comm_size, "MPI_Comm_size", err, cap) &&
            sym(d, &d->sendrecv, "MPI_Sendrecv", err, cap) && sym(d, &d->allgather, "MPI_Allgather", err, cap) &&
            sym(d, &d->bcast, "MPI_Bcast", err, cap) && sym(d, &d->abort, "MPI_Abort", err, cap) &&
+           sym(d, &d->isend, "MPI_Isend", err, cap) && sym(d, &d->irecv, "MPI_Irecv", err, cap) &&
+           sym(d, &d->testall, "MPI_Testall", err, cap) && sym(d, &d->waitall, "MPI_Waitall", err, cap) &&
            sym(d, &d->world, "ompi_mpi_comm_world", err, cap) && sym(d, &d->f32, "ompi_mpi_float", err, cap) &&
            sym(d, &d->f64, "ompi_mpi_double", err, cap) && sym(d, &d->byte, "ompi_mpi_byte", err, cap);
 }
@@ -83,7 +87,6 @@ Dist *dist_open(char *err, size_t cap) {
 void dist_close(Dist *d) {
     if (!d) return;
     if (d->lib) d->finalize();
-    free(d->scratch);
     free(d);
 }
 
@@ -101,37 +104,59 @@ static bool mpi_ok(int rc, const char *what, char *err, size_t cap) {
     return false;
 }
 
-/* Counts go to MPI as int: a message of more than 2^31 - 1 elements is
- * sent in parts. */
+/* Counts go to MPI as int: a broadcast of more than PART bytes is sent in
+ * parts; one sum holds at most PART elements. */
 #define PART ((int64_t)1 << 28)
 
-bool dist_sum_tree(Dist *d, void *buf, int64_t n, bool f64, char *err, size_t cap) {
-    const size_t es = f64 ? 8 : 4, bytes = (size_t)n * es;
+/* Tags of the sums sit above those of dist_exchange (0). */
+#define SUM_TAG0 1000
+
+/* Posts the current round's exchange with partner rank ^ level. */
+static bool post_round(Dist *d, DistSum *s, char *err, size_t cap) {
+    const int partner = d->rank ^ s->level, tag = SUM_TAG0 + s->tag;
+    Handle type = s->f64 ? d->f64 : d->f32;
+    d->sent += s->n * (s->f64 ? 8 : 4);
+    return mpi_ok(d->irecv(s->recv, (int)s->n, type, partner, tag, d->world, &s->req[0]), "MPI_Irecv", err, cap) &&
+           mpi_ok(d->isend(s->buf, (int)s->n, type, partner, tag, d->world, &s->req[1]), "MPI_Isend", err, cap);
+}
+
+/* The round's exchange is done: add, and post the next round if any. */
+static bool end_round(Dist *d, DistSum *s, char *err, size_t cap) {
+    if (s->f64)
+        for (int64_t i = 0; i < s->n; i++) ((double *)s->buf)[i] += ((const double *)s->recv)[i];
+    else
+        for (int64_t i = 0; i < s->n; i++) ((float *)s->buf)[i] += ((const float *)s->recv)[i];
+    s->level <<= 1;
+    return s->level >= d->size || post_round(d, s, err, cap);
+}
+
+bool dist_sum_start(Dist *d, DistSum *s, void *buf, void *recv, int64_t n, bool f64, int tag, char *err,
+                    size_t cap) {
+    *s = (DistSum){.buf = buf, .recv = recv, .n = n, .f64 = f64, .tag = tag, .level = d->size};
     if (d->size == 1) return true;
     if (d->size & (d->size - 1))
         return snprintf(err, cap, "the fixed-order sum needs a power-of-two number of ranks, not %d", d->size), false;
-    if (d->scratch_bytes < bytes) {
-        free(d->scratch);
-        if (!(d->scratch = malloc(bytes))) return snprintf(err, cap, "out of memory"), false;
-        d->scratch_bytes = bytes;
+    if (n < 0 || n > PART || tag < 0 || tag >= DIST_MAX_SUMS)
+        return snprintf(err, cap, "a sum of %lld elements (tag %d) is beyond the %lld elements and %d tags one sum "
+                        "may use", (long long)n, tag, (long long)PART, DIST_MAX_SUMS), false;
+    s->level = 1;
+    return post_round(d, s, err, cap);
+}
+
+bool dist_sum_test(Dist *d, DistSum *s, bool *done, char *err, size_t cap) {
+    int flag = 1;
+    while (s->level < d->size) {
+        if (!mpi_ok(d->testall(2, s->req, &flag, NULL), "MPI_Testall", err, cap)) return false;
+        if (!flag) break;
+        if (!end_round(d, s, err, cap)) return false;
     }
-    for (int k = 1; k < d->size; k <<= 1) {
-        int partner = d->rank ^ k;
-        for (int64_t off = 0; off < n; off += PART) {
-            int cnt = (int)(n - off < PART ? n - off : PART);
-            char *mine = (char *)buf + off * (int64_t)es, *theirs = (char *)d->scratch + off * (int64_t)es;
-            d->sent += (int64_t)cnt * (int64_t)es;
-            if (!mpi_ok(d->sendrecv(mine, cnt, f64 ? d->f64 : d->f32, partner, k, theirs, cnt, f64 ? d->f64 : d->f32,
-                                    partner, k, d->world, NULL),
-                        "MPI_Sendrecv", err, cap))
-                return false;
-        }
-        /* a + b == b + a in IEEE arithmetic: both partners get the same bits */
-        if (f64)
-            for (int64_t i = 0; i < n; i++) ((double *)buf)[i] += ((const double *)d->scratch)[i];
-        else
-            for (int64_t i = 0; i < n; i++) ((float *)buf)[i] += ((const float *)d->scratch)[i];
-    }
+    *done = s->level >= d->size;
+    return true;
+}
+
+bool dist_sum_wait(Dist *d, DistSum *s, char *err, size_t cap) {
+    while (s->level < d->size)
+        if (!mpi_ok(d->waitall(2, s->req, NULL), "MPI_Waitall", err, cap) || !end_round(d, s, err, cap)) return false;
     return true;
 }
 

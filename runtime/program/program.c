@@ -141,6 +141,7 @@ static void put_step(Buf *b, const Program *p, const PStep *s) {
                     ? p->funcs[s->index].name : "?",
                 (long long)s->domain, (long long)s->grain);
         break;
+    case PS_REDUCE: bprintf(b, "  reduce %d", s->index); break;
     }
     for (int i = 0; i < s->nrefs; i++) put_ref(b, s->refs[i]);
     if (s->label && *s->label) bprintf(b, " # %s", s->label);

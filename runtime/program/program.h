@@ -16,12 +16,19 @@
  *     lib OP DTYPE arg... ; REF... # label
  *     copy BYTES DST SRC # label
  *     loop FUNC TRIPS CARRYBYTES OUTREF INITREF CAPTUREREF... # label
+ *     reduce K REF # label
  *   end
  * REF is a buffer: a<offset> (arena byte offset), p<index> (param), i<index>
  * (function input), o<index> (function output), c<index> (constant).
  * A loop runs function FUNC TRIPS times: its inputs are (i32 trip index,
  * carry, captures...), its one output the next carry; OUTREF holds the
  * final carry (INITREF is copied there first).
+ * A reduce step says that output K's value is final at REF from here on:
+ * the run's data-parallel reduction (runtime/app/train_dp.c, through
+ * exec_set_reduce_hook) may take it while the later steps run; without a
+ * hook it does nothing. The compiler puts one after each gradient of
+ * train_grads, so the gradients of the last layers are on the wire while
+ * the backward pass of the first ones still runs.
  *
  * Precisely (program_to_text writes exactly this canonical form, and
  * program_to_text(program_parse(t)) == t for canonical t):
@@ -49,6 +56,8 @@
  *   - loop FUNC names the body; FUNC has inputs (i32 scalar, carry of
  *     CARRYBYTES, one per capture) and one output of CARRYBYTES; loops may
  *     nest but not recurse; FUNC may be defined later in the text.
+ *   - reduce K (< the func's outputs, an f32 or f64 one) REF (holding at
+ *     least output K's bytes).
  *   - copy/lib/loop destinations may not be inputs or consts. An output's
  *     REF is o<own index> (the steps write the caller's buffer), or any
  *     other buffer holding at least its bytes (arena, param, input, const),
@@ -96,11 +105,12 @@ typedef struct {
     int64_t at; /* arena byte offset, or the index in its space */
 } PRef;
 
-typedef enum { PS_KERNEL, PS_LIB, PS_COPY, PS_LOOP } PStepKind;
+typedef enum { PS_KERNEL, PS_LIB, PS_COPY, PS_LOOP, PS_REDUCE } PStepKind;
 
 typedef struct {
     PStepKind kind;
-    int index;       /* kernel: kernel table index; lib: CpuOp; loop: func */
+    int index;       /* kernel: kernel table index; lib: CpuOp; loop: func;
+                        reduce: the output */
     int dtype;       /* lib: CpuDtype */
     int64_t domain;  /* kernel: elements; copy: bytes; loop: trips */
     int64_t grain;   /* kernel: min elements per task; loop: carry bytes */
@@ -108,9 +118,13 @@ typedef struct {
     int64_t args[16]; /* lib args */
     int nrefs;
     PRef *refs;      /* kernel: its buffers; lib: out, in...; copy: dst, src;
-                        loop: out, init, captures... */
+                        loop: out, init, captures...; reduce: the value */
     char *label;     /* the IR nodes it came from */
 } PStep;
+
+/* What a reduce step calls: output `out` of func f is final, `bytes` at
+ * value (which stays valid and unchanged until the call returns). */
+typedef void (*PReduceHook)(void *ctx, int f, int out, const void *value, int64_t bytes);
 
 typedef struct {
     char *name;

@@ -373,6 +373,25 @@ static bool line_copy(Parser *ps) {
            pf_check_ref(ps, f, s->refs[1], s->domain, false, "copy step (source)");
 }
 
+static bool line_reduce(Parser *ps) {
+    PFunc *f = cur_func(ps);
+    PStep *s = &f->steps[f->nsteps - 1];
+    s->kind = PS_REDUCE;
+    int64_t k;
+    if (!pf_want_tokens(ps, 3, "reduce K REF") ||
+        !pf_parse_i64(ps, "reduce output", ps->tok[1], 0, INT32_MAX, &k))
+        return false;
+    if (k >= f->noutputs)
+        return pf_fail(ps, "reduce names output %lld but func %s has %d outputs", (long long)k, f->name,
+                       f->noutputs);
+    const PTensor *o = &f->outputs[k];
+    if (o->dtype != PD_F32 && o->dtype != PD_F64)
+        return pf_fail(ps, "reduce names output %s, which is not f32 or f64", o->name);
+    s->index = (int)k;
+    return pf_parse_refs(ps, 2, s) &&
+           pf_check_ref(ps, f, s->refs[0], (int64_t)ptensor_bytes(o), false, "reduce step");
+}
+
 static bool line_loop(Parser *ps) {
     Program *p = ps->p;
     PFunc *f = cur_func(ps);
@@ -463,7 +482,7 @@ static bool no_cycle(Parser *ps, int fi, char *state) {
 
 static bool is_step_keyword(const char *w) {
     return !strcmp(w, "kernel") || !strcmp(w, "lib") || !strcmp(w, "copy") ||
-           !strcmp(w, "loop");
+           !strcmp(w, "loop") || !strcmp(w, "reduce");
 }
 
 /* Where the driver is: the last top-level section and, inside a func, which
@@ -511,6 +530,7 @@ static bool add_step(Parser *ps, const char *kw, const char *label) {
     return !strcmp(kw, "kernel") ? line_kernel(ps)
          : !strcmp(kw, "lib")    ? line_lib(ps)
          : !strcmp(kw, "copy")   ? line_copy(ps)
+         : !strcmp(kw, "reduce") ? line_reduce(ps)
                                  : line_loop(ps);
 }
 

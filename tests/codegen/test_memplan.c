@@ -10,7 +10,10 @@
  * Prints per model the train_step arena against the unshared bytes (the
  * largest arena's function where there is no train_step). The
  * MNIST models run at batch 2; ResNet-18 (CIFAR, 3x32x32) at batch 1 in a
- * test of its own, to keep the run short. */
+ * test of its own, to keep the run short. Also where codegen_build puts the
+ * reduce steps of train_grads (runtime/program/program.h): one per
+ * gradient, right after the step that computes it, so the data-parallel
+ * sum of the last layers' gradients overlaps the first layers' backward. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
@@ -21,9 +24,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/contract.h"
 #include "codegen/program_build.h"
 #include "frontend/frontend.h"
 #include "passes/pass.h"
+#include "runtime/cpu/cpu_ops.h"
 
 #define ALIGN 64
 
@@ -168,3 +173,59 @@ Test(memplan, mnist_models) {
 }
 
 Test(memplan, resnet18) { check_model("models/resnet18_trades_igr.json", 1); }
+
+/* The standard SmallCNN with micro-batches: each gradient of train_grads
+ * has one reduce step, right after the step writing its buffer (or after
+ * other reduce steps there), fc3's before conv1's, and convolution work
+ * still follows the first one; train_step has none. */
+Test(memplan, reduce_steps_follow_their_gradients) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/models/mnist_smallcnn_standard.json", source_dir());
+    const char *defs[] = {"train.micro_batch=2"};
+    FrontendOptions fo = {defs, 1, 4};
+    Diag d;
+    diag_init(&d);
+    Module *m = frontend_load(path, &fo, &d);
+    cr_assert(m, "%s", d.msg);
+    PipelineOptions po;
+    memset(&po, 0, sizeof po);
+    cr_assert(pipeline_run(m, &po, &d), "%s", d.msg);
+    Compiled c;
+    cr_assert(codegen_build(m, &c, &d), "%s", d.msg);
+    const Program *p = c.prog;
+    int fg = program_find_func(p, ENTRY_TRAIN_GRADS), ts = program_find_func(p, ENTRY_TRAIN_STEP);
+    cr_assert(fg >= 0 && ts >= 0);
+    for (int s = 0; s < p->funcs[ts].nsteps; s++) cr_expect_neq(p->funcs[ts].steps[s].kind, PS_REDUCE);
+    const PFunc *f = &p->funcs[fg];
+    int grads = 0, first = -1, at_fc3 = -1, at_conv1 = -1;
+    for (int k = 0; k < f->noutputs; k++) {
+        if (strncmp(f->outputs[k].name, OUT_GRAD_PREFIX, strlen(OUT_GRAD_PREFIX))) continue;
+        grads++;
+        int found = 0;
+        for (int s = 0; s < f->nsteps; s++) {
+            const PStep *st = &f->steps[s];
+            if (st->kind != PS_REDUCE || st->index != k) continue;
+            found++;
+            int w = s - 1;
+            while (w >= 0 && f->steps[w].kind == PS_REDUCE) w--;
+            cr_assert_geq(w, 0, "%s: reduce step %d has no step before it", f->outputs[k].name, s);
+            cr_expect(f->steps[w].refs[0].space == st->refs[0].space && f->steps[w].refs[0].at == st->refs[0].at,
+                      "%s: reduce step %d does not follow the step computing it", f->outputs[k].name, s);
+            cr_expect(f->out_refs[k].space == st->refs[0].space && f->out_refs[k].at == st->refs[0].at,
+                      "%s: the reduce step names another buffer than the output", f->outputs[k].name);
+            if (first < 0 || s < first) first = s;
+            if (!strcmp(f->outputs[k].name, "grad.fc3.weight")) at_fc3 = s;
+            if (!strcmp(f->outputs[k].name, "grad.conv1.weight")) at_conv1 = s;
+        }
+        cr_expect_eq(found, 1, "%s: %d reduce steps", f->outputs[k].name, found);
+    }
+    cr_expect_eq(grads, 14, "SmallCNN has 14 parameter tensors");
+    cr_expect(at_fc3 >= 0 && at_conv1 > at_fc3, "fc3 at step %d, conv1 at %d", at_fc3, at_conv1);
+    int convs_after = 0;
+    for (int s = first + 1; s < f->nsteps; s++)
+        convs_after += f->steps[s].kind == PS_LIB &&
+                       (f->steps[s].index == CPU_CONV2D_BWD_DATA || f->steps[s].index == CPU_CONV2D_BWD_FILTER);
+    cr_expect_geq(convs_after, 4, "only %d convolution steps follow the first reduce step", convs_after);
+    compiled_free(&c);
+    module_free(m);
+}

@@ -108,6 +108,7 @@ static const char *const EVERY_KIND =
     "  loop body 3 8 a128 a128 c0 # while_5\n"
     "  lib conv2d f64 1 2 5 5 3 3 3 1 1 1 1 5 5 ; a1024 a2048 a3072\n"
     "  lib maxpool2d f32 1 1 4 4 2 2 2 2 0 0 2 2 ; a3600 a3700\n"
+    "  reduce 3 a128 # grad.z\n"
     "end\n";
 
 Test(program, round_trip_every_line_kind) {
@@ -144,7 +145,7 @@ Test(program, round_trip_every_line_kind) {
     cr_assert_eq(program_find_param(p, "n"), 2);
     cr_assert_eq(program_find_param(p, "zzz"), -1);
     const PFunc *m = &p->funcs[1];
-    cr_assert_eq(m->nsteps, 6);
+    cr_assert_eq(m->nsteps, 7);
     cr_assert_eq(m->steps[0].kind, PS_LIB);
     cr_assert_eq(m->steps[0].index, CPU_MATMUL);
     cr_assert_eq(m->steps[0].nargs, 6);
@@ -162,6 +163,11 @@ Test(program, round_trip_every_line_kind) {
     cr_assert_eq(m->steps[3].grain, 8);
     cr_assert_eq(m->steps[3].refs[2].space, PB_CONST);
     cr_assert_eq(m->steps[4].dtype, CPU_F64);
+    cr_assert_eq(m->steps[6].kind, PS_REDUCE);
+    cr_assert_eq(m->steps[6].index, 3);
+    cr_assert_eq(m->steps[6].nrefs, 1);
+    cr_assert_eq(m->steps[6].refs[0].at, 128);
+    cr_assert_str_eq(m->steps[6].label, "grad.z");
     cr_assert_eq(m->out_refs[1].space, PB_PARAM);
     cr_assert_eq(m->out_refs[2].space, PB_INPUT);
     free(t);
@@ -322,6 +328,14 @@ Test(program, bad_steps) {
         "output a0 (16 bytes) overlaps input a8 (16 bytes)");
     bad(HEAD FHEAD "  lib matmul f32 1 2 2 2 0 0 ; i0 a0 a16\nend\n", 5, "writes into input i0");
     bad(HEAD FHEAD "  copy 4 a0\nend\n", 5, "'copy' takes 3 fields, got 2");
+    bad(HEAD FHEAD "  reduce 0\nend\n", 5, "'reduce' takes 2 fields, got 1 (reduce K REF)");
+    bad(HEAD FHEAD "  reduce 1 o0\nend\n", 5, "reduce names output 1 but func f has 1 outputs");
+    bad(HEAD FHEAD "  reduce -1 o0\nend\n", 5, "reduce output -1 is outside [0, 2147483647]");
+    bad(HEAD FHEAD "  reduce 0 a4090\nend\n", 5,
+        "reduce step names buffer a4090 of 16 bytes beyond the arena (4096 bytes)");
+    bad(HEAD FHEAD "  reduce 0 i0 x\nend\n", 5, "'reduce' takes 2 fields, got 3");
+    bad(HEAD "func f arena 64\n  in x f32 [2]\n  out n i32 [2] a0\n  reduce 0 a0\nend\n", 5,
+        "reduce names output n, which is not f32 or f64");
 }
 
 #define BODY "func body arena 0\n  in t i32 []\n  in c f32 [2]\n  out n f32 [2] o0\n" \
@@ -673,6 +687,62 @@ Test(runner, same_results_with_1_and_3_threads) {
     float mx = 0;
     for (int k = 0; k < 600; k++) mx = fmaxf(mx, fabsf(m1[k]));
     cr_assert_gt(mx, 0.1f);
+}
+
+/* g = x + 1, then its reduce step, then h = g + 1: the hook sees g while h
+ * is still unwritten, once per call; without a hook the step does nothing. */
+static const char *const REDUCE =
+    "program red batch 1\n"
+    "func main arena 64\n"
+    "  in x f32 [4]\n"
+    "  out g f32 [4] a0\n"
+    "  out h f32 [4] o1\n"
+    "  kernel 2 4 1 a0 i0 # inc\n"
+    "  reduce 0 a0 # grad.g\n"
+    "  kernel 2 4 1 o1 a0 # inc\n"
+    "end\n";
+
+typedef struct {
+    int calls, f, out;
+    int64_t bytes;
+    float seen[4], h_then[4];
+    const float *h;
+} Seen;
+
+static void on_reduce(void *ctx, int f, int out, const void *value, int64_t bytes) {
+    Seen *s = ctx;
+    s->calls++, s->f = f, s->out = out, s->bytes = bytes;
+    memcpy(s->seen, value, sizeof s->seen);
+    memcpy(s->h_then, s->h, sizeof s->h_then);
+}
+
+Test(runner, reduce_step_calls_the_hook_between_steps) {
+    Program *p = parse_ok(REDUCE);
+    Runner *r = runner_ok(p, 2, 0);
+    float x[4] = {1, -2, 0.5f, 8}, g[4], h[4] = {-7, -7, -7, -7};
+    const void *ins[] = {x};
+    void *outs[] = {g, h};
+    runner_call(r, 0, ins, outs); /* no hook: nothing happens at the step */
+    for (int i = 0; i < 4; i++) cr_assert_eq(h[i], x[i] + 2);
+    Seen s = {.h = h};
+    runner_set_reduce_hook(r, on_reduce, &s);
+    for (int i = 0; i < 4; i++) h[i] = -7;
+    runner_call(r, 0, ins, outs);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.f, 0);
+    cr_assert_eq(s.out, 0);
+    cr_assert_eq(s.bytes, 16);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(s.seen[i], x[i] + 1, "the value at the step");
+        cr_assert_eq(s.h_then[i], -7, "the step after it had not run yet");
+        cr_assert_eq(g[i], x[i] + 1);
+        cr_assert_eq(h[i], x[i] + 2);
+    }
+    runner_set_reduce_hook(r, NULL, NULL);
+    runner_call(r, 0, ins, outs);
+    cr_assert_eq(s.calls, 1);
+    runner_free(r);
+    program_free(p);
 }
 
 Test(runner, default_threads_and_errors) {

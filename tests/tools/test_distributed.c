@@ -3,7 +3,8 @@
  * with train.micro_batch:
  *  - TRADES+IGR (dropout, PGD random starts, IG), 20 steps: two ranks end
  *    with the same checkpoint bytes as one process, and a second two-rank
- *    run repeats them;
+ *    run repeats them, as does one whose gradient sums start after each
+ *    call (IGRC_DP_OVERLAP=0) rather than at train_grads' reduce steps;
  *  - a two-rank run resumed from its checkpoint continues as if never
  *    stopped;
  *  - eval, attrib and consistency share their batches out over the ranks:
@@ -149,6 +150,12 @@ Test(distributed, two_ranks_give_one_process_bits_and_repeat) {
     train2(exe, "320", "1", again, NULL);
     cr_expect(same_file(ckpt(one), ckpt(two)), "20 steps: 2 ranks differ from one process");
     cr_expect(same_file(ckpt(two), ckpt(again)), "2 ranks do not repeat");
+    /* the sums started after the call rather than at the reduce steps: same bits */
+    const char *late = in_dir("late");
+    setenv("IGRC_DP_OVERLAP", "0", 1);
+    train2(exe, "320", "1", late, NULL);
+    unsetenv("IGRC_DP_OVERLAP");
+    cr_expect(same_file(ckpt(two), ckpt(late)), "2 ranks: reducing after the call differs from reduce steps");
 }
 
 /* The gradients of TRADES+IGR (f32; micro-batches of 8, one per rank) summed
