@@ -3,7 +3,7 @@
  * (every address and its order), parameter bindings, buffer sizes,
  * staging layout, graph replay; and the launch list of every function of
  * every MNIST model in models/ (every step gets its launches with the right
- * parameter count and buffers).
+ * parameter count and buffers); train_grads' reduce steps launch nothing.
  *
  * The library plans come from runtime/cuda_lib_plan.c. */
 #define _POSIX_C_SOURCE 200809L
@@ -328,7 +328,10 @@ static int check_func(const char *model, const Program *p, int f, const CudaOpLi
                              "%s %s step %d: scratch", model, fn->name, s);
             }
         }
-        if (st->kind == PS_KERNEL && st->domain > 0) {
+        if (st->kind == PS_REDUCE) {
+            cr_assert_eq(n, 0, "%s %s step %d: a reduce step launched %d operations", model, fn->name, s, n);
+            checked++;
+        } else if (st->kind == PS_KERNEL && st->domain > 0) {
             cr_assert_eq(n, 1, "%s %s step %d (%s): %d launches", model, fn->name, s, st->label, n);
             checked++;
         } else if (st->kind == PS_LIB) {
@@ -350,10 +353,11 @@ static int64_t body_calls(const Program *p, int f, int g) {
     return n;
 }
 
-static void check_model(const char *rel, int *funcs, int *steps, int *trained) {
+/* def: one -D (NULL: none). */
+static void check_model(const char *rel, const char *def, int *funcs, int *steps, int *trained) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", source_dir(), rel);
-    FrontendOptions fo = {NULL, 0, 2};
+    FrontendOptions fo = {&def, def != NULL, 2};
     Diag d;
     diag_init(&d);
     Module *m = frontend_load(path, &fo, &d);
@@ -419,11 +423,19 @@ Test(cuda_plan, every_mnist_model) {
             continue;
         char rel[512];
         snprintf(rel, sizeof rel, "models/%s", de->d_name);
-        check_model(rel, &funcs, &steps, &trained);
+        check_model(rel, NULL, &funcs, &steps, &trained);
         models++;
     }
     closedir(dp);
     cr_assert_geq(trained, 10, "only %d models with a train_step", trained);
     fprintf(stderr, "cuda plan: %d models (%d with train_step), %d functions, %d kernel/lib "
                     "steps checked\n", models, trained, funcs, steps);
+}
+
+/* train_grads' reduce steps (one per gradient) launch nothing: on CUDA the
+ * data-parallel sum takes the gradients after the call. */
+Test(cuda_plan, reduce_steps_launch_nothing) {
+    int funcs = 0, steps = 0, trained = 0;
+    check_model("models/mnist_smallcnn_standard.json", "train.micro_batch=1", &funcs, &steps, &trained);
+    cr_assert_eq(trained, 1);
 }
