@@ -4,7 +4,11 @@
 #   1x2  one process, 2 threads, train_step (no micro-batches)
 #   dp1  one process, 2 threads, the data-parallel path (2 micro-batches of 64)
 #   2x1  mpirun -np 2, 1 thread per rank (one micro-batch of 64 each)
-# in interleaved rounds, median per row, plus the bytes rank 0 sends per step.
+#   late the same, the gradient sums started after the call
+#        (IGRC_DP_OVERLAP=0) instead of at train_grads' reduce steps
+# in interleaved rounds, median per row, plus the bytes rank 0 sends per step
+# and the milliseconds per step rank 0 waits for the sums after its backward
+# pass (2x1 and late).
 # img/s is last.json's (the epoch's images over its wall time, start-up
 # excluded). Run it on a quiet machine: bash bench/dist_throughput.sh [ROUNDS]
 set -euo pipefail
@@ -19,6 +23,7 @@ for m in standard trades_igr; do
     "$IGRC" compile "models/mnist_smallcnn_$m.json" -o "$WORK/$m" >/dev/null
     "$IGRC" compile "models/mnist_smallcnn_$m.json" -o "$WORK/$m-dp" -D train.micro_batch=64 >/dev/null
 done
+wait_ms() { sed -n 's/^data-parallel: .* waited \([0-9.]*\) ms per step.*$/\1/p'; }
 ips() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['images_per_second'])" "$1/last.json"; }
 declare -A R
 BYTES=""
@@ -31,16 +36,21 @@ for ((k = 0; k < ROUNDS; k++)); do
         R[$m/dp1]+="$(ips "$WORK/r") "
         out="$("${MPI[@]}" -np 2 "$WORK/$m-dp" "${a[@]}" --threads 1 --out "$WORK/r")"
         R[$m/2x1]+="$(ips "$WORK/r") "
-        BYTES+="$m $(sed -n 's/^data-parallel: rank 0 sent \([0-9]*\) bytes per step$/\1/p' <<<"$out")"$'\n'
+        R[$m/wait]+="$(wait_ms <<<"$out") "
+        BYTES+="$m $(sed -n 's/^data-parallel: rank 0 sent \([0-9]*\) bytes per step.*$/\1/p' <<<"$out")"$'\n'
+        out="$(IGRC_DP_OVERLAP=0 "${MPI[@]}" -np 2 "$WORK/$m-dp" "${a[@]}" --threads 1 --out "$WORK/r")"
+        R[$m/late]+="$(ips "$WORK/r") "
+        R[$m/latewait]+="$(wait_ms <<<"$out") "
     done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-echo "| model | 1 process x 2 threads | 1 process, 2 micro-batches | 2 ranks x 1 thread | bytes sent per step (rank 0) |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| model | 1 process x 2 threads | 1 process, 2 micro-batches | 2 ranks x 1 thread (wait ms) | 2 ranks, sums after the call (wait ms) | bytes sent per step (rank 0) |"
+echo "| --- | --- | --- | --- | --- | --- |"
 for m in standard trades_igr; do
     b="$(grep "^$m " <<<"$BYTES" | head -1 | cut -d' ' -f2)"
-    printf '| %s | %.1f | %.1f | %.1f | %s |\n' "$m" "$(median <<<"${R[$m/1x2]}")" "$(median <<<"${R[$m/dp1]}")" \
-        "$(median <<<"${R[$m/2x1]}")" "$b"
+    printf '| %s | %.1f | %.1f | %.1f (%.2f) | %.1f (%.2f) | %s |\n' "$m" "$(median <<<"${R[$m/1x2]}")" \
+        "$(median <<<"${R[$m/dp1]}")" "$(median <<<"${R[$m/2x1]}")" "$(median <<<"${R[$m/wait]}")" \
+        "$(median <<<"${R[$m/late]}")" "$(median <<<"${R[$m/latewait]}")" "$b"
 done
 echo "(img/s, median of $ROUNDS interleaved rounds; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 rm -rf "$WORK"

@@ -431,8 +431,8 @@ static int run(Train *t, Exec *r, const Dataset *d, bool seed_given) {
         printf("trained %" PRId64 " epochs (%" PRId64 " steps) in %.1f s; checkpoint %s\n", e,
                L.step, app_now() - L.t0, t->ckpt_path);
     if (e == t->epochs && dist_size(t->dist) > 1 && L.step > L.done0)
-        printf("data-parallel: rank 0 sent %.0f bytes per step\n",
-               (double)dist_bytes_sent(t->dist) / (double)(L.step - L.done0));
+        printf("data-parallel: rank 0 sent %.0f bytes per step and waited %.2f ms per step for the sums\n",
+               (double)dist_bytes_sent(t->dist) / (double)(L.step - L.done0), dp_wait_ms(t->dp));
     loop_free(t, &L);
     return e == t->epochs ? APP_OK : APP_FAIL;
 }

@@ -39,6 +39,8 @@ struct DpTrain {
     bool overlap;             /* the reduce steps call take_grad (IGRC_DP_OVERLAP=0: not) */
     int64_t early;            /* sums started by reduce steps (counted for the tests) */
     char err[512];            /* the first failure inside a call */
+    double wait_s;            /* spent waiting for sums after the last call, over `steps` steps */
+    int64_t steps;
     void **outs, **aouts;
     const void **gins, **ains;
     float *x;
@@ -225,6 +227,8 @@ int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
 
 int64_t dp_micro_batch(const DpTrain *t) { return t->G; }
 
+double dp_wait_ms(const DpTrain *t) { return t && t->steps ? 1e3 * t->wait_s / (double)t->steps : 0; }
+
 void dp_free(DpTrain *t) {
     if (!t) return;
     free(t->slots), free(t->slot_of), free(t->stats), free(t->leaves), free(t->theirs);
@@ -341,8 +345,11 @@ bool dp_step(DpTrain *t, const Dataset *d, const int64_t *order, int64_t start, 
     if (ok && t->nccl)
         ok = nccl_sum_tree(t->nccl, t->send, t->recv, t->count, t->nslots, t->f64, 1.0 / (double)t->M,
                            exec_stream(t->r), err, sizeof t->err);
-    else if (ok)
+    else if (ok) {
+        double t0 = app_now();
         ok = finish_sums(t);
+        t->wait_s += app_now() - t0, t->steps++;
+    }
     ok = ok && dist_allgather(t->dist, t->mb, 2 * t->L, t->all, err, sizeof t->err) &&
          share_stats(t, exec_program(t->r), err, sizeof t->err);
     if (!ok) {

@@ -26,6 +26,10 @@ typedef struct DpTrain DpTrain;
 int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out);
 void dp_free(DpTrain *t);
 int64_t dp_micro_batch(const DpTrain *t);
+/* Milliseconds per step spent waiting, after the rank's last micro-batch,
+ * for the gradient sums over ranks to complete (what overlapping them with
+ * the backward pass leaves). */
+double dp_wait_ms(const DpTrain *t);
 
 typedef struct {
     uint32_t seed;
