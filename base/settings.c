@@ -23,6 +23,7 @@ static const SettingSpec TABLE[] = {
     {"train.lr_milestones", SET_TEXT, 0, 0, false, false, 0, NULL, "epochs at which the learning rate is multiplied by lr_gamma, e.g. \"75,90\""},
     {"train.lr_gamma", SET_NUM, 0, INF, true, false, 0.1, NULL, "learning-rate factor at each milestone (> 0)"},
     {"train.micro_batch", SET_INT, 0, 1048576, false, false, 0, NULL, "rows per data-parallel micro-batch (compiled in; 0: none): dividing the batch, it adds train_grads and train_apply, which train uses in fixed-order micro-batches, alone or under mpirun"},
+    {"train.sync_bn", SET_BOOL, 0, 1, false, false, 0, NULL, "train_grads takes batch-norm statistics over the global batch (batch / train.micro_batch ranks, run with that many under mpirun) rather than per rank"},
     {"eval.eps", SET_NUM, 0, INF, false, false, 0.3, NULL, "L-inf radius of every attack"},
     {"eval.pgd_steps", SET_INT, 0, 1e6, false, false, 20, NULL, "PGD and CW steps"},
     {"eval.pgd_alpha", SET_NUM, 0, INF, false, false, 0.01, NULL, "PGD and CW step size"},

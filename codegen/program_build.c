@@ -261,6 +261,19 @@ static bool loop_node(Build *B, int v) {
 
 /* ---- reductions ---- */
 
+/* rank_sum: a ranksum step into a fresh buffer (the sum over ranks). */
+static bool rank_sum_node(Build *B, int v) {
+    const Node *n = &B->f->nodes[v];
+    if (n->type.dtype != DT_F32 && n->type.dtype != DT_F64) return build_error(B, n, "rank_sum of a non-float value");
+    PRef out = result_ref(B, v);
+    PStep *s = new_step(B, PS_RANKSUM, 2, n->name);
+    s->dtype = n->type.dtype == DT_F64 ? CPU_F64 : CPU_F32;
+    s->domain = type_numel(&n->type);
+    s->refs[0] = out;
+    s->refs[1] = use(B, B->ref[n->inputs[0]]);
+    return true;
+}
+
 /* A reduce step right after the step that computed v, for each gradient of
  * train_grads that v is: the data-parallel sum (runtime/app/train_dp.c)
  * takes the last layers' gradients while the first layers' backward still
@@ -430,6 +443,7 @@ static bool build_function(Build *B, const Function *f, PFunc *pf, PlanFunc *pl)
         if (op_info(n->op)->cls == OC_SOURCE) ok &= source_node(B, v, &ninputs);
         else if (n->op == OP_FUSED) ok &= fused_node(B, v);
         else if (n->op == OP_LOOP) ok &= loop_node(B, v);
+        else if (n->op == OP_RANK_SUM) ok &= rank_sum_node(B, v);
         else if (op_info(n->op)->pattern == PK_COMPLEX) ok &= complex_node(B, v);
         else ok &= build_error(B, n, op_info(n->op)->cls == OC_PRIMITIVE
                                           ? "must be inside a fused group (did the fuse pass run?)"

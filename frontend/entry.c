@@ -305,8 +305,10 @@ static bool build_train_step(Ctx *c, const char *name, int64_t batch, bool updat
     const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
     Builder b = {c->m, module_add_func(c->m, name), c->d};
     StatUpdates stats = {0};
+    /* train.sync_bn: train_grads' statistics over the batch / batch ranks of the job */
+    int ranks = !update && setting(c, "train.sync_bn") != 0 ? (int)(c->m->batch / batch) : 1;
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .training = true, .bn_groups = 1,
-                  .stat_updates = &stats};
+                  .bn_ranks = ranks, .stat_updates = &stats};
     int xv = b_input(&b, IN_X, rebatch(&x->type, (int)batch)), yv = b_input(&b, IN_Y, rebatch(&y->type, (int)batch));
     int lr = update ? b_input(&b, IN_LR, type_scalar(DT_F32)) : -1;
     int step = update ? b_input(&b, IN_STEP, type_scalar(DT_F32)) : -1;
@@ -364,6 +366,10 @@ static bool build_train_apply(Ctx *c) {
  * micro-batch, G dividing the batch. */
 static bool build_data_parallel(Ctx *c) {
     int g = int_setting(c, "train.micro_batch");
+    if (g == 0 && setting(c, "train.sync_bn") != 0)
+        return ferr(c->d, c->file, "train.sync_bn",
+                    "synchronises batch-norm statistics across data-parallel ranks: it needs train.micro_batch "
+                    "(batch / ranks rows per micro-batch)");
     if (g == 0) return true;
     if (c->m->batch % g != 0)
         return ferr(c->d, c->file, "train.micro_batch",

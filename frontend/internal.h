@@ -67,6 +67,7 @@ typedef struct {
     int rng_key;          /* i32[2] value for dropout masks, -1 if none */
     bool notes;           /* record graph nodes (module_note) */
     int bn_groups;        /* batch-norm statistics per group of rows (IG path points) */
+    int bn_ranks;         /* > 1: training statistics over that many data-parallel ranks (train.sync_bn) */
     const char *value_prefix; /* names this network call's values ("z_adv"), or NULL */
     StatUpdates *stat_updates; /* training mode: collect running-statistics updates */
     bool smooth_relu;     /* every ReLU emitted as softplus (beta 1): the IFIA surrogate */

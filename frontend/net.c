@@ -305,15 +305,18 @@ static bool running_update(Cur *c, int x, int param_v, const char *which, double
     int64_t axes[IR_MAX_RANK], k = 0;
     for (int i = 0; i < xt.rank; i++)
         if (i != 1) axes[k++] = i;
-    double count = (double)type_numel(&xt) / (double)xt.dim[1];
+    const int ranks = env->bn_ranks > 1 ? env->bn_ranks : 1; /* train.sync_bn: the global batch's */
+    double count = (double)type_numel(&xt) / (double)xt.dim[1] * ranks;
     const char *base = arena_printf(net_arena(c->net), "%s.new", pname);
     int stat = b_reduce(b, OP_REDUCE_SUM, arena_printf(net_arena(c->net), "%s.sum", base), x, axes, (int)k, false);
+    if (ranks > 1) stat = b_unary(b, OP_RANK_SUM, arena_printf(net_arena(c->net), "%s.sum.ranks", base), stat);
     int mean = b_binary(b, OP_MUL, arena_printf(net_arena(c->net), "%s.mean", base), stat,
                         b_broadcast(b, NULL, b_const(b, NULL, 1.0 / count, type_scalar(xt.dtype)), &ct));
     if (strcmp(which, "running_var") == 0) {
         int mb = b_bcast_axis(b, NULL, mean, &xt, 1);
         int xc = b_binary(b, OP_SUB, NULL, x, mb);
         int ss = b_reduce(b, OP_REDUCE_SUM, NULL, b_binary(b, OP_MUL, NULL, xc, xc), axes, (int)k, false);
+        if (ranks > 1) ss = b_unary(b, OP_RANK_SUM, NULL, ss);
         stat = b_binary(b, OP_MUL, arena_printf(net_arena(c->net), "%s.var", base), ss,
                         b_broadcast(b, NULL, b_const(b, NULL, 1.0 / (count > 1 ? count - 1 : 1), type_scalar(xt.dtype)), &ct));
     } else {
@@ -353,13 +356,16 @@ static int batch_norm(Cur *c, int x) {
         if (ins[i] < 0) return -1;
     NetEnv *env = c->net->env;
     int groups = env->training && env->bn_groups > 1 ? env->bn_groups : 1;
-    Attr a[3] = {attr_float("eps", eps), attr_int("training", env->training),
-                 attr_int("groups", groups)};
+    int ranks = env->training && groups == 1 && env->bn_ranks > 1 ? env->bn_ranks : 1;
+    Attr a[3] = {attr_float("eps", eps), attr_int("training", env->training)};
+    int na = 2;
+    if (groups > 1) a[na++] = attr_int("groups", groups);
+    if (ranks > 1) a[na++] = attr_int("ranks", ranks);
     if (env->training && env->stat_updates && groups == 1 &&
         (!running_update(c, x, ins[3], "running_mean", momentum) ||
          !running_update(c, x, ins[4], "running_var", momentum)))
         return -1;
-    return b_node(b, OP_BATCH_NORM, net_vname(c, NULL), ins, 5, a, groups > 1 ? 3 : 2);
+    return b_node(b, OP_BATCH_NORM, net_vname(c, NULL), ins, 5, a, na);
 }
 
 /* maxpool2d and avgpool2d; avgpool2d also takes count_include_pad (PyTorch's,

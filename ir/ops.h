@@ -67,7 +67,9 @@
  *     - log(1.0001 - p_w + 1e-12), p_w the most probable wrong class's prob.
  *   pearson(a[N,...], b[N,...]) -> [N]: per-row Pearson correlation
  *   batch_norm's {groups=1} splits the batch into that many consecutive
- *     groups with their own training statistics (IG path points)
+ *     groups with their own training statistics (IG path points); its
+ *     {ranks=1} takes training statistics over that many data-parallel
+ *     ranks' rows (rank_sum of the sums; train.sync_bn)
  *   Activations (elementwise, PyTorch's definitions; NaN propagates):
  *   gelu(x) {approximate="none"|"tanh"}: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2,
  *     or x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
@@ -83,6 +85,10 @@
  *     inputs are, in order, the operands and whose one output is the
  *     result: a group of nodes the fuse pass (passes/fuse.c) made one
  *     kernel; it runs after autodiff, so it has no VJP.
+ *   rank_sum(x): x summed over the ranks of a data-parallel job, the same
+ *     on every rank (train.sync_bn's batch statistics); the identity in one
+ *     process and in the interpreter. Its VJP is rank_sum of the cotangent.
+ *     Never fused or folded: the program runs it as a ranksum step.
  * Higher-level (lowered by passes)
  *   grad(y, x): dy/dx for a float scalar y, by reverse-mode autodiff
  *     (passes/autodiff.c); the result is ordinary IR, so grad applies to it
@@ -139,7 +145,7 @@ typedef enum {
     OP_LINEAR, OP_BATCH_NORM, OP_DROPOUT, OP_SOFTMAX, OP_LOG_SOFTMAX, OP_CROSS_ENTROPY, OP_KL_DIV,
     OP_COSINE_SIMILARITY, OP_MART_BCE, OP_PEARSON, OP_GELU, OP_SILU, OP_LEAKY_RELU, OP_ELU,
     /* ops/control.c */
-    OP_LOOP, OP_FUSED, OP_GRAD,
+    OP_LOOP, OP_FUSED, OP_GRAD, OP_RANK_SUM,
     OP_COUNT
 } OpKind;
 

@@ -38,6 +38,8 @@ static bool batch_norm_rule(Rule *r, Type *out) {
     if (x->dim[0] % groups != 0)
         return shape_failf(r, "groups=%lld must divide the batch of x, %lld", (long long)groups,
                      (long long)x->dim[0]);
+    if (groups > 1 && node_int(r->n, "ranks", 1) > 1)
+        return shape_failf(r, "groups and ranks: path-point groups keep their statistics per rank");
     /* the decomposition views x as [G, N/G, C, ...]: one more axis */
     if (groups > 1 && x->rank >= IR_MAX_RANK)
         return shape_fail_type(r, "groups > 1 needs x of rank < 6", x);
@@ -94,7 +96,8 @@ static bool rowwise_rule(Rule *r, Type *out) {
 const IrOpRow ops_composites_ir[] = {
     {OP_ROW(LINEAR, "linear", 2, 3, PK_OPAQUE, OC_COMPOSITE, NO_ATTRS), .shape = linear_rule},
     {OP_ROW(BATCH_NORM, "batch_norm", 5, 5, PK_OPAQUE, OC_COMPOSITE,
-            ATTRS(A_FLOAT("eps", 0, 1), A_INT("groups", 1, 1 << 20), A_REQ_INT("training", 0, 1))),
+            ATTRS(A_FLOAT("eps", 0, 1), A_INT("groups", 1, 1 << 20), A_REQ_INT("training", 0, 1),
+                  A_INT("ranks", 1, 1 << 20))),
      .shape = batch_norm_rule},
     {OP_ROW(DROPOUT, "dropout", 2, 2, PK_OPAQUE, OC_COMPOSITE,
             ATTRS(A_REQ_FLOAT("p", 0, 0.999999), A_REQ_INT("stream", 0, 4294967295.0),
@@ -161,24 +164,30 @@ static int spread_stat(Exp *e, const char *what, int v, const Type *to_ptr, bool
     return b_broadcast(e->b, part(e, what), r, &to);
 }
 
-/* Batch statistics over the axes not kept: biased variance, as the
- * normalisation uses. */
+/* A per-channel sum of this rank's rows, over the job's `ranks` ranks
+ * when ranks > 1 (train.sync_bn: statistics of the global batch). */
+static int stat_sum(Exp *e, const char *what, int v, const int64_t *axes, int k, int64_t ranks) {
+    int s = b_reduce(e->b, OP_REDUCE_SUM, part(e, what), v, axes, k, false);
+    if (ranks == 1) return s;
+    return b_unary(e->b, OP_RANK_SUM, part(e, arena_printf(e->b->m->arena, "%s.ranks", what)), s);
+}
+
+/* Batch statistics over the axes not kept (and over `ranks` ranks' rows):
+ * biased variance, as the normalisation uses. */
 static void batch_stats(Exp *e, int x, bool grouped, int *mean, int *var) {
     Builder *b = e->b;
     const Type t_v = *b_type(b, x), *t = &t_v;
-    int64_t axes[IR_MAX_RANK];
+    int64_t axes[IR_MAX_RANK], ranks = grouped ? 1 : node_int(e->n, "ranks", 1);
     int k = stat_axes(t, grouped, axes);
     Type st = {.dtype = t->dtype};
-    double count = (double)type_numel(t);
+    double count = (double)type_numel(t) * (double)ranks;
     for (int i = 0; i < t->rank; i++)
         if (kept_axis(i, grouped)) st.dim[st.rank++] = t->dim[i], count /= (double)t->dim[i];
     int inv = scalar(e, "inv_count", 1.0 / count, &st);
-    int s = b_reduce(b, OP_REDUCE_SUM, part(e, "sum"), x, axes, k, false);
-    *mean = b_binary(b, OP_MUL, part(e, "batch_mean"), s, inv);
+    *mean = b_binary(b, OP_MUL, part(e, "batch_mean"), stat_sum(e, "sum", x, axes, k, ranks), inv);
     int xc = b_binary(b, OP_SUB, part(e, "xc"), x, spread_stat(e, "mean.b", *mean, t, grouped));
     int sq = b_binary(b, OP_MUL, part(e, "xc2"), xc, xc);
-    int ss = b_reduce(b, OP_REDUCE_SUM, part(e, "sumsq"), sq, axes, k, false);
-    *var = b_binary(b, OP_MUL, part(e, "batch_var"), ss, inv);
+    *var = b_binary(b, OP_MUL, part(e, "batch_var"), stat_sum(e, "sumsq", sq, axes, k, ranks), inv);
 }
 
 /* y = (x - mean) * rsqrt(var + eps) * gamma + beta, per channel (and per

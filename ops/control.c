@@ -1,4 +1,4 @@
-/* The control family: loop, fused, grad (semantics: ir/ops.h). Each section
+/* The control family: loop, fused, grad, rank_sum (semantics: ir/ops.h). Each section
  * below is compiled into one layer's library and ends with that layer's rows
  * for these ops (docs/architecture.md, "Folders and dependency direction"). */
 #if defined(IGRC_OPS_IR)
@@ -105,12 +105,31 @@ static bool grad_rule(Rule *r, Type *out) {
     return true;
 }
 
+/* rank_sum(x): x summed over the ranks of a data-parallel job, the same on
+ * every rank (train.sync_bn's batch statistics). A function runs on one
+ * rank for the interpreter, so here it is the identity; the runtime sums
+ * across ranks (a ranksum program step). */
+static bool rank_sum_rule(Rule *r, Type *out) {
+    if (!dtype_is_float(r->in[0]->dtype)) return shape_fail_type(r, "sums float values over ranks", r->in[0]);
+    *out = *r->in[0];
+    return true;
+}
+
+static bool k_rank_sum(const Node *n, const Value *in, Value *out, Diag *d) {
+    (void)n, (void)d;
+    int64_t numel = type_numel(&out->type);
+    if (numel) memcpy(out->data, in[0].data, (size_t)numel * sizeof(double));
+    return true;
+}
+
 const IrOpRow ops_control_ir[] = {
     {OP_ROW(LOOP, "loop", 1, -1, PK_OPAQUE, OC_PRIMITIVE,
             ATTRS(A_REQ_STR("body"), A_REQ_INT("trips", 0, 1 << 30))), .shape = loop_rule},
     {OP_ROW(FUSED, "fused", 0, -1, PK_OPAQUE, OC_PRIMITIVE, ATTRS(A_REQ_STR("body"))),
      .shape = fused_rule},
     {OP_ROW(GRAD, "grad", 2, 2, PK_OPAQUE, OC_HIGHER, NO_ATTRS), .shape = grad_rule},
+    {OP_ROW(RANK_SUM, "rank_sum", 1, 1, PK_OPAQUE, OC_PRIMITIVE, NO_ATTRS), .shape = rank_sum_rule,
+     .kernel = k_rank_sum},
     IR_ROWS_END,
 };
 
@@ -129,8 +148,16 @@ static int g_loop(VjpCtx *c, int i) {
     return -1;
 }
 
+/* Every rank's output is the sum of every rank's x, so each x's adjoint is
+ * the sum over ranks of the outputs' cotangents. */
+static int g_rank_sum(VjpCtx *c, int i) {
+    (void)i;
+    return b_unary(c->b, OP_RANK_SUM, nm(c, "rank_sum"), c->ct);
+}
+
 const PassOpRow ops_control_passes[] = {
     {OP_LOOP, .vjp = g_loop},
+    {OP_RANK_SUM, .vjp = g_rank_sum},
     PASS_ROWS_END,
 };
 
@@ -138,8 +165,9 @@ const PassOpRow ops_control_passes[] = {
 
 #include "codegen/codegen_rows.h"
 
-/* No rows: program_build.c turns loop and fused nodes into program steps
- * (a loop step, a fused group's kernel) itself, and grad is gone. */
+/* No rows: program_build.c turns loop, fused and rank_sum nodes into
+ * program steps (a loop step, a fused group's kernel, a ranksum step)
+ * itself, and grad is gone. */
 const CodegenOpRow ops_control_codegen[] = {
     CODEGEN_ROWS_END,
 };

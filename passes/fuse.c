@@ -59,7 +59,7 @@ static bool is_view(OpKind op) {
 
 static FuseKind kind_of(const Node *n) {
     OpKind op = n->op;
-    if (op == OP_INPUT || op == OP_PARAM || op == OP_LOOP || op == OP_FUSED) return K_BUFFER;
+    if (op == OP_INPUT || op == OP_PARAM || op == OP_LOOP || op == OP_FUSED || op == OP_RANK_SUM) return K_BUFFER;
     if (op == OP_CONSTANT) return node_attr(n, "data") ? K_BUFFER : K_CHEAP;
     if (op == OP_IOTA) return K_CHEAP;
     if (is_wide_concat(n)) return K_NORMAL;
@@ -72,7 +72,7 @@ static bool is_reduction(OpKind op) { return op_info(op)->pattern == PK_REDUCTIO
 /* Does consumer c need operand v in a buffer of its own? */
 static bool needs_buffer(const Fuse *fz, int c) {
     OpKind op = fz->f->nodes[c].op;
-    return fz->kind[c] == K_COMPLEX || op == OP_LOOP || op == OP_FUSED ||
+    return fz->kind[c] == K_COMPLEX || op == OP_LOOP || op == OP_FUSED || op == OP_RANK_SUM ||
            is_wide_concat(&fz->f->nodes[c]);
 }
 

@@ -73,9 +73,11 @@ typedef struct Backend {
      * that compute in host memory, where the caller's buffers serve. */
     bool (*keep_on_device)(BackendRun *r, int f, bool input, int k, uint64_t *addr, char *err,
                            size_t errcap);
-    /* From the next call on, reduce steps call hook (program.h); NULL where
-     * they do nothing and the caller takes the outputs after the call. */
-    void (*set_reduce_hook)(BackendRun *r, PReduceHook hook, void *ctx);
+    /* From the next call on, reduce and ranksum steps call c's members
+     * (program.h). NULL on a backend whose reduce steps do nothing (the
+     * caller takes the outputs after the call) and whose ranksum steps are
+     * copies: it runs one rank's programs only. */
+    void (*set_collectives)(BackendRun *r, const PCollectives *c);
     /* The stream calls are ordered on (a CUstream); NULL with keep_on_device. */
     void *(*stream)(BackendRun *r);
     /* Peak bytes held on the device. */

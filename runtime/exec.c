@@ -73,9 +73,9 @@ bool exec_keep_on_device(Exec *e, int f, bool input, int k, uint64_t *addr) {
 
 void *exec_stream(Exec *e) { return e->be->stream ? e->be->stream(e->run) : NULL; }
 
-bool exec_set_reduce_hook(Exec *e, PReduceHook hook, void *ctx) {
-    if (!e->be->set_reduce_hook) return false;
-    e->be->set_reduce_hook(e->run, hook, ctx);
+bool exec_set_collectives(Exec *e, const PCollectives *c) {
+    if (!e->be->set_collectives) return false;
+    e->be->set_collectives(e->run, c);
     return true;
 }
 

@@ -57,11 +57,12 @@ bool exec_keep_on_device(Exec *e, int f, bool input, int k, uint64_t *addr);
 /* The stream the backend orders calls on, NULL for host-memory backends. */
 void *exec_stream(Exec *e);
 
-/* From the next call on, the program's reduce steps call hook(ctx, ...)
- * as they are reached (runtime/program/program.h). False when the backend
- * runs them as no-ops (CUDA: its calls are captured graphs); the caller
- * then takes the outputs after the call. */
-bool exec_set_reduce_hook(Exec *e, PReduceHook hook, void *ctx);
+/* From the next call on, the program's reduce and ranksum steps call c's
+ * members as they are reached (runtime/program/program.h). False when the
+ * backend cannot (CUDA: its calls are captured graphs): its reduce steps do
+ * nothing, so the caller takes the outputs after the call, and its ranksum
+ * steps are one rank's copies. */
+bool exec_set_collectives(Exec *e, const PCollectives *c);
 
 /* Peak bytes: runner_memory_bytes on the CPU, device bytes on CUDA. */
 int64_t exec_memory_bytes(const Exec *e);

@@ -36,9 +36,10 @@ struct DpTrain {
     char *leaves;             /* L packed gradients */
     char *theirs;             /* what the partner sends in a round of the sum (P elements) */
     int64_t cur;              /* the leaf train_grads is computing */
-    bool overlap;             /* the reduce steps call take_grad (IGRC_DP_OVERLAP=0: not) */
     int64_t early;            /* sums started by reduce steps (counted for the tests) */
     char err[512];            /* the first failure inside a call */
+    char *rs_recv;            /* sum_over_ranks' partner buffer */
+    size_t rs_bytes;
     double wait_s;            /* spent waiting for sums after the last call, over `steps` steps */
     int64_t steps;
     void **outs, **aouts;
@@ -54,6 +55,7 @@ struct DpTrain {
 };
 
 static void take_grad(void *ctx, int f, int out, const void *value, int64_t bytes);
+static void sum_over_ranks(void *ctx, void *buf, int64_t n, bool f64);
 
 static bool pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
@@ -199,6 +201,43 @@ static int open_nccl(DpTrain *t, int64_t B) {
     return APP_OK;
 }
 
+/* Whether f, or a loop body it runs, has a ranksum step. */
+static bool has_ranksum(const Program *p, int f, int depth) {
+    for (int s = 0; s < p->funcs[f].nsteps && depth < 64; s++) {
+        const PStep *st = &p->funcs[f].steps[s];
+        if (st->kind == PS_RANKSUM || (st->kind == PS_LOOP && has_ranksum(p, st->index, depth + 1))) return true;
+    }
+    return false;
+}
+
+/* The reduce steps hand over gradients (IGRC_DP_OVERLAP=0: not; the sums
+ * then start after the call), the ranksum steps sum over ranks. A program
+ * whose train_grads sums batch-norm statistics over ranks (train.sync_bn)
+ * counts M ranks' rows: it runs only with N = M ranks, on a backend that
+ * runs its ranksum steps. */
+static int open_collectives(DpTrain *t, const Program *p, int64_t B) {
+    const char *ov = getenv("IGRC_DP_OVERLAP");
+    bool overlap = !(ov && !strcmp(ov, "0")), sync = has_ranksum(p, t->fg, 0);
+    PCollectives c = {.reduce = overlap ? take_grad : NULL, .rank_sum = sum_over_ranks, .ctx = t};
+    bool ran = exec_set_collectives(t->r, &c);
+    if (!sync) return APP_OK;
+    int N = dist_size(t->dist);
+    if (t->M != N) {
+        fprintf(stderr, "error: %s sums batch-norm statistics over ranks (train.sync_bn): compiled for %" PRId64
+                " ranks (batch %" PRId64 " in micro-batches of %" PRId64 "), run with %d: use mpirun -np %" PRId64
+                ", or compile with -D train.micro_batch=%" PRId64 " for %d\n", p->name, t->M, B, t->G, N, t->M,
+                B / N, N);
+        return APP_USAGE;
+    }
+    if (!ran && N > 1) {
+        fprintf(stderr, "error: train.sync_bn sums batch-norm statistics over ranks inside train_grads, which the "
+                        "%s backend cannot (its calls run as captured graphs): use --device cpu, or compile "
+                        "without train.sync_bn (statistics per rank)\n", exec_backend(t->r)->name);
+        return APP_USAGE;
+    }
+    return APP_OK;
+}
+
 int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
     *out = NULL;
     int fg = program_find_func(p, ENTRY_TRAIN_GRADS), fa = program_find_func(p, ENTRY_TRAIN_APPLY);
@@ -219,8 +258,7 @@ int dp_open(const Program *p, Exec *r, Dist *dist, DpTrain **out) {
     if (rc) return dp_free(t), rc;
     if (!alloc(t)) return fail("out of memory", t);
     if ((rc = open_nccl(t, B))) return dp_free(t), rc;
-    const char *ov = getenv("IGRC_DP_OVERLAP");
-    t->overlap = !(ov && !strcmp(ov, "0")) && exec_set_reduce_hook(r, take_grad, t);
+    if ((rc = open_collectives(t, p, B))) return dp_free(t), rc;
     *out = t;
     return APP_OK;
 }
@@ -231,7 +269,7 @@ double dp_wait_ms(const DpTrain *t) { return t && t->steps ? 1e3 * t->wait_s / (
 
 void dp_free(DpTrain *t) {
     if (!t) return;
-    free(t->slots), free(t->slot_of), free(t->stats), free(t->leaves), free(t->theirs);
+    free(t->slots), free(t->slot_of), free(t->stats), free(t->leaves), free(t->theirs), free(t->rs_recv);
     if (t->outs) app_free_outputs(t->grads, t->outs);
     if (t->aouts) app_free_outputs(t->apply, t->aouts);
     free(t->gins), free(t->ains), free(t->x), free(t->y), free(t->mb), free(t->all);
@@ -287,6 +325,26 @@ static void take_grad(void *ctx, int f, int out, const void *value, int64_t byte
     if (f != t->fg || t->nccl || out < 0 || out >= t->grads->noutputs || t->slot_of[out] < 0) return;
     take(t, &t->slots[t->slot_of[out]], value);
     progress(t);
+}
+
+/* A ranksum step (train.sync_bn): in place, blocking, the tag after the
+ * gradients' (their sums may be in flight meanwhile). */
+static void sum_over_ranks(void *ctx, void *buf, int64_t n, bool f64) {
+    DpTrain *t = ctx;
+    const size_t bytes = (size_t)n * (f64 ? 8 : 4);
+    if (t->err[0] || dist_size(t->dist) == 1) return;
+    if (t->rs_bytes < bytes) {
+        free(t->rs_recv);
+        if (!(t->rs_recv = malloc(bytes))) {
+            t->rs_bytes = 0;
+            snprintf(t->err, sizeof t->err, "out of memory");
+            return;
+        }
+        t->rs_bytes = bytes;
+    }
+    DistSum s;
+    if (dist_sum_start(t->dist, &s, buf, t->rs_recv, n, f64, t->nslots, t->err, sizeof t->err))
+        dist_sum_wait(t->dist, &s, t->err, sizeof t->err);
 }
 
 /* Micro-batch m (global index) of the step into leaf l. */

@@ -86,9 +86,7 @@ static bool cpu_param_set(BackendRun *b, int i, const void *src, char *err, size
     return true;
 }
 
-static void cpu_set_reduce_hook(BackendRun *b, PReduceHook hook, void *ctx) {
-    runner_set_reduce_hook(b->r, hook, ctx);
-}
+static void cpu_set_collectives(BackendRun *b, const PCollectives *c) { runner_set_collectives(b->r, c); }
 
 static int64_t cpu_memory_bytes(const BackendRun *b) { return runner_memory_bytes(b->r); }
 
@@ -108,7 +106,7 @@ const Backend backend_cpu = {
     .param_host = cpu_param_host,
     .param_get = cpu_param_get,
     .param_set = cpu_param_set,
-    .set_reduce_hook = cpu_set_reduce_hook,
+    .set_collectives = cpu_set_collectives,
     .memory_bytes = cpu_memory_bytes,
     .describe = cpu_describe,
 };

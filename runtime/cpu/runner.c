@@ -40,8 +40,7 @@ struct Runner {
     unsigned char **arenas; /* per func, 64-byte aligned (NULL when 0 bytes) */
     StepState **steps;    /* per func, per step */
     int64_t memory;
-    PReduceHook reduce;   /* what reduce steps call (NULL: nothing) */
-    void *reduce_ctx;
+    PCollectives coll;    /* what reduce and ranksum steps call */
 };
 
 static bool fail(char *err, size_t cap, const char *fmt, ...)
@@ -115,7 +114,7 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
             snprintf(where, sizeof where, "step %d", si);
             for (int k = 0; k < s->nrefs; k++)
                 if (!check_ref(p, f, s->refs[k], where, err, cap)) return false;
-            if ((unsigned)s->kind > PS_REDUCE)
+            if ((unsigned)s->kind > PS_RANKSUM)
                 return fail(err, cap, "func %s: %s: unknown step kind", f->name, where);
             switch (s->kind) {
             case PS_KERNEL:
@@ -147,6 +146,10 @@ static bool check_program(const Program *p, const PKernelFn *kernels, int nkerne
             case PS_REDUCE:
                 if (s->index < 0 || s->index >= f->noutputs || s->nrefs != 1)
                     return fail(err, cap, "func %s: %s: bad reduce step", f->name, where);
+                break;
+            case PS_RANKSUM:
+                if (s->nrefs != 2 || s->domain < 0 || (s->dtype != CPU_F32 && s->dtype != CPU_F64))
+                    return fail(err, cap, "func %s: %s: bad ranksum step", f->name, where);
                 break;
             }
         }
@@ -368,7 +371,7 @@ static void print_profile(const Runner *r) {
             total += r->steps[fi][si].secs;
         }
     qsort(rows, (size_t)n, sizeof *rows, by_secs);
-    static const char *kinds[] = {"kernel", "lib", "copy", "loop", "reduce"};
+    static const char *kinds[] = {"kernel", "lib", "copy", "loop", "reduce", "ranksum"};
     fprintf(stderr, "profile: %.3f s in %d steps\n", total, n);
     for (int i = 0; i < n && i < 30; i++)
         fprintf(stderr, "  %8.3f s %5.1f%% %8lld calls  %-6s %s: %s\n", rows[i].st->secs,
@@ -377,9 +380,8 @@ static void print_profile(const Runner *r) {
     free(rows);
 }
 
-void runner_set_reduce_hook(Runner *r, PReduceHook hook, void *ctx) {
-    r->reduce = hook;
-    r->reduce_ctx = ctx;
+void runner_set_collectives(Runner *r, const PCollectives *c) {
+    r->coll = c ? *c : (PCollectives){0};
 }
 
 void runner_call(Runner *r, int f, const void *const *inputs, void *const *outputs) {
@@ -424,10 +426,16 @@ void runner_call(Runner *r, int f, const void *const *inputs, void *const *outpu
             break;
         }
         case PS_REDUCE:
-            if (r->reduce)
-                r->reduce(r->reduce_ctx, f, s->index, resolve(r, f, s->refs[0], inputs, outputs),
-                          (int64_t)ptensor_bytes(&fn->outputs[s->index]));
+            if (r->coll.reduce)
+                r->coll.reduce(r->coll.ctx, f, s->index, resolve(r, f, s->refs[0], inputs, outputs),
+                               (int64_t)ptensor_bytes(&fn->outputs[s->index]));
             break;
+        case PS_RANKSUM: {
+            void *out = resolve(r, f, s->refs[0], inputs, outputs);
+            move(out, resolve(r, f, s->refs[1], inputs, outputs), (size_t)s->domain * (s->dtype == CPU_F64 ? 8 : 4));
+            if (r->coll.rank_sum) r->coll.rank_sum(r->coll.ctx, out, s->domain, s->dtype == CPU_F64);
+            break;
+        }
         }
         if (prof) {
             st->secs += now_s() - t0;

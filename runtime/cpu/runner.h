@@ -26,9 +26,9 @@ void runner_init_params(Runner *r, uint32_t seed);
 /* Runs function f: inputs[k] points at the k-th input's data, outputs[k]
  * receives the k-th output (caller-allocated, ptensor_bytes each). */
 void runner_call(Runner *r, int f, const void *const *inputs, void *const *outputs);
-/* From the next call on, each reduce step calls hook(ctx, ...) (NULL: they
- * do nothing). */
-void runner_set_reduce_hook(Runner *r, PReduceHook hook, void *ctx);
+/* From the next call on, reduce and ranksum steps call c's members (c
+ * copied; NULL: their one-process meaning, see program.h). */
+void runner_set_collectives(Runner *r, const PCollectives *c);
 /* Peak bytes the runner holds: arenas (with the loop steps' carry scratch)
  * + params + constants + the largest cpu_op_scratch_bytes of a lib step. */
 int64_t runner_memory_bytes(const Runner *r);

@@ -152,12 +152,16 @@ static bool flatten(Flat *fl, const Frame *fr) {
     const PFunc *fn = &fl->p->funcs[fr->func];
     for (int si = 0; si < fn->nsteps; si++) {
         const PStep *s = &fn->steps[si];
-        /* reduce steps launch nothing: the caller reduces outputs after the call */
+        /* reduce steps launch nothing: the caller reduces outputs after the call;
+         * a ranksum step is one rank's copy (runtime/exec.h, exec_set_collectives) */
         bool ok = s->kind == PS_KERNEL   ? emit_kernel(fl, fr, si, s)
                   : s->kind == PS_LIB    ? emit_lib(fl, fr, si, s)
                   : s->kind == PS_COPY   ? emit_copy(fl, fr->func, si, resolve(fr, s->refs[0]),
                                                      resolve(fr, s->refs[1]), s->domain)
                   : s->kind == PS_REDUCE ? true
+                  : s->kind == PS_RANKSUM
+                      ? emit_copy(fl, fr->func, si, resolve(fr, s->refs[0]), resolve(fr, s->refs[1]),
+                                  s->domain * (s->dtype == CPU_F64 ? 8 : 4))
                                          : emit_loop(fl, fr, si, s);
         if (!ok) return false;
     }

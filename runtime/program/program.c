@@ -142,6 +142,9 @@ static void put_step(Buf *b, const Program *p, const PStep *s) {
                 (long long)s->domain, (long long)s->grain);
         break;
     case PS_REDUCE: bprintf(b, "  reduce %d", s->index); break;
+    case PS_RANKSUM:
+        bprintf(b, "  ranksum %s %lld", s->dtype == CPU_F64 ? "f64" : "f32", (long long)s->domain);
+        break;
     }
     for (int i = 0; i < s->nrefs; i++) put_ref(b, s->refs[i]);
     if (s->label && *s->label) bprintf(b, " # %s", s->label);

@@ -17,6 +17,7 @@
  *     copy BYTES DST SRC # label
  *     loop FUNC TRIPS CARRYBYTES OUTREF INITREF CAPTUREREF... # label
  *     reduce K REF # label
+ *     ranksum DTYPE COUNT OUTREF INREF # label
  *   end
  * REF is a buffer: a<offset> (arena byte offset), p<index> (param), i<index>
  * (function input), o<index> (function output), c<index> (constant).
@@ -28,7 +29,9 @@
  * exec_set_reduce_hook) may take it while the later steps run; without a
  * hook it does nothing. The compiler puts one after each gradient of
  * train_grads, so the gradients of the last layers are on the wire while
- * the backward pass of the first ones still runs.
+ * the backward pass of the first ones still runs. A ranksum step writes
+ * the sum over the job's ranks of COUNT floats at INREF to OUTREF (the IR's
+ * rank_sum: train.sync_bn's batch statistics); in one process, a copy.
  *
  * Precisely (program_to_text writes exactly this canonical form, and
  * program_to_text(program_parse(t)) == t for canonical t):
@@ -58,6 +61,8 @@
  *     nest but not recurse; FUNC may be defined later in the text.
  *   - reduce K (< the func's outputs, an f32 or f64 one) REF (holding at
  *     least output K's bytes).
+ *   - ranksum DTYPE (f32|f64) COUNT (>= 0) then OUT and IN, each holding
+ *     COUNT elements; OUT is writable.
  *   - copy/lib/loop destinations may not be inputs or consts. An output's
  *     REF is o<own index> (the steps write the caller's buffer), or any
  *     other buffer holding at least its bytes (arena, param, input, const),
@@ -105,26 +110,36 @@ typedef struct {
     int64_t at; /* arena byte offset, or the index in its space */
 } PRef;
 
-typedef enum { PS_KERNEL, PS_LIB, PS_COPY, PS_LOOP, PS_REDUCE } PStepKind;
+typedef enum { PS_KERNEL, PS_LIB, PS_COPY, PS_LOOP, PS_REDUCE, PS_RANKSUM } PStepKind;
 
 typedef struct {
     PStepKind kind;
     int index;       /* kernel: kernel table index; lib: CpuOp; loop: func;
                         reduce: the output */
-    int dtype;       /* lib: CpuDtype */
-    int64_t domain;  /* kernel: elements; copy: bytes; loop: trips */
+    int dtype;       /* lib, ranksum: CpuDtype */
+    int64_t domain;  /* kernel: elements; copy: bytes; loop: trips; ranksum: elements */
     int64_t grain;   /* kernel: min elements per task; loop: carry bytes */
     int nargs;
     int64_t args[16]; /* lib args */
     int nrefs;
     PRef *refs;      /* kernel: its buffers; lib: out, in...; copy: dst, src;
-                        loop: out, init, captures...; reduce: the value */
+                        loop: out, init, captures...; reduce: the value;
+                        ranksum: out, in */
     char *label;     /* the IR nodes it came from */
 } PStep;
 
-/* What a reduce step calls: output `out` of func f is final, `bytes` at
- * value (which stays valid and unchanged until the call returns). */
-typedef void (*PReduceHook)(void *ctx, int f, int out, const void *value, int64_t bytes);
+/* What a run's collective steps call (exec_set_collectives); a NULL
+ * member leaves its steps to their one-process meaning. */
+typedef struct {
+    /* A reduce step: output `out` of func f is final, `bytes` at value
+     * (valid and unchanged until the call returns). Without it: nothing. */
+    void (*reduce)(void *ctx, int f, int out, const void *value, int64_t bytes);
+    /* A ranksum step: the n floats (f64 when f64) at buf replaced by their
+     * sum over the ranks, the same bits on every rank; blocks. Without it:
+     * one rank, buf stays. */
+    void (*rank_sum)(void *ctx, void *buf, int64_t n, bool f64);
+    void *ctx;
+} PCollectives;
 
 typedef struct {
     char *name;

@@ -392,6 +392,21 @@ static bool line_reduce(Parser *ps) {
            pf_check_ref(ps, f, s->refs[0], (int64_t)ptensor_bytes(o), false, "reduce step");
 }
 
+static bool line_ranksum(Parser *ps) {
+    PFunc *f = cur_func(ps);
+    PStep *s = &f->steps[f->nsteps - 1];
+    s->kind = PS_RANKSUM;
+    if (!pf_want_tokens(ps, 5, "ranksum DTYPE COUNT OUT IN")) return false;
+    if (strcmp(ps->tok[1], "f32") && strcmp(ps->tok[1], "f64"))
+        return pf_fail(ps, "ranksum dtype '%s' is not f32 or f64", ps->tok[1]);
+    s->dtype = strcmp(ps->tok[1], "f64") ? CPU_F32 : CPU_F64;
+    if (!pf_parse_i64(ps, "ranksum count", ps->tok[2], 0, INT64_MAX / 8, &s->domain) || !pf_parse_refs(ps, 3, s))
+        return false;
+    int64_t bytes = s->domain * (s->dtype == CPU_F64 ? 8 : 4);
+    return pf_check_ref(ps, f, s->refs[0], bytes, true, "ranksum step (output)") &&
+           pf_check_ref(ps, f, s->refs[1], bytes, false, "ranksum step (input)");
+}
+
 static bool line_loop(Parser *ps) {
     Program *p = ps->p;
     PFunc *f = cur_func(ps);
@@ -482,7 +497,7 @@ static bool no_cycle(Parser *ps, int fi, char *state) {
 
 static bool is_step_keyword(const char *w) {
     return !strcmp(w, "kernel") || !strcmp(w, "lib") || !strcmp(w, "copy") ||
-           !strcmp(w, "loop") || !strcmp(w, "reduce");
+           !strcmp(w, "loop") || !strcmp(w, "reduce") || !strcmp(w, "ranksum");
 }
 
 /* Where the driver is: the last top-level section and, inside a func, which
@@ -531,6 +546,7 @@ static bool add_step(Parser *ps, const char *kw, const char *label) {
          : !strcmp(kw, "lib")    ? line_lib(ps)
          : !strcmp(kw, "copy")   ? line_copy(ps)
          : !strcmp(kw, "reduce") ? line_reduce(ps)
+         : !strcmp(kw, "ranksum") ? line_ranksum(ps)
                                  : line_loop(ps);
 }
 
