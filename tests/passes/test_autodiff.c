@@ -39,6 +39,8 @@ UNARY(sigmoid, OP_SIGMOID, -3, 3, false)
 UNARY(tanh, OP_TANH, -2, 2, false)
 UNARY(softplus, OP_SOFTPLUS, -3, 3, false)
 UNARY(erf, OP_ERF, -2.5, 2.5, false)
+/* one process: the identity, and its VJP rank_sum is too */
+UNARY(rank_sum, OP_RANK_SUM, -2, 2, false)
 /* activations (composites: their gradients are the primitives' rules) */
 UNARY(gelu, OP_GELU, -3, 3, false)
 UNARY(silu, OP_SILU, -4, 4, false)

@@ -356,6 +356,8 @@ Test(composites, shape_errors) {
     expect_build_error(OP_MART_BCE, &p, &p, NULL, 0, "i32 labels[N]");
     Attr g[2] = {attr_int("training", 1), attr_int("groups", 4)};
     expect_build_error(OP_BATCH_NORM, &x, &x, g, 2, "groups=4 must divide the batch of x, 6");
+    Attr gr[3] = {attr_int("training", 1), attr_int("groups", 2), attr_int("ranks", 2)};
+    expect_build_error(OP_BATCH_NORM, &x, &x, gr, 3, "groups and ranks: path-point groups keep");
 }
 
 /* ---- gradients: finite differences, first and second order ---- */
@@ -437,6 +439,19 @@ Test(composite_grads, batch_norm_groups) {
               .in = {t64(3, x), t64(1, ch), t64(1, ch), t64(1, ch), t64(1, ch)},
               .kind = {F64, F64, F64, F64, F64}, .lo = 0.2, .hi = 2,
               .attrs = {attr_int("training", 1), attr_int("groups", 2), attr_float("eps", 0.01)},
+              .nattrs = 3};
+    check(c, true);
+}
+
+/* ranks=2 (train.sync_bn): the statistics' sums go through rank_sum, the
+ * identity in one process, so this checks the decomposition's gradient
+ * through it (count doubled). */
+Test(composite_grads, batch_norm_ranks) {
+    int64_t x[] = {4, 2, 3}, ch[] = {2};
+    Case c = {.op = OP_BATCH_NORM, .nin = 5,
+              .in = {t64(3, x), t64(1, ch), t64(1, ch), t64(1, ch), t64(1, ch)},
+              .kind = {F64, F64, F64, F64, F64}, .lo = 0.2, .hi = 2,
+              .attrs = {attr_int("training", 1), attr_int("ranks", 2), attr_float("eps", 0.01)},
               .nattrs = 3};
     check(c, true);
 }

@@ -109,6 +109,7 @@ static const char *const EVERY_KIND =
     "  lib conv2d f64 1 2 5 5 3 3 3 1 1 1 1 5 5 ; a1024 a2048 a3072\n"
     "  lib maxpool2d f32 1 1 4 4 2 2 2 2 0 0 2 2 ; a3600 a3700\n"
     "  reduce 3 a128 # grad.z\n"
+    "  ranksum f64 3 a1024 a2048 # bn.sum.ranks\n"
     "end\n";
 
 Test(program, round_trip_every_line_kind) {
@@ -145,7 +146,7 @@ Test(program, round_trip_every_line_kind) {
     cr_assert_eq(program_find_param(p, "n"), 2);
     cr_assert_eq(program_find_param(p, "zzz"), -1);
     const PFunc *m = &p->funcs[1];
-    cr_assert_eq(m->nsteps, 7);
+    cr_assert_eq(m->nsteps, 8);
     cr_assert_eq(m->steps[0].kind, PS_LIB);
     cr_assert_eq(m->steps[0].index, CPU_MATMUL);
     cr_assert_eq(m->steps[0].nargs, 6);
@@ -168,6 +169,10 @@ Test(program, round_trip_every_line_kind) {
     cr_assert_eq(m->steps[6].nrefs, 1);
     cr_assert_eq(m->steps[6].refs[0].at, 128);
     cr_assert_str_eq(m->steps[6].label, "grad.z");
+    cr_assert_eq(m->steps[7].kind, PS_RANKSUM);
+    cr_assert_eq(m->steps[7].dtype, CPU_F64);
+    cr_assert_eq(m->steps[7].domain, 3);
+    cr_assert_eq(m->steps[7].refs[1].at, 2048);
     cr_assert_eq(m->out_refs[1].space, PB_PARAM);
     cr_assert_eq(m->out_refs[2].space, PB_INPUT);
     free(t);
@@ -336,6 +341,13 @@ Test(program, bad_steps) {
     bad(HEAD FHEAD "  reduce 0 i0 x\nend\n", 5, "'reduce' takes 2 fields, got 3");
     bad(HEAD "func f arena 64\n  in x f32 [2]\n  out n i32 [2] a0\n  reduce 0 a0\nend\n", 5,
         "reduce names output n, which is not f32 or f64");
+    bad(HEAD FHEAD "  ranksum f32 2 a0\nend\n", 5, "'ranksum' takes 4 fields, got 3 (ranksum DTYPE COUNT OUT IN)");
+    bad(HEAD FHEAD "  ranksum f16 2 a0 a64\nend\n", 5, "ranksum dtype 'f16' is not f32 or f64");
+    bad(HEAD FHEAD "  ranksum f32 -2 a0 a64\nend\n", 5, "ranksum count -2 is outside");
+    bad(HEAD FHEAD "  ranksum f32 2 i0 a0\nend\n", 5, "ranksum step (output) writes into input i0");
+    bad(HEAD FHEAD "  ranksum f32 2000 a0 a64\nend\n", 5,
+        "ranksum step (output) names buffer a0 of 8000 bytes beyond the arena (4096 bytes)");
+    bad(HEAD FHEAD "  ranksum f32 5 o0 i0\nend\n", 5, "ranksum step (output) needs 20 bytes at output o0 of 16 bytes");
 }
 
 #define BODY "func body arena 0\n  in t i32 []\n  in c f32 [2]\n  out n f32 [2] o0\n" \
@@ -725,7 +737,7 @@ Test(runner, reduce_step_calls_the_hook_between_steps) {
     runner_call(r, 0, ins, outs); /* no hook: nothing happens at the step */
     for (int i = 0; i < 4; i++) cr_assert_eq(h[i], x[i] + 2);
     Seen s = {.h = h};
-    runner_set_reduce_hook(r, on_reduce, &s);
+    runner_set_collectives(r, &(PCollectives){.reduce = on_reduce, .ctx = &s});
     for (int i = 0; i < 4; i++) h[i] = -7;
     runner_call(r, 0, ins, outs);
     cr_assert_eq(s.calls, 1);
@@ -738,9 +750,37 @@ Test(runner, reduce_step_calls_the_hook_between_steps) {
         cr_assert_eq(g[i], x[i] + 1);
         cr_assert_eq(h[i], x[i] + 2);
     }
-    runner_set_reduce_hook(r, NULL, NULL);
+    runner_set_collectives(r, NULL);
     runner_call(r, 0, ins, outs);
     cr_assert_eq(s.calls, 1);
+    runner_free(r);
+    program_free(p);
+}
+
+/* s = the sum over ranks of x: a copy in one process; with a rank_sum
+ * hook standing for three equal ranks, 3 x. */
+static void times_three(void *ctx, void *buf, int64_t n, bool f64) {
+    int *calls = ctx;
+    ++*calls;
+    cr_assert_not(f64);
+    for (int64_t i = 0; i < n; i++) ((float *)buf)[i] *= 3;
+}
+
+Test(runner, ranksum_step_copies_or_calls_the_hook) {
+    Program *p = parse_ok("program rs batch 1\nfunc main arena 0\n  in x f32 [4]\n  out s f32 [4] o0\n"
+                          "  ranksum f32 4 o0 i0 # bn.sum.ranks\nend\n");
+    Runner *r = runner_ok(p, 1, 0);
+    float x[4] = {1, -2, 0.5f, 8}, s[4];
+    const void *ins[] = {x};
+    void *outs[] = {s};
+    runner_call(r, 0, ins, outs);
+    cr_assert_arr_eq(s, x, sizeof s);
+    int calls = 0;
+    runner_set_collectives(r, &(PCollectives){.rank_sum = times_three, .ctx = &calls});
+    runner_call(r, 0, ins, outs);
+    cr_assert_eq(calls, 1);
+    for (int i = 0; i < 4; i++) cr_assert_eq(s[i], 3 * x[i]);
+    cr_assert_eq(x[1], -2, "the input is untouched");
     runner_free(r);
     program_free(p);
 }

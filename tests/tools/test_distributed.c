@@ -15,6 +15,12 @@
  *    backend's buffers as device memory): two ranks with one micro-batch
  *    each end with one process's checkpoint bytes; NCCL missing, or more
  *    micro-batches per rank than it reduces, are errors naming the cause;
+ *  - train.sync_bn on a small batch-norm network: one SGD step of two ranks
+ *    (micro-batches of 8, statistics over both) matches one process on the
+ *    whole batch of 16 within float rounding, per-rank statistics do not,
+ *    and two-rank runs repeat bit for bit; a sync_bn program refuses a rank
+ *    count other than the one it was compiled for, and sync_bn without
+ *    micro-batches does not compile;
  *  - refused: ranks that cannot share the batch, a program without
  *    train.micro_batch under mpirun, an unloadable libmpi, another MPI's
  *    launcher, ig (which does not shard) under mpirun. */
@@ -22,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -32,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/io/safetensors.h"
 #include "tests/common/scratch.h"
 #include "tests/common/spawn.h"
 
@@ -315,6 +323,97 @@ Test(distributed, a_killed_rank_stops_the_job_and_leaves_the_checkpoint) {
     Result r = run(exe, "eval", "--ckpt", ckpt(dir), "--data", "mnist", "--n", "16", "--attacks", "natural",
                    "--json", in_dir("e.json"));
     cr_expect_eq(r.rc, 0, "the checkpoint left behind does not load: %s", r.err);
+    result_free(&r);
+}
+
+/* A batch-norm CNN (conv biases off: batch norm removes them) with the
+ * standard objective and plain SGD, batch 16, into dir/bn.json. */
+static const char *bn_model(void) {
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", in_dir("bn.json"));
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f,
+            "{\"igrc\": 1, \"name\": \"bncnn\", \"include\": [\"%s\"], \"data\": \"mnist\", \"batch\": 16,\n"
+            " \"train\": {\"optimizer\": \"sgd\", \"lr\": 0.05},\n"
+            " \"inputs\": {\"x\": {\"shape\": [\"B\", 1, 28, 28], \"dtype\": \"f32\", \"range\": [0, 1]},\n"
+            "            \"y\": {\"shape\": [\"B\"], \"dtype\": \"i32\", \"classes\": 10}},\n"
+            " \"networks\": {\"bncnn\": {\"input\": \"x\", \"output\": \"fc\", \"nodes\": [\n"
+            "  {\"id\": \"conv1\", \"op\": \"conv2d\", \"inputs\": [\"x\"], \"out_channels\": 8, \"kernel\": 3, \"bias\": false},\n"
+            "  {\"id\": \"bn1\", \"op\": \"batch_norm\", \"inputs\": [\"conv1\"]},\n"
+            "  {\"id\": \"relu1\", \"op\": \"relu\", \"inputs\": [\"bn1\"]},\n"
+            "  {\"id\": \"pool1\", \"op\": \"maxpool2d\", \"inputs\": [\"relu1\"], \"kernel\": 2},\n"
+            "  {\"id\": \"conv2\", \"op\": \"conv2d\", \"inputs\": [\"pool1\"], \"out_channels\": 16, \"kernel\": 3, \"bias\": false},\n"
+            "  {\"id\": \"bn2\", \"op\": \"batch_norm\", \"inputs\": [\"conv2\"]},\n"
+            "  {\"id\": \"relu2\", \"op\": \"relu\", \"inputs\": [\"bn2\"]},\n"
+            "  {\"id\": \"pool2\", \"op\": \"maxpool2d\", \"inputs\": [\"relu2\"], \"kernel\": 2},\n"
+            "  {\"id\": \"flatten\", \"op\": \"flatten\", \"inputs\": [\"pool2\"]},\n"
+            "  {\"id\": \"fc\", \"op\": \"linear\", \"inputs\": [\"flatten\"], \"out_features\": 10}]}}}\n",
+            src_path("models/objectives/standard.json"));
+    fclose(f);
+    return path;
+}
+
+/* |a - b| / |a| (2-norms) of the f32 tensors called name in two checkpoints. */
+static double rel_diff(const StFile *a, const StFile *b, const char *name) {
+    const StTensor *x = st_find(a, name), *y = st_find(b, name);
+    cr_assert(x && y && x->dtype == ST_F32 && x->nbytes == y->nbytes, "%s", name);
+    double d = 0, n = 0;
+    for (size_t i = 0; i < x->nbytes / 4; i++) {
+        double p = ((const float *)x->data)[i], q = ((const float *)y->data)[i];
+        d += (p - q) * (p - q), n += p * p;
+    }
+    return n > 0 ? sqrt(d / n) : sqrt(d);
+}
+
+static StFile load_ckpt(const char *dir) {
+    StFile f;
+    char err[512];
+    cr_assert(st_read(ckpt(dir), &f, err, sizeof err), "%s", err);
+    return f;
+}
+
+Test(distributed, sync_bn_takes_statistics_over_the_global_batch) {
+    const char *mr = mpirun();
+    if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
+    mnist_env();
+    const char *model = bn_model(), *one = in_dir("one.exe"), *sync = in_dir("sync.exe"), *local = in_dir("local.exe");
+    result_ok(run(igrc_bin(), "compile", model, "-o", one, "-D", "train.micro_batch=16", "-D", "train.sync_bn=1"),
+              "compile, one micro-batch");
+    result_ok(run(igrc_bin(), "compile", model, "-o", sync, "-D", "train.micro_batch=8", "-D", "train.sync_bn=1"),
+              "compile, sync_bn");
+    result_ok(run(igrc_bin(), "compile", model, "-o", local, "-D", "train.micro_batch=8"), "compile, per rank");
+    const char *r1 = in_dir("r1"), *rs = in_dir("rs"), *rs2 = in_dir("rs2"), *rl = in_dir("rl");
+    result_ok(run(one, "train", "--data", "mnist", "--limit", "16", "--out", r1), "one process");
+    result_ok(run_mpi(mr, MPI_FLAGS, "-np", "2", sync, "train", "--data", "mnist", "--limit", "16", "--out", rs),
+              "2 ranks, sync_bn");
+    result_ok(run_mpi(mr, MPI_FLAGS, "-np", "2", sync, "train", "--data", "mnist", "--limit", "16", "--out", rs2),
+              "2 ranks, sync_bn again");
+    result_ok(run_mpi(mr, MPI_FLAGS, "-np", "2", local, "train", "--data", "mnist", "--limit", "16", "--out", rl),
+              "2 ranks, statistics per rank");
+    cr_expect(same_file(ckpt(rs), ckpt(rs2)), "sync_bn: 2 ranks do not repeat");
+    StFile a = load_ckpt(r1), s = load_ckpt(rs), l = load_ckpt(rl);
+    /* every parameter, running statistic and momentum buffer (the step's gradient) */
+    double worst_sync = 0, worst_local = 0;
+    for (int i = 0; i < a.n; i++) {
+        double ds = rel_diff(&a, &s, a.tensors[i].name), dl = rel_diff(&a, &l, a.tensors[i].name);
+        cr_expect_leq(ds, 2e-4, "%s: 2 ranks with sync_bn differ from one process by %.3g", a.tensors[i].name, ds);
+        worst_sync = fmax(worst_sync, ds), worst_local = fmax(worst_local, dl);
+    }
+    cr_expect_gt(a.n, 10);
+    double bias = rel_diff(&a, &l, "bn1.bias");
+    cr_expect_gt(bias, 1e-2, "per-rank statistics should move bn1.bias away from one process's (%.3g)", bias);
+    cr_expect_gt(worst_local, 100 * worst_sync, "per rank %.3g, synchronised %.3g", worst_local, worst_sync);
+    st_free(&a), st_free(&s), st_free(&l);
+    /* refusals: the compiled rank count, and sync_bn without micro-batches */
+    Result r = run(sync, "train", "--data", "mnist", "--limit", "16", "--out", in_dir("bad"));
+    cr_expect_eq(r.rc, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "compiled for 2 ranks (batch 16 in micro-batches of 8), run with 1: use mpirun -np 2"),
+              "%s", r.err);
+    result_free(&r);
+    r = run(igrc_bin(), "compile", model, "-o", in_dir("nomb"), "-D", "train.sync_bn=1");
+    cr_expect_neq(r.rc, 0);
+    cr_expect(strstr(r.err, "train.sync_bn") && strstr(r.err, "it needs train.micro_batch"), "%s", r.err);
     result_free(&r);
 }
 
