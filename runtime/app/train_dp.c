@@ -303,10 +303,9 @@ static void take(DpTrain *t, GradSlot *g, const void *value) {
     memcpy(leaf, value, (size_t)g->n * es);
     if (t->cur != 0) return;
     sum_leaves(t, g);
-    if (!dist_sum_start(t->dist, &g->sum, leaf, t->theirs + (size_t)g->offset * es, g->n, t->f64,
-                        (int)(g - t->slots), t->err, sizeof t->err))
-        return;
-    g->done = !dist_sum_test(t->dist, &g->sum, &g->done, t->err, sizeof t->err) || g->done;
+    if (dist_sum_start(t->dist, &g->sum, leaf, t->theirs + (size_t)g->offset * es, g->n, t->f64,
+                       (int)(g - t->slots), t->err, sizeof t->err))
+        dist_sum_test(t->dist, &g->sum, &g->done, t->err, sizeof t->err);
 }
 
 /* Lets the sums in flight move: MPI advances them only inside its calls. */
