@@ -259,7 +259,7 @@ static bool loop_node(Build *B, int v) {
     return true;
 }
 
-/* ---- reductions ---- */
+/* ---- data-parallel collectives ---- */
 
 /* rank_sum: a ranksum step into a fresh buffer (the sum over ranks). */
 static bool rank_sum_node(Build *B, int v) {
