@@ -433,28 +433,21 @@ Test(composite_grads, mart_bce) {
     check(s, true);
 }
 
-Test(composite_grads, batch_norm_groups) {
+/* batch_norm in training with one more attribute: groups=2 (IG's path
+ * points), or ranks=2 (train.sync_bn: the statistics' sums go through
+ * rank_sum, the identity in one process, so this checks the gradient
+ * through it, the count doubled). */
+static void bn_grad_case(Attr extra) {
     int64_t x[] = {4, 2, 3}, ch[] = {2};
     Case c = {.op = OP_BATCH_NORM, .nin = 5,
               .in = {t64(3, x), t64(1, ch), t64(1, ch), t64(1, ch), t64(1, ch)},
               .kind = {F64, F64, F64, F64, F64}, .lo = 0.2, .hi = 2,
-              .attrs = {attr_int("training", 1), attr_int("groups", 2), attr_float("eps", 0.01)},
-              .nattrs = 3};
+              .attrs = {attr_int("training", 1), extra, attr_float("eps", 0.01)}, .nattrs = 3};
     check(c, true);
 }
 
-/* ranks=2 (train.sync_bn): the statistics' sums go through rank_sum, the
- * identity in one process, so this checks the decomposition's gradient
- * through it (count doubled). */
-Test(composite_grads, batch_norm_ranks) {
-    int64_t x[] = {4, 2, 3}, ch[] = {2};
-    Case c = {.op = OP_BATCH_NORM, .nin = 5,
-              .in = {t64(3, x), t64(1, ch), t64(1, ch), t64(1, ch), t64(1, ch)},
-              .kind = {F64, F64, F64, F64, F64}, .lo = 0.2, .hi = 2,
-              .attrs = {attr_int("training", 1), attr_int("ranks", 2), attr_float("eps", 0.01)},
-              .nattrs = 3};
-    check(c, true);
-}
+Test(composite_grads, batch_norm_groups) { bn_grad_case(attr_int("groups", 2)); }
+Test(composite_grads, batch_norm_ranks) { bn_grad_case(attr_int("ranks", 2)); }
 
 /* ---- activations: values against PyTorch's definitions in plain C ---- */
 
