@@ -18,7 +18,8 @@
  *  - train.sync_bn on a small batch-norm network: one SGD step of two ranks
  *    (micro-batches of 8, statistics over both) matches one process on the
  *    whole batch of 16 within float rounding, per-rank statistics do not,
- *    and two-rank runs repeat bit for bit; a sync_bn program refuses a rank
+ *    and two-rank runs repeat bit for bit; with the same images on both
+ *    ranks, the step equals one process's on one copy bit for bit; a sync_bn program refuses a rank
  *    count other than the one it was compiled for, and sync_bn without
  *    micro-batches does not compile;
  *  - refused: ranks that cannot share the batch, a program without
@@ -354,6 +355,33 @@ static const char *bn_model(void) {
     return path;
 }
 
+/* An MNIST-format directory of 16 copies of one image (label 3). */
+static const char *same_images_dir(void) {
+    static char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", in_dir("same"));
+    cr_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    unsigned char img[784], head[16] = {0, 0, 8, 3, 0, 0, 0, 16, 0, 0, 0, 28, 0, 0, 0, 28},
+                            lhead[8] = {0, 0, 8, 1, 0, 0, 0, 16}, labels[16];
+    for (int i = 0; i < 784; i++) img[i] = (unsigned char)((i * 37 + 11) % 251);
+    memset(labels, 3, sizeof labels);
+    static const char *const prefix[] = {"train", "t10k"};
+    for (int p = 0; p < 2; p++) {
+        char path[PATH_MAX + 40];
+        snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix[p]);
+        FILE *f = fopen(path, "wb");
+        cr_assert(f);
+        fwrite(head, 1, sizeof head, f);
+        for (int i = 0; i < 16; i++) fwrite(img, 1, sizeof img, f);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix[p]);
+        cr_assert(f = fopen(path, "wb"));
+        fwrite(lhead, 1, sizeof lhead, f);
+        fwrite(labels, 1, sizeof labels, f);
+        fclose(f);
+    }
+    return dir;
+}
+
 /* |a - b| / |a| (2-norms) of the f32 tensors called name in two checkpoints. */
 static double rel_diff(const StFile *a, const StFile *b, const char *name) {
     const StTensor *x = st_find(a, name), *y = st_find(b, name);
@@ -377,7 +405,12 @@ Test(distributed, sync_bn_takes_statistics_over_the_global_batch) {
     const char *mr = mpirun();
     if (!have_mnist()) cr_skip_test("no MNIST under $IGRC_SOURCE_DIR/data/mnist");
     mnist_env();
-    const char *model = bn_model(), *one = in_dir("one.exe"), *sync = in_dir("sync.exe"), *local = in_dir("local.exe");
+    /* in_dir's results rotate: keep the executables' paths */
+    char one[PATH_MAX], sync[PATH_MAX], local[PATH_MAX];
+    const char *model = bn_model();
+    snprintf(one, sizeof one, "%s", in_dir("one.exe"));
+    snprintf(sync, sizeof sync, "%s", in_dir("sync.exe"));
+    snprintf(local, sizeof local, "%s", in_dir("local.exe"));
     result_ok(run(igrc_bin(), "compile", model, "-o", one, "-D", "train.micro_batch=16", "-D", "train.sync_bn=1"),
               "compile, one micro-batch");
     result_ok(run(igrc_bin(), "compile", model, "-o", sync, "-D", "train.micro_batch=8", "-D", "train.sync_bn=1"),
@@ -405,6 +438,27 @@ Test(distributed, sync_bn_takes_statistics_over_the_global_batch) {
     cr_expect_gt(bias, 1e-2, "per-rank statistics should move bn1.bias away from one process's (%.3g)", bias);
     cr_expect_gt(worst_local, 100 * worst_sync, "per rank %.3g, synchronised %.3g", worst_local, worst_sync);
     st_free(&a), st_free(&s), st_free(&l);
+    /* exactly: both ranks given the same 8 images, the global statistics are
+     * each rank's (sums doubled, counts doubled: exact in floating point), so
+     * a step equals one process's on one copy bit for bit, every gradient
+     * included; only the unbiased running variance differs (2n - 1 against
+     * n - 1 in its divisor) */
+    const char *same = same_images_dir(), *eight = in_dir("eight.exe"), *r8 = in_dir("r8"), *rs8 = in_dir("rs8");
+    result_ok(run(igrc_bin(), "compile", model, "-o", eight, "--batch", "8", "-D", "train.micro_batch=8"),
+              "compile, batch 8");
+    result_ok(run(eight, "train", "--data", same, "--limit", "8", "--out", r8), "one process, one copy");
+    result_ok(run_mpi(mr, MPI_FLAGS, "-np", "2", sync, "train", "--data", same, "--limit", "16", "--out", rs8),
+              "2 ranks, sync_bn, the same images");
+    StFile o = load_ckpt(r8), t = load_ckpt(rs8);
+    for (int i = 0; i < o.n; i++) {
+        const char *name = o.tensors[i].name;
+        double d = rel_diff(&o, &t, name);
+        if (strstr(name, "running_var"))
+            cr_expect(d > 0 && d < 1e-4, "%s: %.3g", name, d);
+        else
+            cr_expect_eq(d, 0, "%s: 2 ranks with the same images differ from one copy by %.3g", name, d);
+    }
+    st_free(&o), st_free(&t);
     /* refusals: the compiled rank count, and sync_bn without micro-batches */
     Result r = run(sync, "train", "--data", "mnist", "--limit", "16", "--out", in_dir("bad"));
     cr_expect_eq(r.rc, 2, "%s", r.err);
