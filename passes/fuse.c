@@ -57,9 +57,15 @@ static bool is_view(OpKind op) {
            op == OP_PAD || op == OP_CONCAT;
 }
 
+/* loop, fused, rank_sum: each runs as a program step of its own, so its
+ * result is a buffer and so are its operands. */
+static bool is_opaque_primitive(OpKind op) {
+    return op_info(op)->cls == OC_PRIMITIVE && op_info(op)->pattern == PK_OPAQUE;
+}
+
 static FuseKind kind_of(const Node *n) {
     OpKind op = n->op;
-    if (op == OP_INPUT || op == OP_PARAM || op == OP_LOOP || op == OP_FUSED || op == OP_RANK_SUM) return K_BUFFER;
+    if (op == OP_INPUT || op == OP_PARAM || is_opaque_primitive(op)) return K_BUFFER;
     if (op == OP_CONSTANT) return node_attr(n, "data") ? K_BUFFER : K_CHEAP;
     if (op == OP_IOTA) return K_CHEAP;
     if (is_wide_concat(n)) return K_NORMAL;
@@ -72,8 +78,7 @@ static bool is_reduction(OpKind op) { return op_info(op)->pattern == PK_REDUCTIO
 /* Does consumer c need operand v in a buffer of its own? */
 static bool needs_buffer(const Fuse *fz, int c) {
     OpKind op = fz->f->nodes[c].op;
-    return fz->kind[c] == K_COMPLEX || op == OP_LOOP || op == OP_FUSED || op == OP_RANK_SUM ||
-           is_wide_concat(&fz->f->nodes[c]);
+    return fz->kind[c] == K_COMPLEX || is_opaque_primitive(op) || is_wide_concat(&fz->f->nodes[c]);
 }
 
 /* Effective uses, counted from the last node back: a cheap consumer passes

@@ -15,7 +15,6 @@ struct CpuModule {
     LLVMTargetMachineRef tm;
 };
 
-/* State while one kernel's body is emitted. */
 /* llvm_counters.c: a reduction counter's digits (r % div, r / div, and so
  * on down a chain of constant divisors) carried as phis. */
 #define CPU_MAX_LEVELS 8
@@ -37,12 +36,14 @@ typedef struct {
     bool is_mod;
 } CpuDigit;
 
+/* One reduction loop being emitted. */
 typedef struct {
     LLVMBasicBlockRef pre, header; /* block before the loop, loop header */
     LLVMValueRef r, acc, arg;      /* phis: counter, accumulator, argmax index */
     CpuCounters ctr;
 } CpuLoop;
 
+/* State while one kernel's body is emitted. */
 typedef struct {
     CpuModule *m;
     const KernelDef *k;

@@ -432,7 +432,7 @@ void runner_call(Runner *r, int f, const void *const *inputs, void *const *outpu
             break;
         case PS_RANKSUM: {
             void *out = resolve(r, f, s->refs[0], inputs, outputs);
-            move(out, resolve(r, f, s->refs[1], inputs, outputs), (size_t)s->domain * (s->dtype == CPU_F64 ? 8 : 4));
+            move(out, resolve(r, f, s->refs[1], inputs, outputs), (size_t)pstep_ranksum_bytes(s));
             if (r->coll.rank_sum) r->coll.rank_sum(r->coll.ctx, out, s->domain, s->dtype == CPU_F64);
             break;
         }

@@ -161,7 +161,7 @@ static bool flatten(Flat *fl, const Frame *fr) {
                   : s->kind == PS_REDUCE ? true
                   : s->kind == PS_RANKSUM
                       ? emit_copy(fl, fr->func, si, resolve(fr, s->refs[0]), resolve(fr, s->refs[1]),
-                                  s->domain * (s->dtype == CPU_F64 ? 8 : 4))
+                                  pstep_ranksum_bytes(s))
                                          : emit_loop(fl, fr, si, s);
         if (!ok) return false;
     }

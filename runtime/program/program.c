@@ -122,6 +122,8 @@ static void put_ref(Buf *b, PRef r) {
     bprintf(b, " %s", t);
 }
 
+int64_t pstep_ranksum_bytes(const PStep *s) { return s->domain * (s->dtype == CPU_F64 ? 8 : 4); }
+
 static void put_step(Buf *b, const Program *p, const PStep *s) {
     switch (s->kind) {
     case PS_KERNEL:

@@ -141,6 +141,9 @@ typedef struct {
     void *ctx;
 } PCollectives;
 
+/* The bytes a ranksum step reads and writes: COUNT elements of its dtype. */
+int64_t pstep_ranksum_bytes(const PStep *s);
+
 typedef struct {
     char *name;
     int64_t arena_bytes;

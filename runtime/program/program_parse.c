@@ -402,7 +402,7 @@ static bool line_ranksum(Parser *ps) {
     s->dtype = strcmp(ps->tok[1], "f64") ? CPU_F32 : CPU_F64;
     if (!pf_parse_i64(ps, "ranksum count", ps->tok[2], 0, INT64_MAX / 8, &s->domain) || !pf_parse_refs(ps, 3, s))
         return false;
-    int64_t bytes = s->domain * (s->dtype == CPU_F64 ? 8 : 4);
+    int64_t bytes = pstep_ranksum_bytes(s);
     return pf_check_ref(ps, f, s->refs[0], bytes, true, "ranksum step (output)") &&
            pf_check_ref(ps, f, s->refs[1], bytes, false, "ranksum step (input)");
 }
