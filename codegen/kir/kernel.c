@@ -538,12 +538,11 @@ static uint64_t fbits(double f) {
 }
 
 uint64_t kernel_hash(const KernelDef *k) {
-    uint64_t h = mix(0xCBF29CE484222325ull, (uint64_t)k->domain);
+    uint64_t h = 0xCBF29CE484222325ull;
     h = mix(h, (uint64_t)k->nbufs);
     for (int i = 0; i < k->nbufs; i++) {
         h = mix(h, (uint64_t)k->bufs[i].type);
         h = mix(h, (uint64_t)k->bufs[i].written);
-        h = mix(h, (uint64_t)k->bufs[i].numel);
     }
     h = mix(h, (uint64_t)k->ninsts);
     for (int j = 0; j < k->ninsts; j++) {
@@ -558,10 +557,9 @@ uint64_t kernel_hash(const KernelDef *k) {
 }
 
 bool kernel_same(const KernelDef *a, const KernelDef *b) {
-    if (a->domain != b->domain || a->nbufs != b->nbufs || a->ninsts != b->ninsts) return false;
+    if (a->nbufs != b->nbufs || a->ninsts != b->ninsts) return false;
     for (int i = 0; i < a->nbufs; i++)
-        if (a->bufs[i].type != b->bufs[i].type || a->bufs[i].written != b->bufs[i].written ||
-            a->bufs[i].numel != b->bufs[i].numel)
+        if (a->bufs[i].type != b->bufs[i].type || a->bufs[i].written != b->bufs[i].written)
             return false;
     for (int j = 0; j < a->ninsts; j++) {
         KInst x = canon(&a->insts[j]), y = canon(&b->insts[j]);

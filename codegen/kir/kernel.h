@@ -102,14 +102,16 @@ typedef struct {
 typedef struct {
     KType type;
     bool written;     /* stored to by the kernel (an output) */
-    int64_t numel;    /* elements, for bounds checks in tests and dumps */
+    int64_t numel;    /* elements, for bounds checks in tests and dumps
+                         (not part of the code: see kernel_same) */
     const char *name; /* the IR value it holds, for dumps */
 } KBuf;
 
 typedef struct {
     char *name;       /* a C identifier: "k12_conv1_relu1" names graph nodes */
     char *comment;    /* the IR nodes it was made from, for dumps */
-    int64_t domain;
+    int64_t domain;   /* elements of the launch it was lowered for (dumps,
+                         tests); not part of the code: see kernel_same */
     KBuf *bufs;
     int nbufs, bufcap;
     KInst *insts;
@@ -146,8 +148,11 @@ int k_red_end(KernelDef *k, KReduce red, int begin, int value);
 bool kernel_verify(const KernelDef *k, Diag *d);
 /* Text form for dumps (kernels/<name>.k): one instruction a line. */
 void kernel_print(const KernelDef *k, FILE *out);
-/* Structural hash and equality ignoring names and comments: kernels with
- * equal structure are compiled once (IG path points, PGD iterations). */
+/* Hash and equality of the compiled code: names, comments, the domain and
+ * the buffers' sizes are ignored, since no renderer reads them (the ABI
+ * passes [begin, end), and a program step carries its own domain). Kernels
+ * equal under it are compiled once: IG path points, PGD iterations, and the
+ * same row-wise group at several batch sizes (train, IG path, attack). */
 uint64_t kernel_hash(const KernelDef *k);
 bool kernel_same(const KernelDef *a, const KernelDef *b);
 

@@ -184,15 +184,41 @@ Test(cuda_nvrtc, every_model_kernel_compiles) {
 
 /* ---- the cache ---- */
 
-/* out[i] = in[i] * 2 + 1 over 100 elements. */
-static KernelDef *small_kernel(void) {
-    KernelDef *k = kernel_new("k0_small", 100);
-    int out = kernel_add_buf(k, KT_F32, 100, true, "y");
-    int in = kernel_add_buf(k, KT_F32, 100, false, "x");
+/* out[i] = in[i] * 2 + 1 over n elements. */
+static KernelDef *scale_kernel(int64_t n) {
+    KernelDef *k = kernel_new("k0_small", n);
+    int out = kernel_add_buf(k, KT_F32, n, true, "y");
+    int in = kernel_add_buf(k, KT_F32, n, false, "x");
     int i = k_index(k);
     int v = k_binary(k, KO_MUL, k_load(k, in, i), k_const_f(k, KT_F32, 2.0));
     k_store(k, out, i, k_binary(k, KO_ADD, v, k_const_f(k, KT_F32, 1.0)));
     return k;
+}
+
+static KernelDef *small_kernel(void) { return scale_kernel(100); }
+
+static char *render(const KernelDef *k) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&text, &len);
+    Diag d;
+    diag_init(&d);
+    cr_assert(o && cuda_render_kernel(o, k, 0, &d), "%s", d.msg);
+    fclose(o);
+    return text;
+}
+
+/* kernel_same ignores the domain and the buffers' sizes because the
+ * renderer never reads them: one kernel serves launches of any size. */
+Test(cuda_nvrtc, render_ignores_domain_and_sizes) {
+    KernelDef *a = scale_kernel(100), *b = scale_kernel(1234567);
+    cr_assert(kernel_same(a, b));
+    char *ta = render(a), *tb = render(b);
+    cr_expect_str_eq(ta, tb);
+    free(ta);
+    free(tb);
+    kernel_free(a);
+    kernel_free(b);
 }
 
 /* The cache tests' module: the prelude and the small kernel, without the

@@ -188,9 +188,11 @@ Test(kernel, hash_and_same) {
     b->insts[0].f = 123;
     cr_expect(kernel_same(a, b));
     cr_expect_eq(kernel_hash(a), kernel_hash(b));
-    KernelDef *c = relu2("c", 11); /* domain */
-    cr_expect_not(kernel_same(a, c));
-    cr_expect_neq(kernel_hash(a), kernel_hash(c));
+    /* Another domain and buffer size is the same code: the renderers never
+     * read them, so a row-wise kernel at batch 16 serves batch 128. */
+    KernelDef *c = relu2("c", 11);
+    cr_expect(kernel_same(a, c));
+    cr_expect_eq(kernel_hash(a), kernel_hash(c));
     KernelDef *e = relu2("e", 10);
     e->insts[2].f = 3.0; /* constant */
     cr_expect_not(kernel_same(a, e));

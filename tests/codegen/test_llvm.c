@@ -560,6 +560,30 @@ Test(llvm, emit_llvm_names_kernels_and_vectorises) {
     kernel_free(t);
 }
 
+/* kernel_same ignores the domain and the buffers' sizes because the LLVM
+ * emitter never reads them: the same kernel lowered for 7 elements and for
+ * 1,000,003 gives the same optimised module. */
+static char *optimised_ir(KernelDef *k, const char *file) {
+    Diag d;
+    diag_init(&d);
+    CpuModule *m = cpu_module_new("same", &d);
+    cr_assert(m && cpu_add_kernel(m, k, &d) && cpu_optimize(m, &d) && cpu_emit_llvm(m, in_dir(file), &d),
+              "%s", d.msg);
+    cpu_module_free(m);
+    return slurp(in_dir(file));
+}
+
+Test(llvm, code_ignores_domain_and_sizes) {
+    KernelDef *a = index_k("idx_same", 7), *b = index_k("idx_same", 1000003);
+    cr_assert(kernel_same(a, b));
+    char *ta = optimised_ir(a, "a.ll"), *tb = optimised_ir(b, "b.ll");
+    cr_expect_str_eq(ta, tb);
+    free(ta);
+    free(tb);
+    kernel_free(a);
+    kernel_free(b);
+}
+
 Test(llvm, link_executable_and_errors) {
     Diag d;
     diag_init(&d);

@@ -229,3 +229,41 @@ Test(memplan, reduce_steps_follow_their_gradients) {
     compiled_free(&c);
     module_free(m);
 }
+
+/* Kernels are shared across batch sizes: SmallCNN TRADES+IGR's predict
+ * (batch 128) and attrib_step (eval.attack_batch 16) launch the same conv1
+ * ReLU kernel over 8x fewer elements, and no kernel is compiled twice. */
+Test(memplan, one_kernel_serves_every_batch_size) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/models/mnist_smallcnn_trades_igr.json", source_dir());
+    FrontendOptions fo = {NULL, 0, 128};
+    Diag d;
+    diag_init(&d);
+    Module *m = frontend_load(path, &fo, &d);
+    cr_assert(m, "%s", d.msg);
+    PipelineOptions po;
+    memset(&po, 0, sizeof po);
+    cr_assert(pipeline_run(m, &po, &d), "%s", d.msg);
+    Compiled c;
+    cr_assert(codegen_build(m, &c, &d), "%s", d.msg);
+    const Program *p = c.prog;
+    const PStep *relu[2] = {NULL, NULL};
+    const char *fns[2] = {ENTRY_PREDICT, ENTRY_ATTRIB_STEP};
+    for (int j = 0; j < 2; j++) {
+        int fi = program_find_func(p, fns[j]);
+        cr_assert_geq(fi, 0, "%s", fns[j]);
+        for (int s = 0; s < p->funcs[fi].nsteps && !relu[j]; s++) {
+            const PStep *st = &p->funcs[fi].steps[s];
+            if (st->kind == PS_KERNEL && st->label && !strcmp(st->label, "relu1")) relu[j] = st;
+        }
+        cr_assert(relu[j], "%s has no relu1 kernel step", fns[j]);
+    }
+    cr_expect_eq(relu[0]->index, relu[1]->index, "relu1 compiled twice");
+    cr_expect_eq(relu[0]->domain, 8 * relu[1]->domain);
+    for (int i = 0; i < c.nkernels; i++)
+        for (int j = i + 1; j < c.nkernels; j++)
+            cr_expect_not(kernel_same(c.kernels[i], c.kernels[j]), "%s and %s are the same code",
+                          c.kernels[i]->name, c.kernels[j]->name);
+    compiled_free(&c);
+    module_free(m);
+}
