@@ -38,6 +38,8 @@ struct Runner {
     int threads;
     void **params;        /* per param, 64-byte aligned */
     unsigned char **arenas; /* per func, 64-byte aligned (NULL when 0 bytes) */
+    unsigned char *shared;  /* the entry points' one arena (see alloc_arenas) */
+    int64_t shared_bytes;
     StepState **steps;    /* per func, per step */
     int64_t memory;
     PCollectives coll;    /* what reduce and ranksum steps call */
@@ -181,6 +183,41 @@ void runner_init_params(Runner *r, uint32_t seed) {
 
 /* ---- construction ---- */
 
+/* Whether function fi is some loop's body (run inside its caller's call). */
+static bool is_loop_body(const Program *p, int fi) {
+    for (int g = 0; g < p->nfuncs; g++)
+        for (int s = 0; s < p->funcs[g].nsteps; s++)
+            if (p->funcs[g].steps[s].kind == PS_LOOP && p->funcs[g].steps[s].index == fi) return true;
+    return false;
+}
+
+/* Entry points run one at a time and leave nothing in their arenas (outputs
+ * go to the caller's buffers), so they share one arena of the largest size:
+ * a process that calls predict, grad_ce and attrib_step holds the largest
+ * of them, not their sum. A loop body runs inside its caller's call and
+ * keeps an arena of its own. Adds the bytes to *mem. */
+static bool alloc_arenas(Runner *r, int64_t *mem) {
+    const Program *p = r->p;
+    for (int fi = 0; fi < p->nfuncs; fi++)
+        if (!is_loop_body(p, fi) && p->funcs[fi].arena_bytes > r->shared_bytes)
+            r->shared_bytes = p->funcs[fi].arena_bytes;
+    if (r->shared_bytes > 0) {
+        if (!(r->shared = alloc_arena((size_t)r->shared_bytes))) return false;
+        *mem += r->shared_bytes;
+    }
+    for (int fi = 0; fi < p->nfuncs; fi++) {
+        const PFunc *f = &p->funcs[fi];
+        if (f->arena_bytes <= 0) continue;
+        if (!is_loop_body(p, fi)) {
+            r->arenas[fi] = r->shared;
+            continue;
+        }
+        if (!(r->arenas[fi] = alloc_arena((size_t)f->arena_bytes))) return false;
+        *mem += f->arena_bytes;
+    }
+    return true;
+}
+
 Runner *runner_new(const Program *p, const PKernelFn *kernels, int nkernels, int threads,
                    uint32_t seed, char *err, size_t errcap) {
     if (err && errcap) err[0] = '\0';
@@ -229,12 +266,9 @@ Runner *runner_new(const Program *p, const PKernelFn *kernels, int nkernels, int
         if (!(r->arenas = calloc((size_t)p->nfuncs, sizeof *r->arenas))) goto oom;
         if (!(r->steps = calloc((size_t)p->nfuncs, sizeof *r->steps))) goto oom;
     }
+    if (p->nfuncs && !alloc_arenas(r, &mem)) goto oom;
     for (int fi = 0; fi < p->nfuncs; fi++) {
         const PFunc *f = &p->funcs[fi];
-        if (f->arena_bytes > 0) {
-            if (!(r->arenas[fi] = alloc_arena((size_t)f->arena_bytes))) goto oom;
-            mem += f->arena_bytes;
-        }
         if (!f->nsteps) continue;
         if (!(r->steps[fi] = calloc((size_t)f->nsteps, sizeof **r->steps))) goto oom;
         for (int si = 0; si < f->nsteps; si++) {
@@ -274,7 +308,8 @@ void runner_free(Runner *r) {
         for (int i = 0; i < p->nparams; i++) free(r->params[i]);
     free(r->params);
     for (int fi = 0; fi < p->nfuncs; fi++) {
-        if (r->arenas && r->arenas[fi]) munmap(r->arenas[fi], (size_t)p->funcs[fi].arena_bytes);
+        if (r->arenas && r->arenas[fi] && r->arenas[fi] != r->shared)
+            munmap(r->arenas[fi], (size_t)p->funcs[fi].arena_bytes);
         if (r->steps && r->steps[fi]) {
             for (int si = 0; si < p->funcs[fi].nsteps; si++) {
                 free(r->steps[fi][si].bufs);
@@ -284,6 +319,7 @@ void runner_free(Runner *r) {
             free(r->steps[fi]);
         }
     }
+    if (r->shared) munmap(r->shared, (size_t)r->shared_bytes);
     free(r->arenas);
     free(r->steps);
     free(r->kernels);

@@ -8,8 +8,8 @@
 #include "runtime/program/program.h"
 
 /* Execution state: parameters (initialised from the seed by rt_init_fill,
- * converted to the param's dtype, or loaded), one 64-byte aligned arena per
- * function, a thread pool (threads <= 0: tp_default_size()). runner_new
+ * converted to the param's dtype, or loaded), 64-byte aligned arenas (one
+ * shared by the entry points, one per loop body), a thread pool (threads <= 0: tp_default_size()). runner_new
  * checks the kernel table and the program's structure (error in err, NULL)
  * and keeps p and a copy of the kernel table; p must outlive the runner. */
 typedef struct Runner Runner;

@@ -653,6 +653,55 @@ Test(runner, loops_nested_and_shared_bodies) {
     program_free(p);
 }
 
+/* first: y = 2(x + 1) in arena bytes 0..16; second: the same values at
+ * 16..64, then a loop whose body (arena of its own) writes its bytes 48..64
+ * while the caller's x + 1 lies at its 48..64: z = (x + 6) + (x + 1). */
+static const char *const SHARED =
+    "program shared batch 1\n"
+    "func first arena 64\n"
+    "  in x f32 [4]\n"
+    "  out y f32 [4] o0\n"
+    "  kernel 2 4 1 a0 i0\n"
+    "  kernel 0 4 1 o0 a0 a0\n"
+    "end\n"
+    "func second arena 128\n"
+    "  in x f32 [4]\n"
+    "  out z f32 [4] o0\n"
+    "  kernel 2 4 1 a48 i0\n"
+    "  kernel 2 4 1 a16 a48\n"
+    "  loop bump 2 16 a96 a16\n"
+    "  kernel 0 4 1 o0 a96 a48\n"
+    "end\n"
+    "func bump arena 64\n"
+    "  in t i32 []\n"
+    "  in c f32 [4]\n"
+    "  out n f32 [4] o0\n"
+    "  kernel 2 4 1 a48 i1\n"
+    "  kernel 2 4 1 o0 a48\n"
+    "end\n";
+
+/* Entry points share one arena of the largest size (a loop body keeps its
+ * own): memory counts 128 + 64 + the loop's 16 bytes of carry, and calls
+ * that alternate, each over the other's leftovers, stay right. */
+Test(runner, entry_points_share_one_arena) {
+    Program *p = parse_ok(SHARED);
+    Runner *r = runner_ok(p, 1, 1);
+    cr_assert_eq(runner_memory_bytes(r), 128 + 64 + 16);
+    float x[4] = {1, -2, 0.5f, 3}, y[4], z[4];
+    const void *ins[] = {x};
+    for (int rep = 0; rep < 3; rep++) {
+        runner_call(r, program_find_func(p, "first"), ins, (void *[]){y});
+        runner_call(r, program_find_func(p, "second"), ins, (void *[]){z});
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(y[i], 2 * (x[i] + 1));
+            cr_assert_eq(z[i], 2 * x[i] + 7, "z[%d] = %g: the body wrote its caller's arena", i, z[i]);
+        }
+        x[rep] += 1; /* the next round's inputs differ */
+    }
+    runner_free(r);
+    program_free(p);
+}
+
 /* A long domain split over threads: every element once, same bytes. */
 static const char *const WIDE =
     "program wide batch 1\n"
