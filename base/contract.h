@@ -7,6 +7,8 @@
  *   predict(x) -> logits
  *   ig(x, y) -> attributions                              IG, zero baseline
  *   attrib_step(x, y, mask) -> logits, attributions, dx   one IFIA step
+ *     (eval.attack_batch rows), and attrib_step.<N> the same at every power
+ *     of two N below it, so a remainder of images computes no padding rows
  *   activations(x) -> logits, pre                         every ReLU input
  *   objective(x, y, x_adv) -> loss, grad.<param>...
  *   train_step(x, y, lr, step, progress, key) -> loss, logits, <param>...
@@ -21,6 +23,7 @@
 #define ENTRY_PREDICT "predict"
 #define ENTRY_IG "ig"
 #define ENTRY_ATTRIB_STEP "attrib_step"
+#define ENTRY_ATTRIB_STEP_ROWS "attrib_step.%d" /* printf: the rows, a power of two */
 #define ENTRY_ACTIVATIONS "activations"
 #define ENTRY_OBJECTIVE "objective"
 #define ENTRY_TRAIN_STEP "train_step"

@@ -91,17 +91,16 @@ static int topk_share(Builder *b, int s, int mask) {
  * Kendall's tau); dx is the gradient of the normalised top-k share D(x) of
  * the saliency of the same network with every ReLU replaced by softplus
  * (beta 1), since a ReLU network's second derivative is zero. mask has the
- * saliency's shape [B, 1, H, W]. The batch is eval.attack_batch rows
- * (attacks run few images), evaluation mode. */
-static bool build_attrib_step(Ctx *c) {
+ * saliency's shape [B, 1, H, W]. Evaluation mode, `batch` rows (attacks
+ * run few images). */
+static bool build_attrib_rows(Ctx *c, const char *name, int batch) {
     const InputDesc *x = input(c, IN_X), *y = input(c, IN_Y);
     int m = int_setting(c, "eval.ig_steps"), mt = int_setting(c, "eval.attack_ig_steps");
-    int batch = int_setting(c, "eval.attack_batch");
     Type xt = rebatch(&x->type, batch), yt = rebatch(&y->type, batch), st = xt;
     if (st.rank == 4) st.dim[1] = 1;
-    Builder b = {c->m, module_add_func(c->m, ENTRY_ATTRIB_STEP), c->d};
+    Builder b = {c->m, module_add_func(c->m, name), c->d};
     NetEnv env = {.b = &b, .doc = c->doc, .root_file = c->file, .rng_key = -1, .bn_groups = 1};
-    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = ENTRY_ATTRIB_STEP};
+    ObjEnv oe = {.env = &env, .network = c->network, .x_adv = -1, .progress = -1, .key = -1, .entry = name};
     int xv = b_input(&b, IN_X, xt), yv = b_input(&b, IN_Y, yt), mask = b_input(&b, IN_MASK, st);
     int z = net_emit(&env, c->network, xv);
     IgSpec real = {m, false, c->network, "logit", -1, "ig"};
@@ -117,6 +116,18 @@ static bool build_attrib_step(Ctx *c) {
     func_add_output(c->m, b.f, OUT_LOGITS, z);
     func_add_output(c->m, b.f, OUT_ATTRIBUTIONS, a);
     func_add_output(c->m, b.f, OUT_DX, g);
+    return true;
+}
+
+/* attrib_step at eval.attack_batch rows, and attrib_step.<N> at every power
+ * of two N below it: attrib attacks a remainder of r images as r's binary
+ * digits (13 = 8 + 4 + 1), never padding rows. Row-wise kernels are the
+ * same code at every size (kernel_same), so the variants add few kernels. */
+static bool build_attrib_step(Ctx *c) {
+    int batch = int_setting(c, "eval.attack_batch");
+    if (!build_attrib_rows(c, ENTRY_ATTRIB_STEP, batch)) return false;
+    for (int n = 1; n < batch; n *= 2)
+        if (!build_attrib_rows(c, arena_printf(c->m->arena, ENTRY_ATTRIB_STEP_ROWS, n), n)) return false;
     return true;
 }
 

@@ -371,6 +371,15 @@ Dist *app_open_ranks(void) {
 }
 
 bool app_gather_rows(Dist *d, double *rows, int64_t n, int fields, int64_t B) {
+    int *owner = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!owner) return fprintf(stderr, "error: out of memory\n"), false;
+    for (int64_t i = 0; i < n; i++) owner[i] = (int)((i / B) % dist_size(d));
+    bool ok = app_gather_rows_owned(d, rows, n, fields, owner);
+    free(owner);
+    return ok;
+}
+
+bool app_gather_rows_owned(Dist *d, double *rows, int64_t n, int fields, const int *owner) {
     const int ranks = dist_size(d);
     if (ranks == 1) return true;
     const int64_t cnt = n * fields;
@@ -379,8 +388,7 @@ bool app_gather_rows(Dist *d, double *rows, int64_t n, int fields, int64_t B) {
     if (!all) return fprintf(stderr, "error: out of memory\n"), false;
     bool ok = dist_allgather(d, rows, cnt, all, err, sizeof err);
     for (int64_t i = 0; ok && i < n; i++) {
-        int owner = (int)((i / B) % ranks);
-        memcpy(rows + i * fields, all + owner * cnt + i * fields, (size_t)fields * sizeof(double));
+        memcpy(rows + i * fields, all + owner[i] * cnt + i * fields, (size_t)fields * sizeof(double));
     }
     if (!ok) fprintf(stderr, "error: rank %d: %s\n", dist_rank(d), err);
     free(all);

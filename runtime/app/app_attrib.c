@@ -27,6 +27,18 @@
 #include "runtime/app/metrics.h"
 #include "runtime/io/png.h"
 
+/* One compiled size of the attack step: attrib_step (B rows) or
+ * attrib_step.<N> (a power of two N < B). */
+typedef struct {
+    int f;
+    const PFunc *fn;
+    int in_x, in_y, in_mask, out_logits, out_attr, out_dx;
+    void **outs;
+    int64_t rows;
+} AttackFn;
+
+enum { MAX_SIZES = 18 }; /* B <= 65536: B and the 16 powers of two below it */
+
 typedef struct {
     const char *ckpt, *out, *data, *json, *which, *device; /* which: ig's --images */
     const char *select;   /* the kept iterate: "kendall" (lowest tau) or "topk" */
@@ -35,15 +47,15 @@ typedef struct {
     bool random_start;    /* start from a uniform point of the eps-ball */
     uint32_t seed;
     Exec *r;
-    int f;
-    const PFunc *fn;
-    int in_x, in_y, in_mask, out_logits, out_attr, out_dx;
-    void **outs;
+    AttackFn sizes[MAX_SIZES]; /* [0]: attrib_step, then 1, 2, 4, ... rows */
+    int nsizes;
+    const AttackFn *cur;       /* the size running: rows = cur->rows */
+    int64_t rows;
     int64_t B, K, img, sal; /* per row: img image values, sal saliency values */
     float *x0, *xa, *mask, *s0, *best_x, *best_s;
     int32_t *y;
-    uint8_t *real;    /* row holds a real image (not padding) */
-    uint8_t *attack;  /* row is a correctly classified real image */
+    int64_t *image;   /* row's test image index (keys --random-start) */
+    uint8_t *attack;  /* row is a correctly classified image */
     uint8_t *found;   /* some label-preserving iterate was seen */
     double *tau, *topk;
     int64_t *idx;     /* top-k scratch (max(k, attack_k) entries) */
@@ -51,46 +63,73 @@ typedef struct {
     double sum_topk, sum_tau;
     int64_t images, attacked, undefined;
     cJSON *per_image;
-    Dist *dist;       /* attrib: batch b is rank b mod N's */
-    double *rows;     /* attrib: per image ROW_FIELDS values, every rank's after the gather */
+    Dist *dist;       /* attrib: chunk c of the attacked images is rank c mod N's */
+    double *results;  /* attrib: per image ROW_FIELDS values, every rank's after the gather */
 } Attrib;
 
-/* An image's result as attrib gathers it: real, label, attacked, found, top-k, tau. */
+/* An image's result as attrib gathers it: 1, label, attacked, found, top-k, tau. */
 enum { ROW_FIELDS = 6 };
 
 /* ---- the attack --------------------------------------------------------- */
 
+/* Binds entry point `name` into *af; rows < 0: the full attrib_step, whose
+ * shape sets B, K and sal; else a variant of `rows` rows that must agree. */
+static bool bind_size(Attrib *a, const Program *p, const char *name, int64_t rows, AttackFn *af) {
+    af->f = program_find_func(p, name);
+    if (af->f < 0) {
+        fprintf(stderr, "error: program %s has no %s entry point (recompile the model with this "
+                        "igrc)\n", p->name, name);
+        return false;
+    }
+    const PFunc *fn = af->fn = &p->funcs[af->f];
+    if (!app_check_input(fn, IN_X, PD_F32, 4) || !app_check_input(fn, IN_Y, PD_I32, 1) ||
+        !app_check_input(fn, IN_MASK, PD_F32, 4))
+        return false;
+    af->in_x = app_find_input(fn, IN_X);
+    af->in_y = app_find_input(fn, IN_Y);
+    af->in_mask = app_find_input(fn, IN_MASK);
+    af->out_logits = app_find_output(fn, OUT_LOGITS);
+    af->out_attr = app_find_output(fn, OUT_ATTRIBUTIONS);
+    af->out_dx = app_find_output(fn, OUT_DX);
+    if (af->out_logits < 0 || af->out_attr < 0 || af->out_dx < 0 || fn->ninputs != 3) {
+        fprintf(stderr, "error: entry point %s must map x, y, mask to logits, attributions, dx\n", name);
+        return false;
+    }
+    af->rows = fn->inputs[af->in_x].dim[0];
+    if (rows < 0) {
+        a->B = af->rows;
+        a->K = fn->outputs[af->out_logits].dim[1];
+        a->sal = ptensor_numel(&fn->outputs[af->out_attr]) / a->B;
+    }
+    if ((rows >= 0 && af->rows != rows) || fn->outputs[af->out_logits].dim[1] != a->K ||
+        ptensor_numel(&fn->outputs[af->out_attr]) != af->rows * a->sal ||
+        ptensor_numel(&fn->inputs[af->in_mask]) != af->rows * a->sal) {
+        fprintf(stderr, "error: %s's shapes do not match attrib_step's (the mask has the "
+                        "saliency's shape; recompile the model with this igrc)\n", name);
+        return false;
+    }
+    return (af->outs = app_alloc_outputs(fn)) != NULL;
+}
+
+/* attrib_step and its variants at every power of two below B. */
 static bool bind_attrib(Attrib *a, const Program *p) {
-    a->f = program_find_func(p, ENTRY_ATTRIB_STEP);
-    if (a->f < 0) {
-        fprintf(stderr, "error: program %s has no attrib_step entry point (recompile the model "
-                        "with this igrc)\n", p->name);
-        return false;
+    if (!bind_size(a, p, ENTRY_ATTRIB_STEP, -1, &a->sizes[0])) return false;
+    a->nsizes = 1;
+    for (int64_t n = 1; n < a->B; n *= 2) {
+        char name[64];
+        snprintf(name, sizeof name, ENTRY_ATTRIB_STEP_ROWS, (int)n);
+        if (!bind_size(a, p, name, n, &a->sizes[a->nsizes++])) return false;
     }
-    a->fn = &p->funcs[a->f];
-    if (!app_check_input(a->fn, IN_X, PD_F32, 4) || !app_check_input(a->fn, IN_Y, PD_I32, 1) ||
-        !app_check_input(a->fn, IN_MASK, PD_F32, 4))
-        return false;
-    a->in_x = app_find_input(a->fn, IN_X);
-    a->in_y = app_find_input(a->fn, IN_Y);
-    a->in_mask = app_find_input(a->fn, IN_MASK);
-    a->out_logits = app_find_output(a->fn, OUT_LOGITS);
-    a->out_attr = app_find_output(a->fn, OUT_ATTRIBUTIONS);
-    a->out_dx = app_find_output(a->fn, OUT_DX);
-    if (a->out_logits < 0 || a->out_attr < 0 || a->out_dx < 0 || a->fn->ninputs != 3) {
-        fprintf(stderr, "error: entry point attrib_step must map x, y, mask to logits, "
-                        "attributions, dx\n");
-        return false;
-    }
-    a->B = a->fn->inputs[a->in_x].dim[0];
-    a->K = a->fn->outputs[a->out_logits].dim[1];
-    a->sal = ptensor_numel(&a->fn->outputs[a->out_attr]) / a->B;
-    if (ptensor_numel(&a->fn->inputs[a->in_mask]) != a->B * a->sal) {
-        fprintf(stderr, "error: attrib_step's mask must have the saliency's shape (recompile the "
-                        "model with this igrc)\n");
-        return false;
-    }
-    return (a->outs = app_alloc_outputs(a->fn)) != NULL;
+    a->cur = &a->sizes[0];
+    a->rows = a->B;
+    return true;
+}
+
+/* Runs the next calls at the size of `rows` rows (B or a power of two). */
+static void use_rows(Attrib *a, int64_t rows) {
+    for (int i = 0; i < a->nsizes; i++)
+        if (a->sizes[i].rows == rows) a->cur = &a->sizes[i];
+    a->rows = a->cur->rows;
 }
 
 static bool alloc_buffers(Attrib *a) {
@@ -99,7 +138,8 @@ static bool alloc_buffers(Attrib *a) {
     bool ok = true;
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
         ok &= (*f[i] = calloc(i < 3 ? n : ns, sizeof(float))) != NULL;
-    ok &= (a->y = calloc(b, sizeof *a->y)) && (a->real = calloc(b, 1)) && (a->attack = calloc(b, 1)) &&
+    ok &= (a->y = calloc(b, sizeof *a->y)) && (a->image = calloc(b, sizeof *a->image)) &&
+          (a->attack = calloc(b, 1)) &&
           (a->found = calloc(b, 1)) && (a->tau = calloc(b, sizeof(double))) &&
           (a->topk = calloc(b, sizeof(double))) &&
           (a->idx = calloc((size_t)(a->k > a->attack_k ? a->k : a->attack_k), sizeof(int64_t)));
@@ -109,31 +149,35 @@ static bool alloc_buffers(Attrib *a) {
 
 static void free_buffers(Attrib *a) {
     free(a->x0), free(a->xa), free(a->mask), free(a->s0), free(a->best_x), free(a->best_s);
-    free(a->y), free(a->real), free(a->attack), free(a->found), free(a->tau), free(a->topk);
+    free(a->y), free(a->image), free(a->attack), free(a->found), free(a->tau), free(a->topk);
     free(a->idx);
 }
 
 static void call_at(Attrib *a, const float *x) {
+    const AttackFn *c = a->cur;
     const void *ins[3];
-    ins[a->in_x] = x;
-    ins[a->in_y] = a->y;
-    ins[a->in_mask] = a->mask;
-    if (!app_call(a->r, a->f, ins, a->outs)) exit(APP_FAIL); /* a device failure */
+    ins[c->in_x] = x;
+    ins[c->in_y] = a->y;
+    ins[c->in_mask] = a->mask;
+    if (!app_call(a->r, c->f, ins, c->outs)) exit(APP_FAIL); /* a device failure */
 }
 
+static const float *out_attr(const Attrib *a) { return a->cur->outs[a->cur->out_attr]; }
+
 static int predicted(const Attrib *a, int64_t row) {
-    return app_argmax(&a->fn->outputs[a->out_logits], a->outs[a->out_logits], row, a->K);
+    const AttackFn *c = a->cur;
+    return app_argmax(&c->fn->outputs[c->out_logits], c->outs[c->out_logits], row, a->K);
 }
 
 /* Saliency S0 at x0, the rows to attack, and their masks M (the top
  * attack_k pixels of S0). */
 static bool start(Attrib *a) {
-    memset(a->mask, 0, (size_t)(a->B * a->sal) * sizeof(float));
+    memset(a->mask, 0, (size_t)(a->rows * a->sal) * sizeof(float));
     call_at(a, a->x0);
-    memcpy(a->s0, a->outs[a->out_attr], (size_t)(a->B * a->sal) * sizeof(float));
+    memcpy(a->s0, out_attr(a), (size_t)(a->rows * a->sal) * sizeof(float));
     char err[256];
-    for (int64_t r = 0; r < a->B; r++) {
-        a->attack[r] = a->real[r] && predicted(a, r) == a->y[r];
+    for (int64_t r = 0; r < a->rows; r++) {
+        a->attack[r] = predicted(a, r) == a->y[r];
         a->found[r] = 0;
         if (!a->attack[r]) continue;
         if (metric_topk(a->s0 + r * a->sal, a->sal, a->attack_k, a->idx, err, sizeof err) !=
@@ -152,21 +196,24 @@ static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ?
 #define START_STREAM 0x69666961u
 
 /* xa = x0, or with --random-start clip01(x0 + U[-eps, eps]) drawn from
- * (seed, batch) so a rerun attacks from the same points. */
-static void first_iterate(Attrib *a, int64_t batch) {
-    for (int64_t i = 0; i < a->B * a->img; i++) {
-        float u = a->random_start
-                      ? (float)((2 * philox_uniform(a->seed, (uint32_t)batch, START_STREAM, (uint64_t)i) - 1) * a->eps)
-                      : 0.0f;
-        a->xa[i] = clampf(a->x0[i] + u, 0.0f, 1.0f);
-    }
+ * (seed, test image index) so a rerun, any rank count or attack batch
+ * attacks each image from the same point. */
+static void first_iterate(Attrib *a) {
+    for (int64_t r = 0; r < a->rows; r++)
+        for (int64_t j = 0; j < a->img; j++) {
+            int64_t i = r * a->img + j;
+            float u = a->random_start ? (float)((2 * philox_uniform(a->seed, (uint32_t)a->image[r], START_STREAM,
+                                                                    (uint64_t)j) - 1) * a->eps)
+                                      : 0.0f;
+            a->xa[i] = clampf(a->x0[i] + u, 0.0f, 1.0f);
+        }
 }
 
 /* x <- clip01(x0 + clip_eps(x - alpha sign(dD/dx) - x0)): lowers D, moving
  * saliency off the original top-k. */
 static void step(Attrib *a) {
-    const float *dx = a->outs[a->out_dx], eps = (float)a->eps, al = (float)a->alpha;
-    for (int64_t i = 0; i < a->B * a->img; i++) {
+    const float *dx = a->cur->outs[a->cur->out_dx], eps = (float)a->eps, al = (float)a->alpha;
+    for (int64_t i = 0; i < a->rows * a->img; i++) {
         float s = dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f;
         float d = clampf(a->xa[i] - al * s - a->x0[i], -eps, eps);
         a->xa[i] = clampf(a->x0[i] + d, 0.0f, 1.0f);
@@ -186,9 +233,9 @@ static bool better(const Attrib *a, int64_t r, double topk, double tau) {
 
 /* Scores the current iterate (outputs of the call at xa) for each row. */
 static bool score(Attrib *a) {
-    const float *s = a->outs[a->out_attr];
+    const float *s = out_attr(a);
     char err[256];
-    for (int64_t r = 0; r < a->B; r++) {
+    for (int64_t r = 0; r < a->rows; r++) {
         if (!a->attack[r] || predicted(a, r) != a->y[r]) continue;
         const float *sr = s + r * a->sal, *s0 = a->s0 + r * a->sal;
         double tau, topk;
@@ -207,18 +254,18 @@ static bool score(Attrib *a) {
     return true;
 }
 
-/* Attacks every row of batch number `batch` in x0/y/real; results in
- * tau/topk/found. */
-static bool attack_batch(Attrib *a, int64_t batch) {
+/* Attacks the a->rows images in x0/y/image at that size; results in
+ * attack/tau/topk/found. */
+static bool attack_rows(Attrib *a) {
     if (!start(a)) return false;
-    first_iterate(a, batch);
+    first_iterate(a);
     call_at(a, a->xa);
     for (int64_t t = 0; t < a->steps; t++) {
         step(a);
         call_at(a, a->xa);
         if (!score(a)) return false;
     }
-    for (int64_t r = 0; r < a->B; r++)
+    for (int64_t r = 0; r < a->rows; r++)
         if (a->attack[r] && !a->found[r]) {
             a->tau[r] = a->topk[r] = 1.0; /* no label-preserving iterate */
             memcpy(a->best_x + r * a->img, a->x0 + r * a->img, (size_t)a->img * sizeof(float));
@@ -274,7 +321,7 @@ static int open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d,
     if (!app_load_data(p, a->data, false, a->n, d)) return APP_BADINPUT;
     if (!check_args(cmd, a)) return APP_USAGE;
     a->img = d->c * d->h * d->w;
-    const PTensor *x = &a->fn->inputs[a->in_x];
+    const PTensor *x = &a->sizes[0].fn->inputs[a->sizes[0].in_x];
     if (x->dim[1] * x->dim[2] * x->dim[3] != a->img) {
         fprintf(stderr, "error: %s: the data's images (%" PRId64 " values) do not fit attrib_step's x\n",
                 cmd, a->img);
@@ -287,8 +334,34 @@ static int open_model(const char *cmd, const AppCtx *ctx, Attrib *a, Dataset *d,
 
 static void close_model(Attrib *a) {
     exec_free(a->r);
-    if (a->fn) app_free_outputs(a->fn, a->outs);
+    for (int i = 0; i < a->nsizes; i++) app_free_outputs(a->sizes[i].fn, a->sizes[i].outs);
     free_buffers(a);
+}
+
+/* ---- chunks ------------------------------------------------------------- */
+
+/* Splits `total` images into chunks: full ones of B rows, then the
+ * remainder as its binary digits, largest first (B 16, 29 images: 16, 8, 4,
+ * 1), each run by the attack step of its size, so no row is padding. rows
+ * gets each chunk's size (at most total / B + 17 chunks); returns the count. */
+static int64_t plan_chunks(int64_t total, int64_t B, int64_t *rows) {
+    int64_t n = 0, rest = total % B;
+    for (int64_t i = 0; i < total / B; i++) rows[n++] = B;
+    int64_t p = 1;
+    while (p * 2 <= rest) p *= 2;
+    for (; p >= 1; p /= 2)
+        if (rest & p) rows[n++] = p;
+    return n;
+}
+
+/* Loads test images idx[0..rows) into the rows of x0, y and image, and
+ * selects the attack step of that size. */
+static void load_rows(Attrib *a, const Dataset *d, const int64_t *idx, int64_t rows) {
+    use_rows(a, rows);
+    for (int64_t r = 0; r < rows; r++) {
+        dataset_batch(d, NULL, idx[r], 1, false, a->x0 + r * a->img, a->y + r, NULL);
+        a->image[r] = idx[r];
+    }
 }
 
 /* ---- attrib ------------------------------------------------------------- */
@@ -307,18 +380,56 @@ static void close_model(Attrib *a) {
      "start from a uniform point of the eps-ball (default: from x0)", 0},                       \
     {"seed", OPT_U32, &(a)->seed, "S", "seed of --random-start (default: train.seed)", 0}
 
-/* Batch `first`'s results into a->rows (this rank's batches). */
-static void keep_rows(Attrib *a, int64_t first, int64_t n) {
-    for (int64_t r = 0; r < a->B && first + r < n; r++) {
-        double *v = a->rows + (first + r) * ROW_FIELDS;
-        v[0] = a->real[r], v[1] = a->y[r], v[2] = a->attack[r], v[3] = a->found[r];
+/* The chunk's results into its images' rows of a->results. */
+static void keep_rows(Attrib *a) {
+    for (int64_t r = 0; r < a->rows; r++) {
+        double *v = a->results + a->image[r] * ROW_FIELDS;
+        v[0] = 1, v[1] = a->y[r], v[2] = a->attack[r], v[3] = a->found[r];
         v[4] = a->attack[r] ? a->topk[r] : 0, v[5] = a->attack[r] ? a->tau[r] : 0;
     }
 }
 
-/* Image i (its row of a->rows) into the totals and the JSON, in image order. */
+/* The test images [0, n) the model classifies correctly (the predict entry
+ * point, as eval's natural accuracy), in order, into idx; the count, or -1
+ * with the error printed. Every image's row of a->results gets its label
+ * and "not attacked" until its chunk says otherwise. */
+static int64_t classify(Attrib *a, const Program *p, const Dataset *d, int64_t n, int64_t *idx) {
+    int f = program_find_func(p, ENTRY_PREDICT);
+    if (f < 0 || !app_check_input(&p->funcs[f], IN_X, PD_F32, 4) || p->funcs[f].ninputs != 1 ||
+        app_find_output(&p->funcs[f], OUT_LOGITS) < 0) {
+        fprintf(stderr, "error: program %s has no predict(x) -> logits entry point (recompile the "
+                        "model with this igrc)\n", p->name);
+        return -1;
+    }
+    const PFunc *fn = &p->funcs[f];
+    const PTensor *lt = &fn->outputs[app_find_output(fn, OUT_LOGITS)];
+    int64_t B = fn->inputs[0].dim[0], count = 0;
+    float *x = malloc(sizeof(float) * (size_t)(B * a->img));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)B);
+    void **outs = app_alloc_outputs(fn);
+    bool ok = x && y && outs && ptensor_numel(&fn->inputs[0]) == B * a->img;
+    if (!ok) fprintf(stderr, "error: out of memory, or predict's x does not fit the data\n");
+    for (int64_t first = 0; ok && first < n; first += B) {
+        dataset_batch(d, NULL, first, B, false, x, y, NULL);
+        const void *ins[] = {x};
+        if (!(ok = app_call(a->r, f, ins, outs))) break;
+        for (int64_t r = 0; r < B && first + r < n; r++) {
+            double *v = a->results + (first + r) * ROW_FIELDS;
+            memset(v, 0, ROW_FIELDS * sizeof(double));
+            v[0] = 1, v[1] = y[r];
+            if (app_argmax(lt, outs[app_find_output(fn, OUT_LOGITS)], r, lt->dim[1]) == y[r])
+                idx[count++] = first + r;
+        }
+    }
+    free(x);
+    free(y);
+    if (outs) app_free_outputs(fn, outs);
+    return ok ? count : -1;
+}
+
+/* Image i (its row of a->results) into the totals and the JSON, in image order. */
 static void record(Attrib *a, int64_t i) {
-    const double *v = a->rows + i * ROW_FIELDS;
+    const double *v = a->results + i * ROW_FIELDS;
     if (!v[0]) return;
     a->images++;
     cJSON *o = cJSON_CreateObject();
@@ -366,34 +477,57 @@ static bool write_attrib_json(Attrib *a, const Program *p, const Dataset *d) {
     return app_write_json(root, a->json);
 }
 
+/* Attacks this rank's chunks of the n first test images the model
+ * classifies correctly (chunk c is rank c mod N's); owner[i] gets the rank
+ * whose row of a->results holds image i. */
+static bool attack_chunks(Attrib *a, const Program *p, const Dataset *d, int64_t n, int *owner) {
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    int64_t *chunk = malloc(sizeof(int64_t) * (size_t)(n / a->B + MAX_SIZES));
+    if (!idx || !chunk) {
+        free(idx), free(chunk);
+        return fprintf(stderr, "error: out of memory\n"), false;
+    }
+    const int rank = dist_rank(a->dist), ranks = dist_size(a->dist);
+    double t0 = app_now();
+    int64_t na = classify(a, p, d, n, idx), nchunks = na < 0 ? 0 : plan_chunks(na, a->B, chunk);
+    bool ok = na >= 0;
+    for (int64_t c = 0, first = 0; ok && c < nchunks; first += chunk[c++]) {
+        for (int64_t r = 0; r < chunk[c]; r++) owner[idx[first + r]] = (int)(c % ranks);
+        if (c % ranks != rank) continue;
+        load_rows(a, d, idx + first, chunk[c]);
+        if (!(ok = attack_rows(a))) break;
+        keep_rows(a);
+        for (int64_t r = 0; r < a->rows; r++) record(a, a->image[r]);
+        fprintf(stderr, "attrib%s: %" PRId64 " of %" PRId64 " correctly classified images attacked (%" PRId64
+                        " rows a step), top-k %.4f, kendall %.4f, %.1f s\n",
+                ranks > 1 ? " (this rank)" : "", first + chunk[c], na, a->rows,
+                a->sum_topk / (double)(a->attacked ? a->attacked : 1),
+                a->sum_tau / (double)(a->attacked ? a->attacked : 1), app_now() - t0);
+    }
+    free(idx);
+    free(chunk);
+    return ok;
+}
+
 static int run_attrib(Attrib *a, const Program *p, const Dataset *d) {
     int64_t n = a->n > 0 && a->n < d->n ? a->n : d->n;
     Dataset view = *d;
     view.n = n;
     a->per_image = cJSON_CreateArray();
-    a->rows = calloc((size_t)(n * ROW_FIELDS), sizeof(double));
-    if (!a->rows) return fprintf(stderr, "error: out of memory\n"), APP_FAIL;
-    double t0 = app_now();
-    const int rank = dist_rank(a->dist), ranks = dist_size(a->dist);
-    for (int64_t b = rank; b < dataset_nbatches(n, a->B); b += ranks) {
-        dataset_batch(&view, NULL, b * a->B, a->B, false, a->x0, a->y, a->real);
-        if (!attack_batch(a, b)) return APP_FAIL;
-        keep_rows(a, b * a->B, n);
-        for (int64_t i = b * a->B; i < (b + 1) * a->B && i < n; i++) record(a, i);
-        fprintf(stderr, "attrib%s: %" PRId64 "/%" PRId64 " images, %" PRId64
-                        " attacked, top-k %.4f, kendall %.4f, %.1f s\n",
-                ranks > 1 ? " (this rank)" : "", a->images, n, a->attacked,
-                a->sum_topk / (double)(a->attacked ? a->attacked : 1),
-                a->sum_tau / (double)(a->attacked ? a->attacked : 1), app_now() - t0);
-    }
+    a->results = calloc((size_t)(n * ROW_FIELDS), sizeof(double));
+    int *owner = calloc((size_t)(n ? n : 1), sizeof(int));
+    if (!a->results || !owner) return free(owner), fprintf(stderr, "error: out of memory\n"), APP_FAIL;
+    bool ok = attack_chunks(a, p, &view, n, owner) &&
+              app_gather_rows_owned(a->dist, a->results, n, ROW_FIELDS, owner);
+    free(owner);
+    if (!ok) return APP_FAIL;
     /* the totals and the rows again, over every rank's images in image order */
-    if (!app_gather_rows(a->dist, a->rows, n, ROW_FIELDS, a->B)) return APP_FAIL;
     cJSON_Delete(a->per_image);
     a->per_image = cJSON_CreateArray();
     a->images = a->attacked = a->undefined = 0;
     a->sum_topk = a->sum_tau = 0;
     for (int64_t i = 0; i < n; i++) record(a, i);
-    if (rank != 0) return APP_OK;
+    if (dist_rank(a->dist) != 0) return APP_OK;
     printf("%-10s %9s %9s %6s %6s %8s %8s %6s\n", "attack", "top-k", "kendall", "k", "steps", "eps",
            "alpha", "n");
     printf("%-10s %9.4f %9.4f %6" PRId64 " %6" PRId64 " %8.4g %8.4g %6" PRId64 "\n", "ifia-topk",
@@ -428,7 +562,7 @@ int app_attrib(const AppCtx *ctx, int argc, char **argv) {
     rc = open_model("attrib", ctx, &a, &d, opts[0].seen);
     if (rc == APP_OK) rc = run_attrib(&a, ctx->p, &d);
     cJSON_Delete(a.per_image);
-    free(a.rows);
+    free(a.results);
     close_model(&a);
     dataset_free(&d);
     if (rc && dist_size(a.dist) > 1) dist_abort(a.dist, rc); /* the other ranks stop too */
@@ -459,7 +593,7 @@ static int64_t parse_images(const char *s, int64_t n, int64_t *idx, int64_t cap)
 /* Row r's strip: original, IG of the original and, for an attacked image,
  * its attacked copy and that copy's IG. */
 static bool write_strip(const Attrib *a, int64_t r, const char *path, int scale) {
-    const PTensor *x = &a->fn->inputs[a->in_x];
+    const PTensor *x = &a->sizes[0].fn->inputs[a->sizes[0].in_x];
     int c = (int)x->dim[1], h = (int)x->dim[2], w = (int)x->dim[3];
     const float *rows[4] = {a->x0 + r * a->img, a->s0 + r * a->sal, a->best_x + r * a->img,
                             a->best_s + r * a->sal};
@@ -480,13 +614,11 @@ static int run_ig(Attrib *a, const Dataset *d, const char *dir, int scale) {
     int64_t n = parse_images(a->which, d->n, idx, 256);
     if (n < 0) return APP_USAGE;
     if (!app_mkdir(dir)) return APP_FAIL;
-    for (int64_t first = 0; first < n; first += a->B) {
-        int64_t m = n - first < a->B ? n - first : a->B;
-        for (int64_t r = 0; r < a->B; r++) /* padding rows repeat the last image */
-            dataset_batch(d, NULL, idx[first + (r < m ? r : m - 1)], 1, false, a->x0 + r * a->img,
-                          a->y + r, NULL), a->real[r] = r < m;
-        if (!attack_batch(a, first / a->B)) return APP_FAIL;
-        for (int64_t r = 0; r < m; r++) {
+    int64_t chunk[256 + MAX_SIZES], nchunks = plan_chunks(n, a->B, chunk);
+    for (int64_t c = 0, first = 0; c < nchunks; first += chunk[c++]) {
+        load_rows(a, d, idx + first, chunk[c]);
+        if (!attack_rows(a)) return APP_FAIL;
+        for (int64_t r = 0; r < a->rows; r++) {
             char path[1200];
             snprintf(path, sizeof path, "%s/ig_%05" PRId64 ".png", dir, idx[first + r]);
             if (!write_strip(a, r, path, scale)) return APP_FAIL;

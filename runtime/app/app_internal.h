@@ -85,6 +85,8 @@ Dist *app_open_ranks(void);
  * batches (of B images) b with b mod N == rank. Afterwards every rank holds
  * every image's row (each from the rank that computed it). */
 bool app_gather_rows(Dist *d, double *rows, int64_t n, int fields, int64_t B);
+/* The same with image i's row taken from rank owner[i]. */
+bool app_gather_rows_owned(Dist *d, double *rows, int64_t n, int fields, const int *owner);
 /* APP_OK unless the process runs under mpirun with several ranks (a
  * command that does not shard its work: the error is printed). */
 int app_single_process(const char *cmd);

@@ -147,6 +147,59 @@ Test(attack_cmds, attrib_selection_attack_k_and_random_start) {
     cJSON_Delete(k), cJSON_Delete(t), cJSON_Delete(r1), cJSON_Delete(r2);
 }
 
+/* The chunk sizes attrib reports on stderr ("(R rows a step)"), in order;
+ * the count. */
+static int chunk_rows(const char *err, int *rows, int cap) {
+    int n = 0;
+    for (const char *p = err; (p = strstr(p, " rows a step)")) && n < cap; p++) {
+        const char *q = p;
+        while (q > err && q[-1] >= '0' && q[-1] <= '9') q--;
+        rows[n++] = atoi(q);
+    }
+    return n;
+}
+
+/* attrib attacks only the correctly classified images, in chunks of the
+ * attack batch (4) and then the remainder's binary digits, each by the
+ * attack step of that size: no row is padding. An image's result does not
+ * depend on its chunk: the first 9 images give the same rows attacked as 9
+ * and as 12 (other chunks), with a random start too (keyed by the image). */
+Test(attack_cmds, attrib_attacks_exact_chunks_of_the_classified_images) {
+    char dir[PATH_MAX];
+    const char *exe = trained_mlp(dir, sizeof dir);
+    for (int rs = 0; rs < 2; rs++) {
+        char j9[PATH_MAX], j12[PATH_MAX];
+        snprintf(j9, sizeof j9, "%s", in_dir(rs ? "rs9.json" : "n9.json"));
+        snprintf(j12, sizeof j12, "%s", in_dir(rs ? "rs12.json" : "n12.json"));
+        Result a = run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "9", "--steps", "3", "--json", j9,
+                       rs ? "--random-start" : "--k", rs ? "--random-start" : "100");
+        cr_assert_eq(a.rc, 0, "%s", a.err);
+        result_ok(run(exe, "attrib", "--out", dir, "--data", "mnist", "--n", "12", "--steps", "3", "--json", j12,
+                      rs ? "--random-start" : "--k", rs ? "--random-start" : "100"),
+                  "attrib --n 12");
+        cJSON *x = json_load(j9), *y = json_load(j12);
+        int attacked = (int)json_num(x, "attacked"), rows[16], n = chunk_rows(a.err, rows, 16), sum = 0;
+        cr_assert_gt(attacked, 4, "only %d of 9 images classified correctly", attacked);
+        for (int i = 0; i < n; i++) {
+            int want = i < attacked / 4 ? 4 : 0;
+            if (!want) /* the remainder's binary digits, largest first */
+                for (int b = 2, rest = attacked % 4 - (sum - attacked / 4 * 4); b >= 0 && !want; b--)
+                    if (rest & (1 << b)) want = 1 << b;
+            cr_expect_eq(rows[i], want, "chunk %d has %d rows, not %d (%d attacked)", i, rows[i], want, attacked);
+            sum += rows[i];
+        }
+        cr_expect_eq(sum, attacked, "the chunks hold %d rows for %d attacked images:\n%s", sum, attacked, a.err);
+        double t9[16], k9[16], t12[16], k12[16];
+        int n9 = image_rows(x, t9, k9, 16);
+        cr_assert_geq(image_rows(y, t12, k12, 16), n9);
+        for (int i = 0; i < n9; i++)
+            cr_expect(t9[i] == t12[i] && k9[i] == k12[i], "attacked image %d: %g/%g among 9, %g/%g among 12", i,
+                      t9[i], k9[i], t12[i], k12[i]);
+        result_free(&a);
+        cJSON_Delete(x), cJSON_Delete(y);
+    }
+}
+
 Test(attack_cmds, consistency_is_one_at_eps_zero_and_below_one_under_attack) {
     char dir[PATH_MAX];
     const char *exe = trained_mlp(dir, sizeof dir);
