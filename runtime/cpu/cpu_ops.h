@@ -85,5 +85,10 @@ size_t cpu_op_scratch_bytes(CpuOp op, CpuDtype dt, const int64_t *args, int thre
  * thread across calls; a pool's workers free theirs when tp_free joins
  * them). The next call grows it again. */
 void cpu_ops_release(void);
+/* Whether f32 2x2 stride-2 max pooling uses its AVX-512 kernel (the default
+ * where the CPU has it; bitwise the scalar kernel's results). Returns the
+ * setting in effect: false when on is, but the CPU lacks AVX-512. For tests
+ * and benchmarks; not thread-safe against running pooling. */
+bool cpu_pool_set_simd(bool on);
 
 #endif

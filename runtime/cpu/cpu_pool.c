@@ -6,9 +6,15 @@
  * pooling's padding adds 0 and counts in the divisor with
  * count_include_pad. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "runtime/cpu/cpu_ops_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define POOL_HAVE_AVX512 1
+#endif
 
 typedef struct {
     int64_t N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW; /* the args' order */
@@ -153,6 +159,114 @@ DEF_POOL(double, f64)
 DEF_POOL2(float, f32)
 DEF_POOL2(double, f64)
 
+/* The f32 2x2 stride-2 kernel in AVX-512, 16 windows of a row pair per
+ * iteration, bitwise the scalar kernel's results: the even and odd columns
+ * of both rows are split into four vectors (the windows' elements in
+ * row-major order), and win4's rule runs lane-wise (a candidate takes over
+ * when the best so far is not NaN and it is NaN or greater). The runtime
+ * library is built for any x86-64, so this is compiled for AVX-512 alone
+ * and chosen when the CPU has it. Pooling was 13% of SmallCNN's standard
+ * step in the scalar kernel (about 16 cycles a window). */
+#ifdef POOL_HAVE_AVX512
+#define AVX512 __attribute__((target("avx512f")))
+
+/* Columns [2 c0, 2 c0 + 2n) of row r split into even and odd ones. */
+AVX512 static inline void split16(const float *r, int64_t c0, int n, __m512 *even, __m512 *odd) {
+    __mmask16 lo = (__mmask16)(n >= 8 ? 0xffff : (1u << (2 * n)) - 1);
+    __mmask16 hi = (__mmask16)(n <= 8 ? 0 : (1u << (2 * (n - 8))) - 1);
+    __m512 a = _mm512_maskz_loadu_ps(lo, r + 2 * c0), b = _mm512_maskz_loadu_ps(hi, r + 2 * c0 + 16);
+    const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    *even = _mm512_permutex2var_ps(a, ie, b);
+    *odd = _mm512_permutex2var_ps(a, io, b);
+}
+
+/* Interleaves even and odd columns back into row r's [2 c0, 2 c0 + 2n). */
+AVX512 static inline void merge16(float *r, int64_t c0, int n, __m512 even, __m512 odd) {
+    __mmask16 lo = (__mmask16)(n >= 8 ? 0xffff : (1u << (2 * n)) - 1);
+    __mmask16 hi = (__mmask16)(n <= 8 ? 0 : (1u << (2 * (n - 8))) - 1);
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    _mm512_mask_storeu_ps(r + 2 * c0, lo, _mm512_permutex2var_ps(even, il, odd));
+    _mm512_mask_storeu_ps(r + 2 * c0 + 16, hi, _mm512_permutex2var_ps(even, ih, odd));
+}
+
+AVX512 static void pool2_avx512(const Job *j, int64_t begin, int64_t end) {
+    const Geom *g = &j->g;
+    int64_t W = g->W, HW = g->H * W, OHW = g->OH * g->OW;
+    bool ragged = g->H != 2 * g->OH || W != 2 * g->OW;
+    float *out = j->out;
+    for (int64_t p = begin; p < end; p++) {
+        const float *x = (const float *)j->in0 + p * HW, *src = (const float *)j->in1;
+        if (j->kind == POOL_MAX_BWD && ragged) memset(out + p * HW, 0, (size_t)HW * sizeof(float));
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t c0 = 0; c0 < g->OW; c0 += 16) {
+                int n = g->OW - c0 < 16 ? (int)(g->OW - c0) : 16;
+                __mmask16 m = (__mmask16)((1u << n) - 1);
+                const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+                __m512 v[4];
+                split16(r0, c0, n, &v[0], &v[1]);
+                split16(r1, c0, n, &v[2], &v[3]);
+                __m512 best = v[0];
+                __m512i k = _mm512_setzero_si512();
+                for (int i = 1; i < 4; i++) {
+                    __mmask16 t = _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q) &
+                                  (_mm512_cmp_ps_mask(v[i], v[i], _CMP_UNORD_Q) |
+                                   _mm512_cmp_ps_mask(v[i], best, _CMP_GT_OQ));
+                    best = _mm512_mask_mov_ps(best, t, v[i]);
+                    k = _mm512_mask_mov_epi32(k, t, _mm512_set1_epi32(i));
+                }
+                int64_t w = p * OHW + oh * g->OW + c0;
+                if (j->kind == POOL_MAX) {
+                    _mm512_mask_storeu_ps(out + w, m, best);
+                    continue;
+                }
+                __m512 d[4];
+                if (j->kind == POOL_MAX_SELECT) { /* the winner's element of src */
+                    split16(src + p * HW + 2 * oh * W, c0, n, &d[0], &d[1]);
+                    split16(src + p * HW + 2 * oh * W + W, c0, n, &d[2], &d[3]);
+                    __m512 sel = d[0];
+                    for (int i = 1; i < 4; i++)
+                        sel = _mm512_mask_mov_ps(sel, _mm512_cmpeq_epi32_mask(k, _mm512_set1_epi32(i)), d[i]);
+                    _mm512_mask_storeu_ps(out + w, m, sel);
+                    continue;
+                }
+                /* backward: 0 + dy at the winner, 0 elsewhere */
+                __m512 dy = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, src + w));
+                for (int i = 0; i < 4; i++)
+                    d[i] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, _mm512_set1_epi32(i)), dy);
+                merge16(out + p * HW + 2 * oh * W, c0, n, d[0], d[1]);
+                merge16(out + p * HW + 2 * oh * W + W, c0, n, d[2], d[3]);
+            }
+    }
+}
+
+static void pool2_avx512_range(void *ctx, int64_t begin, int64_t end) { pool2_avx512(ctx, begin, end); }
+#endif
+
+/* 1: the AVX-512 kernel where the CPU has it; 0: the scalar one; -1 not
+ * yet asked. */
+static int g_simd = -1;
+
+static bool use_simd(void) {
+#ifdef POOL_HAVE_AVX512
+    if (g_simd < 0) {
+        __builtin_cpu_init();
+        g_simd = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return g_simd == 1;
+#else
+    return false;
+#endif
+}
+
+bool cpu_pool_set_simd(bool on) {
+    g_simd = -1;
+    bool have = on && use_simd();
+    g_simd = have;
+    return have;
+}
+
 static void pool_f32_range(void *ctx, int64_t begin, int64_t end) { pool_f32(ctx, begin, end); }
 static void pool_f64_range(void *ctx, int64_t begin, int64_t end) { pool_f64(ctx, begin, end); }
 static void pool2_f32_range(void *ctx, int64_t begin, int64_t end) { pool2_f32(ctx, begin, end); }
@@ -176,6 +290,9 @@ static void pool_run(ThreadPool *pool, PoolKind kind, CpuDtype dt, const int64_t
     int64_t grain = taps >= 16384 ? 1 : 16384 / taps;
     TpRangeFn fn = tiles_2x2(&j) ? (dt == CPU_F32 ? pool2_f32_range : pool2_f64_range)
                                  : (dt == CPU_F32 ? pool_f32_range : pool_f64_range);
+#ifdef POOL_HAVE_AVX512
+    if (fn == pool2_f32_range && use_simd()) fn = pool2_avx512_range;
+#endif
     tp_parallel_for(pool, j.g.N * j.g.C, grain, fn, &j);
 }
 

@@ -310,6 +310,8 @@ static const Pool POOLS[] = {
     {2, 2, 5, 7, 5, 5, 1, 1, 2, 2},   /* 5x5 windows, padding 2 */
     {1, 3, 9, 11, 3, 2, 3, 1, 1, 0},  /* stride larger than kernel height */
     {1, 2, 4, 4, 2, 2, 1, 1, 2, 2},   /* corner windows hold only padding */
+    {2, 2, 8, 40, 2, 2, 2, 2, 0, 0},  /* 2x2/2, rows of 20 windows: 16 + 4 */
+    {1, 3, 9, 67, 2, 2, 2, 2, 0, 0},  /* 2x2/2, 33 windows a row and a ragged edge */
 };
 
 static void pool_args(const Pool *p, int64_t *a, bool padded) {
@@ -385,15 +387,22 @@ static void pool_case(const Pool *p, CpuDtype dt, int mode, ThreadPool *const *p
     }
 }
 
+/* Every case with the f32 2x2/2 kernel in AVX-512 (where the CPU has it)
+ * and in scalar code: both exact against the oracle, ties and NaN too. */
 Test(cpu_ops, pool_matches_interp) {
     uint64_t seed = 3;
     ThreadPool *pools[NTHREADS];
     for (int t = 0; t < NTHREADS; t++) pools[t] = tp_new(THREADS[t]);
-    for (size_t c = 0; c < sizeof POOLS / sizeof *POOLS; c++)
-        for (int mode = 0; mode < 3; mode++) {
-            pool_case(&POOLS[c], CPU_F32, mode, pools, &seed);
-            pool_case(&POOLS[c], CPU_F64, mode, pools, &seed);
-        }
+    for (int simd = 1; simd >= 0; simd--) {
+        bool on = cpu_pool_set_simd(simd);
+        if (simd && !on) fprintf(stderr, "pool_matches_interp: no AVX-512 here, scalar only\n");
+        for (size_t c = 0; c < sizeof POOLS / sizeof *POOLS; c++)
+            for (int mode = 0; mode < 3; mode++) {
+                pool_case(&POOLS[c], CPU_F32, mode, pools, &seed);
+                pool_case(&POOLS[c], CPU_F64, mode, pools, &seed);
+            }
+    }
+    cpu_pool_set_simd(true);
     for (int t = 0; t < NTHREADS; t++) tp_free(pools[t]);
     cpu_ops_release();
 }
