@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "ir/print.h"
@@ -75,6 +76,7 @@ static bool dump(Module *m, const PipelineOptions *o, int index, const char *pas
     FILE *out = o->dump_out ? o->dump_out : stdout;
     char path[4096];
     if (o->dump_dir) {
+        mkdir(o->dump_dir, 0777); /* as the backend's dumps do; exists already is fine */
         snprintf(path, sizeof path, "%s/%03d.%s.%s", o->dump_dir, index, pass,
                  o->dump_dot ? "dot" : "ir");
         out = fopen(path, "w");

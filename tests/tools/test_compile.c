@@ -128,6 +128,20 @@ Test(compile, dump_dir) {
     cr_expect_gt(kernels, 0, "no kernels/*.k in %s", p);
 }
 
+/* --dump-after into a --dump-dir that does not exist yet: the pass dumps
+ * come first, and they make the directory too. */
+Test(compile, dump_after_into_a_new_dir) {
+    const char *dir = in_dir("fresh");
+    Result r = igrc("compile", src_path(MLP), "--batch", "16", "-o", in_dir("mlp2"), "--dump-dir", dir,
+                    "--dump-after", "licm");
+    expect_ok(&r, "--dump-after licm --dump-dir (new)");
+    done(&r);
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/006.licm.ir", dir);
+    cr_expect_eq(access(p, R_OK), 0, "no %s", p);
+    if (access(p, R_OK) == 0) cr_expect(file_has(p, "func @train_step"), "%s lacks train_step", p);
+}
+
 Test(compile, bad_input) {
     expect_bad(igrc("compile", in_dir("missing.json"), "-o", in_dir("m")), "missing.json", NULL);
     expect_bad(igrc("compile", src_path(MLP), "--target", "tpu", "-o", in_dir("m")), "tpu",
