@@ -106,11 +106,12 @@ static int check_plan(const char *model, const PlanFunc *pl, const PFunc *pf, in
     return bad;
 }
 
-static void check_model(const char *rel, int64_t batch) {
+/* Model file rel (under the source tree) through the frontend (settings
+ * defs, batch), the pipeline and codegen into *c; the module to free. */
+static Module *build_model(const char *rel, const char *const *defs, int ndefs, int64_t batch, Compiled *c) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", source_dir(), rel);
-    double t0 = now_s();
-    FrontendOptions fo = {NULL, 0, batch};
+    FrontendOptions fo = {defs, ndefs, batch};
     Diag d;
     diag_init(&d);
     Module *m = frontend_load(path, &fo, &d);
@@ -118,9 +119,14 @@ static void check_model(const char *rel, int64_t batch) {
     PipelineOptions po;
     memset(&po, 0, sizeof po);
     cr_assert(pipeline_run(m, &po, &d), "%s: pipeline: %s", rel, d.msg);
+    cr_assert(codegen_build(m, c, &d), "%s: codegen_build: %s", rel, d.msg);
+    return m;
+}
+
+static void check_model(const char *rel, int64_t batch) {
+    double t0 = now_s();
     Compiled c;
-    bool ok = codegen_build(m, &c, &d);
-    cr_assert(ok, "%s: codegen_build: %s", rel, d.msg);
+    Module *m = build_model(rel, NULL, 0, batch, &c);
     int bad = 0, refs = 0;
     const PlanFunc *shown = NULL; /* train_step, else the largest arena */
     for (int i = 0; i < c.prog->nfuncs; i++) {
@@ -179,19 +185,9 @@ Test(memplan, resnet18) { check_model("models/resnet18_trades_igr.json", 1); }
  * other reduce steps there), fc3's before conv1's, and convolution work
  * still follows the first one; train_step has none. */
 Test(memplan, reduce_steps_follow_their_gradients) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/models/mnist_smallcnn_standard.json", source_dir());
     const char *defs[] = {"train.micro_batch=2"};
-    FrontendOptions fo = {defs, 1, 4};
-    Diag d;
-    diag_init(&d);
-    Module *m = frontend_load(path, &fo, &d);
-    cr_assert(m, "%s", d.msg);
-    PipelineOptions po;
-    memset(&po, 0, sizeof po);
-    cr_assert(pipeline_run(m, &po, &d), "%s", d.msg);
     Compiled c;
-    cr_assert(codegen_build(m, &c, &d), "%s", d.msg);
+    Module *m = build_model("models/mnist_smallcnn_standard.json", defs, 1, 4, &c);
     const Program *p = c.prog;
     int fg = program_find_func(p, ENTRY_TRAIN_GRADS), ts = program_find_func(p, ENTRY_TRAIN_STEP);
     cr_assert(fg >= 0 && ts >= 0);
@@ -234,18 +230,8 @@ Test(memplan, reduce_steps_follow_their_gradients) {
  * (batch 128) and attrib_step (eval.attack_batch 16) launch the same conv1
  * ReLU kernel over 8x fewer elements, and no kernel is compiled twice. */
 Test(memplan, one_kernel_serves_every_batch_size) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/models/mnist_smallcnn_trades_igr.json", source_dir());
-    FrontendOptions fo = {NULL, 0, 128};
-    Diag d;
-    diag_init(&d);
-    Module *m = frontend_load(path, &fo, &d);
-    cr_assert(m, "%s", d.msg);
-    PipelineOptions po;
-    memset(&po, 0, sizeof po);
-    cr_assert(pipeline_run(m, &po, &d), "%s", d.msg);
     Compiled c;
-    cr_assert(codegen_build(m, &c, &d), "%s", d.msg);
+    Module *m = build_model("models/mnist_smallcnn_trades_igr.json", NULL, 0, 128, &c);
     const Program *p = c.prog;
     const PStep *relu[2] = {NULL, NULL};
     const char *fns[2] = {ENTRY_PREDICT, ENTRY_ATTRIB_STEP};
