@@ -30,7 +30,7 @@ static const SettingSpec TABLE[] = {
     {"eval.cw_kappa", SET_NUM, 0, INF, false, false, 50, NULL, "CW margin kappa (compiled into grad_cw)"},
     {"eval.ig_steps", SET_INT, 1, 100000, false, false, 100, NULL, "path points m of ig and of the attack's saliency (compiled in)"},
     {"eval.attack_ig_steps", SET_INT, 1, 100000, false, false, 100, NULL, "path points of the attack's softplus surrogate (compiled in)"},
-    {"eval.attack_batch", SET_INT, 1, 65536, false, false, 16, NULL, "rows of attrib_step (compiled in)"},
+    {"eval.attack_batch", SET_INT, 1, 65536, false, false, 16, NULL, "rows of attrib_step (compiled in; attrib_step.N at every power of two below it)"},
     {"eval.topk", SET_INT, 1, 1e9, false, false, 100, NULL, "k of the top-k intersection (100 MNIST, 1000 CIFAR-10)"},
     {"eval.attack_steps", SET_INT, 0, 1e6, false, false, 200, NULL, "steps of the IFIA attack"},
     {"eval.attack_alpha", SET_NUM, 0, INF, false, false, 0.01, NULL, "step size of the IFIA attack"},
