@@ -402,13 +402,18 @@ static int64_t classify(Attrib *a, const Program *p, const Dataset *d, int64_t n
         return -1;
     }
     const PFunc *fn = &p->funcs[f];
-    const PTensor *lt = &fn->outputs[app_find_output(fn, OUT_LOGITS)];
+    const int lo = app_find_output(fn, OUT_LOGITS);
+    const PTensor *lt = &fn->outputs[lo];
     int64_t B = fn->inputs[0].dim[0], count = 0;
+    if (ptensor_numel(&fn->inputs[0]) != B * a->img) {
+        fprintf(stderr, "error: the data's images (%" PRId64 " values) do not fit predict's x\n", a->img);
+        return -1;
+    }
     float *x = malloc(sizeof(float) * (size_t)(B * a->img));
     int32_t *y = malloc(sizeof(int32_t) * (size_t)B);
     void **outs = app_alloc_outputs(fn);
-    bool ok = x && y && outs && ptensor_numel(&fn->inputs[0]) == B * a->img;
-    if (!ok) fprintf(stderr, "error: out of memory, or predict's x does not fit the data\n");
+    bool ok = x && y && outs;
+    if (!ok) fprintf(stderr, "error: out of memory\n");
     for (int64_t first = 0; ok && first < n; first += B) {
         dataset_batch(d, NULL, first, B, false, x, y, NULL);
         const void *ins[] = {x};
@@ -417,8 +422,7 @@ static int64_t classify(Attrib *a, const Program *p, const Dataset *d, int64_t n
             double *v = a->results + (first + r) * ROW_FIELDS;
             memset(v, 0, ROW_FIELDS * sizeof(double));
             v[0] = 1, v[1] = y[r];
-            if (app_argmax(lt, outs[app_find_output(fn, OUT_LOGITS)], r, lt->dim[1]) == y[r])
-                idx[count++] = first + r;
+            if (app_argmax(lt, outs[lo], r, lt->dim[1]) == y[r]) idx[count++] = first + r;
         }
     }
     free(x);

@@ -183,14 +183,6 @@ void runner_init_params(Runner *r, uint32_t seed) {
 
 /* ---- construction ---- */
 
-/* Whether function fi is some loop's body (run inside its caller's call). */
-static bool is_loop_body(const Program *p, int fi) {
-    for (int g = 0; g < p->nfuncs; g++)
-        for (int s = 0; s < p->funcs[g].nsteps; s++)
-            if (p->funcs[g].steps[s].kind == PS_LOOP && p->funcs[g].steps[s].index == fi) return true;
-    return false;
-}
-
 /* Entry points run one at a time and leave nothing in their arenas (outputs
  * go to the caller's buffers), so they share one arena of the largest size:
  * a process that calls predict, grad_ce and attrib_step holds the largest
@@ -198,24 +190,24 @@ static bool is_loop_body(const Program *p, int fi) {
  * keeps an arena of its own. Adds the bytes to *mem. */
 static bool alloc_arenas(Runner *r, int64_t *mem) {
     const Program *p = r->p;
+    bool *body = calloc((size_t)p->nfuncs, sizeof *body); /* some loop step runs it */
+    if (!body) return false;
+    for (int g = 0; g < p->nfuncs; g++)
+        for (int s = 0; s < p->funcs[g].nsteps; s++)
+            if (p->funcs[g].steps[s].kind == PS_LOOP) body[p->funcs[g].steps[s].index] = true;
     for (int fi = 0; fi < p->nfuncs; fi++)
-        if (!is_loop_body(p, fi) && p->funcs[fi].arena_bytes > r->shared_bytes)
-            r->shared_bytes = p->funcs[fi].arena_bytes;
-    if (r->shared_bytes > 0) {
-        if (!(r->shared = alloc_arena((size_t)r->shared_bytes))) return false;
-        *mem += r->shared_bytes;
-    }
-    for (int fi = 0; fi < p->nfuncs; fi++) {
+        if (!body[fi] && p->funcs[fi].arena_bytes > r->shared_bytes) r->shared_bytes = p->funcs[fi].arena_bytes;
+    bool ok = r->shared_bytes == 0 || (r->shared = alloc_arena((size_t)r->shared_bytes)) != NULL;
+    *mem += r->shared_bytes;
+    for (int fi = 0; ok && fi < p->nfuncs; fi++) {
         const PFunc *f = &p->funcs[fi];
         if (f->arena_bytes <= 0) continue;
-        if (!is_loop_body(p, fi)) {
-            r->arenas[fi] = r->shared;
-            continue;
-        }
-        if (!(r->arenas[fi] = alloc_arena((size_t)f->arena_bytes))) return false;
-        *mem += f->arena_bytes;
+        r->arenas[fi] = body[fi] ? alloc_arena((size_t)f->arena_bytes) : r->shared;
+        ok = r->arenas[fi] != NULL;
+        if (body[fi]) *mem += f->arena_bytes;
     }
-    return true;
+    free(body);
+    return ok;
 }
 
 Runner *runner_new(const Program *p, const PKernelFn *kernels, int nkernels, int threads,
